@@ -1,0 +1,1 @@
+//! Recursive-descent parser for CEL. (being written)
