@@ -331,6 +331,14 @@ pub(crate) fn pointer_escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// A pointer written as `/a/b` whose last segment may need escaping.
+pub(crate) fn pointer_path(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((head, last)) => format!("{head}/{}", pointer_escape(last)),
+        None => path.to_string(),
+    }
+}
+
 /// The error returned when compiling fails: every diagnostic found, in document order.
 #[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[error("{}", render_all(.diagnostics))]

@@ -14,3 +14,11 @@ pub use id::{ContactId, EventId, EventTypeIndex, EventTypeName, RuleId, ScoreId}
 pub use limits::Limits;
 pub use time::{Duration, TimeError, Timestamp};
 pub use value::{Kind, Map, Type, Value};
+pub mod schema;
+pub use schema::{Contact, Event, RecordError, Schema};
+pub mod def;
+mod document;
+mod filter;
+mod index;
+pub mod program;
+pub use program::{MatchScratch, Matches, Program, Rule, RuleIndexId};

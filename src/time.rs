@@ -1,8 +1,33 @@
 //! Timestamps and durations: compact inside (seconds + nanoseconds), chrono at the edges.
 //!
-//! STUB: the implementation is being written; signatures are fixed.
+//! The semantics follow CEL (`google.protobuf.Timestamp` and `google.protobuf.Duration` as
+//! described in the CEL language definition):
+//!
+//! * a [`Timestamp`] is an instant between `0001-01-01T00:00:00Z` and
+//!   `9999-12-31T23:59:59.999999999Z` inclusive, with nanosecond precision;
+//! * a [`Duration`] is a signed span within ±315,576,000,000.999999999 seconds (the range of
+//!   `google.protobuf.Duration`, about ±10,000 years), with nanosecond precision;
+//! * all arithmetic is exact (integer nanoseconds) and range-checked: nothing here panics or
+//!   silently wraps.
+//!
+//! Text forms: timestamps are RFC 3339 (`2009-02-13T23:31:30Z`), durations use the Go/CEL
+//! syntax on input (`1h2m3.5s`) and CEL's canonical seconds form on output (`3723.5s`).
+//!
+//! ```
+//! use nurture::time::{Duration, TimeComponent, TimeZone, Timestamp};
+//!
+//! let t = Timestamp::parse("2009-02-13T23:31:30Z").unwrap();
+//! let d = Duration::parse("1h30m").unwrap();
+//! assert_eq!(t.checked_add(d).unwrap().to_string(), "2009-02-14T01:01:30Z");
+//! let sydney = TimeZone::parse("Australia/Sydney").unwrap();
+//! assert_eq!(t.component(TimeComponent::Date, Some(sydney)), 14);
+//! assert_eq!(d.to_string(), "5400s");
+//! ```
 
 use std::fmt;
+use std::str::FromStr;
+
+use chrono::{Datelike, Offset as _, TimeZone as _, Timelike};
 
 /// Errors from building, parsing or computing with times.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +54,10 @@ pub struct Timestamp {
 
 /// A signed span of time with nanosecond precision, within CEL's range (about ±10,000
 /// years).
+///
+/// Stored in floor form: `secs` is the floor of the span in seconds and `nanos` is in
+/// `0..1_000_000_000`, so `as_nanos() == secs * 1e9 + nanos` and the derived ordering is the
+/// numeric ordering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration {
     secs: i64,
@@ -69,18 +98,181 @@ pub enum TimeComponent {
     Milliseconds,
 }
 
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Total nanoseconds of [`Timestamp::MIN`] since the epoch.
+const TS_MIN_NANOS: i128 = -62_135_596_800 * NANOS_PER_SEC;
+/// Total nanoseconds of [`Timestamp::MAX`] since the epoch.
+const TS_MAX_NANOS: i128 = 253_402_300_799 * NANOS_PER_SEC + 999_999_999;
+/// Largest magnitude of a duration, in nanoseconds.
+const DUR_MAX_NANOS: i128 = 315_576_000_000 * NANOS_PER_SEC + 999_999_999;
+
+/// Longest piece of offending input quoted in an error message.
+const QUOTE_LIMIT: usize = 64;
+
+/// Quotes (a prefix of) `text` for an error message.
+fn quote(text: &str) -> String {
+    if text.len() <= QUOTE_LIMIT {
+        return format!("`{text}`");
+    }
+    let mut end = QUOTE_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("`{}…`", &text[..end])
+}
+
+fn invalid(what: &str, text: &str) -> TimeError {
+    TimeError::Invalid(format!("{what} in {}", quote(text)))
+}
+
+/// Splits total nanoseconds into floor seconds and nanoseconds in `0..1e9`. The caller
+/// guarantees the seconds fit in `i64` (all callers range-check first).
+fn split_nanos(total: i128) -> (i64, u32) {
+    let secs = total.div_euclid(NANOS_PER_SEC);
+    let nanos = total.rem_euclid(NANOS_PER_SEC);
+    // Both conversions are lossless for range-checked values.
+    (secs as i64, nanos as u32)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (year 0 = 1 BC is allowed).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn is_leap_year(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap_year(year) => 29,
+        _ => 28,
+    }
+}
+
+/// Writes the shortest of 0, 3, 6 or 9 fractional digits that represents `nanos` exactly
+/// (nothing at all when `nanos` is zero).
+fn write_fraction_369(f: &mut fmt::Formatter<'_>, nanos: u32) -> fmt::Result {
+    if nanos == 0 {
+        Ok(())
+    } else if nanos % 1_000_000 == 0 {
+        write!(f, ".{:03}", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        write!(f, ".{:06}", nanos / 1_000)
+    } else {
+        write!(f, ".{nanos:09}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Timestamp
+// ---------------------------------------------------------------------------------------
+
 impl Timestamp {
     /// 0001-01-01T00:00:00Z
-    pub const MIN: Timestamp = Timestamp { secs: -62_135_596_800, nanos: 0 };
+    pub const MIN: Timestamp = Timestamp {
+        secs: -62_135_596_800,
+        nanos: 0,
+    };
     /// 9999-12-31T23:59:59.999999999Z
-    pub const MAX: Timestamp = Timestamp { secs: 253_402_300_799, nanos: 999_999_999 };
+    pub const MAX: Timestamp = Timestamp {
+        secs: 253_402_300_799,
+        nanos: 999_999_999,
+    };
     /// The Unix epoch.
     pub const UNIX_EPOCH: Timestamp = Timestamp { secs: 0, nanos: 0 };
 
     /// From seconds and nanoseconds since the Unix epoch.
+    ///
+    /// `nanos` of a second or more carry into `secs`. Fails with
+    /// [`TimeError::OutOfRange`] outside [`Timestamp::MIN`] ..= [`Timestamp::MAX`].
+    ///
+    /// ```
+    /// use nurture::time::Timestamp;
+    /// let t = Timestamp::from_unix(1_234_567_890, 0).unwrap();
+    /// assert_eq!(t.to_string(), "2009-02-13T23:31:30Z");
+    /// assert!(Timestamp::from_unix(253_402_300_800, 0).is_err());
+    /// ```
     pub fn from_unix(secs: i64, nanos: u32) -> Result<Timestamp, TimeError> {
-        let _ = (secs, nanos);
-        todo!()
+        Timestamp::from_unix_nanos(i128::from(secs) * NANOS_PER_SEC + i128::from(nanos))
+    }
+    /// From whole seconds since the Unix epoch, range-checked.
+    pub fn from_unix_seconds(secs: i64) -> Result<Timestamp, TimeError> {
+        Timestamp::from_unix(secs, 0)
+    }
+    /// From milliseconds since the Unix epoch, range-checked.
+    pub fn from_unix_millis(millis: i64) -> Result<Timestamp, TimeError> {
+        Timestamp::from_unix_nanos(i128::from(millis) * 1_000_000)
+    }
+    /// From nanoseconds since the Unix epoch, range-checked.
+    pub fn from_unix_nanos(nanos: i128) -> Result<Timestamp, TimeError> {
+        if !(TS_MIN_NANOS..=TS_MAX_NANOS).contains(&nanos) {
+            return Err(TimeError::OutOfRange);
+        }
+        let (secs, nanos) = split_nanos(nanos);
+        Ok(Timestamp { secs, nanos })
+    }
+    /// From a UTC calendar date and clock time (whole seconds).
+    ///
+    /// Fails with [`TimeError::Invalid`] for an impossible date or time (month 13,
+    /// February 30, hour 24, second 60) and with [`TimeError::OutOfRange`] for a year
+    /// outside 1..=9999.
+    ///
+    /// ```
+    /// use nurture::time::Timestamp;
+    /// let t = Timestamp::from_ymd_hms(2009, 2, 13, 23, 31, 30).unwrap();
+    /// assert_eq!(t.unix_seconds(), 1_234_567_890);
+    /// ```
+    pub fn from_ymd_hms(
+        year: i32,
+        month: u32,
+        day: u32,
+        hour: u32,
+        minute: u32,
+        second: u32,
+    ) -> Result<Timestamp, TimeError> {
+        let year = i64::from(year);
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return Err(TimeError::Invalid(format!(
+                "no such date and time: {year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+            )));
+        }
+        if !(1..=9999).contains(&year) {
+            return Err(TimeError::OutOfRange);
+        }
+        let secs = days_from_civil(year, month, day) * SECS_PER_DAY
+            + i64::from(hour * 3600 + minute * 60 + second);
+        Timestamp::from_unix(secs, 0)
     }
     /// Whole seconds since the epoch (floor).
     pub fn unix_seconds(self) -> i64 {
@@ -90,68 +282,1836 @@ impl Timestamp {
     pub fn subsec_nanos(self) -> u32 {
         self.nanos
     }
+    /// Milliseconds since the epoch (floor).
+    pub fn unix_millis(self) -> i128 {
+        self.unix_nanos().div_euclid(1_000_000)
+    }
+    /// Nanoseconds since the epoch.
+    pub fn unix_nanos(self) -> i128 {
+        i128::from(self.secs) * NANOS_PER_SEC + i128::from(self.nanos)
+    }
     /// Parses RFC 3339.
+    ///
+    /// Accepts `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with `t` and `z` also in lower
+    /// case. Fractional digits beyond the ninth are truncated (as Go's parser does); leap
+    /// seconds (`:60`) are rejected. The instant must lie within
+    /// [`Timestamp::MIN`] ..= [`Timestamp::MAX`] after applying the offset, so
+    /// `0000-12-31T23:00:00-01:00` is accepted while `10000-01-01T00:00:00Z` fails with
+    /// [`TimeError::OutOfRange`]. Never panics.
+    ///
+    /// ```
+    /// use nurture::time::Timestamp;
+    /// let t = Timestamp::parse("2009-02-14T00:31:30.5+01:00").unwrap();
+    /// assert_eq!(t.to_string(), "2009-02-13T23:31:30.500Z");
+    /// ```
     pub fn parse(text: &str) -> Result<Timestamp, TimeError> {
-        let _ = text;
-        todo!()
+        let mut p = Cursor {
+            b: text.as_bytes(),
+            i: 0,
+        };
+
+        // Year: exactly four digits in RFC 3339; a longer run of digits is a syntactically
+        // plausible year beyond 9999, reported as out of range once the rest checks out.
+        let year_digits = p.digit_run();
+        if year_digits.len() < 4 {
+            return Err(invalid("expected a four-digit year", text));
+        }
+        let year_too_long = year_digits.len() > 4;
+        let year = if year_too_long {
+            10_000
+        } else {
+            digits_value(year_digits) as i64
+        };
+        p.expect(b'-', "expected `-` after the year", text)?;
+        let month = p.two_digits("expected a two-digit month", text)?;
+        if !(1..=12).contains(&month) {
+            return Err(invalid("month out of range", text));
+        }
+        p.expect(b'-', "expected `-` after the month", text)?;
+        let day = p.two_digits("expected a two-digit day", text)?;
+        if day == 0 || day > days_in_month(year, month) {
+            return Err(invalid("day out of range", text));
+        }
+        if !(p.eat(b'T') || p.eat(b't')) {
+            return Err(invalid("expected `T` between date and time", text));
+        }
+        let hour = p.two_digits("expected a two-digit hour", text)?;
+        p.expect(b':', "expected `:` after the hour", text)?;
+        let minute = p.two_digits("expected two-digit minutes", text)?;
+        p.expect(b':', "expected `:` after the minutes", text)?;
+        let second = p.two_digits("expected two-digit seconds", text)?;
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(invalid("time of day out of range", text));
+        }
+        let mut nanos = 0u32;
+        if p.eat(b'.') {
+            let frac = p.digit_run();
+            if frac.is_empty() {
+                return Err(invalid("expected digits after `.`", text));
+            }
+            for k in 0..9 {
+                nanos = nanos * 10 + frac.get(k).map_or(0, |d| u32::from(d - b'0'));
+            }
+        }
+        let offset_secs: i64 = if p.eat(b'Z') || p.eat(b'z') {
+            0
+        } else {
+            let sign = if p.eat(b'+') {
+                1
+            } else if p.eat(b'-') {
+                -1
+            } else {
+                return Err(invalid("expected `Z` or a `±HH:MM` offset", text));
+            };
+            let oh = p.two_digits("expected a two-digit offset hour", text)?;
+            p.expect(b':', "expected `:` in the offset", text)?;
+            let om = p.two_digits("expected two-digit offset minutes", text)?;
+            if oh > 23 || om > 59 {
+                return Err(invalid("offset out of range", text));
+            }
+            sign * i64::from(oh * 3600 + om * 60)
+        };
+        if !p.at_end() {
+            return Err(invalid("unexpected text after the timestamp", text));
+        }
+        if year_too_long {
+            return Err(TimeError::OutOfRange);
+        }
+        let secs = days_from_civil(year, month, day) * SECS_PER_DAY
+            + i64::from(hour * 3600 + minute * 60 + second)
+            - offset_secs;
+        Timestamp::from_unix(secs, nanos)
     }
     /// `self + d`, range-checked.
     pub fn checked_add(self, d: Duration) -> Option<Timestamp> {
-        let _ = d;
-        todo!()
+        Timestamp::from_unix_nanos(self.unix_nanos() + d.as_nanos()).ok()
     }
     /// `self - d`, range-checked.
     pub fn checked_sub(self, d: Duration) -> Option<Timestamp> {
-        let _ = d;
-        todo!()
+        Timestamp::from_unix_nanos(self.unix_nanos() - d.as_nanos()).ok()
     }
     /// `self - earlier`, range-checked.
+    ///
+    /// Negative when `earlier` is in fact later. (Any two timestamps are less than 10,000
+    /// years apart, so with CEL's duration range this always succeeds.)
     pub fn duration_since(self, earlier: Timestamp) -> Option<Duration> {
-        let _ = earlier;
-        todo!()
+        Duration::from_nanos(self.unix_nanos() - earlier.unix_nanos()).ok()
     }
     /// A component in a time zone (UTC when `None`).
+    ///
+    /// Follows CEL's timestamp accessors: `Month`, `DayOfMonth` and `DayOfYear` are
+    /// 0-based, `Date` is 1-based, `DayOfWeek` is 0 for Sunday. Near the ends of the range
+    /// a zone may move the local date into year 0 or 10000; the proleptic Gregorian value
+    /// is returned (never panics).
+    ///
+    /// ```
+    /// use nurture::time::{TimeComponent, TimeZone, Timestamp};
+    /// let t = Timestamp::parse("2009-02-13T23:31:30Z").unwrap();
+    /// assert_eq!(t.component(TimeComponent::Hours, None), 23);
+    /// let plus2 = TimeZone::parse("02:00").unwrap();
+    /// assert_eq!(t.component(TimeComponent::Hours, Some(plus2)), 1);
+    /// ```
     pub fn component(self, c: TimeComponent, tz: Option<TimeZone>) -> i64 {
-        let _ = (c, tz);
-        todo!()
+        let local = match tz {
+            Some(tz) => tz.local_datetime(self),
+            None => chrono::DateTime::<chrono::Utc>::from(self).naive_utc(),
+        };
+        match c {
+            TimeComponent::FullYear => i64::from(local.year()),
+            TimeComponent::Month => i64::from(local.month0()),
+            TimeComponent::Date => i64::from(local.day()),
+            TimeComponent::DayOfMonth => i64::from(local.day0()),
+            TimeComponent::DayOfWeek => i64::from(local.weekday().num_days_from_sunday()),
+            TimeComponent::DayOfYear => i64::from(local.ordinal0()),
+            TimeComponent::Hours => i64::from(local.hour()),
+            TimeComponent::Minutes => i64::from(local.minute()),
+            TimeComponent::Seconds => i64::from(local.second()),
+            TimeComponent::Milliseconds => i64::from(self.nanos / 1_000_000),
+        }
+    }
+    /// This instant as a chrono UTC date-time.
+    pub fn to_chrono(self) -> chrono::DateTime<chrono::Utc> {
+        self.into()
     }
 }
+
+/// A byte cursor for the RFC 3339 parser.
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn eat(&mut self, c: u8) -> bool {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn expect(&mut self, c: u8, what: &str, text: &str) -> Result<(), TimeError> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(invalid(what, text))
+        }
+    }
+    fn digit_run(&mut self) -> &'a [u8] {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        &self.b[start..self.i]
+    }
+    fn two_digits(&mut self, what: &str, text: &str) -> Result<u32, TimeError> {
+        match self.b.get(self.i..self.i + 2) {
+            Some(&[a, b]) if a.is_ascii_digit() && b.is_ascii_digit() => {
+                self.i += 2;
+                Ok(u32::from(a - b'0') * 10 + u32::from(b - b'0'))
+            }
+            _ => Err(invalid(what, text)),
+        }
+    }
+    fn at_end(&self) -> bool {
+        self.i == self.b.len()
+    }
+}
+
+/// The value of a short run of ASCII digits (at most 18, so it cannot overflow).
+fn digits_value(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0, |acc, d| acc * 10 + u64::from(d - b'0'))
+}
+
+impl fmt::Display for Timestamp {
+    /// CEL's canonical form: RFC 3339 in UTC with `Z`, a four-digit year, and the shortest
+    /// of 0, 3, 6 or 9 fractional digits that is exact (as protobuf's JSON mapping does).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.secs.div_euclid(SECS_PER_DAY);
+        let sod = self.secs.rem_euclid(SECS_PER_DAY);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60
+        )?;
+        write_fraction_369(f, self.nanos)?;
+        f.write_str("Z")
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = TimeError;
+    fn from_str(s: &str) -> Result<Timestamp, TimeError> {
+        Timestamp::parse(s)
+    }
+}
+
+impl From<Timestamp> for chrono::DateTime<chrono::Utc> {
+    fn from(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
+        // Years 1..=9999 are well within chrono's range.
+        chrono::DateTime::from_timestamp(t.secs, t.nanos)
+            .expect("a Timestamp is always within chrono's range")
+    }
+}
+
+impl<Tz: chrono::TimeZone> TryFrom<chrono::DateTime<Tz>> for Timestamp {
+    type Error = TimeError;
+    /// Range-checked. A chrono leap second (`23:59:60.x`) carries into the next second.
+    fn try_from(dt: chrono::DateTime<Tz>) -> Result<Timestamp, TimeError> {
+        Timestamp::from_unix(dt.timestamp(), dt.timestamp_subsec_nanos())
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp string between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                Timestamp::parse(v)
+                    .map_err(|e| E::custom(format_args!("invalid timestamp {}: {e}", quote(v))))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Duration
+// ---------------------------------------------------------------------------------------
 
 impl Duration {
     /// Zero.
     pub const ZERO: Duration = Duration { secs: 0, nanos: 0 };
+    /// The longest positive duration: `315576000000.999999999s`.
+    pub const MAX: Duration = Duration {
+        secs: 315_576_000_000,
+        nanos: 999_999_999,
+    };
+    /// The longest negative duration: `-315576000000.999999999s`.
+    pub const MIN: Duration = Duration {
+        secs: -315_576_000_001,
+        nanos: 1,
+    };
+
     /// From total nanoseconds, range-checked.
     pub fn from_nanos(nanos: i128) -> Result<Duration, TimeError> {
-        let _ = nanos;
-        todo!()
+        if !(-DUR_MAX_NANOS..=DUR_MAX_NANOS).contains(&nanos) {
+            return Err(TimeError::OutOfRange);
+        }
+        let (secs, nanos) = split_nanos(nanos);
+        Ok(Duration { secs, nanos })
+    }
+    /// From whole seconds, range-checked.
+    pub fn from_secs(secs: i64) -> Result<Duration, TimeError> {
+        Duration::from_nanos(i128::from(secs) * NANOS_PER_SEC)
+    }
+    /// From milliseconds, range-checked.
+    pub fn from_millis(millis: i64) -> Result<Duration, TimeError> {
+        Duration::from_nanos(i128::from(millis) * 1_000_000)
+    }
+    /// From minutes, range-checked.
+    pub fn from_minutes(minutes: i64) -> Result<Duration, TimeError> {
+        Duration::from_nanos(i128::from(minutes) * 60 * NANOS_PER_SEC)
+    }
+    /// From hours, range-checked.
+    pub fn from_hours(hours: i64) -> Result<Duration, TimeError> {
+        Duration::from_nanos(i128::from(hours) * 3_600 * NANOS_PER_SEC)
+    }
+    /// From days of exactly 86,400 seconds, range-checked.
+    pub fn from_days(days: i64) -> Result<Duration, TimeError> {
+        Duration::from_nanos(i128::from(days) * i128::from(SECS_PER_DAY) * NANOS_PER_SEC)
     }
     /// Total nanoseconds.
     pub fn as_nanos(self) -> i128 {
         i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos)
     }
+    /// Seconds as a float (approximate for very long spans).
+    pub fn as_secs_f64(self) -> f64 {
+        self.secs as f64 + f64::from(self.nanos) / 1e9
+    }
+    /// Whether the span is below zero.
+    pub fn is_negative(self) -> bool {
+        self.secs < 0
+    }
+    /// `self + other`, range-checked.
+    pub fn checked_add(self, other: Duration) -> Option<Duration> {
+        Duration::from_nanos(self.as_nanos() + other.as_nanos()).ok()
+    }
+    /// `self - other`, range-checked.
+    pub fn checked_sub(self, other: Duration) -> Option<Duration> {
+        Duration::from_nanos(self.as_nanos() - other.as_nanos()).ok()
+    }
+    /// `-self`. The range is symmetric, so this always succeeds; the `Option` mirrors the
+    /// other checked operations.
+    pub fn checked_neg(self) -> Option<Duration> {
+        Duration::from_nanos(-self.as_nanos()).ok()
+    }
+    /// CEL `getHours()` on a duration: whole hours, truncated toward zero.
+    pub fn hours(self) -> i64 {
+        (self.as_nanos() / (3_600 * NANOS_PER_SEC)) as i64
+    }
+    /// CEL `getMinutes()` on a duration: whole minutes, truncated toward zero.
+    pub fn minutes(self) -> i64 {
+        (self.as_nanos() / (60 * NANOS_PER_SEC)) as i64
+    }
+    /// CEL `getSeconds()` on a duration: whole seconds, truncated toward zero.
+    pub fn seconds(self) -> i64 {
+        (self.as_nanos() / NANOS_PER_SEC) as i64
+    }
+    /// CEL `getMilliseconds()` on a duration, as the conformance suite and cel-cpp define
+    /// it: the millisecond part of the fraction, `-999..=999`, carrying the duration's sign
+    /// (`123.321456789s` → 321, `-123.321456789s` → -321; cel-cpp computes
+    /// `ToInt64Milliseconds(d) % 1000`, older cel-go `nanos / 1e6` on the protobuf form).
+    pub fn milliseconds_part(self) -> i64 {
+        (self.as_nanos() / 1_000_000 % 1_000) as i64
+    }
+    /// Whole milliseconds, truncated toward zero (what current cel-go returns for
+    /// `getMilliseconds()` on a duration).
+    pub fn total_milliseconds(self) -> i64 {
+        (self.as_nanos() / 1_000_000) as i64
+    }
     /// Parses `"1.5s"`, `"1h2m3s"`, `"-1ns"`.
+    ///
+    /// The Go / CEL syntax: an optional sign, then either `0` or one or more decimal numbers
+    /// (`12`, `1.5`, `.5`, `5.`) each followed by a unit: `h`, `m`, `s`, `ms`, `us`, `µs`,
+    /// `μs` or `ns`. The arithmetic is exact; the part of a fraction below one nanosecond
+    /// is truncated. Fails with [`TimeError::OutOfRange`] beyond ±315,576,000,000.999999999
+    /// seconds. Never panics.
+    ///
+    /// ```
+    /// use nurture::time::Duration;
+    /// assert_eq!(Duration::parse("1h2m3.5s").unwrap().to_string(), "3723.5s");
+    /// assert_eq!(Duration::parse("-1ns").unwrap().as_nanos(), -1);
+    /// ```
     pub fn parse(text: &str) -> Result<Duration, TimeError> {
-        let _ = text;
-        todo!()
+        let b = text.as_bytes();
+        let mut i = 0;
+        let mut negative = false;
+        if let Some(&c) = b.first() {
+            if c == b'-' || c == b'+' {
+                negative = c == b'-';
+                i = 1;
+            }
+        }
+        match &b[i..] {
+            b"0" => return Ok(Duration::ZERO),
+            b"" => return Err(invalid("empty duration", text)),
+            _ => {}
+        }
+        let mut total: i128 = 0;
+        let mut overflow = false;
+        while i < b.len() {
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            let int_digits = &b[start..i];
+            let mut frac_digits: &[u8] = &[];
+            if b.get(i) == Some(&b'.') {
+                i += 1;
+                let fstart = i;
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                frac_digits = &b[fstart..i];
+            }
+            if int_digits.is_empty() && frac_digits.is_empty() {
+                return Err(invalid("expected a number", text));
+            }
+            let ustart = i;
+            while b.get(i).is_some_and(|&c| c != b'.' && !c.is_ascii_digit()) {
+                i += 1;
+            }
+            // A unit is `c * 10^e` nanoseconds.
+            let (c, e): (u32, u32) = match &b[ustart..i] {
+                b"" => return Err(invalid("missing unit", text)),
+                b"ns" => (1, 0),
+                // `µs` (U+00B5 micro sign) and `μs` (U+03BC Greek mu), as in Go.
+                b"us" | [0xC2, 0xB5, b's'] | [0xCE, 0xBC, b's'] => (1, 3),
+                b"ms" => (1, 6),
+                b"s" => (1, 9),
+                b"m" => (6, 10),
+                b"h" => (36, 11),
+                _ => return Err(invalid("unknown unit", text)),
+            };
+            if overflow {
+                // Keep validating the syntax, so junk is reported as invalid.
+                continue;
+            }
+            match component_nanos(int_digits, frac_digits, c, e) {
+                Some(n) if total + n <= DUR_MAX_NANOS => total += n,
+                _ => overflow = true,
+            }
+        }
+        if overflow {
+            return Err(TimeError::OutOfRange);
+        }
+        Duration::from_nanos(if negative { -total } else { total })
     }
 }
 
-impl TimeZone {
-    /// Parses an IANA name or `[+-]HH:MM`.
-    pub fn parse(text: &str) -> Result<TimeZone, TimeError> {
-        let _ = text;
-        todo!()
+/// Exact value in nanoseconds of `int.frac` units of `c * 10^e` ns, with the fraction
+/// below a nanosecond truncated. `None` when larger than any valid duration.
+fn component_nanos(int_digits: &[u8], frac_digits: &[u8], c: u32, e: u32) -> Option<i128> {
+    let c = i128::from(c);
+    let unit = c * 10i128.pow(e);
+    // Integer part: more than 21 significant digits cannot be a valid duration (and
+    // keeps the multiplication below within i128).
+    let significant = match int_digits.iter().position(|&d| d != b'0') {
+        Some(p) => &int_digits[p..],
+        None => &[],
+    };
+    if significant.len() > 21 {
+        return None;
     }
-}
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.secs, self.nanos)
+    let int_value = significant
+        .iter()
+        .fold(0i128, |acc, d| acc * 10 + i128::from(d - b'0'));
+    let mut n = int_value * unit;
+    // Fraction: the first `e` digits scale to whole nanoseconds exactly...
+    let e = e as usize;
+    let mut head: i128 = 0;
+    for k in 0..e {
+        head = head * 10 + frac_digits.get(k).map_or(0, |d| i128::from(d - b'0'));
     }
+    n += head * c;
+    // ...and the rest contributes floor(c * 0.rest), the carry out of multiplying the
+    // remaining digit string by `c`, computed exactly from the right.
+    if frac_digits.len() > e && c > 1 {
+        let carry = frac_digits[e..]
+            .iter()
+            .rev()
+            .fold(0i128, |carry, d| (i128::from(d - b'0') * c + carry) / 10);
+        n += carry;
+    }
+    Some(n)
 }
 
 impl fmt::Display for Duration {
+    /// CEL's canonical form: seconds with a `s` suffix and a fractional part only when
+    /// non-zero, without trailing zeros (`3600s`, `1.5s`, `-0.000000001s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}s", self.secs, self.nanos)
+        let total = self.as_nanos();
+        let abs = total.unsigned_abs();
+        let whole = abs / 1_000_000_000;
+        let mut frac = (abs % 1_000_000_000) as u32;
+        if total < 0 {
+            f.write_str("-")?;
+        }
+        write!(f, "{whole}")?;
+        if frac != 0 {
+            let mut width = 9;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            write!(f, ".{frac:0width$}")?;
+        }
+        f.write_str("s")
+    }
+}
+
+impl FromStr for Duration {
+    type Err = TimeError;
+    fn from_str(s: &str) -> Result<Duration, TimeError> {
+        Duration::parse(s)
+    }
+}
+
+impl From<Duration> for chrono::TimeDelta {
+    /// Always succeeds: chrono's range (about ±292 million years) covers CEL's.
+    fn from(d: Duration) -> chrono::TimeDelta {
+        chrono::TimeDelta::new(d.secs, d.nanos).expect("CEL durations fit in a TimeDelta")
+    }
+}
+
+impl TryFrom<chrono::TimeDelta> for Duration {
+    type Error = TimeError;
+    /// Range-checked.
+    fn try_from(d: chrono::TimeDelta) -> Result<Duration, TimeError> {
+        Duration::from_nanos(
+            i128::from(d.num_seconds()) * NANOS_PER_SEC + i128::from(d.subsec_nanos()),
+        )
+    }
+}
+
+impl TryFrom<std::time::Duration> for Duration {
+    type Error = TimeError;
+    /// Range-checked.
+    fn try_from(d: std::time::Duration) -> Result<Duration, TimeError> {
+        Duration::from_nanos(i128::from(d.as_secs()) * NANOS_PER_SEC + i128::from(d.subsec_nanos()))
+    }
+}
+
+impl TryFrom<Duration> for std::time::Duration {
+    type Error = TimeError;
+    /// Fails with [`TimeError::OutOfRange`] for a negative duration.
+    fn try_from(d: Duration) -> Result<std::time::Duration, TimeError> {
+        if d.secs < 0 {
+            return Err(TimeError::OutOfRange);
+        }
+        Ok(std::time::Duration::new(d.secs as u64, d.nanos))
+    }
+}
+
+impl serde::Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"1.5s\" or \"1h30m\", within ±315576000000.999999999s")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                Duration::parse(v)
+                    .map_err(|e| E::custom(format_args!("invalid duration {}: {e}", quote(v))))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TimeZone
+// ---------------------------------------------------------------------------------------
+
+impl TimeZone {
+    /// Coordinated Universal Time (the IANA zone `UTC`).
+    pub const UTC: TimeZone = TimeZone::Named(chrono_tz::Tz::UTC);
+
+    /// Parses an IANA name or `[+-]HH:MM`.
+    ///
+    /// Names are looked up (case-sensitively) in the IANA database bundled with
+    /// `chrono-tz`, including backward-compatible links such as `US/Central`. Offsets are
+    /// `[+|-]H[H]:MM` with hours up to 23 and minutes up to 59; without a sign the offset
+    /// is east of UTC (`02:00` means `+02:00`), and `-00:00` is UTC.
+    ///
+    /// ```
+    /// use nurture::time::TimeZone;
+    /// assert!(TimeZone::parse("Europe/Paris").is_ok());
+    /// assert_eq!(TimeZone::parse("-09:30").unwrap().to_string(), "-09:30");
+    /// assert!(TimeZone::parse("Mars/Olympus").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<TimeZone, TimeError> {
+        let unknown = || TimeError::UnknownTimeZone(text.chars().take(QUOTE_LIMIT).collect());
+        if text.contains(':') {
+            return parse_offset(text)
+                .and_then(chrono::FixedOffset::east_opt)
+                .map(TimeZone::Fixed)
+                .ok_or_else(unknown);
+        }
+        text.parse::<chrono_tz::Tz>()
+            .map(TimeZone::Named)
+            .map_err(|_| unknown())
+    }
+    /// The zone's offset from UTC at instant `t`, in seconds east of UTC.
+    pub fn offset_at(self, t: Timestamp) -> i32 {
+        match self {
+            TimeZone::Fixed(off) => off.local_minus_utc(),
+            TimeZone::Named(tz) => {
+                let utc = chrono::DateTime::<chrono::Utc>::from(t).naive_utc();
+                tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()
+            }
+        }
+    }
+    /// The wall-clock date and time in this zone at instant `t` (proleptic Gregorian; may
+    /// fall in year 0 or 10000 at the ends of the range).
+    pub fn local_datetime(self, t: Timestamp) -> chrono::NaiveDateTime {
+        let utc = chrono::DateTime::<chrono::Utc>::from(t).naive_utc();
+        let offset = chrono::TimeDelta::seconds(i64::from(self.offset_at(t)));
+        utc.checked_add_signed(offset)
+            .expect("within chrono's range")
+    }
+    /// The calendar date in this zone at instant `t`.
+    ///
+    /// ```
+    /// use nurture::time::{TimeZone, Timestamp};
+    /// let t = Timestamp::parse("2009-02-13T23:31:30Z").unwrap();
+    /// let sydney = TimeZone::parse("Australia/Sydney").unwrap();
+    /// assert_eq!(sydney.local_date(t).to_string(), "2009-02-14");
+    /// ```
+    pub fn local_date(self, t: Timestamp) -> chrono::NaiveDate {
+        self.local_datetime(t).date()
+    }
+    /// The instant at which this zone's wall clock shows `local`.
+    ///
+    /// When the wall-clock time occurs twice (clocks going back) the earlier instant is
+    /// chosen; when it is skipped (clocks going forward) it is moved forward by the length
+    /// of the gap, so `02:30` on a spring-forward night becomes `03:30` local time. Fails
+    /// with [`TimeError::OutOfRange`] outside the timestamp range.
+    ///
+    /// ```
+    /// use nurture::time::TimeZone;
+    /// let paris = TimeZone::parse("Europe/Paris").unwrap();
+    /// let local = chrono::NaiveDate::from_ymd_opt(2024, 3, 31)
+    ///     .unwrap()
+    ///     .and_hms_opt(2, 30, 0)
+    ///     .unwrap();
+    /// assert_eq!(paris.resolve_local(local).unwrap().to_string(), "2024-03-31T01:30:00Z");
+    /// ```
+    pub fn resolve_local(self, local: chrono::NaiveDateTime) -> Result<Timestamp, TimeError> {
+        use chrono::LocalResult;
+        // Year and range check first, so chrono sees only sane values.
+        if !(0..=10_000).contains(&local.year()) {
+            return Err(TimeError::OutOfRange);
+        }
+        let to_ts = |utc: chrono::NaiveDateTime| {
+            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(
+                utc,
+                chrono::Utc,
+            ))
+        };
+        let offset = match self {
+            TimeZone::Fixed(off) => off.local_minus_utc(),
+            TimeZone::Named(tz) => match tz.offset_from_local_datetime(&local) {
+                LocalResult::Single(off) => off.fix().local_minus_utc(),
+                LocalResult::Ambiguous(a, b) => {
+                    // The earlier instant has the larger offset.
+                    a.fix().local_minus_utc().max(b.fix().local_minus_utc())
+                }
+                LocalResult::None => {
+                    // In a gap: use the offset in force a day before, i.e. before the
+                    // transition, which lands after the gap by exactly its length.
+                    let before = local - chrono::TimeDelta::days(1);
+                    tz.offset_from_utc_datetime(&before).fix().local_minus_utc()
+                }
+            },
+        };
+        let utc = local - chrono::TimeDelta::seconds(i64::from(offset));
+        to_ts(utc)
+    }
+}
+
+/// Parses `[+|-]H[H]:MM` into seconds east of UTC.
+fn parse_offset(text: &str) -> Option<i32> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => (1, text),
+    };
+    let (h, m) = rest.split_once(':')?;
+    let all_digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    if !(1..=2).contains(&h.len()) || m.len() != 2 || !all_digits(h) || !all_digits(m) {
+        return None;
+    }
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60))
+}
+
+impl fmt::Display for TimeZone {
+    /// The IANA name, or the offset as `±HH:MM` (`±HH:MM:SS` if it has seconds).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeZone::Named(tz) => f.write_str(tz.name()),
+            TimeZone::Fixed(off) => {
+                let secs = off.local_minus_utc();
+                let sign = if secs < 0 { '-' } else { '+' };
+                let secs = secs.unsigned_abs();
+                write!(f, "{sign}{:02}:{:02}", secs / 3600, secs / 60 % 60)?;
+                if secs % 60 != 0 {
+                    write!(f, ":{:02}", secs % 60)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl FromStr for TimeZone {
+    type Err = TimeError;
+    fn from_str(s: &str) -> Result<TimeZone, TimeError> {
+        TimeZone::parse(s)
+    }
+}
+
+impl serde::Serialize for TimeZone {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TimeZone, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TimeZone;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an IANA time-zone name or a `±HH:MM` offset")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TimeZone, E> {
+                TimeZone::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+    fn dur(s: &str) -> Duration {
+        Duration::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+    fn tz(s: &str) -> Option<TimeZone> {
+        Some(TimeZone::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")))
+    }
+
+    // ----- Timestamp construction and range -------------------------------------------
+
+    #[test]
+    fn min_max_constants_match_their_text() {
+        assert_eq!(Timestamp::MIN.to_string(), "0001-01-01T00:00:00Z");
+        assert_eq!(Timestamp::MAX.to_string(), "9999-12-31T23:59:59.999999999Z");
+        assert_eq!(ts("0001-01-01T00:00:00Z"), Timestamp::MIN);
+        assert_eq!(ts("9999-12-31T23:59:59.999999999Z"), Timestamp::MAX);
+        assert_eq!(Timestamp::UNIX_EPOCH.to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::from_ymd_hms(1, 1, 1, 0, 0, 0),
+            Ok(Timestamp::MIN)
+        );
+        assert_eq!(
+            Timestamp::from_ymd_hms(9999, 12, 31, 23, 59, 59)
+                .unwrap()
+                .unix_seconds(),
+            Timestamp::MAX.unix_seconds()
+        );
+    }
+
+    #[test]
+    fn from_unix_range_checks() {
+        let min = Timestamp::MIN.unix_seconds();
+        let max = Timestamp::MAX.unix_seconds();
+        assert_eq!(Timestamp::from_unix(min, 0), Ok(Timestamp::MIN));
+        assert_eq!(
+            Timestamp::from_unix(min - 1, 999_999_999),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(Timestamp::from_unix(max, 999_999_999), Ok(Timestamp::MAX));
+        assert_eq!(Timestamp::from_unix(max + 1, 0), Err(TimeError::OutOfRange));
+        assert_eq!(
+            Timestamp::from_unix(i64::MAX, u32::MAX),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix(i64::MIN, 0),
+            Err(TimeError::OutOfRange)
+        );
+        // Nanoseconds carry.
+        let t = Timestamp::from_unix(10, 2_500_000_000).unwrap();
+        assert_eq!((t.unix_seconds(), t.subsec_nanos()), (12, 500_000_000));
+        assert_eq!(
+            Timestamp::from_unix(max, 1_000_000_000),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_seconds(1_234_567_890).unwrap(),
+            ts("2009-02-13T23:31:30Z")
+        );
+        assert_eq!(
+            Timestamp::from_unix_seconds(max + 1),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(-1).unwrap().to_string(),
+            "1969-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_nanos(Timestamp::MAX.unix_nanos() + 1),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_nanos(Timestamp::MIN.unix_nanos() - 1),
+            Err(TimeError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn unix_accessors() {
+        let t = ts("1969-12-31T23:59:59.9995Z");
+        assert_eq!(t.unix_seconds(), -1);
+        assert_eq!(t.subsec_nanos(), 999_500_000);
+        assert_eq!(t.unix_millis(), -1);
+        assert_eq!(t.unix_nanos(), -500_000);
+        assert_eq!(
+            ts("2009-02-13T23:31:30.123Z").unix_millis(),
+            1_234_567_890_123
+        );
+        assert_eq!(int_of(ts("2009-02-13T23:31:30Z")), 1_234_567_890);
+    }
+
+    fn int_of(t: Timestamp) -> i64 {
+        t.unix_seconds()
+    }
+
+    #[test]
+    fn from_ymd_hms_validates() {
+        assert_eq!(
+            Timestamp::from_ymd_hms(2024, 2, 29, 12, 0, 0)
+                .unwrap()
+                .to_string(),
+            "2024-02-29T12:00:00Z"
+        );
+        for (y, mo, d, h, mi, s) in [
+            (2023, 2, 29, 0, 0, 0),
+            (2024, 13, 1, 0, 0, 0),
+            (2024, 0, 1, 0, 0, 0),
+            (2024, 1, 0, 0, 0, 0),
+            (2024, 4, 31, 0, 0, 0),
+            (2024, 1, 1, 24, 0, 0),
+            (2024, 1, 1, 0, 60, 0),
+            (2024, 1, 1, 0, 0, 60),
+            (1900, 2, 29, 0, 0, 0),
+        ] {
+            assert!(
+                matches!(
+                    Timestamp::from_ymd_hms(y, mo, d, h, mi, s),
+                    Err(TimeError::Invalid(_))
+                ),
+                "{y}-{mo}-{d} {h}:{mi}:{s}"
+            );
+        }
+        assert_eq!(
+            Timestamp::from_ymd_hms(2000, 2, 29, 0, 0, 0)
+                .unwrap()
+                .to_string(),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            Timestamp::from_ymd_hms(0, 1, 1, 0, 0, 0),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_ymd_hms(10_000, 1, 1, 0, 0, 0),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_ymd_hms(i32::MIN, 1, 1, 0, 0, 0),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_ymd_hms(i32::MAX, 12, 31, 0, 0, 0),
+            Err(TimeError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn civil_conversion_agrees_with_chrono() {
+        // Every 997 days across the whole range, plus both ends.
+        let first = Timestamp::MIN.unix_seconds().div_euclid(SECS_PER_DAY);
+        let last = Timestamp::MAX.unix_seconds().div_euclid(SECS_PER_DAY);
+        let mut day = first;
+        loop {
+            let (y, m, d) = civil_from_days(day);
+            let c = chrono::DateTime::from_timestamp(day * SECS_PER_DAY, 0)
+                .unwrap()
+                .date_naive();
+            assert_eq!((y, m, d), (i64::from(c.year()), c.month(), c.day()));
+            assert_eq!(days_from_civil(y, m, d), day);
+            if day == last {
+                break;
+            }
+            day = (day + 997).min(last);
+        }
+    }
+
+    // ----- Timestamp parsing --------------------------------------------------------
+
+    #[test]
+    fn parse_rfc3339_forms() {
+        assert_eq!(ts("2009-02-13T23:31:30Z").unix_seconds(), 1_234_567_890);
+        assert_eq!(ts("2009-02-13t23:31:30z").unix_seconds(), 1_234_567_890);
+        assert_eq!(
+            ts("2009-02-14T00:31:30+01:00").unix_seconds(),
+            1_234_567_890
+        );
+        assert_eq!(
+            ts("2009-02-13T14:01:30-09:30").unix_seconds(),
+            1_234_567_890
+        );
+        assert_eq!(
+            ts("2009-02-13T23:31:30-00:00").unix_seconds(),
+            1_234_567_890
+        );
+        assert_eq!(ts("2009-02-13T23:31:30.5Z").subsec_nanos(), 500_000_000);
+        assert_eq!(ts("2009-02-13T23:31:30.000000001Z").subsec_nanos(), 1);
+        assert_eq!(
+            ts("2009-02-13T23:31:30.123456789Z").subsec_nanos(),
+            123_456_789
+        );
+        // Beyond nanoseconds: truncated, as Go does.
+        assert_eq!(
+            ts("2009-02-13T23:31:30.1234567899999Z").subsec_nanos(),
+            123_456_789
+        );
+        // Offsets may bring an out-of-range local date into range.
+        assert_eq!(ts("0000-12-31T23:00:00-01:00"), Timestamp::MIN);
+        assert_eq!(ts("9999-12-31T23:59:59.999999999Z"), Timestamp::MAX);
+        assert_eq!(
+            ts("2024-02-29T00:00:00Z").to_string(),
+            "2024-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn parse_rejects_out_of_range() {
+        for s in [
+            "10000-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
+            "99999999999999999999999999-01-01T00:00:00Z",
+        ] {
+            assert_eq!(Timestamp::parse(s), Err(TimeError::OutOfRange), "{s}");
+        }
+        // The last representable nanosecond on either side.
+        assert_eq!(ts("0001-01-01T00:00:00.000000000Z"), Timestamp::MIN);
+        assert_eq!(ts("0001-01-01T01:00:00+01:00"), Timestamp::MIN);
+        assert_eq!(
+            Timestamp::parse("0000-12-31T23:59:59.999999999Z"),
+            Err(TimeError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn parse_rejects_junk() {
+        for s in [
+            "",
+            "2009",
+            "2009-02-13",
+            "2009-02-13T23:31",
+            "2009-02-13T23:31:30",
+            "2009-02-13 23:31:30Z",
+            "2009-02-13T23:31:30ZZ",
+            "2009-02-13T23:31:30Z ",
+            " 2009-02-13T23:31:30Z",
+            "2009-2-13T23:31:30Z",
+            "209-02-13T23:31:30Z",
+            "2009-02-30T00:00:00Z",
+            "2009-13-01T00:00:00Z",
+            "2009-00-01T00:00:00Z",
+            "2009-02-00T00:00:00Z",
+            "2009-02-13T24:00:00Z",
+            "2009-02-13T23:60:00Z",
+            "2009-02-13T23:59:60Z",
+            "2009-02-13T23:31:30.Z",
+            "2009-02-13T23:31:30+0100",
+            "2009-02-13T23:31:30+1:00",
+            "2009-02-13T23:31:30+24:00",
+            "2009-02-13T23:31:30+01:60",
+            "2009-02-13T23:31:30+01:00:00",
+            "2009-02-13T23:31:30UTC",
+            "+2009-02-13T23:31:30Z",
+            "-2009-02-13T23:31:30Z",
+            "２００９-02-13T23:31:30Z",
+            "2009-02-13T23:31:30.１Z",
+            "2009-02-13T23:31:30é",
+            "1234567890",
+            "10000-13-01T00:00:00Z",
+        ] {
+            assert!(
+                matches!(Timestamp::parse(s), Err(TimeError::Invalid(_))),
+                "{s}: {:?}",
+                Timestamp::parse(s)
+            );
+        }
+        // Messages quote the input, shortened when long.
+        let long = "x".repeat(1000);
+        match Timestamp::parse(&long) {
+            Err(TimeError::Invalid(m)) => assert!(m.len() < 200, "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn display_uses_shortest_exact_fraction() {
+        for (input, shown) in [
+            ("2009-02-13T23:31:30Z", "2009-02-13T23:31:30Z"),
+            ("2009-02-13T23:31:30.1Z", "2009-02-13T23:31:30.100Z"),
+            ("2009-02-13T23:31:30.123Z", "2009-02-13T23:31:30.123Z"),
+            ("2009-02-13T23:31:30.1234Z", "2009-02-13T23:31:30.123400Z"),
+            ("2009-02-13T23:31:30.123456Z", "2009-02-13T23:31:30.123456Z"),
+            (
+                "2009-02-13T23:31:30.1234567Z",
+                "2009-02-13T23:31:30.123456700Z",
+            ),
+            (
+                "2009-02-13T23:31:30.000000001Z",
+                "2009-02-13T23:31:30.000000001Z",
+            ),
+            ("0001-01-01T00:00:00.001Z", "0001-01-01T00:00:00.001Z"),
+            ("0099-03-01T00:00:00Z", "0099-03-01T00:00:00Z"),
+            (
+                "1969-12-31T23:59:59.999999999Z",
+                "1969-12-31T23:59:59.999999999Z",
+            ),
+            ("2009-02-14T10:31:30+11:00", "2009-02-13T23:31:30Z"),
+        ] {
+            assert_eq!(ts(input).to_string(), shown, "{input}");
+        }
+    }
+
+    // ----- Timestamp arithmetic -----------------------------------------------------
+
+    #[test]
+    fn timestamp_arithmetic_cel_conformance() {
+        assert_eq!(
+            ts("2009-02-13T23:00:00Z").checked_add(dur("240s")),
+            Some(ts("2009-02-13T23:04:00Z"))
+        );
+        assert_eq!(
+            ts("0001-01-01T00:00:01.000000001Z").checked_add(dur("-999999999ns")),
+            Some(ts("0001-01-01T00:00:00.000000002Z"))
+        );
+        assert_eq!(
+            ts("0001-01-01T00:00:01.999999999Z").checked_add(dur("999999999ns")),
+            Some(ts("0001-01-01T00:00:02.999999998Z"))
+        );
+        assert_eq!(
+            ts("2009-02-13T23:10:00Z").checked_sub(dur("600s")),
+            Some(ts("2009-02-13T23:00:00Z"))
+        );
+        assert_eq!(
+            ts("2009-02-13T23:31:00Z").duration_since(ts("2009-02-13T23:29:00Z")),
+            Some(dur("120s"))
+        );
+        assert_eq!(
+            ts("2009-02-13T23:29:00Z").duration_since(ts("2009-02-13T23:31:00Z")),
+            Some(dur("-120s"))
+        );
+    }
+
+    #[test]
+    fn timestamp_arithmetic_range() {
+        let ns = dur("1ns");
+        assert_eq!(Timestamp::MAX.checked_add(ns), None);
+        assert_eq!(Timestamp::MIN.checked_sub(ns), None);
+        assert_eq!(Timestamp::MIN.checked_add(dur("-1ns")), None);
+        assert_eq!(Timestamp::MAX.checked_sub(dur("-1ns")), None);
+        assert_eq!(ts("9999-12-31T23:59:59Z").checked_add(dur("1s")), None);
+        assert_eq!(
+            Timestamp::MAX.checked_sub(ns).unwrap().checked_add(ns),
+            Some(Timestamp::MAX)
+        );
+        assert_eq!(
+            Timestamp::MIN.checked_add(ns).unwrap().checked_sub(ns),
+            Some(Timestamp::MIN)
+        );
+        // Ten thousand years is more than the whole timestamp range.
+        assert_eq!(Timestamp::MIN.checked_add(Duration::MAX), None);
+        assert_eq!(Timestamp::MAX.checked_add(Duration::MIN), None);
+        assert_eq!(Timestamp::MIN.checked_add(Duration::MIN), None);
+        // Any two timestamps are within CEL's duration range.
+        let span = Timestamp::MAX.duration_since(Timestamp::MIN).unwrap();
+        assert_eq!(span.to_string(), "315537897599.999999999s");
+        assert_eq!(
+            Timestamp::MIN.duration_since(Timestamp::MAX),
+            span.checked_neg()
+        );
+        assert_eq!(Timestamp::MIN.checked_add(span), Some(Timestamp::MAX));
+        assert_eq!(Timestamp::MAX.checked_sub(span), Some(Timestamp::MIN));
+    }
+
+    // ----- Components --------------------------------------------------------------
+
+    #[test]
+    fn components_utc_cel_conformance() {
+        let t = ts("2009-02-13T23:31:30Z");
+        let get = |c| t.component(c, None);
+        assert_eq!(get(TimeComponent::Date), 13);
+        assert_eq!(get(TimeComponent::DayOfMonth), 12);
+        assert_eq!(get(TimeComponent::DayOfWeek), 5);
+        assert_eq!(get(TimeComponent::DayOfYear), 43);
+        assert_eq!(get(TimeComponent::FullYear), 2009);
+        assert_eq!(get(TimeComponent::Hours), 23);
+        assert_eq!(get(TimeComponent::Minutes), 31);
+        assert_eq!(get(TimeComponent::Month), 1);
+        assert_eq!(get(TimeComponent::Seconds), 30);
+        assert_eq!(
+            ts("2009-02-13T23:31:20.123456789Z").component(TimeComponent::Milliseconds, None),
+            123
+        );
+        assert_eq!(
+            ts("2009-02-15T00:00:00Z").component(TimeComponent::DayOfWeek, None),
+            0
+        );
+        assert_eq!(
+            ts("2024-12-31T00:00:00Z").component(TimeComponent::DayOfYear, None),
+            365
+        );
+    }
+
+    #[test]
+    fn components_with_zones_cel_conformance() {
+        let t = ts("2009-02-13T23:31:30Z");
+        let early = ts("2009-02-13T02:00:00Z");
+        assert_eq!(t.component(TimeComponent::Date, tz("Australia/Sydney")), 14);
+        assert_eq!(t.component(TimeComponent::DayOfMonth, tz("US/Central")), 12);
+        assert_eq!(t.component(TimeComponent::DayOfMonth, tz("+11:00")), 13);
+        assert_eq!(early.component(TimeComponent::DayOfMonth, tz("-02:30")), 11);
+        assert_eq!(
+            early.component(TimeComponent::DayOfMonth, tz("America/St_Johns")),
+            11
+        );
+        assert_eq!(t.component(TimeComponent::DayOfWeek, tz("UTC")), 5);
+        assert_eq!(t.component(TimeComponent::DayOfYear, tz("US/Central")), 43);
+        assert_eq!(t.component(TimeComponent::FullYear, tz("-09:30")), 2009);
+        assert_eq!(t.component(TimeComponent::Hours, tz("02:00")), 1);
+        assert_eq!(
+            t.component(TimeComponent::Minutes, tz("Asia/Kathmandu")),
+            16
+        );
+        assert_eq!(t.component(TimeComponent::Month, tz("UTC")), 1);
+        assert_eq!(t.component(TimeComponent::Seconds, tz("-00:00")), 30);
+        assert_eq!(
+            ts("2009-02-13T23:31:30.987Z")
+                .component(TimeComponent::Milliseconds, tz("Asia/Kathmandu")),
+            987
+        );
+    }
+
+    #[test]
+    fn components_at_the_ends_of_the_range_do_not_panic() {
+        let all = [
+            TimeComponent::FullYear,
+            TimeComponent::Month,
+            TimeComponent::Date,
+            TimeComponent::DayOfMonth,
+            TimeComponent::DayOfWeek,
+            TimeComponent::DayOfYear,
+            TimeComponent::Hours,
+            TimeComponent::Minutes,
+            TimeComponent::Seconds,
+            TimeComponent::Milliseconds,
+        ];
+        let zones = [
+            "Pacific/Kiritimati",
+            "Pacific/Pago_Pago",
+            "America/St_Johns",
+            "-23:59",
+            "+23:59",
+            "UTC",
+        ];
+        for t in [Timestamp::MIN, Timestamp::MAX] {
+            for z in zones {
+                for c in all {
+                    let _ = t.component(c, tz(z));
+                }
+            }
+        }
+        assert_eq!(
+            Timestamp::MIN.component(TimeComponent::FullYear, tz("-05:00")),
+            0
+        );
+        assert_eq!(
+            Timestamp::MIN.component(TimeComponent::Month, tz("-05:00")),
+            11
+        );
+        assert_eq!(
+            Timestamp::MIN.component(TimeComponent::Date, tz("-05:00")),
+            31
+        );
+        assert_eq!(
+            Timestamp::MAX.component(TimeComponent::FullYear, tz("+05:00")),
+            10_000
+        );
+        assert_eq!(Timestamp::MIN.component(TimeComponent::DayOfWeek, None), 1);
+        // a Monday
+    }
+
+    // ----- Time zones --------------------------------------------------------------
+
+    #[test]
+    fn time_zone_parsing() {
+        for name in [
+            "Australia/Sydney",
+            "US/Central",
+            "UTC",
+            "America/St_Johns",
+            "Asia/Kathmandu",
+            "Europe/Paris",
+        ] {
+            assert_eq!(TimeZone::parse(name).unwrap().to_string(), name);
+        }
+        let off = |s| TimeZone::parse(s).unwrap().offset_at(Timestamp::UNIX_EPOCH);
+        assert_eq!(off("+11:00"), 11 * 3600);
+        assert_eq!(off("-09:30"), -(9 * 3600 + 30 * 60));
+        assert_eq!(off("02:00"), 2 * 3600);
+        assert_eq!(off("-00:00"), 0);
+        assert_eq!(off("+00:00"), 0);
+        assert_eq!(off("5:45"), 5 * 3600 + 45 * 60);
+        assert_eq!(off("+23:59"), 23 * 3600 + 59 * 60);
+        assert_eq!(TimeZone::parse("02:00").unwrap().to_string(), "+02:00");
+        assert_eq!(TimeZone::parse("-00:00").unwrap().to_string(), "+00:00");
+        for bad in [
+            "",
+            "Mars/Olympus",
+            "utc",
+            "australia/sydney",
+            "+24:00",
+            "+01:60",
+            "+1:5",
+            "+001:00",
+            "01:00:00",
+            "+-01:00",
+            "++01:00",
+            ":",
+            "+:",
+            "01:",
+            ":30",
+            "+01:0a",
+            "Europe/Paris ",
+            "１:00",
+            "é:00",
+        ] {
+            assert!(
+                matches!(TimeZone::parse(bad), Err(TimeError::UnknownTimeZone(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            "Europe/Paris".parse::<TimeZone>(),
+            TimeZone::parse("Europe/Paris")
+        );
+    }
+
+    #[test]
+    fn time_zone_offsets_and_local_dates() {
+        let utc = TimeZone::UTC;
+        assert_eq!(TimeZone::parse("UTC"), Ok(utc));
+        let t = ts("2009-02-13T23:31:30Z");
+        assert_eq!(utc.offset_at(t), 0);
+        let sydney = tz("Australia/Sydney").unwrap();
+        assert_eq!(sydney.offset_at(t), 11 * 3600); // daylight saving in February
+        assert_eq!(sydney.offset_at(ts("2009-07-01T00:00:00Z")), 10 * 3600);
+        assert_eq!(
+            tz("Asia/Kathmandu").unwrap().offset_at(t),
+            5 * 3600 + 45 * 60
+        );
+        assert_eq!(
+            sydney.local_date(t),
+            chrono::NaiveDate::from_ymd_opt(2009, 2, 14).unwrap()
+        );
+        assert_eq!(
+            utc.local_date(t),
+            chrono::NaiveDate::from_ymd_opt(2009, 2, 13).unwrap()
+        );
+        assert_eq!(
+            sydney.local_datetime(t),
+            chrono::NaiveDate::from_ymd_opt(2009, 2, 14)
+                .unwrap()
+                .and_hms_opt(10, 31, 30)
+                .unwrap()
+        );
+        let far = tz("-12:00").unwrap();
+        assert_eq!(
+            far.local_date(Timestamp::MIN),
+            chrono::NaiveDate::from_ymd_opt(0, 12, 31).unwrap()
+        );
+    }
+
+    #[test]
+    fn resolve_local_handles_gaps_and_overlaps() {
+        let paris = tz("Europe/Paris").unwrap();
+        let at = |y, mo, d, h, mi| {
+            chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_opt(h, mi, 0)
+                .unwrap()
+        };
+        // Ordinary winter time.
+        assert_eq!(
+            paris.resolve_local(at(2024, 1, 15, 9, 0)).unwrap(),
+            ts("2024-01-15T08:00:00Z")
+        );
+        // Spring forward: 02:30 does not exist, moved to 03:30 CEST.
+        assert_eq!(
+            paris.resolve_local(at(2024, 3, 31, 2, 30)).unwrap(),
+            ts("2024-03-31T01:30:00Z")
+        );
+        // Fall back: 02:30 happens twice, the earlier (CEST) is chosen.
+        assert_eq!(
+            paris.resolve_local(at(2024, 10, 27, 2, 30)).unwrap(),
+            ts("2024-10-27T00:30:00Z")
+        );
+        // Fixed offsets.
+        assert_eq!(
+            tz("-09:30")
+                .unwrap()
+                .resolve_local(at(2009, 2, 13, 14, 1))
+                .unwrap(),
+            ts("2009-02-13T23:31:00Z")
+        );
+        // Round trip with local_datetime.
+        let t = ts("2024-06-01T12:34:56Z");
+        assert_eq!(paris.resolve_local(paris.local_datetime(t)).unwrap(), t);
+        // Range.
+        assert_eq!(
+            TimeZone::UTC.resolve_local(at(0, 12, 31, 23, 59)),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            tz("-01:00").unwrap().resolve_local(at(0, 12, 31, 23, 0)),
+            Ok(Timestamp::MIN)
+        );
+        assert_eq!(
+            TimeZone::UTC.resolve_local(at(10_000, 1, 1, 0, 0)),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            TimeZone::UTC.resolve_local(chrono::NaiveDateTime::MAX),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            TimeZone::UTC.resolve_local(chrono::NaiveDateTime::MIN),
+            Err(TimeError::OutOfRange)
+        );
+    }
+
+    // ----- chrono and std conversions ------------------------------------------------
+
+    #[test]
+    fn chrono_conversions() {
+        let t = ts("2009-02-13T23:31:30.123456789Z");
+        let c: chrono::DateTime<chrono::Utc> = t.into();
+        assert_eq!(c.to_rfc3339(), "2009-02-13T23:31:30.123456789+00:00");
+        assert_eq!(Timestamp::try_from(c), Ok(t));
+        assert_eq!(t.to_chrono(), c);
+        let fixed = c.with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap());
+        assert_eq!(Timestamp::try_from(fixed), Ok(t));
+        let named = c.with_timezone(&chrono_tz::Tz::Australia__Sydney);
+        assert_eq!(Timestamp::try_from(named), Ok(t));
+        assert_eq!(
+            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::from(Timestamp::MIN)),
+            Ok(Timestamp::MIN)
+        );
+        assert_eq!(
+            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::from(Timestamp::MAX)),
+            Ok(Timestamp::MAX)
+        );
+        let too_late =
+            chrono::DateTime::from_timestamp(Timestamp::MAX.unix_seconds() + 1, 0).unwrap();
+        assert_eq!(Timestamp::try_from(too_late), Err(TimeError::OutOfRange));
+        assert_eq!(
+            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            Err(TimeError::OutOfRange)
+        );
+        // A chrono leap second carries into the next second.
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        assert_eq!(Timestamp::try_from(leap), Ok(ts("2017-01-01T00:00:00.5Z")));
+    }
+
+    #[test]
+    fn duration_conversions() {
+        let d = dur("-1.5s");
+        let td: chrono::TimeDelta = d.into();
+        assert_eq!(td, chrono::TimeDelta::milliseconds(-1500));
+        assert_eq!(Duration::try_from(td), Ok(d));
+        assert_eq!(
+            Duration::try_from(chrono::TimeDelta::from(Duration::MAX)),
+            Ok(Duration::MAX)
+        );
+        assert_eq!(
+            Duration::try_from(chrono::TimeDelta::from(Duration::MIN)),
+            Ok(Duration::MIN)
+        );
+        assert_eq!(
+            Duration::try_from(chrono::TimeDelta::MAX),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Duration::try_from(chrono::TimeDelta::MIN),
+            Err(TimeError::OutOfRange)
+        );
+        let std_d = std::time::Duration::new(3, 5);
+        assert_eq!(
+            Duration::try_from(std_d),
+            Ok(Duration::from_nanos(3_000_000_005).unwrap())
+        );
+        assert_eq!(
+            std::time::Duration::try_from(dur("3.000000005s")),
+            Ok(std_d)
+        );
+        assert_eq!(
+            std::time::Duration::try_from(dur("-1ns")),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            std::time::Duration::try_from(Duration::ZERO),
+            Ok(std::time::Duration::ZERO)
+        );
+        assert_eq!(
+            Duration::try_from(std::time::Duration::MAX),
+            Err(TimeError::OutOfRange)
+        );
+    }
+
+    // ----- Durations ------------------------------------------------------------------
+
+    #[test]
+    fn duration_constructors_and_range() {
+        assert_eq!(Duration::MAX.to_string(), "315576000000.999999999s");
+        assert_eq!(Duration::MIN.to_string(), "-315576000000.999999999s");
+        assert_eq!(Duration::MIN.as_nanos(), -Duration::MAX.as_nanos());
+        assert_eq!(
+            Duration::from_nanos(Duration::MAX.as_nanos()),
+            Ok(Duration::MAX)
+        );
+        assert_eq!(
+            Duration::from_nanos(Duration::MAX.as_nanos() + 1),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Duration::from_nanos(Duration::MIN.as_nanos()),
+            Ok(Duration::MIN)
+        );
+        assert_eq!(
+            Duration::from_nanos(Duration::MIN.as_nanos() - 1),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(Duration::from_nanos(i128::MAX), Err(TimeError::OutOfRange));
+        assert_eq!(Duration::from_nanos(i128::MIN), Err(TimeError::OutOfRange));
+        assert_eq!(
+            Duration::from_secs(315_576_000_000).unwrap().to_string(),
+            "315576000000s"
+        );
+        assert_eq!(
+            Duration::from_secs(315_576_000_001),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(Duration::from_secs(i64::MIN), Err(TimeError::OutOfRange));
+        assert_eq!(Duration::from_millis(-1500).unwrap().to_string(), "-1.5s");
+        assert_eq!(Duration::from_millis(i64::MAX), Err(TimeError::OutOfRange));
+        assert_eq!(Duration::from_minutes(2).unwrap().to_string(), "120s");
+        assert_eq!(Duration::from_hours(-1).unwrap().to_string(), "-3600s");
+        assert_eq!(Duration::from_days(1).unwrap().to_string(), "86400s");
+        assert_eq!(
+            Duration::from_days(3_652_500).unwrap().to_string(),
+            "315576000000s"
+        );
+        assert_eq!(Duration::from_days(3_652_501), Err(TimeError::OutOfRange));
+        assert_eq!(Duration::from_days(i64::MIN), Err(TimeError::OutOfRange));
+        // Floor representation.
+        let d = Duration::from_nanos(-1).unwrap();
+        assert_eq!((d.secs, d.nanos), (-1, 999_999_999));
+        assert!(d.is_negative());
+        assert!(!Duration::ZERO.is_negative());
+        assert!(d < Duration::ZERO && Duration::ZERO < dur("1ns"));
+        assert!(dur("-1.5s") < dur("-1.4s"));
+        assert_eq!(dur("-1.5s").as_secs_f64(), -1.5);
+        assert_eq!(dur("123.321456789s").as_secs_f64(), 123.321456789);
+    }
+
+    #[test]
+    fn duration_arithmetic() {
+        assert_eq!(dur("600s").checked_add(dur("50s")), Some(dur("650s")));
+        assert_eq!(dur("900s").checked_sub(dur("42s")), Some(dur("858s")));
+        assert_eq!(dur("200000000000s").checked_add(dur("200000000000s")), None);
+        assert_eq!(
+            dur("-200000000000s").checked_add(dur("-200000000000s")),
+            None
+        );
+        assert_eq!(
+            dur("-200000000000s").checked_sub(dur("200000000000s")),
+            None
+        );
+        assert_eq!(
+            dur("200000000000s").checked_sub(dur("-200000000000s")),
+            None
+        );
+        assert_eq!(Duration::MAX.checked_add(dur("1ns")), None);
+        assert_eq!(Duration::MIN.checked_sub(dur("1ns")), None);
+        assert_eq!(
+            Duration::MAX.checked_add(Duration::MIN),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(Duration::MAX.checked_neg(), Some(Duration::MIN));
+        assert_eq!(Duration::MIN.checked_neg(), Some(Duration::MAX));
+        assert_eq!(dur("1.5s").checked_neg(), Some(dur("-1.5s")));
+        assert_eq!(Duration::ZERO.checked_neg(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn duration_selectors() {
+        assert_eq!(dur("10000s").hours(), 2);
+        assert_eq!(dur("3730s").minutes(), 62);
+        assert_eq!(dur("3730s").seconds(), 3730);
+        assert_eq!(dur("123.321456789s").milliseconds_part(), 321);
+        assert_eq!(dur("-123.321456789s").milliseconds_part(), -321);
+        assert_eq!(dur("123.321456789s").total_milliseconds(), 123_321);
+        assert_eq!(dur("-123.321456789s").total_milliseconds(), -123_321);
+        assert_eq!(dur("-10000s").hours(), -2);
+        assert_eq!(dur("-3730s").minutes(), -62);
+        assert_eq!(dur("-1.5s").seconds(), -1);
+        assert_eq!(dur("-0.5s").seconds(), 0);
+        assert_eq!(dur("-0.0005s").milliseconds_part(), 0);
+        assert_eq!(Duration::MAX.seconds(), 315_576_000_000);
+        assert_eq!(Duration::MIN.seconds(), -315_576_000_000);
+        assert_eq!(Duration::MAX.hours(), 87_660_000);
+        assert_eq!(Duration::MIN.milliseconds_part(), -999);
+        assert_eq!(Duration::MAX.total_milliseconds(), 315_576_000_000_999);
+    }
+
+    #[test]
+    fn duration_parse_forms() {
+        let n = |s| dur(s).as_nanos();
+        assert_eq!(n("1h2m3.5s"), 3_723_500_000_000);
+        assert_eq!(n("1500ms"), 1_500_000_000);
+        assert_eq!(n("-1ns"), -1);
+        assert_eq!(n("+1ns"), 1);
+        assert_eq!(n("123.321456789s"), 123_321_456_789);
+        assert_eq!(n("0"), 0);
+        assert_eq!(n("-0"), 0);
+        assert_eq!(n("+0"), 0);
+        assert_eq!(n("0s"), 0);
+        assert_eq!(n("-0s"), 0);
+        assert_eq!(n("1.5h"), 5_400_000_000_000);
+        assert_eq!(n("1.5m"), 90_000_000_000);
+        assert_eq!(n(".5s"), 500_000_000);
+        assert_eq!(n("5.s"), 5_000_000_000);
+        assert_eq!(n("1us"), 1_000);
+        assert_eq!(n("1µs"), 1_000);
+        assert_eq!(n("1μs"), 1_000);
+        assert_eq!(n("1.5us"), 1_500);
+        assert_eq!(n("2h45m"), 9_900_000_000_000);
+        assert_eq!(n("1s1s"), 2_000_000_000);
+        assert_eq!(n("1m1h"), 3_660_000_000_000);
+        assert_eq!(n("-1h30m"), -5_400_000_000_000);
+        assert_eq!(n("000000000000000000000000000000000001s"), 1_000_000_000);
+        // Below a nanosecond: truncated.
+        assert_eq!(n("1.9ns"), 1);
+        assert_eq!(n("0.0000000019s"), 1);
+        assert_eq!(n("-0.0000000019s"), -1);
+        assert_eq!(n("0.123456789999s"), 123_456_789);
+        // Exact, even where floats would round: 1/3 of a minute.
+        assert_eq!(
+            n("0.33333333333333333333333333333333333333m"),
+            19_999_999_999
+        );
+        assert_eq!(
+            n("0.33333333333333333333333333333333333334m"),
+            20_000_000_000
+        );
+        assert_eq!(n("0.000277777777777777777777777777778h"), 1_000_000_000);
+        assert_eq!(n("0.000277777777777777777777777777777h"), 999_999_999);
+        // The ends of the range.
+        assert_eq!(dur("315576000000.999999999s"), Duration::MAX);
+        assert_eq!(dur("-315576000000.999999999s"), Duration::MIN);
+        assert_eq!(dur("87660000h0.999999999s"), Duration::MAX);
+        assert_eq!(n(&format!("0.{}s", "9".repeat(10_000))), 999_999_999);
+    }
+
+    #[test]
+    fn duration_parse_range() {
+        for s in [
+            "320000000000s",
+            "-320000000000s",
+            "315576000001s",
+            "315576000000.999999999s1ns",
+            "-315576000001s",
+            "9999999999999999999999999999999999999999999999999999h",
+            "87660001h",
+            "5259600001m",
+            "99999999999999999999999999999999999ns",
+            "100000000000000000000s",
+        ] {
+            assert_eq!(Duration::parse(s), Err(TimeError::OutOfRange), "{s}");
+        }
+        let huge = "9".repeat(100_000);
+        assert_eq!(
+            Duration::parse(&format!("{huge}s")),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            Duration::parse(&format!("{huge}.{huge}h")),
+            Err(TimeError::OutOfRange)
+        );
+        assert!(matches!(Duration::parse(&huge), Err(TimeError::Invalid(_))));
+        assert!(matches!(
+            Duration::parse("315576000001s-"),
+            Err(TimeError::Invalid(_))
+        ));
+        assert!(matches!(
+            Duration::parse(&format!("{huge}s{huge}x")),
+            Err(TimeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn duration_parse_rejects_junk() {
+        for s in [
+            "", "-", "+", "s", "1", "1.5", "-1", "00", "1sec", "1S", "1H", "1 s", " 1s", "1s ",
+            "1d", "1w", ".s", "-.s", "1..5s", "1.5.s", "--1s", "+-1s", "1s-1s", "1e3s", "0x10s",
+            "1_000s", "１s", "1ｓ", "1µ", "μs", "1mss", "1h 2m", "infs", "NaNs", "1ms1", "é",
+        ] {
+            assert!(
+                matches!(Duration::parse(s), Err(TimeError::Invalid(_))),
+                "{s}: {:?}",
+                Duration::parse(s)
+            );
+        }
+    }
+
+    #[test]
+    fn duration_display_is_canonical() {
+        for (input, shown) in [
+            ("3600s", "3600s"),
+            ("1h", "3600s"),
+            ("1.5s", "1.5s"),
+            ("-1ns", "-0.000000001s"),
+            ("123.321456789s", "123.321456789s"),
+            ("1000000s", "1000000s"),
+            ("0", "0s"),
+            ("-0.5s", "-0.5s"),
+            ("-1.5s", "-1.5s"),
+            ("1.10s", "1.1s"),
+            ("100ms", "0.1s"),
+            ("1us", "0.000001s"),
+        ] {
+            assert_eq!(dur(input).to_string(), shown, "{input}");
+        }
+        assert_eq!("1h".parse::<Duration>(), Ok(dur("3600s")));
+    }
+
+    // ----- serde ----------------------------------------------------------------------
+
+    #[test]
+    fn serde_round_trips_and_range_checks() {
+        let t = ts("2009-02-13T23:31:30.5Z");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2009-02-13T23:31:30.500Z\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("\"2009-02-14T00:31:30.5+01:00\"").unwrap(),
+            t
+        );
+        let err = serde_json::from_str::<Timestamp>("\"10000-01-01T00:00:00Z\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("out of range") && err.contains("10000-01-01"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid timestamp"), "{err}");
+        assert!(serde_json::from_str::<Timestamp>("1234567890").is_err());
+
+        let d = dur("-1.5s");
+        assert_eq!(serde_json::to_string(&d).unwrap(), "\"-1.5s\"");
+        assert_eq!(serde_json::from_str::<Duration>("\"-1s500ms\"").unwrap(), d);
+        let err = serde_json::from_str::<Duration>("\"320000000000s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(serde_json::from_str::<Duration>("\"soon\"").is_err());
+        assert!(serde_json::from_str::<Duration>("1.5").is_err());
+
+        let z = tz("America/St_Johns").unwrap();
+        assert_eq!(serde_json::to_string(&z).unwrap(), "\"America/St_Johns\"");
+        assert_eq!(
+            serde_json::from_str::<TimeZone>("\"America/St_Johns\"").unwrap(),
+            z
+        );
+        assert_eq!(
+            serde_json::from_str::<TimeZone>("\"-09:30\"").unwrap(),
+            tz("-09:30").unwrap()
+        );
+        assert!(serde_json::from_str::<TimeZone>("\"Nowhere\"").is_err());
+
+        // Owned strings (not borrowed) deserialize too.
+        let v = serde_json::json!({"at": "2009-02-13T23:31:30Z"});
+        let back: std::collections::HashMap<String, Timestamp> = serde_json::from_value(v).unwrap();
+        assert_eq!(back["at"], ts("2009-02-13T23:31:30Z"));
+    }
+
+    // ----- properties ------------------------------------------------------------------
+
+    fn any_timestamp() -> impl Strategy<Value = Timestamp> {
+        let secs = Timestamp::MIN.unix_seconds()..=Timestamp::MAX.unix_seconds();
+        let nanos = prop_oneof![
+            Just(0u32),
+            (0u32..1000).prop_map(|m| m * 1_000_000),
+            (0u32..1_000_000).prop_map(|u| u * 1_000),
+            0u32..1_000_000_000,
+        ];
+        (secs, nanos).prop_map(|(s, n)| Timestamp::from_unix(s, n).unwrap())
+    }
+
+    fn any_duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (-DUR_MAX_NANOS..=DUR_MAX_NANOS),
+            (-315_576_000_000i128..=315_576_000_000).prop_map(|s| s * NANOS_PER_SEC),
+            (-1_000_000_000i128..=1_000_000_000),
+        ]
+        .prop_map(|n| Duration::from_nanos(n).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn timestamp_display_parse_round_trip(t in any_timestamp()) {
+            let text = t.to_string();
+            prop_assert_eq!(Timestamp::parse(&text), Ok(t));
+            let c: chrono::DateTime<chrono::Utc> = t.into();
+            prop_assert_eq!(Timestamp::try_from(c), Ok(t));
+            // Agrees with chrono's own formatting of the date and time.
+            prop_assert_eq!(&text[..19], c.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
+
+        #[test]
+        fn duration_display_parse_round_trip(d in any_duration()) {
+            let text = d.to_string();
+            prop_assert_eq!(Duration::parse(&text), Ok(d));
+            prop_assert_eq!(Duration::try_from(chrono::TimeDelta::from(d)), Ok(d));
+            prop_assert_eq!(d.checked_neg().and_then(|n| n.checked_neg()), Some(d));
+        }
+
+        #[test]
+        fn timestamp_arithmetic_is_exact(t in any_timestamp(), d in any_duration()) {
+            match t.checked_add(d) {
+                Some(u) => {
+                    prop_assert_eq!(u.duration_since(t), Some(d));
+                    prop_assert_eq!(u.checked_sub(d), Some(t));
+                }
+                None => {
+                    let n = t.unix_nanos() + d.as_nanos();
+                    prop_assert!(n < Timestamp::MIN.unix_nanos() || n > Timestamp::MAX.unix_nanos());
+                }
+            }
+        }
+
+        #[test]
+        fn components_match_chrono(t in any_timestamp(), off in -86_399i32..86_400) {
+            let zone = TimeZone::Fixed(chrono::FixedOffset::east_opt(off).unwrap());
+            let local = chrono::DateTime::<chrono::Utc>::from(t)
+                .with_timezone(&chrono::FixedOffset::east_opt(off).unwrap());
+            prop_assert_eq!(t.component(TimeComponent::FullYear, Some(zone)), i64::from(local.year()));
+            prop_assert_eq!(t.component(TimeComponent::DayOfYear, Some(zone)), i64::from(local.ordinal0()));
+            prop_assert_eq!(t.component(TimeComponent::Seconds, Some(zone)), i64::from(local.second()));
+            prop_assert_eq!(zone.local_date(t), local.date_naive());
+        }
+
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,40}") {
+            let _ = Timestamp::parse(&s);
+            let _ = Duration::parse(&s);
+            let _ = TimeZone::parse(&s);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_near_misses(
+            s in "[0-9+\\-:.TtZz]{0,30}",
+            d in "[-+]?([0-9.]{0,25}(h|m|s|ms|us|µs|ns|x)?){0,4}",
+        ) {
+            let _ = Timestamp::parse(&s);
+            let _ = TimeZone::parse(&s);
+            let _ = Duration::parse(&d);
+        }
+
+        #[test]
+        fn duration_parse_matches_simple_decimal(secs in -315_576_000_000i64..=315_576_000_000, frac in 0u32..1_000_000_000) {
+            let text = if secs < 0 { format!("-{}.{frac:09}s", secs.unsigned_abs()) } else { format!("{secs}.{frac:09}s") };
+            let mag = i128::from(secs.unsigned_abs()) * NANOS_PER_SEC + i128::from(frac);
+            let expected = if secs < 0 { -mag } else { mag };
+            prop_assert_eq!(Duration::parse(&text).map(Duration::as_nanos), Ok(expected));
+        }
     }
 }

@@ -1,9 +1,209 @@
 //! The expression language: a documented subset of CEL.
 //!
-//! Pipeline: [`lexer`] -> [`parser`] (AST with spans, [`ast`]) -> [`check`] (names
-//! resolved to slots, types checked, diagnostics) -> [`compile`] (fused predicates) ->
-//! [`eval`].
+//! Pipeline: `lexer` -> `parser` (an [`ast`] with byte spans) -> `check` (names
+//! resolved to slots, types checked, diagnostics) -> `compile` (fused predicates) ->
+//! `eval`. See `docs/expressions.md` for the language reference.
+//!
+//! The standalone API compiles an expression over host-declared variables:
+//!
+//! ```
+//! use nurture::{expr::{Activation, Env}, Type, Value};
+//! let env = Env::new().with_variable("visits", Type::Int)?;
+//! let expr = env.compile("visits >= 3 && visits % 2 == 1")?;
+//! let vars = env.bind([("visits", Value::Int(5))])?;
+//! assert_eq!(expr.eval(&Activation::new().with_variables(&vars))?, Value::Bool(true));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod ast;
+pub(crate) mod check;
+pub(crate) mod compile;
+pub(crate) mod eval;
+pub(crate) mod ir;
 pub(crate) mod lexer;
 pub(crate) mod parser;
+
+use std::sync::Arc;
+
+pub use eval::{Activation, EvalError, EvalErrorKind, Variables};
+
+use crate::diagnostic::{Code, CompileError, Diagnostic};
+use crate::limits::Limits;
+use crate::schema::{FieldSet, Record};
+use crate::value::{Type, Value};
+use check::Names;
+use compile::Pred;
+
+/// Parses an expression into its syntax tree, for tools that inspect expressions.
+///
+/// # Errors
+///
+/// A syntax error, an unsupported CEL feature or an exceeded limit, as a diagnostic
+/// with its span and the source attached.
+pub fn parse(source: &str, limits: &Limits) -> Result<ast::Expr, CompileError> {
+    parser::parse(source, limits)
+        .map_err(|d| CompileError::new(vec![d.with_source(Arc::from(source))]))
+}
+
+/// Declarations for standalone expressions: variable names and types, and limits.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    vars: FieldSet,
+    limits: Limits,
+}
+
+impl Env {
+    /// An environment with no variables and default limits.
+    pub fn new() -> Env {
+        Env::default()
+    }
+
+    /// Declares a variable.
+    ///
+    /// # Errors
+    ///
+    /// When the name is declared already.
+    pub fn with_variable(mut self, name: &str, ty: Type) -> Result<Env, CompileError> {
+        self.vars.add(name, ty).map_err(|message| {
+            CompileError::new(vec![Diagnostic::new(Code::DuplicateId, message)])
+        })?;
+        Ok(self)
+    }
+
+    /// Replaces the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Env {
+        self.limits = limits;
+        self
+    }
+
+    /// Compiles an expression.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, each a [`Diagnostic`] with its span and the source attached.
+    pub fn compile(&self, source: &str) -> Result<Expression, CompileError> {
+        let names = Names { vars: Some(&self.vars), ..Names::default() };
+        compile_with(source, names, &self.limits, "")
+    }
+
+    /// Binds values to the declared variables, by name.
+    ///
+    /// # Errors
+    ///
+    /// An undeclared name or a value of the wrong type.
+    pub fn bind<'n>(
+        &self,
+        values: impl IntoIterator<Item = (&'n str, Value)>,
+    ) -> Result<Variables, crate::schema::RecordError> {
+        let mut record = Record::new(self.vars.len());
+        for (name, value) in values {
+            record.set(&self.vars, name, value)?;
+        }
+        Ok(Variables::from_record(record))
+    }
+}
+
+/// A compiled expression: immutable, `Send + Sync`, cheap to share.
+#[derive(Clone, Debug)]
+pub struct Expression {
+    source: Arc<str>,
+    node: ir::Node,
+    pred: Option<Pred>,
+    ty: Type,
+    locals: usize,
+}
+
+impl Expression {
+    /// The expression's static type.
+    pub fn result_type(&self) -> &Type {
+        &self.ty
+    }
+
+    /// The source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates the expression.
+    ///
+    /// # Errors
+    ///
+    /// The CEL run-time error the expression ends in: a missing field, overflow,
+    /// division by zero, a failed conversion, and so on.
+    pub fn eval(&self, activation: &Activation<'_>) -> Result<Value, EvalError> {
+        eval::Evaluator::new(activation, self.locals).eval(&self.node)
+    }
+
+    /// Evaluates a `bool` expression through its fused-predicate form.
+    ///
+    /// # Errors
+    ///
+    /// As [`Expression::eval`], and when the result is not a bool.
+    pub fn eval_bool(&self, activation: &Activation<'_>) -> Result<bool, EvalError> {
+        match &self.pred {
+            Some(pred) => pred.test(activation),
+            None => match self.eval(activation)? {
+                Value::Bool(b) => Ok(b),
+                other => Err(EvalError::new(
+                    EvalErrorKind::NoMatchingOverload,
+                    format!("a condition that is a {}", other.kind()),
+                )),
+            },
+        }
+    }
+
+    pub(crate) fn pred(&self) -> Option<&Pred> {
+        self.pred.as_ref()
+    }
+}
+
+/// Parses, checks and compiles `source` against `names`. Diagnostics get `path`.
+pub(crate) fn compile_with(
+    source: &str,
+    names: Names<'_>,
+    limits: &Limits,
+    path: &str,
+) -> Result<Expression, CompileError> {
+    let source: Arc<str> = Arc::from(source);
+    let finish = |d: Diagnostic| d.with_source(source.clone()).with_path(path);
+    let ast = parser::parse(&source, limits).map_err(|d| CompileError::new(vec![finish(d)]))?;
+    let mut diagnostics = Vec::new();
+    let checked = check::check(&ast, names, &mut diagnostics);
+    if !diagnostics.is_empty() {
+        return Err(CompileError::new(diagnostics.into_iter().map(finish).collect()));
+    }
+    let pred = matches!(checked.ty, Type::Bool | Type::Dyn)
+        .then(|| compile::lower(&checked.node, checked.locals));
+    Ok(Expression { source, node: checked.node, pred, ty: checked.ty, locals: checked.locals })
+}
+
+impl Value {
+    /// The most precise static type describing this value: lists and maps whose
+    /// elements differ in type get `dyn` elements.
+    pub fn infer_type(&self) -> Type {
+        fn join(acc: Option<Type>, t: Type) -> Option<Type> {
+            Some(match acc {
+                None => t,
+                Some(a) if a == t => a,
+                Some(_) => Type::Dyn,
+            })
+        }
+        match self {
+            Value::Null => Type::Null,
+            Value::Bool(_) => Type::Bool,
+            Value::Int(_) => Type::Int,
+            Value::Double(_) => Type::Double,
+            Value::String(_) => Type::String,
+            Value::Timestamp(_) => Type::Timestamp,
+            Value::Duration(_) => Type::Duration,
+            Value::List(items) => {
+                Type::list(items.iter().fold(None, |acc, v| join(acc, v.infer_type())).unwrap_or(Type::Dyn))
+            }
+            Value::Map(map) => {
+                let k = map.iter().fold(None, |acc, (k, _)| join(acc, k.infer_type()));
+                let v = map.iter().fold(None, |acc, (_, v)| join(acc, v.infer_type()));
+                Type::map(k.unwrap_or(Type::Dyn), v.unwrap_or(Type::Dyn))
+            }
+        }
+    }
+}

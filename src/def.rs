@@ -1,0 +1,321 @@
+//! Rule-set document format, version 1: the serde data types.
+//!
+//! A document is JSON or TOML (any serde format works through
+//! [`RuleSetDef`]'s `Deserialize`). [`crate::Program::from_json`] and
+//! [`crate::Program::from_toml`] read text, reporting every problem at once with
+//! JSON-pointer paths; deserializing these types directly stops at the first problem, as
+//! serde does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole rule-set document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RuleSetDef {
+    /// Format version; only `1` exists.
+    pub version: u32,
+    /// A name for humans and logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The contact fields, event types and scores.
+    pub schema: SchemaDef,
+    /// The rules, in evaluation order.
+    #[serde(default)]
+    pub rules: Vec<RuleDef>,
+}
+
+/// The schema section: names mapped to type names (`string`, `int`, `double`, `bool`,
+/// `timestamp`, `duration`, `list(T)`, `map(K, V)`, `dyn`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SchemaDef {
+    /// Contact fields.
+    #[serde(default)]
+    pub contact: BTreeMap<String, String>,
+    /// Event types and their properties.
+    #[serde(default)]
+    pub events: BTreeMap<String, BTreeMap<String, String>>,
+    /// Scores readable as `score.NAME`.
+    #[serde(default)]
+    pub scores: Vec<String>,
+}
+
+/// One rule: when an event of type `on` arrives and the condition holds, the actions
+/// follow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RuleDef {
+    /// Stable id, unique in the rule set.
+    pub id: String,
+    /// What the rule is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The event type that triggers the rule.
+    pub on: String,
+    /// A CEL condition. At most one of `when` and `filter`; neither means "always".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A structured filter, as UIs produce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+    /// What to do.
+    #[serde(default)]
+    pub actions: Vec<ActionDef>,
+    /// A disabled rule is compiled and checked but never matches.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A structured filter tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum FilterDef {
+    /// Every child holds.
+    All {
+        /// The children.
+        all: Vec<FilterDef>,
+    },
+    /// At least one child holds.
+    Any {
+        /// The children.
+        any: Vec<FilterDef>,
+    },
+    /// The child does not hold.
+    Not {
+        /// The child.
+        not: Box<FilterDef>,
+    },
+    /// A test of one field.
+    Test(FilterTest),
+}
+
+/// A test of one field, such as `{"field": "contact.country", "op": "in", "value":
+/// ["US", "CA"]}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FilterTest {
+    /// `contact.NAME`, `event.NAME` or `score.NAME`.
+    pub field: String,
+    /// The operator.
+    pub op: FilterOp,
+    /// The operand; absent for `is_empty` / `is_not_empty`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+}
+
+/// Marketers' operators. Each one's meaning on a missing field is fixed and documented
+/// in `docs/expressions.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FilterOp {
+    /// Equal to the value; missing: false.
+    Equals,
+    /// Not equal to the value; missing: true.
+    NotEquals,
+    /// Greater than; missing: false.
+    Gt,
+    /// Greater than or equal; missing: false.
+    Gte,
+    /// Less than; missing: false.
+    Lt,
+    /// Less than or equal; missing: false.
+    Lte,
+    /// Within `[low, high]`, both inclusive; missing: false.
+    Between,
+    /// One of the listed values; missing: false.
+    In,
+    /// None of the listed values; missing: true.
+    NotIn,
+    /// Missing, `""`, or an empty list or map.
+    IsEmpty,
+    /// Present and not empty.
+    IsNotEmpty,
+    /// Contains the substring (strings) or element (lists); missing: false.
+    Contains,
+    /// Starts with; missing: false.
+    StartsWith,
+    /// Ends with; missing: false.
+    EndsWith,
+    /// Matches the regular expression anywhere; missing: false.
+    Matches,
+    /// A timestamp within the last N days (an int) or the last duration (`"36h"`),
+    /// and not in the future; missing: false.
+    WithinLast,
+    /// A timestamp strictly before the given instant; missing: false.
+    Before,
+    /// A timestamp strictly after the given instant; missing: false.
+    After,
+}
+
+impl FilterOp {
+    /// The operator's name in documents.
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterOp::Equals => "equals",
+            FilterOp::NotEquals => "not_equals",
+            FilterOp::Gt => "gt",
+            FilterOp::Gte => "gte",
+            FilterOp::Lt => "lt",
+            FilterOp::Lte => "lte",
+            FilterOp::Between => "between",
+            FilterOp::In => "in",
+            FilterOp::NotIn => "not_in",
+            FilterOp::IsEmpty => "is_empty",
+            FilterOp::IsNotEmpty => "is_not_empty",
+            FilterOp::Contains => "contains",
+            FilterOp::StartsWith => "starts_with",
+            FilterOp::EndsWith => "ends_with",
+            FilterOp::Matches => "matches",
+            FilterOp::WithinLast => "within_last",
+            FilterOp::Before => "before",
+            FilterOp::After => "after",
+        }
+    }
+
+    /// Every operator, in documentation order.
+    pub const ALL: [FilterOp; 18] = [
+        FilterOp::Equals,
+        FilterOp::NotEquals,
+        FilterOp::Gt,
+        FilterOp::Gte,
+        FilterOp::Lt,
+        FilterOp::Lte,
+        FilterOp::Between,
+        FilterOp::In,
+        FilterOp::NotIn,
+        FilterOp::IsEmpty,
+        FilterOp::IsNotEmpty,
+        FilterOp::Contains,
+        FilterOp::StartsWith,
+        FilterOp::EndsWith,
+        FilterOp::Matches,
+        FilterOp::WithinLast,
+        FilterOp::Before,
+        FilterOp::After,
+    ];
+}
+
+/// Delivery channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Channel {
+    /// Email.
+    Email,
+    /// SMS.
+    Sms,
+    /// Mobile push.
+    Push,
+    /// In-app message.
+    InApp,
+    /// An HTTP webhook.
+    Webhook,
+}
+
+/// An action, as data. The engine turns matched rules' actions into effects that the
+/// host performs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum ActionDef {
+    /// Send a message on a channel.
+    Send {
+        /// The channel.
+        channel: Channel,
+        /// The host's template or message id.
+        template: String,
+        /// Hold for a person's approval before delivery.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
+    },
+    /// Set a contact attribute.
+    SetAttribute {
+        /// The contact field.
+        field: String,
+        /// The new value.
+        value: serde_json::Value,
+    },
+    /// Clear a contact attribute.
+    ClearAttribute {
+        /// The contact field.
+        field: String,
+    },
+    /// Add a tag.
+    AddTag {
+        /// The tag.
+        tag: String,
+    },
+    /// Remove a tag.
+    RemoveTag {
+        /// The tag.
+        tag: String,
+    },
+    /// Add to a static list.
+    AddToList {
+        /// The list.
+        list: String,
+    },
+    /// Remove from a static list.
+    RemoveFromList {
+        /// The list.
+        list: String,
+    },
+    /// Change the lifecycle stage.
+    SetLifecycleStage {
+        /// The new stage, such as `mql`.
+        stage: String,
+    },
+    /// Add (or, when negative, subtract) points.
+    AdjustScore {
+        /// The score.
+        score: String,
+        /// The points.
+        points: f64,
+    },
+    /// Notify the contact's owner.
+    NotifyOwner {
+        /// The message.
+        message: String,
+        /// Hold for a person's approval before delivery.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
+    },
+    /// Assign an owner.
+    AssignOwner {
+        /// The owner, or a routing queue.
+        owner: String,
+    },
+    /// Write a field in the CRM.
+    CrmWrite {
+        /// The CRM field.
+        field: String,
+        /// The value.
+        value: serde_json::Value,
+    },
+    /// Enrol in a journey.
+    EnrollJourney {
+        /// The journey.
+        journey: String,
+    },
+    /// Remove from a journey.
+    RemoveFromJourney {
+        /// The journey.
+        journey: String,
+    },
+}

@@ -1,0 +1,739 @@
+//! The evaluator: runs checked nodes against an [`Activation`].
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::expr::ir::{BinOp, Comprehension, EventMeta, Func, MacroKind, Node, Scope};
+use crate::schema::{Contact, Event, Record};
+use crate::time::{Duration, TimeComponent, TimeZone, Timestamp};
+use crate::value::{Map, Value};
+
+/// The inputs an expression reads: contact attributes, the triggering event, score
+/// values, declared variables and the current time.
+///
+/// Building one never copies values; it borrows them.
+///
+/// ```
+/// use nurture::{expr::Activation, Timestamp};
+/// let now = Timestamp::from_unix(1_700_000_000, 0)?;
+/// let activation = Activation::new().with_now(now);
+/// # let _ = activation;
+/// # Ok::<(), nurture::TimeError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Activation<'a> {
+    pub(crate) contact: &'a [Option<Value>],
+    pub(crate) event: &'a [Option<Value>],
+    pub(crate) event_meta: Option<&'a Event>,
+    pub(crate) scores: &'a [Option<Value>],
+    pub(crate) vars: &'a [Option<Value>],
+    pub(crate) now: Option<Timestamp>,
+}
+
+impl<'a> Activation<'a> {
+    /// An activation with nothing bound.
+    pub fn new() -> Activation<'a> {
+        Activation::default()
+    }
+
+    /// Binds `contact`.
+    pub fn with_contact(mut self, contact: &'a Contact) -> Activation<'a> {
+        self.contact = contact.attributes().slots();
+        self
+    }
+
+    /// Binds `event`.
+    pub fn with_event(mut self, event: &'a Event) -> Activation<'a> {
+        self.event = event.properties().slots();
+        self.event_meta = Some(event);
+        self
+    }
+
+    /// Binds `score`: values in the order of the schema's score declarations.
+    pub fn with_scores(mut self, scores: &'a [Option<Value>]) -> Activation<'a> {
+        self.scores = scores;
+        self
+    }
+
+    /// Binds the variables of a standalone expression.
+    pub fn with_variables(mut self, variables: &'a Variables) -> Activation<'a> {
+        self.vars = &variables.values;
+        self
+    }
+
+    /// Binds `now`.
+    pub fn with_now(mut self, now: Timestamp) -> Activation<'a> {
+        self.now = Some(now);
+        self
+    }
+
+    #[inline]
+    pub(crate) fn scope(&self, scope: Scope) -> &'a [Option<Value>] {
+        match scope {
+            Scope::Contact => self.contact,
+            Scope::Event => self.event,
+            Scope::Score => self.scores,
+            Scope::Var => self.vars,
+        }
+    }
+}
+
+/// Values for the variables an [`Env`](crate::expr::Env) declares, by slot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Variables {
+    pub(crate) values: Vec<Option<Value>>,
+}
+
+impl Variables {
+    pub(crate) fn from_record(record: Record) -> Variables {
+        Variables { values: record.slots().to_vec() }
+    }
+}
+
+/// What went wrong while evaluating; see [`EvalError::kind`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvalError {
+    kind: EvalErrorKind,
+    detail: Cow<'static, str>,
+    name: Option<Arc<str>>,
+}
+
+/// The category of an [`EvalError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EvalErrorKind {
+    /// A field that is absent on this contact or event (test with `has()`).
+    NoSuchField,
+    /// A map key that is absent.
+    NoSuchKey,
+    /// An integer result outside the 64-bit range.
+    Overflow,
+    /// Integer division or remainder by zero.
+    DivideByZero,
+    /// A list index outside the list.
+    IndexOutOfRange,
+    /// An operator or function applied to values of kinds it does not accept.
+    NoMatchingOverload,
+    /// A conversion or parse of a malformed argument.
+    InvalidArgument,
+    /// A timestamp or duration outside its range.
+    OutOfRange,
+    /// The evaluation exceeded its step budget (runaway comprehensions).
+    BudgetExceeded,
+    /// A variable, `now` or the event was not bound in the activation.
+    Unbound,
+}
+
+impl EvalError {
+    pub(crate) fn new(kind: EvalErrorKind, detail: impl Into<Cow<'static, str>>) -> EvalError {
+        EvalError { kind, detail: detail.into(), name: None }
+    }
+
+    /// A missing field; the name is shared, so building the error never allocates.
+    pub(crate) fn no_such_field(name: &Arc<str>) -> EvalError {
+        EvalError {
+            kind: EvalErrorKind::NoSuchField,
+            detail: Cow::Borrowed(""),
+            name: Some(name.clone()),
+        }
+    }
+
+    fn overload(op: &'static str) -> EvalError {
+        EvalError::new(EvalErrorKind::NoMatchingOverload, op)
+    }
+
+    /// The category.
+    pub fn kind(&self) -> EvalErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            EvalErrorKind::NoSuchField => write!(
+                f,
+                "no such field `{}`",
+                self.name.as_deref().unwrap_or(&self.detail)
+            ),
+            EvalErrorKind::NoSuchKey => write!(f, "no such key: {}", self.detail),
+            EvalErrorKind::Overflow => write!(f, "integer overflow in {}", self.detail),
+            EvalErrorKind::DivideByZero => write!(f, "{} by zero", self.detail),
+            EvalErrorKind::IndexOutOfRange => write!(f, "index out of range: {}", self.detail),
+            EvalErrorKind::NoMatchingOverload => {
+                write!(f, "no matching overload for {}", self.detail)
+            }
+            EvalErrorKind::InvalidArgument => write!(f, "invalid argument: {}", self.detail),
+            EvalErrorKind::OutOfRange => write!(f, "out of range: {}", self.detail),
+            EvalErrorKind::BudgetExceeded => {
+                write!(f, "evaluation exceeded its budget of {} steps", self.detail)
+            }
+            EvalErrorKind::Unbound => write!(f, "`{}` is not bound", self.detail),
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+pub(crate) type EvalResult = Result<Value, EvalError>;
+
+/// The most comprehension steps one evaluation may take.
+pub(crate) const DEFAULT_BUDGET: u64 = 10_000_000;
+
+/// Evaluation state: the activation, comprehension variables and the step budget.
+pub(crate) struct Evaluator<'a> {
+    pub(crate) act: &'a Activation<'a>,
+    pub(crate) locals: SmallVec<[Value; 4]>,
+    pub(crate) budget: u64,
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(act: &'a Activation<'a>, locals: usize) -> Evaluator<'a> {
+        Evaluator { act, locals: smallvec::smallvec![Value::Null; locals], budget: DEFAULT_BUDGET }
+    }
+
+    pub(crate) fn eval(&mut self, node: &Node) -> EvalResult {
+        match node {
+            Node::Const(v) => Ok(v.clone()),
+            Node::Load(scope, slot, name) => match self.act.scope(*scope).get(usize::from(*slot)) {
+                Some(Some(v)) => Ok(v.clone()),
+                _ => Err(EvalError::no_such_field(name)),
+            },
+            Node::Has(scope, slot) => Ok(Value::Bool(matches!(
+                self.act.scope(*scope).get(usize::from(*slot)),
+                Some(Some(_))
+            ))),
+            Node::EventMeta(meta) => {
+                let event = self
+                    .act
+                    .event_meta
+                    .ok_or_else(|| EvalError::new(EvalErrorKind::Unbound, "event"))?;
+                Ok(match meta {
+                    EventMeta::Type => Value::string(event.type_name().as_str()),
+                    EventMeta::Timestamp => Value::Timestamp(event.at()),
+                    EventMeta::Id => Value::string(event.id().as_str()),
+                })
+            }
+            Node::Now => self
+                .act
+                .now
+                .map(Value::Timestamp)
+                .ok_or_else(|| EvalError::new(EvalErrorKind::Unbound, "now")),
+            Node::Local(i) => Ok(self.locals[usize::from(*i)].clone()),
+            Node::SelectKey(operand, key) => {
+                let map = self.eval(operand)?;
+                match &map {
+                    Value::Map(m) => m
+                        .get(&Value::String(key.clone()))
+                        .cloned()
+                        .ok_or_else(|| EvalError::new(EvalErrorKind::NoSuchKey, format!("{key:?}"))),
+                    _ => Err(EvalError::overload("field selection")),
+                }
+            }
+            Node::HasKey(operand, key) => match self.eval(operand)? {
+                Value::Map(m) => Ok(Value::Bool(m.contains_key(&Value::String(key.clone())))),
+                _ => Err(EvalError::overload("has()")),
+            },
+            Node::Index(operand, index) => {
+                let container = self.eval(operand)?;
+                let index = self.eval(index)?;
+                index_value(&container, &index)
+            }
+            Node::Not(operand) => match self.eval(operand)? {
+                Value::Bool(b) => Ok(Value::Bool(!b)),
+                _ => Err(EvalError::overload("!_")),
+            },
+            Node::Neg(operand) => negate(self.eval(operand)?),
+            Node::And(items) => self.and(items).map(Value::Bool),
+            Node::Or(items) => self.or(items).map(Value::Bool),
+            Node::Cond(cond, then, otherwise) => match self.eval(cond)? {
+                Value::Bool(true) => self.eval(then),
+                Value::Bool(false) => self.eval(otherwise),
+                _ => Err(EvalError::overload("_?_:_")),
+            },
+            Node::Binary(op, lhs, rhs) => {
+                let a = self.eval(lhs)?;
+                let b = self.eval(rhs)?;
+                binary(*op, &a, &b)
+            }
+            Node::Call(func, args) => self.call(func, args),
+            Node::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    out.push(self.eval(item)?);
+                }
+                Ok(Value::List(out.into()))
+            }
+            Node::Map(entries) => {
+                let mut map = Map::new();
+                for (k, v) in entries.iter() {
+                    let key = self.eval(k)?;
+                    let value = self.eval(v)?;
+                    if key.as_key().is_none() {
+                        return Err(EvalError::new(
+                            EvalErrorKind::InvalidArgument,
+                            format!("a {} cannot be a map key", key.kind()),
+                        ));
+                    }
+                    if !map.insert(key.clone(), value) {
+                        return Err(EvalError::new(
+                            EvalErrorKind::InvalidArgument,
+                            format!("duplicate map key {key}"),
+                        ));
+                    }
+                }
+                Ok(Value::Map(Arc::new(map)))
+            }
+            Node::Comprehension(c) => self.comprehension(c),
+        }
+    }
+
+    /// `&&` over several operands: false wins over errors; errors win over true.
+    pub(crate) fn and(&mut self, items: &[Node]) -> Result<bool, EvalError> {
+        let mut error = None;
+        for item in items {
+            match self.eval(item) {
+                Ok(Value::Bool(false)) => return Ok(false),
+                Ok(Value::Bool(true)) => {}
+                Ok(_) => error = error.or(Some(EvalError::overload("_&&_"))),
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        error.map_or(Ok(true), Err)
+    }
+
+    /// `||` over several operands: true wins over errors; errors win over false.
+    pub(crate) fn or(&mut self, items: &[Node]) -> Result<bool, EvalError> {
+        let mut error = None;
+        for item in items {
+            match self.eval(item) {
+                Ok(Value::Bool(true)) => return Ok(true),
+                Ok(Value::Bool(false)) => {}
+                Ok(_) => error = error.or(Some(EvalError::overload("_||_"))),
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        error.map_or(Ok(false), Err)
+    }
+
+    fn call(&mut self, func: &Func, args: &[Node]) -> EvalResult {
+        let mut values: SmallVec<[Value; 3]> = SmallVec::new();
+        for arg in args {
+            values.push(self.eval(arg)?);
+        }
+        call_function(func, &values)
+    }
+
+    fn step(&mut self) -> Result<(), EvalError> {
+        if self.budget == 0 {
+            return Err(EvalError::new(
+                EvalErrorKind::BudgetExceeded,
+                DEFAULT_BUDGET.to_string(),
+            ));
+        }
+        self.budget -= 1;
+        Ok(())
+    }
+
+    fn comprehension(&mut self, c: &Comprehension) -> EvalResult {
+        let range = self.eval(&c.range)?;
+        // Iterate as (first, second) pairs: lists give (index, element), maps give
+        // (key, value). One-variable forms bind the element (lists) or key (maps).
+        let pairs: Vec<(Value, Value)> = match &range {
+            Value::List(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
+                .collect(),
+            Value::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            _ => return Err(EvalError::overload("a macro over a non-container")),
+        };
+        let is_list = matches!(range, Value::List(_));
+        let mut error: Option<EvalError> = None;
+        let mut count = 0usize;
+        let mut out_list = Vec::new();
+        let mut out_map = Map::new();
+        for (first, second) in pairs {
+            self.step()?;
+            match c.second {
+                Some(slot) => {
+                    self.locals[usize::from(c.first)] = first;
+                    self.locals[usize::from(slot)] = second;
+                }
+                None => {
+                    self.locals[usize::from(c.first)] = if is_list { second } else { first };
+                }
+            }
+            match c.kind {
+                MacroKind::All => match self.eval(&c.body) {
+                    Ok(Value::Bool(false)) => return Ok(Value::Bool(false)),
+                    Ok(Value::Bool(true)) => {}
+                    Ok(_) => error = error.or(Some(EvalError::overload("all()"))),
+                    Err(e) => error = error.or(Some(e)),
+                },
+                MacroKind::Exists => match self.eval(&c.body) {
+                    Ok(Value::Bool(true)) => return Ok(Value::Bool(true)),
+                    Ok(Value::Bool(false)) => {}
+                    Ok(_) => error = error.or(Some(EvalError::overload("exists()"))),
+                    Err(e) => error = error.or(Some(e)),
+                },
+                MacroKind::ExistsOne => match self.eval(&c.body)? {
+                    Value::Bool(true) => count += 1,
+                    Value::Bool(false) => {}
+                    _ => return Err(EvalError::overload("exists_one()")),
+                },
+                MacroKind::Map => out_list.push(self.eval(&c.body)?),
+                MacroKind::Filter => match self.eval(&c.body)? {
+                    Value::Bool(true) => out_list.push(self.locals[usize::from(c.first)].clone()),
+                    Value::Bool(false) => {}
+                    _ => return Err(EvalError::overload("filter()")),
+                },
+                MacroKind::FilterMap => match self.eval(&c.body)? {
+                    Value::Bool(true) => {
+                        let map = c.map.as_ref().ok_or_else(|| EvalError::overload("map()"))?;
+                        out_list.push(self.eval(map)?);
+                    }
+                    Value::Bool(false) => {}
+                    _ => return Err(EvalError::overload("map()")),
+                },
+                MacroKind::TransformMap => {
+                    let key = self.locals[usize::from(c.first)].clone();
+                    let keep = match &c.map {
+                        Some(_) => match self.eval(&c.body)? {
+                            Value::Bool(b) => b,
+                            _ => return Err(EvalError::overload("transformMap()")),
+                        },
+                        None => true,
+                    };
+                    if keep {
+                        let value = self.eval(c.map.as_ref().unwrap_or(&c.body))?;
+                        out_map.insert(key, value);
+                    }
+                }
+            }
+        }
+        match c.kind {
+            MacroKind::All => error.map_or(Ok(Value::Bool(true)), Err),
+            MacroKind::Exists => error.map_or(Ok(Value::Bool(false)), Err),
+            MacroKind::ExistsOne => Ok(Value::Bool(count == 1)),
+            MacroKind::Map | MacroKind::Filter | MacroKind::FilterMap => {
+                Ok(Value::List(out_list.into()))
+            }
+            MacroKind::TransformMap => Ok(Value::Map(Arc::new(out_map))),
+        }
+    }
+}
+
+pub(crate) fn index_value(container: &Value, index: &Value) -> EvalResult {
+    match container {
+        Value::List(items) => {
+            let i = match index {
+                Value::Int(i) => *i,
+                Value::Double(d) if d.fract() == 0.0 && d.abs() < 9.0e15 => *d as i64,
+                _ => return Err(EvalError::overload("list index")),
+            };
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| items.get(i))
+                .cloned()
+                .ok_or_else(|| EvalError::new(EvalErrorKind::IndexOutOfRange, i.to_string()))
+        }
+        Value::Map(m) => m
+            .get(index)
+            .cloned()
+            .ok_or_else(|| EvalError::new(EvalErrorKind::NoSuchKey, index.to_string())),
+        _ => Err(EvalError::overload("_[_]")),
+    }
+}
+
+fn negate(v: Value) -> EvalResult {
+    match v {
+        Value::Int(i) => i
+            .checked_neg()
+            .map(Value::Int)
+            .ok_or_else(|| EvalError::new(EvalErrorKind::Overflow, "negation")),
+        Value::Double(d) => Ok(Value::Double(-d)),
+        _ => Err(EvalError::overload("-_")),
+    }
+}
+
+fn overflow(op: &'static str) -> EvalError {
+    EvalError::new(EvalErrorKind::Overflow, op)
+}
+
+fn time_range() -> EvalError {
+    EvalError::new(EvalErrorKind::OutOfRange, "timestamp or duration arithmetic")
+}
+
+pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> EvalResult {
+    use Value::{Double, Duration as Dur, Int, List, String as Str, Timestamp as Ts};
+    match op {
+        BinOp::Eq => Ok(Value::Bool(a.cel_eq(b))),
+        BinOp::Ne => Ok(Value::Bool(!a.cel_eq(b))),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => compare(op, a, b).map(Value::Bool),
+        BinOp::In => contains(b, a).map(Value::Bool),
+        BinOp::Add => match (a, b) {
+            (Int(x), Int(y)) => x.checked_add(*y).map(Int).ok_or_else(|| overflow("addition")),
+            (Double(x), Double(y)) => Ok(Double(x + y)),
+            (Str(x), Str(y)) => {
+                let mut s = String::with_capacity(x.len() + y.len());
+                s.push_str(x);
+                s.push_str(y);
+                Ok(Value::from(s))
+            }
+            (List(x), List(y)) => Ok(List(x.iter().chain(y.iter()).cloned().collect())),
+            (Ts(t), Dur(d)) | (Dur(d), Ts(t)) => t.checked_add(*d).map(Ts).ok_or_else(time_range),
+            (Dur(x), Dur(y)) => Duration::from_nanos(x.as_nanos() + y.as_nanos())
+                .map(Dur)
+                .map_err(|_| time_range()),
+            _ => Err(EvalError::overload("_+_")),
+        },
+        BinOp::Sub => match (a, b) {
+            (Int(x), Int(y)) => x.checked_sub(*y).map(Int).ok_or_else(|| overflow("subtraction")),
+            (Double(x), Double(y)) => Ok(Double(x - y)),
+            (Ts(t), Dur(d)) => t.checked_sub(*d).map(Ts).ok_or_else(time_range),
+            (Ts(x), Ts(y)) => x.duration_since(*y).map(Dur).ok_or_else(time_range),
+            (Dur(x), Dur(y)) => Duration::from_nanos(x.as_nanos() - y.as_nanos())
+                .map(Dur)
+                .map_err(|_| time_range()),
+            _ => Err(EvalError::overload("_-_")),
+        },
+        BinOp::Mul => match (a, b) {
+            (Int(x), Int(y)) => x.checked_mul(*y).map(Int).ok_or_else(|| overflow("multiplication")),
+            (Double(x), Double(y)) => Ok(Double(x * y)),
+            _ => Err(EvalError::overload("_*_")),
+        },
+        BinOp::Div => match (a, b) {
+            (Int(_), Int(0)) => Err(EvalError::new(EvalErrorKind::DivideByZero, "division")),
+            (Int(x), Int(y)) => x.checked_div(*y).map(Int).ok_or_else(|| overflow("division")),
+            (Double(x), Double(y)) => Ok(Double(x / y)),
+            _ => Err(EvalError::overload("_/_")),
+        },
+        BinOp::Rem => match (a, b) {
+            (Int(_), Int(0)) => Err(EvalError::new(EvalErrorKind::DivideByZero, "modulus")),
+            (Int(x), Int(y)) => x.checked_rem(*y).map(Int).ok_or_else(|| overflow("modulus")),
+            _ => Err(EvalError::overload("_%_")),
+        },
+    }
+}
+
+/// Ordering comparison; NaN makes every comparison false, mismatched kinds are errors.
+pub(crate) fn compare(op: BinOp, a: &Value, b: &Value) -> Result<bool, EvalError> {
+    match a.cel_cmp(b) {
+        Some(ord) => Ok(ordering_holds(op, ord)),
+        None => {
+            let numeric = |v: &Value| matches!(v, Value::Int(_) | Value::Double(_));
+            if numeric(a) && numeric(b) {
+                Ok(false)
+            } else {
+                Err(EvalError::overload("an ordering comparison"))
+            }
+        }
+    }
+}
+
+#[inline]
+pub(crate) fn ordering_holds(op: BinOp, ord: Ordering) -> bool {
+    match op {
+        BinOp::Lt => ord == Ordering::Less,
+        BinOp::Le => ord != Ordering::Greater,
+        BinOp::Gt => ord == Ordering::Greater,
+        BinOp::Ge => ord != Ordering::Less,
+        BinOp::Eq => ord == Ordering::Equal,
+        _ => ord != Ordering::Equal,
+    }
+}
+
+fn contains(container: &Value, item: &Value) -> Result<bool, EvalError> {
+    match container {
+        Value::List(items) => Ok(items.iter().any(|v| v.cel_eq(item))),
+        Value::Map(m) => Ok(m.contains_key(item)),
+        _ => Err(EvalError::overload("_in_")),
+    }
+}
+
+fn string_arg(v: &Value) -> Result<&str, EvalError> {
+    match v {
+        Value::String(s) => Ok(s),
+        _ => Err(EvalError::overload("a string function")),
+    }
+}
+
+fn invalid(detail: String) -> EvalError {
+    EvalError::new(EvalErrorKind::InvalidArgument, detail)
+}
+
+/// Compiles a run-time regular expression with a size bound, so hostile patterns
+/// cannot exhaust memory; matching is linear-time by construction of the `regex` crate.
+pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+pub(crate) fn call_function(func: &Func, args: &[Value]) -> EvalResult {
+    let arg = |i: usize| args.get(i).ok_or_else(|| EvalError::overload("a call with too few arguments"));
+    match func {
+        Func::Size => match arg(0)? {
+            Value::String(s) => Ok(Value::Int(s.chars().count() as i64)),
+            Value::List(l) => Ok(Value::Int(l.len() as i64)),
+            Value::Map(m) => Ok(Value::Int(m.len() as i64)),
+            _ => Err(EvalError::overload("size()")),
+        },
+        Func::Contains => Ok(Value::Bool(string_arg(arg(0)?)?.contains(string_arg(arg(1)?)?))),
+        Func::StartsWith => {
+            Ok(Value::Bool(string_arg(arg(0)?)?.starts_with(string_arg(arg(1)?)?)))
+        }
+        Func::EndsWith => Ok(Value::Bool(string_arg(arg(0)?)?.ends_with(string_arg(arg(1)?)?))),
+        Func::Matches => {
+            let re = compile_regex(string_arg(arg(1)?)?).map_err(invalid)?;
+            Ok(Value::Bool(re.is_match(string_arg(arg(0)?)?)))
+        }
+        Func::MatchesConst(re) => Ok(Value::Bool(re.is_match(string_arg(arg(0)?)?))),
+        Func::LowerAscii => Ok(Value::from(string_arg(arg(0)?)?.to_ascii_lowercase())),
+        Func::UpperAscii => Ok(Value::from(string_arg(arg(0)?)?.to_ascii_uppercase())),
+        Func::Trim => Ok(Value::from(string_arg(arg(0)?)?.trim())),
+        Func::ToInt => to_int(arg(0)?),
+        Func::ToDouble => match arg(0)? {
+            Value::Int(i) => Ok(Value::Double(*i as f64)),
+            Value::Double(d) => Ok(Value::Double(*d)),
+            Value::String(s) => s
+                .parse::<f64>()
+                .map(Value::Double)
+                .map_err(|_| invalid(format!("cannot convert {s:?} to double"))),
+            _ => Err(EvalError::overload("double()")),
+        },
+        Func::ToString => match arg(0)? {
+            Value::String(s) => Ok(Value::String(s.clone())),
+            Value::Int(i) => Ok(Value::from(i.to_string())),
+            Value::Double(d) => Ok(Value::from(format_double(*d))),
+            Value::Bool(b) => Ok(Value::from(b.to_string())),
+            Value::Timestamp(t) => Ok(Value::from(t.to_string())),
+            Value::Duration(d) => Ok(Value::from(d.to_string())),
+            _ => Err(EvalError::overload("string()")),
+        },
+        Func::ToBool => match arg(0)? {
+            Value::Bool(b) => Ok(Value::Bool(*b)),
+            Value::String(s) => match &**s {
+                "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(Value::Bool(true)),
+                "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(Value::Bool(false)),
+                other => Err(invalid(format!("cannot convert {other:?} to bool"))),
+            },
+            _ => Err(EvalError::overload("bool()")),
+        },
+        Func::ToTimestamp => match arg(0)? {
+            Value::Timestamp(t) => Ok(Value::Timestamp(*t)),
+            Value::String(s) => Timestamp::parse(s)
+                .map(Value::Timestamp)
+                .map_err(|e| invalid(e.to_string())),
+            Value::Int(i) => Timestamp::from_unix(*i, 0)
+                .map(Value::Timestamp)
+                .map_err(|_| EvalError::new(EvalErrorKind::OutOfRange, "timestamp")),
+            _ => Err(EvalError::overload("timestamp()")),
+        },
+        Func::ToDuration => match arg(0)? {
+            Value::Duration(d) => Ok(Value::Duration(*d)),
+            Value::String(s) => Duration::parse(s)
+                .map(Value::Duration)
+                .map_err(|e| invalid(e.to_string())),
+            _ => Err(EvalError::overload("duration()")),
+        },
+        Func::TimestampPart(component, tz) => match arg(0)? {
+            Value::Timestamp(t) => Ok(Value::Int(t.component(*component, *tz))),
+            Value::Duration(d) => duration_part(*d, *component),
+            _ => Err(EvalError::overload("a timestamp selector")),
+        },
+        Func::TimestampPartDyn(component) => {
+            let tz = TimeZone::parse(string_arg(arg(1)?)?).map_err(|e| invalid(e.to_string()))?;
+            match arg(0)? {
+                Value::Timestamp(t) => Ok(Value::Int(t.component(*component, Some(tz)))),
+                _ => Err(EvalError::overload("a timestamp selector")),
+            }
+        }
+        Func::DurationHours => dur(arg(0)?, TimeComponent::Hours),
+        Func::DurationMinutes => dur(arg(0)?, TimeComponent::Minutes),
+        Func::DurationSeconds => dur(arg(0)?, TimeComponent::Seconds),
+        Func::DurationMillis => dur(arg(0)?, TimeComponent::Milliseconds),
+    }
+}
+
+fn dur(v: &Value, c: TimeComponent) -> EvalResult {
+    match v {
+        Value::Duration(d) => duration_part(*d, c),
+        _ => Err(EvalError::overload("a duration selector")),
+    }
+}
+
+fn duration_part(d: Duration, c: TimeComponent) -> EvalResult {
+    Ok(Value::Int(match c {
+        TimeComponent::Hours => d.hours(),
+        TimeComponent::Minutes => d.minutes(),
+        TimeComponent::Seconds => d.seconds(),
+        TimeComponent::Milliseconds => d.milliseconds_part(),
+        _ => return Err(EvalError::overload("a duration selector")),
+    }))
+}
+
+fn to_int(v: &Value) -> EvalResult {
+    match v {
+        Value::Int(i) => Ok(Value::Int(*i)),
+        Value::Double(d) => {
+            // Both bounds exclusive: -2^63 and 2^63 are where CEL's range checks fall.
+            if d.is_finite() && *d > -9.223_372_036_854_775_808e18 && *d < 9.223_372_036_854_775_808e18 {
+                Ok(Value::Int(d.trunc() as i64))
+            } else {
+                Err(EvalError::new(EvalErrorKind::OutOfRange, "int() of a double"))
+            }
+        }
+        Value::String(s) => s
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| invalid(format!("cannot convert {s:?} to int"))),
+        Value::Timestamp(t) => Ok(Value::Int(t.unix_seconds())),
+        _ => Err(EvalError::overload("int()")),
+    }
+}
+
+/// Formats a double the way CEL does (Go's `strconv.FormatFloat(d, 'g', -1, 64)`):
+/// the shortest digits that round-trip, in exponent form below 1e-4 or from 1e21.
+pub(crate) fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "NaN".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{d:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..21).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{d}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_format_like_cel() {
+        assert_eq!(format_double(123.456), "123.456");
+        assert_eq!(format_double(-4.5e-3), "-0.0045");
+        assert_eq!(format_double(1e21), "1e+21");
+        assert_eq!(format_double(1.5e-5), "1.5e-05");
+        assert_eq!(format_double(100.0), "100");
+    }
+}

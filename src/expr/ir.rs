@@ -1,0 +1,141 @@
+//! The checked, slot-resolved intermediate form the evaluator runs.
+//!
+//! Every name is resolved to a [`Scope`] and slot, every function to a [`Func`]; no
+//! string lookups remain.
+
+use std::sync::Arc;
+
+use crate::schema::Slot;
+use crate::time::{TimeComponent, TimeZone};
+use crate::value::Value;
+
+/// Where a loaded value lives in an [`Activation`](crate::expr::Activation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Scope {
+    /// Contact attributes.
+    Contact,
+    /// The triggering event's properties.
+    Event,
+    /// Score values.
+    Score,
+    /// Host-declared variables of a standalone expression.
+    Var,
+}
+
+/// Fields every event has besides its declared properties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventMeta {
+    /// `event.type`
+    Type,
+    /// `event.timestamp`
+    Timestamp,
+    /// `event.id`
+    Id,
+}
+
+/// Arithmetic and comparison operators, dispatched on the operands' kinds at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+}
+
+/// Built-in functions.
+#[derive(Clone, Debug)]
+pub(crate) enum Func {
+    Size,
+    Contains,
+    StartsWith,
+    EndsWith,
+    /// `matches` with a pattern only known at run time.
+    Matches,
+    /// `matches` with a constant pattern, compiled once.
+    MatchesConst(Arc<regex::Regex>),
+    ToInt,
+    ToDouble,
+    ToString,
+    ToBool,
+    ToTimestamp,
+    ToDuration,
+    /// A timestamp selector; the zone, when a constant, is parsed once.
+    TimestampPart(TimeComponent, Option<TimeZone>),
+    /// A timestamp selector with a zone only known at run time.
+    TimestampPartDyn(TimeComponent),
+    DurationHours,
+    DurationMinutes,
+    DurationSeconds,
+    DurationMillis,
+    LowerAscii,
+    UpperAscii,
+    Trim,
+}
+
+/// Comprehension macros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MacroKind {
+    All,
+    Exists,
+    ExistsOne,
+    /// `map(x, f)` / `transformList(i, v, f)`
+    Map,
+    /// `filter(x, p)`
+    Filter,
+    /// `map(x, p, f)` / `transformList(i, v, p, f)`
+    FilterMap,
+    /// `transformMap(k, v, f)` and with a filter
+    TransformMap,
+}
+
+/// A node of the checked expression.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Const(Value),
+    Load(Scope, Slot, Arc<str>),
+    /// `has(contact.x)`: presence of a record field.
+    Has(Scope, Slot),
+    EventMeta(EventMeta),
+    Now,
+    Local(u16),
+    /// `m.f` on a map: the value under string key `f`, an error if absent.
+    SelectKey(Box<Node>, Arc<str>),
+    /// `has(m.f)` on a map.
+    HasKey(Box<Node>, Arc<str>),
+    Index(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    Neg(Box<Node>),
+    And(Box<[Node]>),
+    Or(Box<[Node]>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+    Binary(BinOp, Box<Node>, Box<Node>),
+    Call(Func, Box<[Node]>),
+    List(Box<[Node]>),
+    Map(Box<[(Node, Node)]>),
+    Comprehension(Box<Comprehension>),
+}
+
+/// A macro application.
+#[derive(Clone, Debug)]
+pub(crate) struct Comprehension {
+    pub(crate) kind: MacroKind,
+    pub(crate) range: Node,
+    /// First variable: the element (lists, one-variable form), index (lists,
+    /// two-variable form) or key (maps).
+    pub(crate) first: u16,
+    /// Second variable of the two-variable forms: the element or map value.
+    pub(crate) second: Option<u16>,
+    /// The predicate (`all`, `exists`, `exists_one`, `filter`, filter of the
+    /// transforms) or the mapped expression (`map`, `transform*` without a filter).
+    pub(crate) body: Node,
+    /// The mapped expression when `body` is a filter.
+    pub(crate) map: Option<Node>,
+}

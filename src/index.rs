@@ -1,0 +1,144 @@
+//! The rule index: rules grouped by event type, and equality tests of an event property
+//! against literals resolved by one hash lookup instead of one test per rule.
+//!
+//! A rule whose condition is a conjunction containing `event.P == "lit"` (or
+//! `event.P in ["a", "b"]`, or an int equality) is filed under the literal(s) in P's
+//! table; only rules filed under the event's actual value of P, plus the rules with no
+//! such test, are evaluated. Rules skipped this way could not have matched, so they are
+//! not evaluated and report no errors.
+
+use hashbrown::HashMap;
+
+use crate::expr::compile::Pred;
+use crate::expr::ir::{BinOp, Scope};
+use crate::program::Rule;
+use crate::schema::{Event, Schema, Slot};
+use crate::value::Value;
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RuleIndex {
+    by_type: Vec<TypeRules>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct TypeRules {
+    /// Rules with no usable discriminator: always candidates.
+    always: Vec<u32>,
+    tables: Vec<Table>,
+}
+
+#[derive(Clone, Debug)]
+struct Table {
+    slot: Slot,
+    strings: HashMap<Box<str>, Vec<u32>>,
+    ints: HashMap<i64, Vec<u32>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Literal {
+    Str(Box<str>),
+    Int(i64),
+}
+
+/// The equality discriminators of a condition: (event slot, literals) per conjunct.
+fn discriminators(pred: &Pred) -> Vec<(Slot, Vec<Literal>)> {
+    let conjuncts: &[Pred] = match pred {
+        Pred::And(items) => items,
+        other => std::slice::from_ref(other),
+    };
+    conjuncts
+        .iter()
+        .filter_map(|c| match c {
+            Pred::StrEq(f, k, true) if f.scope == Scope::Event => {
+                Some((f.slot, vec![Literal::Str(Box::from(&**k))]))
+            }
+            Pred::StrIn(f, set) if f.scope == Scope::Event => {
+                let mut lits: Vec<Literal> = set.iter().map(|k| Literal::Str(Box::from(&**k))).collect();
+                lits.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+                lits.dedup();
+                Some((f.slot, lits))
+            }
+            Pred::IntCmp(f, BinOp::Eq, k) if f.scope == Scope::Event => Some((f.slot, vec![Literal::Int(*k)])),
+            _ => None,
+        })
+        .collect()
+}
+
+impl RuleIndex {
+    pub(crate) fn build(schema: &Schema, rules: &[Rule]) -> RuleIndex {
+        let types = schema.event_types().count();
+        let mut by_type = vec![TypeRules::default(); types];
+        // Per type: each rule's discriminators, then how many rules each slot serves.
+        let mut per_rule: Vec<Vec<(Slot, Vec<Literal>)>> = Vec::with_capacity(rules.len());
+        let mut slot_counts: Vec<HashMap<Slot, usize>> = vec![HashMap::new(); types];
+        for rule in rules {
+            let d = rule.pred().map(discriminators).unwrap_or_default();
+            for (slot, _) in &d {
+                *slot_counts[rule.event_type().get()].entry(*slot).or_default() += 1;
+            }
+            per_rule.push(d);
+        }
+        for (i, (rule, discs)) in rules.iter().zip(per_rule).enumerate() {
+            if !rule.enabled() {
+                continue;
+            }
+            let i = i as u32;
+            let t = rule.event_type().get();
+            let counts = &slot_counts[t];
+            // The most widely shared slot gives the fewest, fullest tables.
+            let best = discs
+                .into_iter()
+                .max_by_key(|(slot, _)| (counts.get(slot).copied().unwrap_or(0), std::cmp::Reverse(*slot)));
+            let type_rules = &mut by_type[t];
+            match best {
+                None => type_rules.always.push(i),
+                Some((slot, literals)) => {
+                    let pos = match type_rules.tables.iter().position(|tb| tb.slot == slot) {
+                        Some(p) => p,
+                        None => {
+                            type_rules.tables.push(Table { slot, strings: HashMap::new(), ints: HashMap::new() });
+                            type_rules.tables.len() - 1
+                        }
+                    };
+                    let table = &mut type_rules.tables[pos];
+                    for lit in literals {
+                        match lit {
+                            Literal::Str(s) => table.strings.entry(s).or_default().push(i),
+                            Literal::Int(n) => table.ints.entry(n).or_default().push(i),
+                        }
+                    }
+                }
+            }
+        }
+        RuleIndex { by_type }
+    }
+
+    /// Fills `out` with the candidate rules for `event`, in declaration order.
+    #[inline]
+    pub(crate) fn candidates(&self, event: &Event, out: &mut Vec<u32>) {
+        out.clear();
+        let Some(t) = self.by_type.get(event.event_type().get()) else {
+            return;
+        };
+        out.extend_from_slice(&t.always);
+        let mut sources = usize::from(!t.always.is_empty());
+        let props = event.properties().slots();
+        for table in &t.tables {
+            let hit = match props.get(usize::from(table.slot)) {
+                Some(Some(Value::String(s))) => table.strings.get(&**s),
+                Some(Some(Value::Int(n))) => table.ints.get(n),
+                Some(Some(Value::Double(d))) if d.fract() == 0.0 && d.abs() < 9.0e15 => {
+                    table.ints.get(&(*d as i64))
+                }
+                _ => None,
+            };
+            if let Some(rules) = hit {
+                out.extend_from_slice(rules);
+                sources += 1;
+            }
+        }
+        if sources > 1 {
+            out.sort_unstable();
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The compiled program: schema, rules with compiled conditions, and the rule index.
+//!
+//! A [`Program`] is immutable and `Send + Sync`; share it behind an `Arc` and swap it on
+//! reload. Matching needs a [`MatchScratch`] per thread, like `regex`'s cache, so the hot
+//! path never allocates.
+
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use crate::def::{ActionDef, RuleSetDef};
+use crate::diagnostic::{Code, CompileError, Diagnostic};
+use crate::expr::check::Names;
+use crate::expr::compile::Pred;
+use crate::expr::{compile_with, Activation, EvalError, Expression};
+use crate::filter;
+use crate::id::{EventTypeIndex, RuleId};
+use crate::index::RuleIndex;
+use crate::limits::Limits;
+use crate::schema::{Contact, Event, Schema};
+use crate::time::Timestamp;
+use crate::value::{Type, Value};
+
+/// A compiled rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    id: RuleId,
+    description: Option<String>,
+    event_type: EventTypeIndex,
+    condition: Option<Expression>,
+    actions: Vec<ActionDef>,
+    enabled: bool,
+}
+
+impl Rule {
+    /// The rule's stable id.
+    pub fn id(&self) -> &RuleId {
+        &self.id
+    }
+    /// Its description.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    /// The event type that triggers it.
+    pub fn event_type(&self) -> EventTypeIndex {
+        self.event_type
+    }
+    /// Its condition; `None` means it always holds.
+    pub fn condition(&self) -> Option<&Expression> {
+        self.condition.as_ref()
+    }
+    /// Its actions, as data.
+    pub fn actions(&self) -> &[ActionDef] {
+        &self.actions
+    }
+    /// Whether it can match.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub(crate) fn pred(&self) -> Option<&Pred> {
+        self.condition.as_ref().and_then(Expression::pred)
+    }
+
+    /// Evaluates the condition.
+    pub(crate) fn test(&self, activation: &Activation<'_>) -> Result<bool, EvalError> {
+        match self.pred() {
+            Some(pred) => pred.test(activation),
+            None => Ok(true),
+        }
+    }
+}
+
+/// Position of a rule in its program, in declaration order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleIndexId(pub(crate) u32);
+
+impl RuleIndexId {
+    /// The position.
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A compiled rule set.
+///
+/// ```
+/// use nurture::{Program, Timestamp, expr::Activation};
+/// let program = Program::from_json(r#"{
+///   "version": 1,
+///   "schema": {
+///     "contact": {"country": "string"},
+///     "events": {"page_visit": {"url": "string"}}
+///   },
+///   "rules": [
+///     {"id": "pricing", "on": "page_visit", "when": "event.url == '/pricing'"}
+///   ]
+/// }"#)?;
+/// let schema = program.schema();
+/// let at = Timestamp::from_unix(1_700_000_000, 0)?;
+/// let contact = schema.contact("c1").set("country", "FR")?.build();
+/// let event = schema.event("e1", "c1", "page_visit", at)?.set("url", "/pricing")?.build();
+/// let mut scratch = nurture::MatchScratch::default();
+/// let matched = program.match_event(&contact, &event, at, &mut scratch);
+/// assert_eq!(program.rule(matched.rules[0]).id().as_str(), "pricing");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Program {
+    name: Option<String>,
+    schema: Arc<Schema>,
+    rules: Vec<Rule>,
+    index: RuleIndex,
+}
+
+/// Reusable buffers for matching; one per thread.
+#[derive(Clone, Debug, Default)]
+pub struct MatchScratch {
+    pub(crate) candidates: Vec<u32>,
+    matched: Vec<RuleIndexId>,
+    errors: Vec<(RuleIndexId, EvalError)>,
+}
+
+/// The rules an event matched, in declaration order, and the rules whose condition
+/// ended in an error (which do not match).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Matches<'s> {
+    /// Matched rules, in declaration order.
+    pub rules: &'s [RuleIndexId],
+    /// Rules whose condition failed with an error, with the error.
+    pub errors: &'s [(RuleIndexId, EvalError)],
+    /// How many conditions were evaluated (the candidates the index left).
+    pub evaluated: usize,
+}
+
+impl Program {
+    /// Compiles a rule-set document.
+    ///
+    /// # Errors
+    ///
+    /// Every problem in the document, at once.
+    pub fn compile(def: &RuleSetDef, limits: &Limits) -> Result<Program, CompileError> {
+        let mut diagnostics = Vec::new();
+        if def.version != 1 {
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, format!("unsupported version {}", def.version))
+                    .with_path("/version")
+                    .with_help("this release reads version 1"),
+            );
+        }
+        let schema = crate::document::schema_from_def(&def.schema, &mut diagnostics);
+        let schema = Arc::new(schema);
+        if def.rules.len() > limits.max_rules {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::LimitExceeded,
+                    format!("{} rules, more than the limit of {}", def.rules.len(), limits.max_rules),
+                )
+                .with_path("/rules")
+                .with_help("split the rule set or raise `Limits::max_rules`"),
+            );
+            return Err(CompileError::new(diagnostics));
+        }
+        let mut rules = Vec::with_capacity(def.rules.len());
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(def.rules.len());
+        for (i, rule) in def.rules.iter().enumerate() {
+            let path = format!("/rules/{i}");
+            if let Some(first) = seen.insert(rule.id.as_str(), i) {
+                diagnostics.push(
+                    Diagnostic::new(Code::DuplicateId, format!("rule id `{}` is used twice", rule.id))
+                        .with_path(format!("{path}/id"))
+                        .with_help(format!("rule ids must be unique; the first use is /rules/{first}/id")),
+                );
+            }
+            if rule.id.is_empty() {
+                diagnostics.push(
+                    Diagnostic::new(Code::InvalidDocument, "a rule id is empty")
+                        .with_path(format!("{path}/id"))
+                        .with_help("give every rule a stable, unique id"),
+                );
+            }
+            let Some(event_type) = schema.event_type_index(&rule.on) else {
+                diagnostics.push(
+                    Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{}`", rule.on))
+                        .with_path(format!("{path}/on"))
+                        .with_did_you_mean(schema.suggest_event_type(&rule.on))
+                        .with_help("declare the event type under `schema.events`"),
+                );
+                continue;
+            };
+            let names = Names {
+                contact: Some(schema.contact_fields()),
+                event: schema.event_type(event_type).map(|e| e.properties()),
+                scores: Some(schema.scores()),
+                vars: None,
+                now: true,
+            };
+            let source = match (&rule.when, &rule.filter) {
+                (Some(_), Some(_)) => {
+                    diagnostics.push(
+                        Diagnostic::new(Code::InvalidDocument, "a rule has both `when` and `filter`")
+                            .with_path(format!("{path}/filter"))
+                            .with_help("combine them into one `when` expression, or use only the filter"),
+                    );
+                    None
+                }
+                (Some(when), None) => Some((when.clone(), format!("{path}/when"))),
+                (None, Some(f)) => {
+                    let fpath = format!("{path}/filter");
+                    filter::to_cel(f, &names, limits, &fpath, &mut diagnostics).map(|cel| (cel, fpath))
+                }
+                (None, None) => None,
+            };
+            let condition = match source {
+                Some((text, cpath)) => match compile_with(&text, names, limits, &cpath) {
+                    Ok(expr) if matches!(expr.result_type(), Type::Bool | Type::Dyn) => Some(expr),
+                    Ok(expr) => {
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                format!("a condition must be a bool, this one is {}", expr.result_type()),
+                            )
+                            .with_path(cpath)
+                            .with_source(Arc::from(text.as_str()))
+                            .with_span(crate::Span::new(0, text.len()))
+                            .with_help("compare the value with something, as in `x == 1`"),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        diagnostics.extend(e.diagnostics);
+                        None
+                    }
+                },
+                None => None,
+            };
+            check_actions(&rule.actions, &schema, &path, &mut diagnostics);
+            rules.push(Rule {
+                id: RuleId::new(&rule.id),
+                description: rule.description.clone(),
+                event_type,
+                condition,
+                actions: rule.actions.clone(),
+                enabled: rule.enabled,
+            });
+        }
+        if !diagnostics.is_empty() {
+            return Err(CompileError::new(diagnostics));
+        }
+        let index = RuleIndex::build(&schema, &rules);
+        Ok(Program { name: def.name.clone(), schema, rules, index })
+    }
+
+    /// Reads and compiles a JSON rule-set document.
+    ///
+    /// # Errors
+    ///
+    /// Every problem in the document, at once.
+    #[cfg(feature = "json")]
+    pub fn from_json(text: &str) -> Result<Program, CompileError> {
+        Program::from_json_with_limits(text, &Limits::default())
+    }
+
+    /// [`Program::from_json`] with explicit limits.
+    ///
+    /// # Errors
+    ///
+    /// Every problem in the document, at once.
+    #[cfg(feature = "json")]
+    pub fn from_json_with_limits(text: &str, limits: &Limits) -> Result<Program, CompileError> {
+        let def = crate::document::read(text, crate::document::Format::Json, limits)?;
+        Program::compile(&def, limits)
+    }
+
+    /// Reads and compiles a TOML rule-set document.
+    ///
+    /// # Errors
+    ///
+    /// Every problem in the document, at once.
+    #[cfg(feature = "toml")]
+    pub fn from_toml(text: &str) -> Result<Program, CompileError> {
+        let limits = Limits::default();
+        let def = crate::document::read(text, crate::document::Format::Toml, &limits)?;
+        Program::compile(&def, &limits)
+    }
+
+    /// The rule set's name.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The schema, shared.
+    pub fn schema_arc(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// All rules in declaration order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// One rule.
+    ///
+    /// # Panics
+    ///
+    /// When the index does not come from this program.
+    pub fn rule(&self, index: RuleIndexId) -> &Rule {
+        &self.rules[index.get()]
+    }
+
+    /// Finds a rule by id.
+    pub fn rule_by_id(&self, id: &str) -> Option<RuleIndexId> {
+        self.rules.iter().position(|r| r.id.as_str() == id).map(|i| RuleIndexId(i as u32))
+    }
+
+    /// The rules that can match `event` according to the index, in declaration order.
+    /// Every rule that matches is among them; most that cannot are not.
+    pub fn candidates<'s>(&self, event: &Event, scratch: &'s mut MatchScratch) -> &'s [u32] {
+        self.index.candidates(event, &mut scratch.candidates);
+        &scratch.candidates
+    }
+
+    /// Evaluates every rule the event can trigger and returns those whose condition
+    /// holds, in declaration order.
+    pub fn match_event<'s>(
+        &self,
+        contact: &Contact,
+        event: &Event,
+        now: Timestamp,
+        scratch: &'s mut MatchScratch,
+    ) -> Matches<'s> {
+        let activation = Activation::new().with_contact(contact).with_event(event).with_now(now);
+        self.match_activation(event, &activation, scratch)
+    }
+
+    /// [`Program::match_event`] with a prepared activation (for hosts that also bind
+    /// scores).
+    pub fn match_activation<'s>(
+        &self,
+        event: &Event,
+        activation: &Activation<'_>,
+        scratch: &'s mut MatchScratch,
+    ) -> Matches<'s> {
+        self.index.candidates(event, &mut scratch.candidates);
+        scratch.matched.clear();
+        scratch.errors.clear();
+        for &i in &scratch.candidates {
+            let rule = &self.rules[i as usize];
+            match rule.test(activation) {
+                Ok(true) => scratch.matched.push(RuleIndexId(i)),
+                Ok(false) => {}
+                Err(e) => scratch.errors.push((RuleIndexId(i), e)),
+            }
+        }
+        Matches { rules: &scratch.matched, errors: &scratch.errors, evaluated: scratch.candidates.len() }
+    }
+}
+
+fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics: &mut Vec<Diagnostic>) {
+    for (j, action) in actions.iter().enumerate() {
+        let apath = format!("{path}/actions/{j}");
+        match action {
+            ActionDef::SetAttribute { field, value } => {
+                let fields = schema.contact_fields();
+                match fields.slot(field) {
+                    None => diagnostics.push(
+                        Diagnostic::new(Code::UnknownField, format!("no contact field `{field}`"))
+                            .with_path(format!("{apath}/field"))
+                            .with_did_you_mean(fields.suggest(field)),
+                    ),
+                    Some(slot) => {
+                        let ty = fields.ty(slot);
+                        if let Some(v) = crate::document::json_to_value(value, ty) {
+                            if !v.has_type(ty) {
+                                diagnostics.push(type_mismatch(&apath, field, ty));
+                            }
+                        } else {
+                            diagnostics.push(type_mismatch(&apath, field, ty));
+                        }
+                    }
+                }
+            }
+            ActionDef::ClearAttribute { field } => {
+                let fields = schema.contact_fields();
+                if fields.slot(field).is_none() {
+                    diagnostics.push(
+                        Diagnostic::new(Code::UnknownField, format!("no contact field `{field}`"))
+                            .with_path(format!("{apath}/field"))
+                            .with_did_you_mean(fields.suggest(field)),
+                    );
+                }
+            }
+            ActionDef::AdjustScore { points, .. } if !points.is_finite() => diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, "points must be a finite number")
+                    .with_path(format!("{apath}/points")),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn type_mismatch(apath: &str, field: &str, ty: &Type) -> Diagnostic {
+    Diagnostic::new(Code::TypeMismatch, format!("`{field}` is declared {ty}; this value does not fit"))
+        .with_path(format!("{apath}/value"))
+}
+
+impl Value {
+    /// Converts a JSON value, shaped by a declared type (timestamps and durations are
+    /// strings in JSON). `None` when it does not fit.
+    pub fn from_json(value: &serde_json::Value, ty: &Type) -> Option<Value> {
+        crate::document::json_to_value(value, ty)
+    }
+}
