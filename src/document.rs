@@ -20,8 +20,14 @@ pub(crate) enum Format {
     Toml,
 }
 
-/// Parses document text and checks its shape, reporting every problem.
-pub(crate) fn read(text: &str, format: Format, limits: &Limits) -> Result<RuleSetDef, CompileError> {
+/// Parses document text and checks its shape, reporting every problem. Unknown keys are
+/// reported and then ignored, so that the rest of the document is still checked; the
+/// caller fails the compilation if any diagnostic was reported.
+pub(crate) fn read(
+    text: &str,
+    format: Format,
+    limits: &Limits,
+) -> Result<(RuleSetDef, Vec<Diagnostic>), CompileError> {
     if text.len() > limits.max_document_len {
         return Err(CompileError::new(vec![Diagnostic::new(
             Code::LimitExceeded,
@@ -29,15 +35,18 @@ pub(crate) fn read(text: &str, format: Format, limits: &Limits) -> Result<RuleSe
         )
         .with_help("split the rule set or raise `Limits::max_document_len`")]));
     }
-    let tree = parse_tree(text, format)?;
+    let mut tree = parse_tree(text, format)?;
     let mut diagnostics = Vec::new();
-    check_shape(&tree, &ROOT, "", &mut diagnostics);
-    if !diagnostics.is_empty() {
-        return Err(CompileError::new(diagnostics));
+    check_shape(&mut tree, &ROOT, "", &mut diagnostics);
+    match serde_json::from_value::<RuleSetDef>(tree) {
+        Ok(def) => Ok((def, diagnostics)),
+        Err(e) => {
+            if diagnostics.is_empty() {
+                diagnostics.push(Diagnostic::new(Code::InvalidDocument, e.to_string()));
+            }
+            Err(CompileError::new(diagnostics))
+        }
     }
-    serde_json::from_value::<RuleSetDef>(tree).map_err(|e| {
-        CompileError::new(vec![Diagnostic::new(Code::InvalidDocument, e.to_string())])
-    })
 }
 
 fn parse_tree(text: &str, format: Format) -> Result<Json, CompileError> {
@@ -159,18 +168,25 @@ fn not_a(what: &str, path: &str) -> Diagnostic {
         .with_path(if path.is_empty() { "/".to_string() } else { path.to_string() })
 }
 
-fn check_shape(value: &Json, shape: &Shape, path: &str, diagnostics: &mut Vec<Diagnostic>) {
+fn check_shape(value: &mut Json, shape: &Shape, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     let Json::Object(map) = value else {
         diagnostics.push(not_a(&format!("a {} (an object)", shape.what), path));
         return;
     };
     let allowed: Vec<&str> = shape.keys.iter().map(|(k, _)| *k).collect();
-    for (key, child) in map {
+    let mut unknown = Vec::new();
+    for (key, child) in map.iter_mut() {
         let child_path = format!("{path}/{}", pointer_escape(key));
         match shape.keys.iter().find(|(k, _)| k == key) {
-            None => diagnostics.push(unknown_key(key, &allowed, shape.what, path)),
+            None => {
+                diagnostics.push(unknown_key(key, &allowed, shape.what, path));
+                unknown.push(key.clone());
+            }
             Some((_, kind)) => check_child(child, *kind, &child_path, diagnostics),
         }
+    }
+    for key in unknown {
+        map.remove(&key);
     }
     for key in shape.required {
         if !map.contains_key(*key) {
@@ -179,13 +195,13 @@ fn check_shape(value: &Json, shape: &Shape, path: &str, diagnostics: &mut Vec<Di
     }
 }
 
-fn check_child(value: &Json, kind: Child, path: &str, diagnostics: &mut Vec<Diagnostic>) {
+fn check_child(value: &mut Json, kind: Child, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     match kind {
         Child::Leaf => {}
         Child::Object(shape) => check_shape(value, shape, path, diagnostics),
         Child::ListOf(shape) => match value {
             Json::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items.iter_mut().enumerate() {
                     check_shape(item, shape, &format!("{path}/{i}"), diagnostics);
                 }
             }
@@ -194,7 +210,7 @@ fn check_child(value: &Json, kind: Child, path: &str, diagnostics: &mut Vec<Diag
         Child::Filter => check_filter(value, path, diagnostics),
         Child::Actions => match value {
             Json::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items.iter_mut().enumerate() {
                     check_action(item, &format!("{path}/{i}"), diagnostics);
                 }
             }
@@ -203,14 +219,15 @@ fn check_child(value: &Json, kind: Child, path: &str, diagnostics: &mut Vec<Diag
     }
 }
 
-fn check_filter(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
+fn check_filter(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     let Json::Object(map) = value else {
         diagnostics.push(not_a("a filter (an object)", path));
         return;
     };
+    let single = map.len() == 1;
     for group in ["all", "any"] {
-        if let Some(children) = map.get(group) {
-            if map.len() != 1 {
+        if let Some(children) = map.get_mut(group) {
+            if !single {
                 diagnostics.push(
                     Diagnostic::new(Code::InvalidFilter, format!("`{group}` must be the only key of its object"))
                         .with_path(path.to_string()),
@@ -218,7 +235,7 @@ fn check_filter(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
             }
             match children {
                 Json::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
+                    for (i, item) in items.iter_mut().enumerate() {
                         check_filter(item, &format!("{path}/{group}/{i}"), diagnostics);
                     }
                 }
@@ -227,8 +244,8 @@ fn check_filter(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
             return;
         }
     }
-    if let Some(child) = map.get("not") {
-        if map.len() != 1 {
+    if let Some(child) = map.get_mut("not") {
+        if !single {
             diagnostics.push(
                 Diagnostic::new(Code::InvalidFilter, "`not` must be the only key of its object")
                     .with_path(path.to_string()),
@@ -240,7 +257,7 @@ fn check_filter(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     let before = diagnostics.len();
     check_shape(value, &FILTER_TEST, path, diagnostics);
     if diagnostics.len() == before {
-        if let Some(op) = map.get("op") {
+        if let Some(op) = value.get("op") {
             match op.as_str() {
                 Some(name) if FILTER_OPS.contains(&name) => {}
                 _ => diagnostics.push(
@@ -254,7 +271,7 @@ fn check_filter(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     }
 }
 
-fn check_action(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
+fn check_action(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     let Json::Object(map) = value else {
         diagnostics.push(not_a("an action (an object)", path));
         return;
@@ -277,10 +294,10 @@ fn check_action(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     allowed.extend(required.iter());
     allowed.extend(optional.iter());
     let what = format!("`{name}` action");
-    for key in map.keys() {
-        if !allowed.contains(&key.as_str()) {
-            diagnostics.push(unknown_key(key, &allowed, &what, path));
-        }
+    let unknown: Vec<String> = map.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect();
+    for key in unknown {
+        diagnostics.push(unknown_key(&key, &allowed, &what, path));
+        map.remove(&key);
     }
     for key in *required {
         if !map.contains_key(*key) {

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Limits applied while parsing and compiling rule sets and expressions.
 ///
 /// Exceeding a limit produces a diagnostic, never a stack overflow or a hang. The
-/// defaults accept every realistic rule set; raise them deliberately.
+/// defaults accept every realistic rule set; raise them deliberately. Build a variant
+/// with struct-update syntax (`..Limits::default()`), so that fields added later keep
+/// their defaults.
 ///
 /// ```
 /// let limits = nurture::Limits { max_depth: 32, ..nurture::Limits::default() };
@@ -13,7 +15,6 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
 pub struct Limits {
     /// Deepest nesting of an expression tree (parentheses, operators, calls, literals).
     pub max_depth: usize,

@@ -141,7 +141,15 @@ impl Program {
     ///
     /// Every problem in the document, at once.
     pub fn compile(def: &RuleSetDef, limits: &Limits) -> Result<Program, CompileError> {
-        let mut diagnostics = Vec::new();
+        Program::compile_reporting(def, limits, Vec::new())
+    }
+
+    /// Compiles, adding to problems already found while reading the document.
+    fn compile_reporting(
+        def: &RuleSetDef,
+        limits: &Limits,
+        mut diagnostics: Vec<Diagnostic>,
+    ) -> Result<Program, CompileError> {
         if def.version != 1 {
             diagnostics.push(
                 Diagnostic::new(Code::InvalidDocument, format!("unsupported version {}", def.version))
@@ -269,8 +277,8 @@ impl Program {
     /// Every problem in the document, at once.
     #[cfg(feature = "json")]
     pub fn from_json_with_limits(text: &str, limits: &Limits) -> Result<Program, CompileError> {
-        let def = crate::document::read(text, crate::document::Format::Json, limits)?;
-        Program::compile(&def, limits)
+        let (def, problems) = crate::document::read(text, crate::document::Format::Json, limits)?;
+        Program::compile_reporting(&def, limits, problems)
     }
 
     /// Reads and compiles a TOML rule-set document.
@@ -281,8 +289,8 @@ impl Program {
     #[cfg(feature = "toml")]
     pub fn from_toml(text: &str) -> Result<Program, CompileError> {
         let limits = Limits::default();
-        let def = crate::document::read(text, crate::document::Format::Toml, &limits)?;
-        Program::compile(&def, &limits)
+        let (def, problems) = crate::document::read(text, crate::document::Format::Toml, &limits)?;
+        Program::compile_reporting(&def, &limits, problems)
     }
 
     /// The rule set's name.

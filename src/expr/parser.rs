@@ -83,6 +83,28 @@ fn unsupported(message: &str, span: Span, help: &str) -> Box<Diagnostic> {
     err(Code::Unsupported, message.to_string(), span, help)
 }
 
+/// Pending operands and operators of [`Parser::parse_binary`]: each operator with its
+/// precedence and span.
+#[derive(Default)]
+struct OpStack {
+    operands: Vec<Operand>,
+    ops: Vec<(BinaryOp, u8, Span)>,
+}
+
+/// A parsed argument list: the arguments, their greatest height, the `)`.
+struct Args {
+    exprs: Vec<Expr>,
+    height: usize,
+    close: Span,
+}
+
+/// An operand on the operator-precedence stack: a node, or a chain of `&&` or `||`
+/// operands (each with the span of the operator before it) not yet built into a tree.
+enum Operand {
+    Node(Node),
+    Chain(BinaryOp, Vec<(Node, Span)>),
+}
+
 fn binary_op(kind: &TokenKind<'_>) -> Option<(BinaryOp, u8)> {
     Some(match kind {
         TokenKind::OrOr => (BinaryOp::Or, 1),
@@ -239,6 +261,9 @@ impl<'a> Parser<'a> {
     }
 
     /// `Expr`: the only recursive entry point, so the depth counter bounds recursion.
+    ///
+    /// The functions on the recursive path keep their stack frames small: building
+    /// nodes and reporting errors happen in helpers that are not on the path.
     fn parse_expr(&mut self) -> PResult<Node> {
         self.depth += 1;
         if self.depth > self.max_depth {
@@ -249,13 +274,25 @@ impl<'a> Parser<'a> {
         result
     }
 
+    /// `ConditionalOr ["?" ConditionalOr ":" Expr]`.
     fn parse_conditional(&mut self) -> PResult<Node> {
-        let cond = self.parse_binary(1)?;
+        let cond = self.parse_binary()?;
         if !self.at(&TokenKind::Question) {
             return Ok(cond);
         }
+        self.parse_branches(cond)
+    }
+
+    /// The `? then : otherwise` after `cond`, at the `?`.
+    fn parse_branches(&mut self, cond: Node) -> PResult<Node> {
         let question = self.advance()?.span;
-        let then = self.parse_binary(1)?;
+        let then = self.parse_binary()?;
+        self.expect_colon()?;
+        let otherwise = self.parse_expr()?;
+        self.conditional(cond, then, otherwise, question)
+    }
+
+    fn expect_colon(&mut self) -> PResult<()> {
         if !self.at(&TokenKind::Colon) {
             return Err(self.unexpected(
                 "`:`",
@@ -263,7 +300,10 @@ impl<'a> Parser<'a> {
             ));
         }
         self.advance()?;
-        let otherwise = self.parse_expr()?;
+        Ok(())
+    }
+
+    fn conditional(&self, cond: Node, then: Node, otherwise: Node, at: Span) -> PResult<Node> {
         let height = 1 + cond.height.max(then.height).max(otherwise.height);
         let span = cond.span().to(otherwise.span());
         self.node(
@@ -274,64 +314,116 @@ impl<'a> Parser<'a> {
             },
             span,
             height,
-            question,
+            at,
         )
     }
 
-    /// Precedence climbing over the binary operators of precedence `min_prec` and
-    /// above; recursion is bounded by the number of precedence levels.
-    fn parse_binary(&mut self, min_prec: u8) -> PResult<Node> {
-        let mut lhs = self.parse_unary()?;
-        while let Some((op, prec)) = binary_op(&self.tok.kind) {
-            if prec < min_prec {
-                break;
-            }
-            if matches!(op, BinaryOp::And | BinaryOp::Or) {
-                lhs = self.parse_chain(op, prec, lhs)?;
-            } else {
-                let at = self.advance()?.span;
-                let rhs = self.parse_binary(prec + 1)?;
-                lhs = self.binary(op, lhs, rhs, at)?;
+    /// All binary operators, by operator precedence with explicit stacks, so that one
+    /// stack frame serves every precedence level. Chains of `&&` (or of `||`) are
+    /// gathered and built as balanced trees.
+    fn parse_binary(&mut self) -> PResult<Node> {
+        let mut stack = OpStack::default();
+        loop {
+            let operand = self.parse_unary()?;
+            stack.operands.push(Operand::Node(operand));
+            if !self.shift_operator(&mut stack)? {
+                return self.reduce_all(stack);
             }
         }
-        Ok(lhs)
     }
 
-    /// A chain `first op x op y ...` of `&&` or `||`, built as a balanced tree.
-    fn parse_chain(&mut self, op: BinaryOp, prec: u8, first: Node) -> PResult<Node> {
-        let first_span = first.span();
-        let mut operands = vec![(first, first_span)];
-        while binary_op(&self.tok.kind).is_some_and(|(o, _)| o == op) {
-            let at = self.advance()?.span;
-            if operands.len() >= self.max_list_len {
-                return Err(err(
-                    Code::LimitExceeded,
-                    format!(
-                        "`{}` chain has more than {} operands",
-                        op.symbol(),
-                        self.max_list_len
-                    ),
-                    at,
-                    "split the condition or raise `Limits::max_list_len`",
-                ));
+    /// If the current token is a binary operator, consumes it, reduces the pending
+    /// operators that bind at least as tightly (left associativity) and pushes it.
+    fn shift_operator(&mut self, stack: &mut OpStack) -> PResult<bool> {
+        let Some((op, prec)) = binary_op(&self.tok.kind) else {
+            return Ok(false);
+        };
+        let at = self.advance()?.span;
+        while let Some(&(top, top_prec, top_at)) = stack.ops.last() {
+            if top_prec < prec {
+                break;
             }
-            operands.push((self.parse_binary(prec + 1)?, at));
+            stack.ops.pop();
+            self.reduce(&mut stack.operands, top, top_at)?;
         }
-        // Pairwise reduction keeps the operands' order and gives height ceil(log2 n).
-        while operands.len() > 1 {
-            let mut next = Vec::with_capacity(operands.len().div_ceil(2));
-            let mut iter = operands.into_iter();
+        stack.ops.push((op, prec, at));
+        Ok(true)
+    }
+
+    fn reduce_all(&self, mut stack: OpStack) -> PResult<Node> {
+        while let Some((op, _, at)) = stack.ops.pop() {
+            self.reduce(&mut stack.operands, op, at)?;
+        }
+        match stack.operands.pop() {
+            Some(operand) if stack.operands.is_empty() => self.finish(operand),
+            _ => Err(self.bug()),
+        }
+    }
+
+    /// An error for a state the parser never reaches.
+    fn bug(&self) -> Box<Diagnostic> {
+        self.unexpected("an expression", "this is a parser bug; please report it")
+    }
+
+    /// Applies `op` (written at `at`) to the top two operands.
+    fn reduce(&self, operands: &mut Vec<Operand>, op: BinaryOp, at: Span) -> PResult<()> {
+        let (Some(rhs), Some(lhs)) = (operands.pop(), operands.pop()) else {
+            return Err(self.bug());
+        };
+        let rhs = self.finish(rhs)?;
+        let chained = matches!(op, BinaryOp::And | BinaryOp::Or);
+        let reduced = match lhs {
+            Operand::Chain(chain_op, mut items) if chained && chain_op == op => {
+                if items.len() >= self.max_list_len {
+                    return Err(err(
+                        Code::LimitExceeded,
+                        format!(
+                            "`{}` chain has more than {} operands",
+                            op.symbol(),
+                            self.max_list_len
+                        ),
+                        at,
+                        "split the condition or raise `Limits::max_list_len`",
+                    ));
+                }
+                items.push((rhs, at));
+                Operand::Chain(op, items)
+            }
+            lhs => {
+                let lhs = self.finish(lhs)?;
+                if chained {
+                    let lhs_span = lhs.span();
+                    Operand::Chain(op, vec![(lhs, lhs_span), (rhs, at)])
+                } else {
+                    Operand::Node(self.binary(op, lhs, rhs, at)?)
+                }
+            }
+        };
+        operands.push(reduced);
+        Ok(())
+    }
+
+    /// The node of an operand, building a chain as a balanced tree: pairwise reduction
+    /// keeps the operands' order and gives height `ceil(log2 n)` above the operands.
+    fn finish(&self, operand: Operand) -> PResult<Node> {
+        let (op, mut items) = match operand {
+            Operand::Node(node) => return Ok(node),
+            Operand::Chain(op, items) => (op, items),
+        };
+        while items.len() > 1 {
+            let mut next = Vec::with_capacity(items.len().div_ceil(2));
+            let mut iter = items.into_iter();
             while let Some((lhs, at)) = iter.next() {
                 match iter.next() {
                     Some((rhs, rhs_at)) => next.push((self.binary(op, lhs, rhs, rhs_at)?, at)),
                     None => next.push((lhs, at)),
                 }
             }
-            operands = next;
+            items = next;
         }
-        match operands.pop() {
+        match items.pop() {
             Some((node, _)) => Ok(node),
-            None => Err(self.unexpected("an expression", "")),
+            None => Err(self.bug()),
         }
     }
 
@@ -350,43 +442,45 @@ impl<'a> Parser<'a> {
         )
     }
 
-    fn unary(&self, op: UnaryOp, at: Span, operand: Node) -> PResult<Node> {
-        let height = operand.height + 1;
-        let span = at.to(operand.span());
-        self.node(
-            ExprKind::Unary {
-                op,
-                operand: Box::new(operand.expr),
-            },
-            span,
-            height,
-            at,
-        )
+    /// `Unary`: operator chains are collected in a loop, not by recursion. A single
+    /// minus directly before a number literal is folded into the literal.
+    fn parse_unary(&mut self) -> PResult<Node> {
+        let op = match self.tok.kind {
+            TokenKind::Bang => UnaryOp::Not,
+            TokenKind::Minus => UnaryOp::Neg,
+            _ => return self.parse_member(None),
+        };
+        let mut ops = self.unary_ops()?;
+        let folded = match (op, &self.tok.kind) {
+            (UnaryOp::Neg, TokenKind::Int(_) | TokenKind::Double(_)) => ops.pop(),
+            _ => None,
+        };
+        let operand = self.parse_member(folded)?;
+        self.wrap_unary(op, ops, operand)
     }
 
-    /// `Unary`: operator chains are collected in a loop, not by recursion.
-    fn parse_unary(&mut self) -> PResult<Node> {
-        let (op, kind) = match self.tok.kind {
-            TokenKind::Bang => (UnaryOp::Not, TokenKind::Bang),
-            TokenKind::Minus => (UnaryOp::Neg, TokenKind::Minus),
-            _ => return self.parse_member(),
-        };
+    /// Consumes a run of the current (unary operator) token, returning their spans.
+    fn unary_ops(&mut self) -> PResult<Vec<Span>> {
+        let kind = self.tok.kind.clone();
         let mut ops = Vec::new();
         while self.at(&kind) {
             ops.push(self.advance()?.span);
         }
-        let mut node = match (&self.tok.kind, op) {
-            (TokenKind::Int(_) | TokenKind::Double(_), UnaryOp::Neg) => {
-                let minus = ops.pop().unwrap_or(self.tok.span);
-                let literal = self.parse_number(Some(minus))?;
-                self.parse_suffixes(literal)?
-            }
-            _ => self.parse_member()?,
-        };
+        Ok(ops)
+    }
+
+    /// Applies the operators at `ops` (outermost first) to `operand`.
+    fn wrap_unary(&self, op: UnaryOp, mut ops: Vec<Span>, mut operand: Node) -> PResult<Node> {
         while let Some(at) = ops.pop() {
-            node = self.unary(op, at, node)?;
+            let height = operand.height + 1;
+            let span = at.to(operand.span());
+            let kind = ExprKind::Unary {
+                op,
+                operand: Box::new(operand.expr),
+            };
+            operand = self.node(kind, span, height, at)?;
         }
-        Ok(node)
+        Ok(operand)
     }
 
     /// A number literal at the current token, negated when `minus` is the span of a
@@ -417,54 +511,78 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            _ => return Err(self.unexpected("a number", "")),
+            _ => return Err(self.bug()),
         };
         self.leaf(ExprKind::Literal(literal), span)
     }
 
-    fn parse_member(&mut self) -> PResult<Node> {
-        let primary = self.parse_primary()?;
+    /// `Member`; with `minus`, the primary is the number literal it negates.
+    fn parse_member(&mut self, minus: Option<Span>) -> PResult<Node> {
+        let primary = match minus {
+            Some(minus) => self.parse_number(Some(minus)),
+            None => self.parse_primary(),
+        }?;
         self.parse_suffixes(primary)
     }
 
     /// The `.field`, `.method(args)` and `[index]` suffixes of a member expression.
     fn parse_suffixes(&mut self, mut node: Node) -> PResult<Node> {
         loop {
-            match self.tok.kind {
-                TokenKind::Dot => {
-                    let dot = self.advance()?.span;
-                    node = self.parse_field(node, dot)?;
-                }
-                TokenKind::LBracket => {
-                    let open = self.advance()?.span;
-                    if self.at(&TokenKind::Question) {
-                        return Err(unsupported(
-                            "optional indexing (`a[?b]`) is not supported",
-                            self.tok.span,
-                            "remove the `?`; test presence with `b in a` first",
-                        ));
-                    }
-                    let index = self.parse_expr()?;
-                    let close = self.close(&TokenKind::RBracket, open, "`]` to close the index")?;
-                    let height = 1 + node.height.max(index.height);
-                    let span = node.span().to(close);
-                    node = self.node(
-                        ExprKind::Index {
-                            operand: Box::new(node.expr),
-                            index: Box::new(index.expr),
-                        },
-                        span,
-                        height,
-                        open,
-                    )?;
-                }
+            node = match self.tok.kind {
+                TokenKind::Dot => self.parse_field(node),
+                TokenKind::LBracket => self.parse_index(node),
                 _ => return Ok(node),
-            }
+            }?;
         }
     }
 
-    /// What follows `operand.`: a field selection or a method call.
-    fn parse_field(&mut self, operand: Node, dot: Span) -> PResult<Node> {
+    /// `operand[index]` at the `[`.
+    fn parse_index(&mut self, operand: Node) -> PResult<Node> {
+        let open = self.advance()?.span;
+        self.reject_optional(
+            "optional indexing (`a[?b]`) is not supported",
+            "remove the `?`; test presence with `b in a` first",
+        )?;
+        let index = self.parse_expr()?;
+        let close = self.close(&TokenKind::RBracket, open, "`]` to close the index")?;
+        self.index(operand, index, open, close)
+    }
+
+    fn index(&self, operand: Node, index: Node, open: Span, close: Span) -> PResult<Node> {
+        let height = 1 + operand.height.max(index.height);
+        let span = operand.span().to(close);
+        self.node(
+            ExprKind::Index {
+                operand: Box::new(operand.expr),
+                index: Box::new(index.expr),
+            },
+            span,
+            height,
+            open,
+        )
+    }
+
+    /// Fails with Unsupported `message` if the current token is `?`.
+    fn reject_optional(&self, message: &str, help: &str) -> PResult<()> {
+        if self.at(&TokenKind::Question) {
+            return Err(unsupported(message, self.tok.span, help));
+        }
+        Ok(())
+    }
+
+    /// `operand.name` or `operand.name(args)` at the `.`.
+    fn parse_field(&mut self, operand: Node) -> PResult<Node> {
+        let dot = self.advance()?.span;
+        let (name, name_span) = self.field_name(&operand, dot)?;
+        if self.at(&TokenKind::LParen) {
+            let args = self.parse_args()?;
+            return self.call(Some(operand), name, name_span, args);
+        }
+        self.select(operand, name, name_span)
+    }
+
+    /// Consumes the name after `operand.` (the `.` at `dot`).
+    fn field_name(&mut self, operand: &Node, dot: Span) -> PResult<(&'a str, Span)> {
         let name = match self.tok.kind {
             TokenKind::Ident(name) => name,
             TokenKind::Question => {
@@ -492,23 +610,10 @@ impl<'a> Parser<'a> {
                 return Err(self.unexpected("a field name after `.`", help));
             }
         };
-        let name_span = self.advance()?.span;
-        if self.at(&TokenKind::LParen) {
-            let (args, args_height, close) = self.parse_args()?;
-            let height = 1 + operand.height.max(args_height);
-            let span = operand.span().to(close);
-            return self.node(
-                ExprKind::Call {
-                    target: Some(Box::new(operand.expr)),
-                    function: name.to_string(),
-                    function_span: name_span,
-                    args,
-                },
-                span,
-                height,
-                name_span,
-            );
-        }
+        Ok((name, self.advance()?.span))
+    }
+
+    fn select(&self, operand: Node, name: &str, name_span: Span) -> PResult<Node> {
         if self.at(&TokenKind::LBrace) && is_qualified_name(&operand.expr) {
             return Err(self.message_construction(operand.span().to(self.tok.span)));
         }
@@ -526,6 +631,25 @@ impl<'a> Parser<'a> {
         )
     }
 
+    /// A call of `name` (at `name_span`) on `target`, or a global call without one.
+    fn call(&self, target: Option<Node>, name: &str, name_span: Span, args: Args) -> PResult<Node> {
+        let (start, target_height, target) = match target {
+            Some(t) => (t.expr.span, t.height, Some(Box::new(t.expr))),
+            None => (name_span, 0, None),
+        };
+        self.node(
+            ExprKind::Call {
+                target,
+                function: name.to_string(),
+                function_span: name_span,
+                args: args.exprs,
+            },
+            start.to(args.close),
+            1 + target_height.max(args.height),
+            name_span,
+        )
+    }
+
     fn message_construction(&self, span: Span) -> Box<Diagnostic> {
         unsupported(
             "message construction (`Name{field: value}`) is not supported",
@@ -534,162 +658,161 @@ impl<'a> Parser<'a> {
         )
     }
 
-    /// `( [args] )` at the current `(`: the arguments, their greatest height and the
-    /// span of the closing parenthesis.
-    fn parse_args(&mut self) -> PResult<(Vec<Expr>, usize, Span)> {
+    /// Consumes the current token if it is `kind`.
+    fn eat(&mut self, kind: &TokenKind<'_>) -> PResult<bool> {
+        if !self.at(kind) {
+            return Ok(false);
+        }
+        self.advance()?;
+        Ok(true)
+    }
+
+    /// Fails if a list, map or argument list already holds the most elements allowed.
+    fn check_len(&self, len: usize, what: &str) -> PResult<()> {
+        if len < self.max_list_len {
+            return Ok(());
+        }
+        Err(err(
+            Code::LimitExceeded,
+            format!("{what} has more than {} elements", self.max_list_len),
+            self.tok.span,
+            "split it or raise `Limits::max_list_len`",
+        ))
+    }
+
+    /// `( [args] )` at the `(`.
+    fn parse_args(&mut self) -> PResult<Args> {
         let open = self.advance()?.span;
-        let mut args = Vec::new();
+        let mut exprs = Vec::new();
         let mut height = 0;
         if !self.at(&TokenKind::RParen) {
             loop {
-                if args.len() >= self.max_list_len {
-                    return Err(err(
-                        Code::LimitExceeded,
-                        format!("call has more than {} arguments", self.max_list_len),
-                        self.tok.span,
-                        "pass fewer arguments or raise `Limits::max_list_len`",
-                    ));
-                }
+                self.check_len(exprs.len(), "argument list")?;
                 let arg = self.parse_expr()?;
                 height = height.max(arg.height);
-                args.push(arg.expr);
-                if !self.at(&TokenKind::Comma) {
+                exprs.push(arg.expr);
+                if !self.eat(&TokenKind::Comma)? {
                     break;
                 }
-                self.advance()?;
             }
         }
         let close = self.close(&TokenKind::RParen, open, "`,` or `)` in the argument list")?;
-        Ok((args, height, close))
+        Ok(Args {
+            exprs,
+            height,
+            close,
+        })
     }
 
     fn parse_primary(&mut self) -> PResult<Node> {
-        let span = self.tok.span;
         match self.tok.kind {
-            TokenKind::Int(_) | TokenKind::Double(_) => self.parse_number(None),
-            TokenKind::Str(_) => match self.advance()?.kind {
-                TokenKind::Str(s) => self.leaf(ExprKind::Literal(Literal::String(s)), span),
-                _ => Err(self.unexpected("a string", "")),
-            },
-            TokenKind::True | TokenKind::False | TokenKind::Null => {
-                let literal = match self.advance()?.kind {
-                    TokenKind::True => Literal::Bool(true),
-                    TokenKind::False => Literal::Bool(false),
-                    _ => Literal::Null,
-                };
-                self.leaf(ExprKind::Literal(literal), span)
+            TokenKind::Ident(name) => self.parse_ident(name),
+            TokenKind::LParen => self.parse_parens(),
+            TokenKind::LBracket => self.parse_list(),
+            TokenKind::LBrace => self.parse_map(),
+            _ => self.parse_leaf(),
+        }
+    }
+
+    /// A name or a global call, at the name.
+    fn parse_ident(&mut self, name: &'a str) -> PResult<Node> {
+        let span = self.advance()?.span;
+        if self.at(&TokenKind::LParen) {
+            let args = self.parse_args()?;
+            return self.call(None, name, span, args);
+        }
+        if self.at(&TokenKind::LBrace) {
+            return Err(self.message_construction(span.to(self.tok.span)));
+        }
+        self.leaf(ExprKind::Ident(name.to_string()), span)
+    }
+
+    /// `( Expr )` at the `(`.
+    fn parse_parens(&mut self) -> PResult<Node> {
+        let open = self.advance()?.span;
+        let mut inner = self.parse_expr()?;
+        let close = self.close(&TokenKind::RParen, open, "`)`")?;
+        // The parentheses belong to the node's text, so parents' spans cover them.
+        inner.expr.span = open.to(close);
+        Ok(inner)
+    }
+
+    /// Literals, and the errors for tokens that cannot start an expression.
+    fn parse_leaf(&mut self) -> PResult<Node> {
+        let span = self.tok.span;
+        let literal = match self.tok.kind {
+            TokenKind::Int(_) | TokenKind::Double(_) => return self.parse_number(None),
+            TokenKind::True => Literal::Bool(true),
+            TokenKind::False => Literal::Bool(false),
+            TokenKind::Null => Literal::Null,
+            TokenKind::Str(ref mut s) => Literal::String(std::mem::take(s)),
+            TokenKind::Reserved(word) => {
+                return Err(err(
+                    Code::Syntax,
+                    format!("`{word}` is a reserved word and cannot be used as a name"),
+                    span,
+                    "choose another name; CEL reserves this word",
+                ))
             }
-            TokenKind::Ident(name) => {
-                self.advance()?;
-                if self.at(&TokenKind::LParen) {
-                    let (args, args_height, close) = self.parse_args()?;
-                    return self.node(
-                        ExprKind::Call {
-                            target: None,
-                            function: name.to_string(),
-                            function_span: span,
-                            args,
-                        },
-                        span.to(close),
-                        1 + args_height,
-                        span,
-                    );
-                }
-                if self.at(&TokenKind::LBrace) {
-                    return Err(self.message_construction(span.to(self.tok.span)));
-                }
-                self.leaf(ExprKind::Ident(name.to_string()), span)
-            }
-            TokenKind::Reserved(word) => Err(err(
-                Code::Syntax,
-                format!("`{word}` is a reserved word and cannot be used as a name"),
-                span,
-                "choose another name; CEL reserves this word",
-            )),
             TokenKind::Dot => {
                 self.advance()?;
                 let span = match self.tok.kind {
                     TokenKind::Ident(_) => span.to(self.tok.span),
                     _ => span,
                 };
-                Err(unsupported(
+                return Err(unsupported(
                     "qualified (leading-dot) identifiers are not supported",
                     span,
                     "remove the leading `.`",
+                ));
+            }
+            TokenKind::Eof => {
+                return Err(self.unexpected(
+                    "an expression",
+                    "complete the expression; something is missing at the end",
                 ))
             }
-            TokenKind::LParen => {
-                let open = self.advance()?.span;
-                let inner = self.parse_expr()?;
-                let close = self.close(&TokenKind::RParen, open, "`)`")?;
-                // The parentheses belong to the node's text, so parents' spans cover them.
-                Ok(Node {
-                    expr: Expr {
-                        kind: inner.expr.kind,
-                        span: open.to(close),
-                    },
-                    ..inner
-                })
+            TokenKind::Minus | TokenKind::Bang => {
+                return Err(self.unexpected(
+                    "an expression",
+                    "CEL does not allow `!` and `-` directly after one another; add \
+                     parentheses, as in `!(-x)`",
+                ))
             }
-            TokenKind::LBracket => self.parse_list(),
-            TokenKind::LBrace => self.parse_map(),
-            TokenKind::Eof => Err(self.unexpected(
-                "an expression",
-                "complete the expression; something is missing at the end",
-            )),
-            TokenKind::Minus | TokenKind::Bang => Err(self.unexpected(
-                "an expression",
-                "CEL does not allow `!` and `-` directly after one another; add parentheses, \
-                 as in `!(-x)`",
-            )),
-            TokenKind::In => Err(self.unexpected(
-                "an expression",
-                "`in` is an operator and cannot be used as a name",
-            )),
-            _ => Err(self.unexpected(
-                "an expression",
-                "write a value, a name or a parenthesised expression here",
-            )),
-        }
-    }
-
-    fn too_many(&self, what: &str) -> Box<Diagnostic> {
-        err(
-            Code::LimitExceeded,
-            format!(
-                "{what} literal has more than {} elements",
-                self.max_list_len
-            ),
-            self.tok.span,
-            &format!("split the {what} or raise `Limits::max_list_len`"),
-        )
+            TokenKind::In => {
+                return Err(self.unexpected(
+                    "an expression",
+                    "`in` is an operator and cannot be used as a name",
+                ))
+            }
+            _ => {
+                return Err(self.unexpected(
+                    "an expression",
+                    "write a value, a name or a parenthesised expression here",
+                ))
+            }
+        };
+        self.advance()?;
+        self.leaf(ExprKind::Literal(literal), span)
     }
 
     fn parse_list(&mut self) -> PResult<Node> {
         let open = self.advance()?.span;
         let mut elems = Vec::new();
         let mut height = 0;
-        if self.at(&TokenKind::Comma) {
-            self.advance()?;
-        } else {
+        if !self.eat(&TokenKind::Comma)? {
             while !self.at(&TokenKind::RBracket) {
-                if self.at(&TokenKind::Question) {
-                    return Err(unsupported(
-                        "optional list elements (`[?x]`) are not supported",
-                        self.tok.span,
-                        "remove the `?`",
-                    ));
-                }
-                if elems.len() >= self.max_list_len {
-                    return Err(self.too_many("list"));
-                }
+                self.reject_optional(
+                    "optional list elements (`[?x]`) are not supported",
+                    "remove the `?`",
+                )?;
+                self.check_len(elems.len(), "list literal")?;
                 let elem = self.parse_expr()?;
                 height = height.max(elem.height);
                 elems.push(elem.expr);
-                if !self.at(&TokenKind::Comma) {
+                if !self.eat(&TokenKind::Comma)? {
                     break;
                 }
-                self.advance()?;
             }
         }
         let close = self.close(&TokenKind::RBracket, open, "`,` or `]` in the list")?;
@@ -700,37 +823,34 @@ impl<'a> Parser<'a> {
         let open = self.advance()?.span;
         let mut entries = Vec::new();
         let mut height = 0;
-        if self.at(&TokenKind::Comma) {
-            self.advance()?;
-        } else {
+        if !self.eat(&TokenKind::Comma)? {
             while !self.at(&TokenKind::RBrace) {
-                if self.at(&TokenKind::Question) {
-                    return Err(unsupported(
-                        "optional map entries (`{?key: value}`) are not supported",
-                        self.tok.span,
-                        "remove the `?`",
-                    ));
-                }
-                if entries.len() >= self.max_list_len {
-                    return Err(self.too_many("map"));
-                }
+                self.reject_optional(
+                    "optional map entries (`{?key: value}`) are not supported",
+                    "remove the `?`",
+                )?;
+                self.check_len(entries.len(), "map literal")?;
                 let key = self.parse_expr()?;
-                if !self.at(&TokenKind::Colon) {
-                    return Err(self
-                        .unexpected("`:` after the map key", "write map entries as `key: value`"));
-                }
-                self.advance()?;
+                self.expect_entry_colon()?;
                 let value = self.parse_expr()?;
                 height = height.max(key.height).max(value.height);
                 entries.push((key.expr, value.expr));
-                if !self.at(&TokenKind::Comma) {
+                if !self.eat(&TokenKind::Comma)? {
                     break;
                 }
-                self.advance()?;
             }
         }
         let close = self.close(&TokenKind::RBrace, open, "`,` or `}` in the map")?;
         self.node(ExprKind::Map(entries), open.to(close), 1 + height, open)
+    }
+
+    fn expect_entry_colon(&mut self) -> PResult<()> {
+        if !self.eat(&TokenKind::Colon)? {
+            return Err(
+                self.unexpected("`:` after the map key", "write map entries as `key: value`")
+            );
+        }
+        Ok(())
     }
 }
 
@@ -1264,16 +1384,17 @@ mod tests {
 
     #[test]
     fn worst_case_nesting_fits_a_small_stack() {
-        // Every level goes through the deepest chain of precedence levels.
-        let unit = "a || b && c == d + e * f[g(-(";
-        let src = format!("{}1{}", unit.repeat(127), ")))]".repeat(127));
-        let handle = std::thread::Builder::new()
-            .stack_size(1 << 20)
-            .spawn(move || parse(&src, &Limits::default()).map(|_| ()))
-            .expect("spawn");
-        let result = handle.join().expect("no stack overflow");
-        // Depth limit reached or not, it must return.
-        let _ = result;
+        // Every level passes through every kind of recursive construct.
+        let unit = "a || b ? c : d && e == f + g * x.f(y[-(";
+        for units in [20, 42, 127] {
+            let src = format!("{}1{}", unit.repeat(units), ")])".repeat(units));
+            let handle = std::thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(move || parse(&src, &Limits::default()))
+                .expect("spawn");
+            let d = handle.join().expect("no stack overflow").expect_err("too deep");
+            assert_eq!(d.code, Code::LimitExceeded);
+        }
     }
 
     const TOKENS: &[&str] = &[
@@ -1375,9 +1496,9 @@ mod tests {
     }
     #[test]
     fn zz_stack_probe() {
-        let unit = "a || b && c == d + e * f[g(-(";
+        let unit = "a || b ? c : d && e == f + g * x.f(y[-(";
         for kb in [256usize, 384, 512, 768, 1024, 1536, 2048, 3072, 4096] {
-            let src = format!("{}1{}", unit.repeat(42), ")))]".repeat(42));
+            let src = format!("{}1{}", unit.repeat(42), ")])".repeat(42));
             let ok = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "expr::parser::tests::zz_child", "--nocapture"])
                 .env("PROBE_KB", kb.to_string())
@@ -1390,8 +1511,8 @@ mod tests {
     fn zz_child() {
         let Ok(kb) = std::env::var("PROBE_KB") else { return };
         let kb: usize = kb.parse().unwrap();
-        let unit = "a || b && c == d + e * f[g(-(";
-        let src = format!("{}1{}", unit.repeat(42), ")))]".repeat(42));
+        let unit = "a || b ? c : d && e == f + g * x.f(y[-(";
+        let src = format!("{}1{}", unit.repeat(42), ")])".repeat(42));
         let h = std::thread::Builder::new().stack_size(kb << 10)
             .spawn(move || { let r = parse(&src, &Limits::default()); eprintln!("{:?}", r.as_ref().err().map(|d| &d.message)); }).unwrap();
         h.join().unwrap();

@@ -568,36 +568,43 @@ struct Stat {
 
 /// Runs `f(i)` for inputs `i = 0, 1, .., n-1, 0, 1, ..`: warm-up and calibration,
 /// then `reps` samples of about `sample` each; ns per call.
-fn measure(t: &Timing, n: usize, mut f: impl FnMut(usize) -> usize) -> Stat {
+fn measure<F: FnMut(usize) -> usize>(t: &Timing, n: usize, mut f: F) -> Stat {
     let mut idx = 0usize;
     let mut acc = 0usize;
-    let mut run = |iters: u64, f: &mut dyn FnMut(usize) -> usize| -> Duration {
-        let start = Instant::now();
-        for _ in 0..iters {
-            acc = acc.wrapping_add(f(black_box(idx)));
-            idx += 1;
-            if idx == n {
-                idx = 0;
-            }
-        }
-        start.elapsed()
-    };
-    let f: &mut dyn FnMut(usize) -> usize = &mut f;
     // Warm up and calibrate: grow until a batch takes >= 50 ms.
     let mut iters = 256u64;
     let per_call = loop {
-        let el = run(iters, f);
+        let el = batch(&mut f, iters, n, &mut idx, &mut acc);
         if el >= Duration::from_millis(50) {
             break el.as_secs_f64() / iters as f64;
         }
         iters *= 4;
     };
     let iters = ((t.sample.as_secs_f64() / per_call) as u64).max(n as u64);
-    let mut samples: Vec<f64> =
-        (0..t.reps).map(|_| run(iters, f).as_nanos() as f64 / iters as f64).collect();
+    let mut samples: Vec<f64> = (0..t.reps)
+        .map(|_| batch(&mut f, iters, n, &mut idx, &mut acc).as_nanos() as f64 / iters as f64)
+        .collect();
     black_box(acc);
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Stat { median: samples[samples.len() / 2], min: samples[0], max: samples[samples.len() - 1] }
+}
+
+#[inline(never)]
+fn batch<F: FnMut(usize) -> usize>(f: &mut F, iters: u64, n: usize, idx: &mut usize, acc: &mut usize) -> Duration {
+    let mut i = *idx;
+    let mut a = *acc;
+    let start = Instant::now();
+    for _ in 0..iters {
+        a = a.wrapping_add(f(black_box(i)));
+        i += 1;
+        if i == n {
+            i = 0;
+        }
+    }
+    let el = start.elapsed();
+    *idx = i;
+    *acc = black_box(a);
+    el
 }
 
 /// Compiles the rules for an engine and prepares its inputs, checks it, and times

@@ -1,0 +1,186 @@
+//! The rule-set document format, read from JSON and from TOML.
+
+use nurture::def::{ActionDef, Channel, RuleSetDef};
+use nurture::{Code, Limits, MatchScratch, Program, Timestamp};
+
+const TOML_DOC: &str = r#"
+version = 1
+name = "toml-example"
+
+[schema.contact]
+country = "string"
+company_size = "int"
+
+[schema.events.page_visit]
+url = "string"
+
+[schema.events.form_submit]
+form = "string"
+
+[[rules]]
+id = "pricing"
+on = "page_visit"
+when = "event.url == '/pricing' && contact.company_size >= 100"
+actions = [{ type = "adjust_score", score = "engagement", points = 10 }]
+
+[[rules]]
+id = "demo"
+on = "form_submit"
+filter = { all = [{ field = "event.form", op = "equals", value = "demo" }, { field = "contact.country", op = "in", value = ["US", "CA"] }] }
+actions = [{ type = "send", channel = "email", template = "demo-confirmation", needs_approval = true }]
+"#;
+
+const JSON_DOC: &str = r#"{
+  "version": 1,
+  "name": "toml-example",
+  "schema": {
+    "contact": {"country": "string", "company_size": "int"},
+    "events": {"page_visit": {"url": "string"}, "form_submit": {"form": "string"}}
+  },
+  "rules": [
+    {"id": "pricing", "on": "page_visit", "when": "event.url == '/pricing' && contact.company_size >= 100",
+     "actions": [{"type": "adjust_score", "score": "engagement", "points": 10}]},
+    {"id": "demo", "on": "form_submit",
+     "filter": {"all": [{"field": "event.form", "op": "equals", "value": "demo"}, {"field": "contact.country", "op": "in", "value": ["US", "CA"]}]},
+     "actions": [{"type": "send", "channel": "email", "template": "demo-confirmation", "needs_approval": true}]}
+  ]
+}"#;
+
+fn matched(program: &Program, event_type: &str, prop: (&str, &str), country: &str, size: i64) -> Vec<String> {
+    let schema = program.schema();
+    let at = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+    let contact = schema.contact("c").set("country", country).unwrap().set("company_size", size).unwrap().build();
+    let event = schema.event("e", "c", event_type, at).unwrap().set(prop.0, prop.1).unwrap().build();
+    let mut scratch = MatchScratch::default();
+    let m = program.match_event(&contact, &event, at, &mut scratch);
+    m.rules.iter().map(|&r| program.rule(r).id().to_string()).collect()
+}
+
+#[test]
+fn json_and_toml_describe_the_same_rule_set() {
+    let from_json = Program::from_json(JSON_DOC).unwrap();
+    let from_toml = Program::from_toml(TOML_DOC).unwrap();
+    for program in [&from_json, &from_toml] {
+        assert_eq!(program.name(), Some("toml-example"));
+        assert_eq!(matched(program, "page_visit", ("url", "/pricing"), "US", 150), ["pricing"]);
+        assert!(matched(program, "page_visit", ("url", "/pricing"), "US", 50).is_empty());
+        assert_eq!(matched(program, "form_submit", ("form", "demo"), "CA", 1), ["demo"]);
+        assert!(matched(program, "form_submit", ("form", "demo"), "FR", 1).is_empty());
+    }
+    let json_def: RuleSetDef = serde_json::from_str(JSON_DOC).unwrap();
+    let toml_def: RuleSetDef = toml::from_str(TOML_DOC).unwrap();
+    assert_eq!(json_def, toml_def);
+    assert_eq!(
+        json_def.rules[1].actions[0],
+        ActionDef::Send { channel: Channel::Email, template: "demo-confirmation".into(), needs_approval: true }
+    );
+}
+
+#[test]
+fn definitions_round_trip_through_serde() {
+    let def: RuleSetDef = serde_json::from_str(JSON_DOC).unwrap();
+    let text = serde_json::to_string(&def).unwrap();
+    let again: RuleSetDef = serde_json::from_str(&text).unwrap();
+    assert_eq!(def, again);
+    assert!(Program::compile(&again, &Limits::default()).is_ok());
+}
+
+#[test]
+fn unknown_keys_are_rejected_everywhere() {
+    let doc = r#"{
+      "version": 1, "colour": "blue",
+      "schema": {"contact": {"a": "int"}, "events": {"e": {}}, "score": []},
+      "rules": [{"id": "r", "on": "e", "when": "true", "priority": 3,
+                 "actions": [{"type": "add_tag", "tag": "x", "colour": "red"}],
+                 "filter2": {}}]
+    }"#;
+    let err = Program::from_json(doc).unwrap_err();
+    let found: Vec<(&str, Option<&str>)> =
+        err.diagnostics.iter().map(|d| (d.path.as_str(), d.did_you_mean.as_deref())).collect();
+    assert!(err.diagnostics.iter().all(|d| d.code == Code::UnknownKey), "{}", err.render());
+    assert_eq!(
+        found,
+        [
+            ("/colour", None),
+            ("/schema/score", Some("scores")),
+            ("/rules/0/priority", None),
+            ("/rules/0/actions/0/colour", None),
+            ("/rules/0/filter2", Some("filter")),
+        ]
+    );
+}
+
+#[test]
+fn toml_unknown_keys_use_the_same_paths() {
+    let doc = "version = 1\n[schema.contact]\na = \"int\"\n[schema.events.e]\n[[rules]]\nid = \"r\"\non = \"e\"\nwehn = \"true\"\n";
+    let err = Program::from_toml(doc).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1);
+    assert_eq!(err.diagnostics[0].path, "/rules/0/wehn");
+    assert_eq!(err.diagnostics[0].did_you_mean.as_deref(), Some("when"));
+}
+
+#[test]
+fn syntax_errors_point_into_the_document() {
+    let err = Program::from_json("{\n  \"version\": 1,\n  \"schema\": {,}\n}").unwrap_err();
+    assert_eq!(err.diagnostics[0].code, Code::DocumentSyntax);
+    let rendered = err.render();
+    assert!(rendered.contains("3 |   \"schema\": {,}"), "{rendered}");
+    let err = Program::from_toml("version = = 1").unwrap_err();
+    assert_eq!(err.diagnostics[0].code, Code::DocumentSyntax);
+    assert!(err.diagnostics[0].span.is_some());
+}
+
+#[test]
+fn missing_keys_and_bad_shapes_are_reported() {
+    let err = Program::from_json(r#"{"schema": {"events": {"e": {}}}, "rules": [{"on": "e"}, 3, {"id": "x", "on": "e", "actions": [{"type": "sned"}]}]}"#).unwrap_err();
+    let found: Vec<(Code, &str)> = err.diagnostics.iter().map(|d| (d.code, d.path.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (Code::InvalidDocument, "/rules/0"),
+            (Code::InvalidDocument, "/rules/1"),
+            (Code::InvalidDocument, "/rules/2/actions/0/type"),
+            (Code::InvalidDocument, "/"),
+        ]
+    );
+    assert_eq!(err.diagnostics[2].did_you_mean.as_deref(), Some("send"));
+}
+
+#[test]
+fn schema_type_names_are_checked() {
+    let err = Program::from_json(r#"{"version": 1, "schema": {"contact": {"a": "doubel", "b": "list(strng)"}, "events": {"e": {}}}}"#).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 2);
+    assert_eq!(err.diagnostics[0].path, "/schema/contact/a");
+    assert_eq!(err.diagnostics[0].did_you_mean.as_deref(), Some("double"));
+}
+
+#[test]
+fn actions_are_checked_against_the_schema() {
+    let err = Program::from_json(
+        r#"{"version": 1, "schema": {"contact": {"stage": "string"}, "events": {"e": {}}},
+            "rules": [{"id": "r", "on": "e", "actions": [
+              {"type": "set_attribute", "field": "stag", "value": "mql"},
+              {"type": "set_attribute", "field": "stage", "value": 3}
+            ]}]}"#,
+    )
+    .unwrap_err();
+    let found: Vec<(Code, &str)> = err.diagnostics.iter().map(|d| (d.code, d.path.as_str())).collect();
+    assert_eq!(found, [(Code::UnknownField, "/rules/0/actions/0/field"), (Code::TypeMismatch, "/rules/0/actions/1/value")]);
+}
+
+#[test]
+fn conditions_must_be_bool() {
+    let err = Program::from_json(r#"{"version": 1, "schema": {"contact": {"n": "int"}, "events": {"e": {}}}, "rules": [{"id": "r", "on": "e", "when": "contact.n + 1"}]}"#).unwrap_err();
+    assert_eq!(err.diagnostics[0].code, Code::TypeMismatch);
+    assert_eq!(err.diagnostics[0].path, "/rules/0/when");
+}
+
+#[test]
+fn disabled_rules_never_match() {
+    let program = Program::from_json(r#"{"version": 1, "schema": {"events": {"e": {}}}, "rules": [{"id": "r", "on": "e", "enabled": false}]}"#).unwrap();
+    let at = Timestamp::from_unix(0, 0).unwrap();
+    let contact = program.schema().contact("c").build();
+    let event = program.schema().event("e1", "c", "e", at).unwrap().build();
+    let mut scratch = MatchScratch::default();
+    assert!(program.match_event(&contact, &event, at, &mut scratch).rules.is_empty());
+}
