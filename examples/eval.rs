@@ -76,7 +76,9 @@ fn decode(typed: &Json) -> Result<Value, String> {
         ("string", Json::String(s)) => Value::string(s),
         ("timestamp", Json::String(s)) => Value::Timestamp(Timestamp::parse(s).map_err(|e| e.to_string())?),
         ("duration", Json::String(s)) => Value::Duration(Duration::parse(s).map_err(|e| e.to_string())?),
-        ("list", Json::Array(items)) => Value::List(items.iter().map(decode).collect::<Result<Vec<_>, _>>()?.into()),
+        ("list", Json::Array(items)) => {
+            Value::List(items.iter().map(decode).collect::<Result<Vec<_>, _>>()?.into())
+        }
         ("map", Json::Array(entries)) => {
             let mut map = Map::new();
             for entry in entries {
@@ -105,7 +107,9 @@ fn encode(value: &Value) -> Json {
         Value::Timestamp(t) => json!({"timestamp": t.to_string()}),
         Value::Duration(d) => json!({"duration": d.to_string()}),
         Value::List(items) => json!({"list": items.iter().map(encode).collect::<Vec<_>>()}),
-        Value::Map(map) => json!({"map": map.iter().map(|(k, v)| json!([encode(k), encode(v)])).collect::<Vec<_>>()}),
+        Value::Map(map) => {
+            json!({"map": map.iter().map(|(k, v)| json!([encode(k), encode(v)])).collect::<Vec<_>>()})
+        }
         _ => json!({"error": "unencodable value"}),
     }
 }

@@ -196,11 +196,7 @@ impl Diagnostic {
                 let (line_no, col, line) = locate(source, span.start as usize);
                 let gutter = line_no.to_string().len();
                 let pad = " ".repeat(gutter);
-                let prefix = if self.path.is_empty() {
-                    String::new()
-                } else {
-                    format!("{} ", self.path)
-                };
+                let prefix = if self.path.is_empty() { String::new() } else { format!("{} ", self.path) };
                 out.push_str(&format!("{pad}--> {prefix}{line_no}:{col}\n"));
                 out.push_str(&format!("{pad} |\n"));
                 let shown = shorten(line, col - 1);
@@ -213,11 +209,7 @@ impl Diagnostic {
                 let width = source
                     .get(span.start as usize..span.start as usize + span_len)
                     .map_or(1, |s| s.chars().count().clamp(1, 80));
-                out.push_str(&format!(
-                    "{pad} | {}{}\n",
-                    " ".repeat(caret_start),
-                    "^".repeat(width)
-                ));
+                out.push_str(&format!("{pad} | {}{}\n", " ".repeat(caret_start), "^".repeat(width)));
             }
             None if !self.path.is_empty() => {
                 out.push_str(&format!(" --> {}\n", self.path));
@@ -290,10 +282,7 @@ fn shorten(line: &str, caret_col: usize) -> Shown {
 
 /// The closest of `candidates` to `name` by edit distance, if close enough to be a
 /// plausible misspelling.
-pub(crate) fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -376,7 +365,10 @@ mod tests {
 
     #[test]
     fn suggestions_find_close_names() {
-        assert_eq!(did_you_mean("compnay_size", ["company_size", "country"]).as_deref(), Some("company_size"));
+        assert_eq!(
+            did_you_mean("compnay_size", ["company_size", "country"]).as_deref(),
+            Some("company_size")
+        );
         assert_eq!(did_you_mean("xyz", ["company_size"]), None);
     }
 

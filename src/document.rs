@@ -31,7 +31,11 @@ pub(crate) fn read(
     if text.len() > limits.max_document_len {
         return Err(CompileError::new(vec![Diagnostic::new(
             Code::LimitExceeded,
-            format!("the document is {} bytes, more than the limit of {}", text.len(), limits.max_document_len),
+            format!(
+                "the document is {} bytes, more than the limit of {}",
+                text.len(),
+                limits.max_document_len
+            ),
         )
         .with_help("split the rule set or raise `Limits::max_document_len`")]));
     }
@@ -64,9 +68,12 @@ fn parse_tree(text: &str, format: Format) -> Result<Json, CompileError> {
         #[cfg(feature = "toml")]
         Format::Toml => toml::from_str::<Json>(text).map_err(|e| {
             let span = e.span().map_or(Span::new(0, 1), |r| Span::new(r.start, r.end.max(r.start + 1)));
-            CompileError::new(vec![Diagnostic::new(Code::DocumentSyntax, format!("invalid TOML: {}", e.message()))
-                .with_source(source)
-                .with_span(span)])
+            CompileError::new(vec![Diagnostic::new(
+                Code::DocumentSyntax,
+                format!("invalid TOML: {}", e.message()),
+            )
+            .with_source(source)
+            .with_span(span)])
         }),
     }
 }
@@ -97,7 +104,12 @@ enum Child {
 static ROOT: Shape = Shape {
     what: "rule set",
     required: &["version", "schema"],
-    keys: &[("version", Child::Leaf), ("name", Child::Leaf), ("schema", Child::Object(&SCHEMA)), ("rules", Child::ListOf(&RULE))],
+    keys: &[
+        ("version", Child::Leaf),
+        ("name", Child::Leaf),
+        ("schema", Child::Object(&SCHEMA)),
+        ("rules", Child::ListOf(&RULE)),
+    ],
 };
 
 static SCHEMA: Shape = Shape {
@@ -145,8 +157,23 @@ const ACTIONS: &[(&str, &[&str], &[&str])] = &[
 ];
 
 const FILTER_OPS: &[&str] = &[
-    "equals", "not_equals", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_empty",
-    "is_not_empty", "contains", "starts_with", "ends_with", "matches", "within_last", "before",
+    "equals",
+    "not_equals",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "in",
+    "not_in",
+    "is_empty",
+    "is_not_empty",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "within_last",
+    "before",
     "after",
 ];
 
@@ -164,8 +191,11 @@ fn missing_key(key: &str, what: &str, path: &str) -> Diagnostic {
 }
 
 fn not_a(what: &str, path: &str) -> Diagnostic {
-    Diagnostic::new(Code::InvalidDocument, format!("expected {what}"))
-        .with_path(if path.is_empty() { "/".to_string() } else { path.to_string() })
+    Diagnostic::new(Code::InvalidDocument, format!("expected {what}")).with_path(if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    })
 }
 
 fn check_shape(value: &mut Json, shape: &Shape, path: &str, diagnostics: &mut Vec<Diagnostic>) {
@@ -229,8 +259,11 @@ fn check_filter(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
         if let Some(children) = map.get_mut(group) {
             if !single {
                 diagnostics.push(
-                    Diagnostic::new(Code::InvalidFilter, format!("`{group}` must be the only key of its object"))
-                        .with_path(path.to_string()),
+                    Diagnostic::new(
+                        Code::InvalidFilter,
+                        format!("`{group}` must be the only key of its object"),
+                    )
+                    .with_path(path.to_string()),
                 );
             }
             match children {
@@ -263,7 +296,9 @@ fn check_filter(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
                 _ => diagnostics.push(
                     Diagnostic::new(Code::InvalidFilter, format!("unknown filter operator {op}"))
                         .with_path(format!("{path}/op"))
-                        .with_did_you_mean(op.as_str().and_then(|s| did_you_mean(s, FILTER_OPS.iter().copied())))
+                        .with_did_you_mean(
+                            op.as_str().and_then(|s| did_you_mean(s, FILTER_OPS.iter().copied())),
+                        )
                         .with_help(format!("the operators are: {}", FILTER_OPS.join(", "))),
                 ),
             }
@@ -278,7 +313,10 @@ fn check_action(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
     };
     let names: Vec<&str> = ACTIONS.iter().map(|(n, _, _)| *n).collect();
     let Some(kind) = map.get("type") else {
-        diagnostics.push(missing_key("type", "action", path).with_help(format!("the action types are: {}", names.join(", "))));
+        diagnostics.push(
+            missing_key("type", "action", path)
+                .with_help(format!("the action types are: {}", names.join(", "))),
+        );
         return;
     };
     let Some((name, required, optional)) = ACTIONS.iter().find(|(n, _, _)| Some(*n) == kind.as_str()) else {
@@ -307,7 +345,10 @@ fn check_action(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
     // Typed check of this one action, so wrong value kinds are reported here too.
     if let Err(e) = serde_json::from_value::<crate::def::ActionDef>(value.clone()) {
         if diagnostics.iter().all(|d| !d.path.starts_with(path)) {
-            diagnostics.push(Diagnostic::new(Code::InvalidDocument, format!("invalid action: {e}")).with_path(path.to_string()));
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, format!("invalid action: {e}"))
+                    .with_path(path.to_string()),
+            );
         }
     }
 }
@@ -322,7 +363,9 @@ pub(crate) fn schema_from_def(def: &SchemaDef, diagnostics: &mut Vec<Diagnostic>
                 Diagnostic::new(Code::InvalidDocument, format!("unknown type `{text}`"))
                     .with_path(path)
                     .with_did_you_mean(did_you_mean(text, type_names.iter().copied()))
-                    .with_help("types are bool, int, double, string, timestamp, duration, list(T), map(K, V), dyn"),
+                    .with_help(
+                        "types are bool, int, double, string, timestamp, duration, list(T), map(K, V), dyn",
+                    ),
             );
             Type::Dyn
         }
@@ -369,9 +412,9 @@ pub(crate) fn json_to_value(value: &Json, ty: &Type) -> Option<Value> {
         (Json::Array(items), Type::List(elem)) => {
             Value::List(items.iter().map(|v| json_to_value(v, elem)).collect::<Option<Vec<_>>>()?.into())
         }
-        (Json::Array(items), Type::Dyn) => {
-            Value::List(items.iter().map(|v| json_to_value(v, &Type::Dyn)).collect::<Option<Vec<_>>>()?.into())
-        }
+        (Json::Array(items), Type::Dyn) => Value::List(
+            items.iter().map(|v| json_to_value(v, &Type::Dyn)).collect::<Option<Vec<_>>>()?.into(),
+        ),
         (Json::Object(obj), Type::Map(k, v)) if matches!(**k, Type::String | Type::Dyn) => {
             let mut map = Map::new();
             for (key, val) in obj {

@@ -41,21 +41,22 @@ fn translate(
         );
         return None;
     }
-    let group = |children: &[FilterDef], key: &str, joiner: &str, empty: &str, diagnostics: &mut Vec<Diagnostic>| {
-        let mut parts = Vec::with_capacity(children.len());
-        let mut ok = true;
-        for (i, child) in children.iter().enumerate() {
-            let child_path = format!("{path}/{key}/{i}");
-            match translate(child, names, limits, &child_path, depth + 1, diagnostics) {
-                Some(cel) => parts.push(format!("({cel})")),
-                None => ok = false,
+    let group =
+        |children: &[FilterDef], key: &str, joiner: &str, empty: &str, diagnostics: &mut Vec<Diagnostic>| {
+            let mut parts = Vec::with_capacity(children.len());
+            let mut ok = true;
+            for (i, child) in children.iter().enumerate() {
+                let child_path = format!("{path}/{key}/{i}");
+                match translate(child, names, limits, &child_path, depth + 1, diagnostics) {
+                    Some(cel) => parts.push(format!("({cel})")),
+                    None => ok = false,
+                }
             }
-        }
-        if !ok {
-            return None;
-        }
-        Some(if parts.is_empty() { empty.to_string() } else { parts.join(joiner) })
-    };
+            if !ok {
+                return None;
+            }
+            Some(if parts.is_empty() { empty.to_string() } else { parts.join(joiner) })
+        };
     match filter {
         FilterDef::All { all } => group(all, "all", " && ", "true", diagnostics),
         FilterDef::Any { any } => group(any, "any", " || ", "false", diagnostics),
@@ -68,7 +69,7 @@ fn translate(
 }
 
 /// The type of a filter's field, or a diagnostic.
-fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Diagnostic> {
+fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Box<Diagnostic>> {
     let (root, name) = field.split_once('.').unwrap_or((field, ""));
     let fields = match root {
         "contact" => names.contact,
@@ -77,13 +78,14 @@ fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Diagno
         _ => None,
     };
     let Some(fields) = fields else {
-        return Err(Diagnostic::new(
-            Code::InvalidFilter,
-            format!("`{field}` is not a field reference"),
-        )
-        .with_path(format!("{path}/field"))
-        .with_help("write `contact.NAME`, `event.NAME` or `score.NAME`")
-        .with_did_you_mean(did_you_mean(root, ["contact", "event", "score"]).map(|r| format!("{r}.{name}"))));
+        return Err(Box::new(
+            Diagnostic::new(Code::InvalidFilter, format!("`{field}` is not a field reference"))
+                .with_path(format!("{path}/field"))
+                .with_help("write `contact.NAME`, `event.NAME` or `score.NAME`")
+                .with_did_you_mean(
+                    did_you_mean(root, ["contact", "event", "score"]).map(|r| format!("{r}.{name}")),
+                ),
+        ));
     };
     if let Some(slot) = fields.slot(name) {
         return Ok(fields.ty(slot).clone());
@@ -95,10 +97,10 @@ fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Diagno
             _ => {}
         }
     }
-    Err(Diagnostic::new(Code::UnknownField, format!("no field `{name}` on `{root}`"))
+    Err(Box::new(Diagnostic::new(Code::UnknownField, format!("no field `{name}` on `{root}`"))
         .with_path(format!("{path}/field"))
         .with_did_you_mean(fields.suggest(name).map(|n| format!("{root}.{n}")))
-        .with_help("declare the field in the schema, or check the spelling"))
+        .with_help("declare the field in the schema, or check the spelling")))
 }
 
 /// A CEL string literal for any text.
@@ -166,7 +168,7 @@ fn test_to_cel(
     let ty = match field_type(&test.field, names, path) {
         Ok(ty) => ty,
         Err(d) => {
-            diagnostics.push(d);
+            diagnostics.push(*d);
             return None;
         }
     };
@@ -223,8 +225,10 @@ fn test_to_cel(
             format!("{present} && {f} {sym} {}", lit(value, &ty, diagnostics)?)
         }
         FilterOp::Between => {
-            let Some([low, high]) = value.as_array().and_then(|a| <&[_; 2]>::try_from(a.as_slice()).ok()) else {
-                diagnostics.push(invalid("`between` needs `[low, high]`".into(), "give a list of two values"));
+            let Some([low, high]) = value.as_array().and_then(|a| <&[_; 2]>::try_from(a.as_slice()).ok())
+            else {
+                diagnostics
+                    .push(invalid("`between` needs `[low, high]`".into(), "give a list of two values"));
                 return None;
             };
             let low = lit(low, &ty, diagnostics);
@@ -287,13 +291,19 @@ fn test_to_cel(
                 serde_json::Value::Number(n) => match n.as_i64().filter(|d| (0..=3_650_000).contains(d)) {
                     Some(days) => format!("duration(\"{}s\")", days * 86_400),
                     None => {
-                        diagnostics.push(invalid(format!("{n} is not a whole number of days"), "give days as a non-negative integer, or a duration such as \"36h\""));
+                        diagnostics.push(invalid(
+                            format!("{n} is not a whole number of days"),
+                            "give days as a non-negative integer, or a duration such as \"36h\"",
+                        ));
                         return None;
                     }
                 },
                 serde_json::Value::String(s) => format!("duration({})", string_literal(s)),
                 other => {
-                    diagnostics.push(invalid(format!("a {} is not a window", json_kind(other)), "give days as an integer, or a duration such as \"36h\""));
+                    diagnostics.push(invalid(
+                        format!("a {} is not a window", json_kind(other)),
+                        "give days as an integer, or a duration such as \"36h\"",
+                    ));
                     return None;
                 }
             };

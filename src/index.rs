@@ -58,7 +58,9 @@ fn discriminators(pred: &Pred) -> Vec<(Slot, Vec<Literal>)> {
                 lits.dedup();
                 Some((f.slot, lits))
             }
-            Pred::IntCmp(f, BinOp::Eq, k) if f.scope == Scope::Event => Some((f.slot, vec![Literal::Int(*k)])),
+            Pred::IntCmp(f, BinOp::Eq, k) if f.scope == Scope::Event => {
+                Some((f.slot, vec![Literal::Int(*k)]))
+            }
             _ => None,
         })
         .collect()
@@ -96,7 +98,11 @@ impl RuleIndex {
                     let pos = match type_rules.tables.iter().position(|tb| tb.slot == slot) {
                         Some(p) => p,
                         None => {
-                            type_rules.tables.push(Table { slot, strings: HashMap::new(), ints: HashMap::new() });
+                            type_rules.tables.push(Table {
+                                slot,
+                                strings: HashMap::new(),
+                                ints: HashMap::new(),
+                            });
                             type_rules.tables.len() - 1
                         }
                     };

@@ -29,8 +29,7 @@ impl FieldSet {
         if self.index.contains_key(name) {
             return Err(format!("field `{name}` is declared twice"));
         }
-        let slot = Slot::try_from(self.names.len())
-            .map_err(|_| format!("more than {} fields", Slot::MAX))?;
+        let slot = Slot::try_from(self.names.len()).map_err(|_| format!("more than {} fields", Slot::MAX))?;
         let name: Arc<str> = Arc::from(name);
         self.index.insert(name.clone(), slot);
         self.names.push(name);
@@ -168,11 +167,9 @@ impl Schema {
         event_type: &str,
         at: Timestamp,
     ) -> Result<EventBuilder<'_>, RecordError> {
-        let index = self.event_type_index(event_type).ok_or_else(|| {
-            RecordError::UnknownEventType {
-                name: event_type.to_string(),
-                did_you_mean: self.suggest_event_type(event_type),
-            }
+        let index = self.event_type_index(event_type).ok_or_else(|| RecordError::UnknownEventType {
+            name: event_type.to_string(),
+            did_you_mean: self.suggest_event_type(event_type),
         })?;
         let def = &self.events[index.get()];
         Ok(EventBuilder {

@@ -194,15 +194,9 @@ fn write_fraction_369(f: &mut fmt::Formatter<'_>, nanos: u32) -> fmt::Result {
 
 impl Timestamp {
     /// 0001-01-01T00:00:00Z
-    pub const MIN: Timestamp = Timestamp {
-        secs: -62_135_596_800,
-        nanos: 0,
-    };
+    pub const MIN: Timestamp = Timestamp { secs: -62_135_596_800, nanos: 0 };
     /// 9999-12-31T23:59:59.999999999Z
-    pub const MAX: Timestamp = Timestamp {
-        secs: 253_402_300_799,
-        nanos: 999_999_999,
-    };
+    pub const MAX: Timestamp = Timestamp { secs: 253_402_300_799, nanos: 999_999_999 };
     /// The Unix epoch.
     pub const UNIX_EPOCH: Timestamp = Timestamp { secs: 0, nanos: 0 };
 
@@ -270,8 +264,8 @@ impl Timestamp {
         if !(1..=9999).contains(&year) {
             return Err(TimeError::OutOfRange);
         }
-        let secs = days_from_civil(year, month, day) * SECS_PER_DAY
-            + i64::from(hour * 3600 + minute * 60 + second);
+        let secs =
+            days_from_civil(year, month, day) * SECS_PER_DAY + i64::from(hour * 3600 + minute * 60 + second);
         Timestamp::from_unix(secs, 0)
     }
     /// Whole seconds since the epoch (floor).
@@ -305,10 +299,7 @@ impl Timestamp {
     /// assert_eq!(t.to_string(), "2009-02-13T23:31:30.500Z");
     /// ```
     pub fn parse(text: &str) -> Result<Timestamp, TimeError> {
-        let mut p = Cursor {
-            b: text.as_bytes(),
-            i: 0,
-        };
+        let mut p = Cursor { b: text.as_bytes(), i: 0 };
 
         // Year: exactly four digits in RFC 3339; a longer run of digits is a syntactically
         // plausible year beyond 9999, reported as out of range once the rest checks out.
@@ -317,11 +308,7 @@ impl Timestamp {
             return Err(invalid("expected a four-digit year", text));
         }
         let year_too_long = year_digits.len() > 4;
-        let year = if year_too_long {
-            10_000
-        } else {
-            digits_value(year_digits) as i64
-        };
+        let year = if year_too_long { 10_000 } else { digits_value(year_digits) as i64 };
         p.expect(b'-', "expected `-` after the year", text)?;
         let month = p.two_digits("expected a two-digit month", text)?;
         if !(1..=12).contains(&month) {
@@ -480,9 +467,7 @@ impl<'a> Cursor<'a> {
 
 /// The value of a short run of ASCII digits (at most 18, so it cannot overflow).
 fn digits_value(digits: &[u8]) -> u64 {
-    digits
-        .iter()
-        .fold(0, |acc, d| acc * 10 + u64::from(d - b'0'))
+    digits.iter().fold(0, |acc, d| acc * 10 + u64::from(d - b'0'))
 }
 
 impl fmt::Display for Timestamp {
@@ -492,13 +477,7 @@ impl fmt::Display for Timestamp {
         let days = self.secs.div_euclid(SECS_PER_DAY);
         let sod = self.secs.rem_euclid(SECS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            sod / 60 % 60,
-            sod % 60
-        )?;
+        write!(f, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60)?;
         write_fraction_369(f, self.nanos)?;
         f.write_str("Z")
     }
@@ -558,15 +537,9 @@ impl Duration {
     /// Zero.
     pub const ZERO: Duration = Duration { secs: 0, nanos: 0 };
     /// The longest positive duration: `315576000000.999999999s`.
-    pub const MAX: Duration = Duration {
-        secs: 315_576_000_000,
-        nanos: 999_999_999,
-    };
+    pub const MAX: Duration = Duration { secs: 315_576_000_000, nanos: 999_999_999 };
     /// The longest negative duration: `-315576000000.999999999s`.
-    pub const MIN: Duration = Duration {
-        secs: -315_576_000_001,
-        nanos: 1,
-    };
+    pub const MIN: Duration = Duration { secs: -315_576_000_001, nanos: 1 };
 
     /// From total nanoseconds, range-checked.
     pub fn from_nanos(nanos: i128) -> Result<Duration, TimeError> {
@@ -739,9 +712,7 @@ fn component_nanos(int_digits: &[u8], frac_digits: &[u8], c: u32, e: u32) -> Opt
     if significant.len() > 21 {
         return None;
     }
-    let int_value = significant
-        .iter()
-        .fold(0i128, |acc, d| acc * 10 + i128::from(d - b'0'));
+    let int_value = significant.iter().fold(0i128, |acc, d| acc * 10 + i128::from(d - b'0'));
     let mut n = int_value * unit;
     // Fraction: the first `e` digits scale to whole nanoseconds exactly...
     let e = e as usize;
@@ -753,10 +724,8 @@ fn component_nanos(int_digits: &[u8], frac_digits: &[u8], c: u32, e: u32) -> Opt
     // ...and the rest contributes floor(c * 0.rest), the carry out of multiplying the
     // remaining digit string by `c`, computed exactly from the right.
     if frac_digits.len() > e && c > 1 {
-        let carry = frac_digits[e..]
-            .iter()
-            .rev()
-            .fold(0i128, |carry, d| (i128::from(d - b'0') * c + carry) / 10);
+        let carry =
+            frac_digits[e..].iter().rev().fold(0i128, |carry, d| (i128::from(d - b'0') * c + carry) / 10);
         n += carry;
     }
     Some(n)
@@ -804,9 +773,7 @@ impl TryFrom<chrono::TimeDelta> for Duration {
     type Error = TimeError;
     /// Range-checked.
     fn try_from(d: chrono::TimeDelta) -> Result<Duration, TimeError> {
-        Duration::from_nanos(
-            i128::from(d.num_seconds()) * NANOS_PER_SEC + i128::from(d.subsec_nanos()),
-        )
+        Duration::from_nanos(i128::from(d.num_seconds()) * NANOS_PER_SEC + i128::from(d.subsec_nanos()))
     }
 }
 
@@ -841,11 +808,12 @@ impl<'de> serde::Deserialize<'de> for Duration {
         impl serde::de::Visitor<'_> for V {
             type Value = Duration;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration string such as \"1.5s\" or \"1h30m\", within ±315576000000.999999999s")
+                f.write_str(
+                    "a duration string such as \"1.5s\" or \"1h30m\", within ±315576000000.999999999s",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-                Duration::parse(v)
-                    .map_err(|e| E::custom(format_args!("invalid duration {}: {e}", quote(v))))
+                Duration::parse(v).map_err(|e| E::custom(format_args!("invalid duration {}: {e}", quote(v))))
             }
         }
         deserializer.deserialize_str(V)
@@ -881,9 +849,7 @@ impl TimeZone {
                 .map(TimeZone::Fixed)
                 .ok_or_else(unknown);
         }
-        text.parse::<chrono_tz::Tz>()
-            .map(TimeZone::Named)
-            .map_err(|_| unknown())
+        text.parse::<chrono_tz::Tz>().map(TimeZone::Named).map_err(|_| unknown())
     }
     /// The zone's offset from UTC at instant `t`, in seconds east of UTC.
     pub fn offset_at(self, t: Timestamp) -> i32 {
@@ -900,8 +866,7 @@ impl TimeZone {
     pub fn local_datetime(self, t: Timestamp) -> chrono::NaiveDateTime {
         let utc = chrono::DateTime::<chrono::Utc>::from(t).naive_utc();
         let offset = chrono::TimeDelta::seconds(i64::from(self.offset_at(t)));
-        utc.checked_add_signed(offset)
-            .expect("within chrono's range")
+        utc.checked_add_signed(offset).expect("within chrono's range")
     }
     /// The calendar date in this zone at instant `t`.
     ///
@@ -937,10 +902,7 @@ impl TimeZone {
             return Err(TimeError::OutOfRange);
         }
         let to_ts = |utc: chrono::NaiveDateTime| {
-            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(
-                utc,
-                chrono::Utc,
-            ))
+            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(utc, chrono::Utc))
         };
         let offset = match self {
             TimeZone::Fixed(off) => off.local_minus_utc(),
@@ -1054,14 +1016,9 @@ mod tests {
         assert_eq!(ts("0001-01-01T00:00:00Z"), Timestamp::MIN);
         assert_eq!(ts("9999-12-31T23:59:59.999999999Z"), Timestamp::MAX);
         assert_eq!(Timestamp::UNIX_EPOCH.to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_ymd_hms(1, 1, 1, 0, 0, 0), Ok(Timestamp::MIN));
         assert_eq!(
-            Timestamp::from_ymd_hms(1, 1, 1, 0, 0, 0),
-            Ok(Timestamp::MIN)
-        );
-        assert_eq!(
-            Timestamp::from_ymd_hms(9999, 12, 31, 23, 59, 59)
-                .unwrap()
-                .unix_seconds(),
+            Timestamp::from_ymd_hms(9999, 12, 31, 23, 59, 59).unwrap().unix_seconds(),
             Timestamp::MAX.unix_seconds()
         );
     }
@@ -1071,47 +1028,20 @@ mod tests {
         let min = Timestamp::MIN.unix_seconds();
         let max = Timestamp::MAX.unix_seconds();
         assert_eq!(Timestamp::from_unix(min, 0), Ok(Timestamp::MIN));
-        assert_eq!(
-            Timestamp::from_unix(min - 1, 999_999_999),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Timestamp::from_unix(min - 1, 999_999_999), Err(TimeError::OutOfRange));
         assert_eq!(Timestamp::from_unix(max, 999_999_999), Ok(Timestamp::MAX));
         assert_eq!(Timestamp::from_unix(max + 1, 0), Err(TimeError::OutOfRange));
-        assert_eq!(
-            Timestamp::from_unix(i64::MAX, u32::MAX),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::from_unix(i64::MIN, 0),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Timestamp::from_unix(i64::MAX, u32::MAX), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::from_unix(i64::MIN, 0), Err(TimeError::OutOfRange));
         // Nanoseconds carry.
         let t = Timestamp::from_unix(10, 2_500_000_000).unwrap();
         assert_eq!((t.unix_seconds(), t.subsec_nanos()), (12, 500_000_000));
-        assert_eq!(
-            Timestamp::from_unix(max, 1_000_000_000),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::from_unix_seconds(1_234_567_890).unwrap(),
-            ts("2009-02-13T23:31:30Z")
-        );
-        assert_eq!(
-            Timestamp::from_unix_seconds(max + 1),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::from_unix_millis(-1).unwrap().to_string(),
-            "1969-12-31T23:59:59.999Z"
-        );
-        assert_eq!(
-            Timestamp::from_unix_nanos(Timestamp::MAX.unix_nanos() + 1),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::from_unix_nanos(Timestamp::MIN.unix_nanos() - 1),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Timestamp::from_unix(max, 1_000_000_000), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::from_unix_seconds(1_234_567_890).unwrap(), ts("2009-02-13T23:31:30Z"));
+        assert_eq!(Timestamp::from_unix_seconds(max + 1), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::from_unix_millis(-1).unwrap().to_string(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(Timestamp::from_unix_nanos(Timestamp::MAX.unix_nanos() + 1), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::from_unix_nanos(Timestamp::MIN.unix_nanos() - 1), Err(TimeError::OutOfRange));
     }
 
     #[test]
@@ -1121,10 +1051,7 @@ mod tests {
         assert_eq!(t.subsec_nanos(), 999_500_000);
         assert_eq!(t.unix_millis(), -1);
         assert_eq!(t.unix_nanos(), -500_000);
-        assert_eq!(
-            ts("2009-02-13T23:31:30.123Z").unix_millis(),
-            1_234_567_890_123
-        );
+        assert_eq!(ts("2009-02-13T23:31:30.123Z").unix_millis(), 1_234_567_890_123);
         assert_eq!(int_of(ts("2009-02-13T23:31:30Z")), 1_234_567_890);
     }
 
@@ -1135,9 +1062,7 @@ mod tests {
     #[test]
     fn from_ymd_hms_validates() {
         assert_eq!(
-            Timestamp::from_ymd_hms(2024, 2, 29, 12, 0, 0)
-                .unwrap()
-                .to_string(),
+            Timestamp::from_ymd_hms(2024, 2, 29, 12, 0, 0).unwrap().to_string(),
             "2024-02-29T12:00:00Z"
         );
         for (y, mo, d, h, mi, s) in [
@@ -1152,35 +1077,18 @@ mod tests {
             (1900, 2, 29, 0, 0, 0),
         ] {
             assert!(
-                matches!(
-                    Timestamp::from_ymd_hms(y, mo, d, h, mi, s),
-                    Err(TimeError::Invalid(_))
-                ),
+                matches!(Timestamp::from_ymd_hms(y, mo, d, h, mi, s), Err(TimeError::Invalid(_))),
                 "{y}-{mo}-{d} {h}:{mi}:{s}"
             );
         }
         assert_eq!(
-            Timestamp::from_ymd_hms(2000, 2, 29, 0, 0, 0)
-                .unwrap()
-                .to_string(),
+            Timestamp::from_ymd_hms(2000, 2, 29, 0, 0, 0).unwrap().to_string(),
             "2000-02-29T00:00:00Z"
         );
-        assert_eq!(
-            Timestamp::from_ymd_hms(0, 1, 1, 0, 0, 0),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::from_ymd_hms(10_000, 1, 1, 0, 0, 0),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::from_ymd_hms(i32::MIN, 1, 1, 0, 0, 0),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::from_ymd_hms(i32::MAX, 12, 31, 0, 0, 0),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Timestamp::from_ymd_hms(0, 1, 1, 0, 0, 0), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::from_ymd_hms(10_000, 1, 1, 0, 0, 0), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::from_ymd_hms(i32::MIN, 1, 1, 0, 0, 0), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::from_ymd_hms(i32::MAX, 12, 31, 0, 0, 0), Err(TimeError::OutOfRange));
     }
 
     #[test]
@@ -1191,9 +1099,7 @@ mod tests {
         let mut day = first;
         loop {
             let (y, m, d) = civil_from_days(day);
-            let c = chrono::DateTime::from_timestamp(day * SECS_PER_DAY, 0)
-                .unwrap()
-                .date_naive();
+            let c = chrono::DateTime::from_timestamp(day * SECS_PER_DAY, 0).unwrap().date_naive();
             assert_eq!((y, m, d), (i64::from(c.year()), c.month(), c.day()));
             assert_eq!(days_from_civil(y, m, d), day);
             if day == last {
@@ -1209,36 +1115,18 @@ mod tests {
     fn parse_rfc3339_forms() {
         assert_eq!(ts("2009-02-13T23:31:30Z").unix_seconds(), 1_234_567_890);
         assert_eq!(ts("2009-02-13t23:31:30z").unix_seconds(), 1_234_567_890);
-        assert_eq!(
-            ts("2009-02-14T00:31:30+01:00").unix_seconds(),
-            1_234_567_890
-        );
-        assert_eq!(
-            ts("2009-02-13T14:01:30-09:30").unix_seconds(),
-            1_234_567_890
-        );
-        assert_eq!(
-            ts("2009-02-13T23:31:30-00:00").unix_seconds(),
-            1_234_567_890
-        );
+        assert_eq!(ts("2009-02-14T00:31:30+01:00").unix_seconds(), 1_234_567_890);
+        assert_eq!(ts("2009-02-13T14:01:30-09:30").unix_seconds(), 1_234_567_890);
+        assert_eq!(ts("2009-02-13T23:31:30-00:00").unix_seconds(), 1_234_567_890);
         assert_eq!(ts("2009-02-13T23:31:30.5Z").subsec_nanos(), 500_000_000);
         assert_eq!(ts("2009-02-13T23:31:30.000000001Z").subsec_nanos(), 1);
-        assert_eq!(
-            ts("2009-02-13T23:31:30.123456789Z").subsec_nanos(),
-            123_456_789
-        );
+        assert_eq!(ts("2009-02-13T23:31:30.123456789Z").subsec_nanos(), 123_456_789);
         // Beyond nanoseconds: truncated, as Go does.
-        assert_eq!(
-            ts("2009-02-13T23:31:30.1234567899999Z").subsec_nanos(),
-            123_456_789
-        );
+        assert_eq!(ts("2009-02-13T23:31:30.1234567899999Z").subsec_nanos(), 123_456_789);
         // Offsets may bring an out-of-range local date into range.
         assert_eq!(ts("0000-12-31T23:00:00-01:00"), Timestamp::MIN);
         assert_eq!(ts("9999-12-31T23:59:59.999999999Z"), Timestamp::MAX);
-        assert_eq!(
-            ts("2024-02-29T00:00:00Z").to_string(),
-            "2024-02-29T00:00:00Z"
-        );
+        assert_eq!(ts("2024-02-29T00:00:00Z").to_string(), "2024-02-29T00:00:00Z");
     }
 
     #[test]
@@ -1255,10 +1143,7 @@ mod tests {
         // The last representable nanosecond on either side.
         assert_eq!(ts("0001-01-01T00:00:00.000000000Z"), Timestamp::MIN);
         assert_eq!(ts("0001-01-01T01:00:00+01:00"), Timestamp::MIN);
-        assert_eq!(
-            Timestamp::parse("0000-12-31T23:59:59.999999999Z"),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Timestamp::parse("0000-12-31T23:59:59.999999999Z"), Err(TimeError::OutOfRange));
     }
 
     #[test]
@@ -1319,20 +1204,11 @@ mod tests {
             ("2009-02-13T23:31:30.123Z", "2009-02-13T23:31:30.123Z"),
             ("2009-02-13T23:31:30.1234Z", "2009-02-13T23:31:30.123400Z"),
             ("2009-02-13T23:31:30.123456Z", "2009-02-13T23:31:30.123456Z"),
-            (
-                "2009-02-13T23:31:30.1234567Z",
-                "2009-02-13T23:31:30.123456700Z",
-            ),
-            (
-                "2009-02-13T23:31:30.000000001Z",
-                "2009-02-13T23:31:30.000000001Z",
-            ),
+            ("2009-02-13T23:31:30.1234567Z", "2009-02-13T23:31:30.123456700Z"),
+            ("2009-02-13T23:31:30.000000001Z", "2009-02-13T23:31:30.000000001Z"),
             ("0001-01-01T00:00:00.001Z", "0001-01-01T00:00:00.001Z"),
             ("0099-03-01T00:00:00Z", "0099-03-01T00:00:00Z"),
-            (
-                "1969-12-31T23:59:59.999999999Z",
-                "1969-12-31T23:59:59.999999999Z",
-            ),
+            ("1969-12-31T23:59:59.999999999Z", "1969-12-31T23:59:59.999999999Z"),
             ("2009-02-14T10:31:30+11:00", "2009-02-13T23:31:30Z"),
         ] {
             assert_eq!(ts(input).to_string(), shown, "{input}");
@@ -1343,10 +1219,7 @@ mod tests {
 
     #[test]
     fn timestamp_arithmetic_cel_conformance() {
-        assert_eq!(
-            ts("2009-02-13T23:00:00Z").checked_add(dur("240s")),
-            Some(ts("2009-02-13T23:04:00Z"))
-        );
+        assert_eq!(ts("2009-02-13T23:00:00Z").checked_add(dur("240s")), Some(ts("2009-02-13T23:04:00Z")));
         assert_eq!(
             ts("0001-01-01T00:00:01.000000001Z").checked_add(dur("-999999999ns")),
             Some(ts("0001-01-01T00:00:00.000000002Z"))
@@ -1355,18 +1228,9 @@ mod tests {
             ts("0001-01-01T00:00:01.999999999Z").checked_add(dur("999999999ns")),
             Some(ts("0001-01-01T00:00:02.999999998Z"))
         );
-        assert_eq!(
-            ts("2009-02-13T23:10:00Z").checked_sub(dur("600s")),
-            Some(ts("2009-02-13T23:00:00Z"))
-        );
-        assert_eq!(
-            ts("2009-02-13T23:31:00Z").duration_since(ts("2009-02-13T23:29:00Z")),
-            Some(dur("120s"))
-        );
-        assert_eq!(
-            ts("2009-02-13T23:29:00Z").duration_since(ts("2009-02-13T23:31:00Z")),
-            Some(dur("-120s"))
-        );
+        assert_eq!(ts("2009-02-13T23:10:00Z").checked_sub(dur("600s")), Some(ts("2009-02-13T23:00:00Z")));
+        assert_eq!(ts("2009-02-13T23:31:00Z").duration_since(ts("2009-02-13T23:29:00Z")), Some(dur("120s")));
+        assert_eq!(ts("2009-02-13T23:29:00Z").duration_since(ts("2009-02-13T23:31:00Z")), Some(dur("-120s")));
     }
 
     #[test]
@@ -1377,14 +1241,8 @@ mod tests {
         assert_eq!(Timestamp::MIN.checked_add(dur("-1ns")), None);
         assert_eq!(Timestamp::MAX.checked_sub(dur("-1ns")), None);
         assert_eq!(ts("9999-12-31T23:59:59Z").checked_add(dur("1s")), None);
-        assert_eq!(
-            Timestamp::MAX.checked_sub(ns).unwrap().checked_add(ns),
-            Some(Timestamp::MAX)
-        );
-        assert_eq!(
-            Timestamp::MIN.checked_add(ns).unwrap().checked_sub(ns),
-            Some(Timestamp::MIN)
-        );
+        assert_eq!(Timestamp::MAX.checked_sub(ns).unwrap().checked_add(ns), Some(Timestamp::MAX));
+        assert_eq!(Timestamp::MIN.checked_add(ns).unwrap().checked_sub(ns), Some(Timestamp::MIN));
         // Ten thousand years is more than the whole timestamp range.
         assert_eq!(Timestamp::MIN.checked_add(Duration::MAX), None);
         assert_eq!(Timestamp::MAX.checked_add(Duration::MIN), None);
@@ -1392,10 +1250,7 @@ mod tests {
         // Any two timestamps are within CEL's duration range.
         let span = Timestamp::MAX.duration_since(Timestamp::MIN).unwrap();
         assert_eq!(span.to_string(), "315537897599.999999999s");
-        assert_eq!(
-            Timestamp::MIN.duration_since(Timestamp::MAX),
-            span.checked_neg()
-        );
+        assert_eq!(Timestamp::MIN.duration_since(Timestamp::MAX), span.checked_neg());
         assert_eq!(Timestamp::MIN.checked_add(span), Some(Timestamp::MAX));
         assert_eq!(Timestamp::MAX.checked_sub(span), Some(Timestamp::MIN));
     }
@@ -1415,18 +1270,9 @@ mod tests {
         assert_eq!(get(TimeComponent::Minutes), 31);
         assert_eq!(get(TimeComponent::Month), 1);
         assert_eq!(get(TimeComponent::Seconds), 30);
-        assert_eq!(
-            ts("2009-02-13T23:31:20.123456789Z").component(TimeComponent::Milliseconds, None),
-            123
-        );
-        assert_eq!(
-            ts("2009-02-15T00:00:00Z").component(TimeComponent::DayOfWeek, None),
-            0
-        );
-        assert_eq!(
-            ts("2024-12-31T00:00:00Z").component(TimeComponent::DayOfYear, None),
-            365
-        );
+        assert_eq!(ts("2009-02-13T23:31:20.123456789Z").component(TimeComponent::Milliseconds, None), 123);
+        assert_eq!(ts("2009-02-15T00:00:00Z").component(TimeComponent::DayOfWeek, None), 0);
+        assert_eq!(ts("2024-12-31T00:00:00Z").component(TimeComponent::DayOfYear, None), 365);
     }
 
     #[test]
@@ -1437,23 +1283,16 @@ mod tests {
         assert_eq!(t.component(TimeComponent::DayOfMonth, tz("US/Central")), 12);
         assert_eq!(t.component(TimeComponent::DayOfMonth, tz("+11:00")), 13);
         assert_eq!(early.component(TimeComponent::DayOfMonth, tz("-02:30")), 11);
-        assert_eq!(
-            early.component(TimeComponent::DayOfMonth, tz("America/St_Johns")),
-            11
-        );
+        assert_eq!(early.component(TimeComponent::DayOfMonth, tz("America/St_Johns")), 11);
         assert_eq!(t.component(TimeComponent::DayOfWeek, tz("UTC")), 5);
         assert_eq!(t.component(TimeComponent::DayOfYear, tz("US/Central")), 43);
         assert_eq!(t.component(TimeComponent::FullYear, tz("-09:30")), 2009);
         assert_eq!(t.component(TimeComponent::Hours, tz("02:00")), 1);
-        assert_eq!(
-            t.component(TimeComponent::Minutes, tz("Asia/Kathmandu")),
-            16
-        );
+        assert_eq!(t.component(TimeComponent::Minutes, tz("Asia/Kathmandu")), 16);
         assert_eq!(t.component(TimeComponent::Month, tz("UTC")), 1);
         assert_eq!(t.component(TimeComponent::Seconds, tz("-00:00")), 30);
         assert_eq!(
-            ts("2009-02-13T23:31:30.987Z")
-                .component(TimeComponent::Milliseconds, tz("Asia/Kathmandu")),
+            ts("2009-02-13T23:31:30.987Z").component(TimeComponent::Milliseconds, tz("Asia/Kathmandu")),
             987
         );
     }
@@ -1472,14 +1311,8 @@ mod tests {
             TimeComponent::Seconds,
             TimeComponent::Milliseconds,
         ];
-        let zones = [
-            "Pacific/Kiritimati",
-            "Pacific/Pago_Pago",
-            "America/St_Johns",
-            "-23:59",
-            "+23:59",
-            "UTC",
-        ];
+        let zones =
+            ["Pacific/Kiritimati", "Pacific/Pago_Pago", "America/St_Johns", "-23:59", "+23:59", "UTC"];
         for t in [Timestamp::MIN, Timestamp::MAX] {
             for z in zones {
                 for c in all {
@@ -1487,22 +1320,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(
-            Timestamp::MIN.component(TimeComponent::FullYear, tz("-05:00")),
-            0
-        );
-        assert_eq!(
-            Timestamp::MIN.component(TimeComponent::Month, tz("-05:00")),
-            11
-        );
-        assert_eq!(
-            Timestamp::MIN.component(TimeComponent::Date, tz("-05:00")),
-            31
-        );
-        assert_eq!(
-            Timestamp::MAX.component(TimeComponent::FullYear, tz("+05:00")),
-            10_000
-        );
+        assert_eq!(Timestamp::MIN.component(TimeComponent::FullYear, tz("-05:00")), 0);
+        assert_eq!(Timestamp::MIN.component(TimeComponent::Month, tz("-05:00")), 11);
+        assert_eq!(Timestamp::MIN.component(TimeComponent::Date, tz("-05:00")), 31);
+        assert_eq!(Timestamp::MAX.component(TimeComponent::FullYear, tz("+05:00")), 10_000);
         assert_eq!(Timestamp::MIN.component(TimeComponent::DayOfWeek, None), 1);
         // a Monday
     }
@@ -1511,14 +1332,9 @@ mod tests {
 
     #[test]
     fn time_zone_parsing() {
-        for name in [
-            "Australia/Sydney",
-            "US/Central",
-            "UTC",
-            "America/St_Johns",
-            "Asia/Kathmandu",
-            "Europe/Paris",
-        ] {
+        for name in
+            ["Australia/Sydney", "US/Central", "UTC", "America/St_Johns", "Asia/Kathmandu", "Europe/Paris"]
+        {
             assert_eq!(TimeZone::parse(name).unwrap().to_string(), name);
         }
         let off = |s| TimeZone::parse(s).unwrap().offset_at(Timestamp::UNIX_EPOCH);
@@ -1552,15 +1368,9 @@ mod tests {
             "１:00",
             "é:00",
         ] {
-            assert!(
-                matches!(TimeZone::parse(bad), Err(TimeError::UnknownTimeZone(_))),
-                "{bad}"
-            );
+            assert!(matches!(TimeZone::parse(bad), Err(TimeError::UnknownTimeZone(_))), "{bad}");
         }
-        assert_eq!(
-            "Europe/Paris".parse::<TimeZone>(),
-            TimeZone::parse("Europe/Paris")
-        );
+        assert_eq!("Europe/Paris".parse::<TimeZone>(), TimeZone::parse("Europe/Paris"));
     }
 
     #[test]
@@ -1572,88 +1382,43 @@ mod tests {
         let sydney = tz("Australia/Sydney").unwrap();
         assert_eq!(sydney.offset_at(t), 11 * 3600); // daylight saving in February
         assert_eq!(sydney.offset_at(ts("2009-07-01T00:00:00Z")), 10 * 3600);
-        assert_eq!(
-            tz("Asia/Kathmandu").unwrap().offset_at(t),
-            5 * 3600 + 45 * 60
-        );
-        assert_eq!(
-            sydney.local_date(t),
-            chrono::NaiveDate::from_ymd_opt(2009, 2, 14).unwrap()
-        );
-        assert_eq!(
-            utc.local_date(t),
-            chrono::NaiveDate::from_ymd_opt(2009, 2, 13).unwrap()
-        );
+        assert_eq!(tz("Asia/Kathmandu").unwrap().offset_at(t), 5 * 3600 + 45 * 60);
+        assert_eq!(sydney.local_date(t), chrono::NaiveDate::from_ymd_opt(2009, 2, 14).unwrap());
+        assert_eq!(utc.local_date(t), chrono::NaiveDate::from_ymd_opt(2009, 2, 13).unwrap());
         assert_eq!(
             sydney.local_datetime(t),
-            chrono::NaiveDate::from_ymd_opt(2009, 2, 14)
-                .unwrap()
-                .and_hms_opt(10, 31, 30)
-                .unwrap()
+            chrono::NaiveDate::from_ymd_opt(2009, 2, 14).unwrap().and_hms_opt(10, 31, 30).unwrap()
         );
         let far = tz("-12:00").unwrap();
-        assert_eq!(
-            far.local_date(Timestamp::MIN),
-            chrono::NaiveDate::from_ymd_opt(0, 12, 31).unwrap()
-        );
+        assert_eq!(far.local_date(Timestamp::MIN), chrono::NaiveDate::from_ymd_opt(0, 12, 31).unwrap());
     }
 
     #[test]
     fn resolve_local_handles_gaps_and_overlaps() {
         let paris = tz("Europe/Paris").unwrap();
         let at = |y, mo, d, h, mi| {
-            chrono::NaiveDate::from_ymd_opt(y, mo, d)
-                .unwrap()
-                .and_hms_opt(h, mi, 0)
-                .unwrap()
+            chrono::NaiveDate::from_ymd_opt(y, mo, d).unwrap().and_hms_opt(h, mi, 0).unwrap()
         };
         // Ordinary winter time.
-        assert_eq!(
-            paris.resolve_local(at(2024, 1, 15, 9, 0)).unwrap(),
-            ts("2024-01-15T08:00:00Z")
-        );
+        assert_eq!(paris.resolve_local(at(2024, 1, 15, 9, 0)).unwrap(), ts("2024-01-15T08:00:00Z"));
         // Spring forward: 02:30 does not exist, moved to 03:30 CEST.
-        assert_eq!(
-            paris.resolve_local(at(2024, 3, 31, 2, 30)).unwrap(),
-            ts("2024-03-31T01:30:00Z")
-        );
+        assert_eq!(paris.resolve_local(at(2024, 3, 31, 2, 30)).unwrap(), ts("2024-03-31T01:30:00Z"));
         // Fall back: 02:30 happens twice, the earlier (CEST) is chosen.
-        assert_eq!(
-            paris.resolve_local(at(2024, 10, 27, 2, 30)).unwrap(),
-            ts("2024-10-27T00:30:00Z")
-        );
+        assert_eq!(paris.resolve_local(at(2024, 10, 27, 2, 30)).unwrap(), ts("2024-10-27T00:30:00Z"));
         // Fixed offsets.
         assert_eq!(
-            tz("-09:30")
-                .unwrap()
-                .resolve_local(at(2009, 2, 13, 14, 1))
-                .unwrap(),
+            tz("-09:30").unwrap().resolve_local(at(2009, 2, 13, 14, 1)).unwrap(),
             ts("2009-02-13T23:31:00Z")
         );
         // Round trip with local_datetime.
         let t = ts("2024-06-01T12:34:56Z");
         assert_eq!(paris.resolve_local(paris.local_datetime(t)).unwrap(), t);
         // Range.
-        assert_eq!(
-            TimeZone::UTC.resolve_local(at(0, 12, 31, 23, 59)),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            tz("-01:00").unwrap().resolve_local(at(0, 12, 31, 23, 0)),
-            Ok(Timestamp::MIN)
-        );
-        assert_eq!(
-            TimeZone::UTC.resolve_local(at(10_000, 1, 1, 0, 0)),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            TimeZone::UTC.resolve_local(chrono::NaiveDateTime::MAX),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            TimeZone::UTC.resolve_local(chrono::NaiveDateTime::MIN),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(TimeZone::UTC.resolve_local(at(0, 12, 31, 23, 59)), Err(TimeError::OutOfRange));
+        assert_eq!(tz("-01:00").unwrap().resolve_local(at(0, 12, 31, 23, 0)), Ok(Timestamp::MIN));
+        assert_eq!(TimeZone::UTC.resolve_local(at(10_000, 1, 1, 0, 0)), Err(TimeError::OutOfRange));
+        assert_eq!(TimeZone::UTC.resolve_local(chrono::NaiveDateTime::MAX), Err(TimeError::OutOfRange));
+        assert_eq!(TimeZone::UTC.resolve_local(chrono::NaiveDateTime::MIN), Err(TimeError::OutOfRange));
     }
 
     // ----- chrono and std conversions ------------------------------------------------
@@ -1677,17 +1442,10 @@ mod tests {
             Timestamp::try_from(chrono::DateTime::<chrono::Utc>::from(Timestamp::MAX)),
             Ok(Timestamp::MAX)
         );
-        let too_late =
-            chrono::DateTime::from_timestamp(Timestamp::MAX.unix_seconds() + 1, 0).unwrap();
+        let too_late = chrono::DateTime::from_timestamp(Timestamp::MAX.unix_seconds() + 1, 0).unwrap();
         assert_eq!(Timestamp::try_from(too_late), Err(TimeError::OutOfRange));
-        assert_eq!(
-            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::MIN_UTC),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Timestamp::try_from(chrono::DateTime::<chrono::Utc>::MAX_UTC),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Timestamp::try_from(chrono::DateTime::<chrono::Utc>::MIN_UTC), Err(TimeError::OutOfRange));
+        assert_eq!(Timestamp::try_from(chrono::DateTime::<chrono::Utc>::MAX_UTC), Err(TimeError::OutOfRange));
         // A chrono leap second carries into the next second.
         let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
             .unwrap()
@@ -1703,43 +1461,16 @@ mod tests {
         let td: chrono::TimeDelta = d.into();
         assert_eq!(td, chrono::TimeDelta::milliseconds(-1500));
         assert_eq!(Duration::try_from(td), Ok(d));
-        assert_eq!(
-            Duration::try_from(chrono::TimeDelta::from(Duration::MAX)),
-            Ok(Duration::MAX)
-        );
-        assert_eq!(
-            Duration::try_from(chrono::TimeDelta::from(Duration::MIN)),
-            Ok(Duration::MIN)
-        );
-        assert_eq!(
-            Duration::try_from(chrono::TimeDelta::MAX),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Duration::try_from(chrono::TimeDelta::MIN),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Duration::try_from(chrono::TimeDelta::from(Duration::MAX)), Ok(Duration::MAX));
+        assert_eq!(Duration::try_from(chrono::TimeDelta::from(Duration::MIN)), Ok(Duration::MIN));
+        assert_eq!(Duration::try_from(chrono::TimeDelta::MAX), Err(TimeError::OutOfRange));
+        assert_eq!(Duration::try_from(chrono::TimeDelta::MIN), Err(TimeError::OutOfRange));
         let std_d = std::time::Duration::new(3, 5);
-        assert_eq!(
-            Duration::try_from(std_d),
-            Ok(Duration::from_nanos(3_000_000_005).unwrap())
-        );
-        assert_eq!(
-            std::time::Duration::try_from(dur("3.000000005s")),
-            Ok(std_d)
-        );
-        assert_eq!(
-            std::time::Duration::try_from(dur("-1ns")),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            std::time::Duration::try_from(Duration::ZERO),
-            Ok(std::time::Duration::ZERO)
-        );
-        assert_eq!(
-            Duration::try_from(std::time::Duration::MAX),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Duration::try_from(std_d), Ok(Duration::from_nanos(3_000_000_005).unwrap()));
+        assert_eq!(std::time::Duration::try_from(dur("3.000000005s")), Ok(std_d));
+        assert_eq!(std::time::Duration::try_from(dur("-1ns")), Err(TimeError::OutOfRange));
+        assert_eq!(std::time::Duration::try_from(Duration::ZERO), Ok(std::time::Duration::ZERO));
+        assert_eq!(Duration::try_from(std::time::Duration::MAX), Err(TimeError::OutOfRange));
     }
 
     // ----- Durations ------------------------------------------------------------------
@@ -1749,42 +1480,21 @@ mod tests {
         assert_eq!(Duration::MAX.to_string(), "315576000000.999999999s");
         assert_eq!(Duration::MIN.to_string(), "-315576000000.999999999s");
         assert_eq!(Duration::MIN.as_nanos(), -Duration::MAX.as_nanos());
-        assert_eq!(
-            Duration::from_nanos(Duration::MAX.as_nanos()),
-            Ok(Duration::MAX)
-        );
-        assert_eq!(
-            Duration::from_nanos(Duration::MAX.as_nanos() + 1),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Duration::from_nanos(Duration::MIN.as_nanos()),
-            Ok(Duration::MIN)
-        );
-        assert_eq!(
-            Duration::from_nanos(Duration::MIN.as_nanos() - 1),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Duration::from_nanos(Duration::MAX.as_nanos()), Ok(Duration::MAX));
+        assert_eq!(Duration::from_nanos(Duration::MAX.as_nanos() + 1), Err(TimeError::OutOfRange));
+        assert_eq!(Duration::from_nanos(Duration::MIN.as_nanos()), Ok(Duration::MIN));
+        assert_eq!(Duration::from_nanos(Duration::MIN.as_nanos() - 1), Err(TimeError::OutOfRange));
         assert_eq!(Duration::from_nanos(i128::MAX), Err(TimeError::OutOfRange));
         assert_eq!(Duration::from_nanos(i128::MIN), Err(TimeError::OutOfRange));
-        assert_eq!(
-            Duration::from_secs(315_576_000_000).unwrap().to_string(),
-            "315576000000s"
-        );
-        assert_eq!(
-            Duration::from_secs(315_576_000_001),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Duration::from_secs(315_576_000_000).unwrap().to_string(), "315576000000s");
+        assert_eq!(Duration::from_secs(315_576_000_001), Err(TimeError::OutOfRange));
         assert_eq!(Duration::from_secs(i64::MIN), Err(TimeError::OutOfRange));
         assert_eq!(Duration::from_millis(-1500).unwrap().to_string(), "-1.5s");
         assert_eq!(Duration::from_millis(i64::MAX), Err(TimeError::OutOfRange));
         assert_eq!(Duration::from_minutes(2).unwrap().to_string(), "120s");
         assert_eq!(Duration::from_hours(-1).unwrap().to_string(), "-3600s");
         assert_eq!(Duration::from_days(1).unwrap().to_string(), "86400s");
-        assert_eq!(
-            Duration::from_days(3_652_500).unwrap().to_string(),
-            "315576000000s"
-        );
+        assert_eq!(Duration::from_days(3_652_500).unwrap().to_string(), "315576000000s");
         assert_eq!(Duration::from_days(3_652_501), Err(TimeError::OutOfRange));
         assert_eq!(Duration::from_days(i64::MIN), Err(TimeError::OutOfRange));
         // Floor representation.
@@ -1803,24 +1513,12 @@ mod tests {
         assert_eq!(dur("600s").checked_add(dur("50s")), Some(dur("650s")));
         assert_eq!(dur("900s").checked_sub(dur("42s")), Some(dur("858s")));
         assert_eq!(dur("200000000000s").checked_add(dur("200000000000s")), None);
-        assert_eq!(
-            dur("-200000000000s").checked_add(dur("-200000000000s")),
-            None
-        );
-        assert_eq!(
-            dur("-200000000000s").checked_sub(dur("200000000000s")),
-            None
-        );
-        assert_eq!(
-            dur("200000000000s").checked_sub(dur("-200000000000s")),
-            None
-        );
+        assert_eq!(dur("-200000000000s").checked_add(dur("-200000000000s")), None);
+        assert_eq!(dur("-200000000000s").checked_sub(dur("200000000000s")), None);
+        assert_eq!(dur("200000000000s").checked_sub(dur("-200000000000s")), None);
         assert_eq!(Duration::MAX.checked_add(dur("1ns")), None);
         assert_eq!(Duration::MIN.checked_sub(dur("1ns")), None);
-        assert_eq!(
-            Duration::MAX.checked_add(Duration::MIN),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(Duration::MAX.checked_add(Duration::MIN), Some(Duration::ZERO));
         assert_eq!(Duration::MAX.checked_neg(), Some(Duration::MIN));
         assert_eq!(Duration::MIN.checked_neg(), Some(Duration::MAX));
         assert_eq!(dur("1.5s").checked_neg(), Some(dur("-1.5s")));
@@ -1880,14 +1578,8 @@ mod tests {
         assert_eq!(n("-0.0000000019s"), -1);
         assert_eq!(n("0.123456789999s"), 123_456_789);
         // Exact, even where floats would round: 1/3 of a minute.
-        assert_eq!(
-            n("0.33333333333333333333333333333333333333m"),
-            19_999_999_999
-        );
-        assert_eq!(
-            n("0.33333333333333333333333333333333333334m"),
-            20_000_000_000
-        );
+        assert_eq!(n("0.33333333333333333333333333333333333333m"), 19_999_999_999);
+        assert_eq!(n("0.33333333333333333333333333333333333334m"), 20_000_000_000);
         assert_eq!(n("0.000277777777777777777777777777778h"), 1_000_000_000);
         assert_eq!(n("0.000277777777777777777777777777777h"), 999_999_999);
         // The ends of the range.
@@ -1914,31 +1606,19 @@ mod tests {
             assert_eq!(Duration::parse(s), Err(TimeError::OutOfRange), "{s}");
         }
         let huge = "9".repeat(100_000);
-        assert_eq!(
-            Duration::parse(&format!("{huge}s")),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            Duration::parse(&format!("{huge}.{huge}h")),
-            Err(TimeError::OutOfRange)
-        );
+        assert_eq!(Duration::parse(&format!("{huge}s")), Err(TimeError::OutOfRange));
+        assert_eq!(Duration::parse(&format!("{huge}.{huge}h")), Err(TimeError::OutOfRange));
         assert!(matches!(Duration::parse(&huge), Err(TimeError::Invalid(_))));
-        assert!(matches!(
-            Duration::parse("315576000001s-"),
-            Err(TimeError::Invalid(_))
-        ));
-        assert!(matches!(
-            Duration::parse(&format!("{huge}s{huge}x")),
-            Err(TimeError::Invalid(_))
-        ));
+        assert!(matches!(Duration::parse("315576000001s-"), Err(TimeError::Invalid(_))));
+        assert!(matches!(Duration::parse(&format!("{huge}s{huge}x")), Err(TimeError::Invalid(_))));
     }
 
     #[test]
     fn duration_parse_rejects_junk() {
         for s in [
-            "", "-", "+", "s", "1", "1.5", "-1", "00", "1sec", "1S", "1H", "1 s", " 1s", "1s ",
-            "1d", "1w", ".s", "-.s", "1..5s", "1.5.s", "--1s", "+-1s", "1s-1s", "1e3s", "0x10s",
-            "1_000s", "１s", "1ｓ", "1µ", "μs", "1mss", "1h 2m", "infs", "NaNs", "1ms1", "é",
+            "", "-", "+", "s", "1", "1.5", "-1", "00", "1sec", "1S", "1H", "1 s", " 1s", "1s ", "1d", "1w",
+            ".s", "-.s", "1..5s", "1.5.s", "--1s", "+-1s", "1s-1s", "1e3s", "0x10s", "1_000s", "１s", "1ｓ",
+            "1µ", "μs", "1mss", "1h 2m", "infs", "NaNs", "1ms1", "é",
         ] {
             assert!(
                 matches!(Duration::parse(s), Err(TimeError::Invalid(_))),
@@ -1974,47 +1654,26 @@ mod tests {
     #[test]
     fn serde_round_trips_and_range_checks() {
         let t = ts("2009-02-13T23:31:30.5Z");
-        assert_eq!(
-            serde_json::to_string(&t).unwrap(),
-            "\"2009-02-13T23:31:30.500Z\""
-        );
-        assert_eq!(
-            serde_json::from_str::<Timestamp>("\"2009-02-14T00:31:30.5+01:00\"").unwrap(),
-            t
-        );
-        let err = serde_json::from_str::<Timestamp>("\"10000-01-01T00:00:00Z\"")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("out of range") && err.contains("10000-01-01"),
-            "{err}"
-        );
-        let err = serde_json::from_str::<Timestamp>("\"yesterday\"")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2009-02-13T23:31:30.500Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2009-02-14T00:31:30.5+01:00\"").unwrap(), t);
+        let err = serde_json::from_str::<Timestamp>("\"10000-01-01T00:00:00Z\"").unwrap_err().to_string();
+        assert!(err.contains("out of range") && err.contains("10000-01-01"), "{err}");
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err().to_string();
         assert!(err.contains("invalid timestamp"), "{err}");
         assert!(serde_json::from_str::<Timestamp>("1234567890").is_err());
 
         let d = dur("-1.5s");
         assert_eq!(serde_json::to_string(&d).unwrap(), "\"-1.5s\"");
         assert_eq!(serde_json::from_str::<Duration>("\"-1s500ms\"").unwrap(), d);
-        let err = serde_json::from_str::<Duration>("\"320000000000s\"")
-            .unwrap_err()
-            .to_string();
+        let err = serde_json::from_str::<Duration>("\"320000000000s\"").unwrap_err().to_string();
         assert!(err.contains("out of range"), "{err}");
         assert!(serde_json::from_str::<Duration>("\"soon\"").is_err());
         assert!(serde_json::from_str::<Duration>("1.5").is_err());
 
         let z = tz("America/St_Johns").unwrap();
         assert_eq!(serde_json::to_string(&z).unwrap(), "\"America/St_Johns\"");
-        assert_eq!(
-            serde_json::from_str::<TimeZone>("\"America/St_Johns\"").unwrap(),
-            z
-        );
-        assert_eq!(
-            serde_json::from_str::<TimeZone>("\"-09:30\"").unwrap(),
-            tz("-09:30").unwrap()
-        );
+        assert_eq!(serde_json::from_str::<TimeZone>("\"America/St_Johns\"").unwrap(), z);
+        assert_eq!(serde_json::from_str::<TimeZone>("\"-09:30\"").unwrap(), tz("-09:30").unwrap());
         assert!(serde_json::from_str::<TimeZone>("\"Nowhere\"").is_err());
 
         // Owned strings (not borrowed) deserialize too.

@@ -227,9 +227,9 @@ impl Value {
             (Value::Timestamp(_), Type::Timestamp) => true,
             (Value::Duration(_), Type::Duration) => true,
             (Value::List(items), Type::List(elem)) => items.iter().all(|v| v.has_type(elem)),
-            (Value::Map(map), Type::Map(k, v)) => map
-                .iter()
-                .all(|(key, value)| key.has_type(k) && value.has_type(v)),
+            (Value::Map(map), Type::Map(k, v)) => {
+                map.iter().all(|(key, value)| key.has_type(k) && value.has_type(v))
+            }
             _ => false,
         }
     }
@@ -253,9 +253,7 @@ impl Value {
                 a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.cel_eq(y))
             }
             (Value::Map(a), Value::Map(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .all(|(k, v)| b.get(k).is_some_and(|other| v.cel_eq(other)))
+                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|other| v.cel_eq(other)))
             }
             _ => false,
         }
@@ -491,7 +489,7 @@ mod tests {
 
     #[test]
     fn int_double_comparison_is_exact() {
-        assert_eq!(cmp_int_double(i64::MAX, 9.223372036854775807e18), Some(Ordering::Less));
+        assert_eq!(cmp_int_double(i64::MAX, i64::MAX as f64), Some(Ordering::Less));
         assert_eq!(cmp_int_double(1, 1.0), Some(Ordering::Equal));
         assert_eq!(cmp_int_double(1, 1.5), Some(Ordering::Less));
         assert_eq!(cmp_int_double(-1, -1.5), Some(Ordering::Greater));

@@ -14,7 +14,9 @@ fn compile(rules: &str) -> nurture::CompileError {
 
 #[test]
 fn unknown_field() {
-    let err = compile(r#"{"id": "r1", "on": "page_visit", "when": "event.url == '/pricing' && contact.compnay_size >= 1000"}"#);
+    let err = compile(
+        r#"{"id": "r1", "on": "page_visit", "when": "event.url == '/pricing' && contact.compnay_size >= 1000"}"#,
+    );
     assert_eq!(err.diagnostics.len(), 1);
     assert_eq!(err.diagnostics[0].code, Code::UnknownField);
     assert_eq!(
@@ -33,7 +35,9 @@ error[E0102]: no field `compnay_size` on `contact`: contacts have no such field
 
 #[test]
 fn type_mismatch() {
-    let err = compile(r#"{"id": "r1", "on": "page_visit", "when": "contact.company_size > 10.5 && contact.company_size + 1.5 > 3.0"}"#);
+    let err = compile(
+        r#"{"id": "r1", "on": "page_visit", "when": "contact.company_size > 10.5 && contact.company_size + 1.5 > 3.0"}"#,
+    );
     assert_eq!(
         err.render(),
         "\
@@ -118,7 +122,9 @@ fn every_problem_is_reported_at_once() {
         ]
     );
     assert_eq!(err.diagnostics[0].did_you_mean.as_deref(), Some("actions"));
-    let err = compile(r#"{"id": "a", "on": "page_vist", "when": "true"}, {"id": "b", "on": "page_visit", "when": "event.ulr == 1"}"#);
+    let err = compile(
+        r#"{"id": "a", "on": "page_vist", "when": "true"}, {"id": "b", "on": "page_visit", "when": "event.ulr == 1"}"#,
+    );
     assert_eq!(err.diagnostics[0].did_you_mean.as_deref(), Some("page_visit"));
     assert_eq!(err.diagnostics[1].did_you_mean.as_deref(), Some("url"));
 }

@@ -84,7 +84,12 @@ impl Gen {
                     format!("size({})", self.expr(of, depth - 1))
                 }
                 6 => format!("int({})", self.expr(T::Double, depth - 1)),
-                7 => format!("({} ? {} : {})", self.expr(T::Bool, depth - 1), self.expr(T::Int, depth - 1), self.expr(T::Int, depth - 1)),
+                7 => format!(
+                    "({} ? {} : {})",
+                    self.expr(T::Bool, depth - 1),
+                    self.expr(T::Int, depth - 1),
+                    self.expr(T::Int, depth - 1)
+                ),
                 _ => format!("{}[{}]", self.expr(T::ListInt, depth - 1), self.expr(T::Int, depth - 1)),
             },
             T::Double if leaf => match self.pick(3) {
@@ -98,7 +103,12 @@ impl Gen {
                 }
                 2 => format!("(-{})", self.expr(T::Double, depth - 1)),
                 3 => format!("double({})", self.expr(T::Int, depth - 1)),
-                _ => format!("({} ? {} : {})", self.expr(T::Bool, depth - 1), self.expr(T::Double, depth - 1), self.expr(T::Double, depth - 1)),
+                _ => format!(
+                    "({} ? {} : {})",
+                    self.expr(T::Bool, depth - 1),
+                    self.expr(T::Double, depth - 1),
+                    self.expr(T::Double, depth - 1)
+                ),
             },
             T::Str if leaf => match self.pick(2) {
                 0 => self.string_literal(),
@@ -107,7 +117,12 @@ impl Gen {
             T::Str => match self.pick(3) {
                 0 => format!("({} + {})", self.expr(T::Str, depth - 1), self.expr(T::Str, depth - 1)),
                 1 => format!("string({})", self.expr(T::Int, depth - 1)),
-                _ => format!("({} ? {} : {})", self.expr(T::Bool, depth - 1), self.expr(T::Str, depth - 1), self.expr(T::Str, depth - 1)),
+                _ => format!(
+                    "({} ? {} : {})",
+                    self.expr(T::Bool, depth - 1),
+                    self.expr(T::Str, depth - 1),
+                    self.expr(T::Str, depth - 1)
+                ),
             },
             T::Bool if leaf => match self.pick(3) {
                 0 => ["true", "false"][self.pick(2) as usize].into(),
@@ -135,7 +150,9 @@ impl Gen {
                     let m = ["contains", "startsWith", "endsWith"][self.pick(3) as usize];
                     format!("{}.{m}({})", self.expr(T::Str, depth - 1), self.expr(T::Str, depth - 1))
                 }
-                8 => format!("({} == {})", self.expr(T::ListInt, depth - 1), self.expr(T::ListInt, depth - 1)),
+                8 => {
+                    format!("({} == {})", self.expr(T::ListInt, depth - 1), self.expr(T::ListInt, depth - 1))
+                }
                 9 if self.locals.len() < 2 => {
                     let m = ["all", "exists", "exists_one"][self.pick(3) as usize];
                     let var = format!("x{}", self.locals.len());
@@ -145,7 +162,12 @@ impl Gen {
                     self.locals.pop();
                     format!("{range}.{m}({var}, {body})")
                 }
-                _ => format!("({} ? {} : {})", self.expr(T::Bool, depth - 1), self.expr(T::Bool, depth - 1), self.expr(T::Bool, depth - 1)),
+                _ => format!(
+                    "({} ? {} : {})",
+                    self.expr(T::Bool, depth - 1),
+                    self.expr(T::Bool, depth - 1),
+                    self.expr(T::Bool, depth - 1)
+                ),
             },
             T::ListInt if leaf => match self.pick(3) {
                 0 => "li".into(),
@@ -239,17 +261,25 @@ fn check_one(seed: u64, input_seed: u64, ty: T) -> Result<(), TestCaseError> {
     let mut g = Gen { state: seed, locals: Vec::new() };
     let source = g.expr(ty, 4);
     let env = env();
-    let compiled = env.compile(&source).map_err(|e| TestCaseError::fail(format!("`{source}` failed to compile:\n{}", e.render())))?;
+    let compiled = env
+        .compile(&source)
+        .map_err(|e| TestCaseError::fail(format!("`{source}` failed to compile:\n{}", e.render())))?;
     let vars = inputs(input_seed);
     let bound = env.bind(vars.iter().map(|(k, v)| (k.as_str(), v.clone()))).expect("declared and well-typed");
     let act = Activation::new().with_variables(&bound);
     let ast = parse(&source, &Limits::default()).expect("it compiled, so it parses");
     let expected = Reference::new(&vars).eval(&ast);
     let got = compiled.eval(&act);
-    prop_assert!(same(&got, &expected), "`{source}` with {vars:?}: evaluator {got:?}, reference {expected:?}");
+    prop_assert!(
+        same(&got, &expected),
+        "`{source}` with {vars:?}: evaluator {got:?}, reference {expected:?}"
+    );
     if ty == T::Bool {
         let fused = compiled.eval_bool(&act).map(Value::Bool);
-        prop_assert!(same(&fused, &expected), "`{source}` with {vars:?}: predicate {fused:?}, reference {expected:?}");
+        prop_assert!(
+            same(&fused, &expected),
+            "`{source}` with {vars:?}: predicate {fused:?}, reference {expected:?}"
+        );
     }
     Ok(())
 }

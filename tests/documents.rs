@@ -49,7 +49,8 @@ const JSON_DOC: &str = r#"{
 fn matched(program: &Program, event_type: &str, prop: (&str, &str), country: &str, size: i64) -> Vec<String> {
     let schema = program.schema();
     let at = Timestamp::from_unix(1_700_000_000, 0).unwrap();
-    let contact = schema.contact("c").set("country", country).unwrap().set("company_size", size).unwrap().build();
+    let contact =
+        schema.contact("c").set("country", country).unwrap().set("company_size", size).unwrap().build();
     let event = schema.event("e", "c", event_type, at).unwrap().set(prop.0, prop.1).unwrap().build();
     let mut scratch = MatchScratch::default();
     let m = program.match_event(&contact, &event, at, &mut scratch);
@@ -72,7 +73,11 @@ fn json_and_toml_describe_the_same_rule_set() {
     assert_eq!(json_def, toml_def);
     assert_eq!(
         json_def.rules[1].actions[0],
-        ActionDef::Send { channel: Channel::Email, template: "demo-confirmation".into(), needs_approval: true }
+        ActionDef::Send {
+            channel: Channel::Email,
+            template: "demo-confirmation".into(),
+            needs_approval: true
+        }
     );
 }
 
@@ -148,7 +153,10 @@ fn missing_keys_and_bad_shapes_are_reported() {
 
 #[test]
 fn schema_type_names_are_checked() {
-    let err = Program::from_json(r#"{"version": 1, "schema": {"contact": {"a": "doubel", "b": "list(strng)"}, "events": {"e": {}}}}"#).unwrap_err();
+    let err = Program::from_json(
+        r#"{"version": 1, "schema": {"contact": {"a": "doubel", "b": "list(strng)"}, "events": {"e": {}}}}"#,
+    )
+    .unwrap_err();
     assert_eq!(err.diagnostics.len(), 2);
     assert_eq!(err.diagnostics[0].path, "/schema/contact/a");
     assert_eq!(err.diagnostics[0].did_you_mean.as_deref(), Some("double"));
@@ -165,7 +173,10 @@ fn actions_are_checked_against_the_schema() {
     )
     .unwrap_err();
     let found: Vec<(Code, &str)> = err.diagnostics.iter().map(|d| (d.code, d.path.as_str())).collect();
-    assert_eq!(found, [(Code::UnknownField, "/rules/0/actions/0/field"), (Code::TypeMismatch, "/rules/0/actions/1/value")]);
+    assert_eq!(
+        found,
+        [(Code::UnknownField, "/rules/0/actions/0/field"), (Code::TypeMismatch, "/rules/0/actions/1/value")]
+    );
 }
 
 #[test]

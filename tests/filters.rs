@@ -60,7 +60,12 @@ fn not_equals_also_matches_missing() {
 
 #[test]
 fn ordering_operators_never_match_missing() {
-    for (op, below, equal, above) in [("gt", false, false, true), ("gte", false, true, true), ("lt", true, false, false), ("lte", true, true, false)] {
+    for (op, below, equal, above) in [
+        ("gt", false, false, true),
+        ("gte", false, true, true),
+        ("lt", true, false, false),
+        ("lte", true, true, false),
+    ] {
         assert_eq!(matches("size", op, Some(json!(50)), Some(Value::Int(10))), below, "{op} below");
         assert_eq!(matches("size", op, Some(json!(50)), Some(Value::Int(50))), equal, "{op} equal");
         assert_eq!(matches("size", op, Some(json!(50)), Some(Value::Int(90))), above, "{op} above");
@@ -130,7 +135,10 @@ fn time_operators() {
     let day = 86_400;
     assert!(matches("seen_at", "within_last", Some(json!(7)), ts(NOW - 6 * day)));
     assert!(!matches("seen_at", "within_last", Some(json!(7)), ts(NOW - 8 * day)));
-    assert!(!matches("seen_at", "within_last", Some(json!(7)), ts(NOW + day)), "the future is not within the last days");
+    assert!(
+        !matches("seen_at", "within_last", Some(json!(7)), ts(NOW + day)),
+        "the future is not within the last days"
+    );
     assert!(matches("seen_at", "within_last", Some(json!("36h")), ts(NOW - 35 * 3600)));
     assert!(!matches("seen_at", "within_last", Some(json!(7)), None));
     assert!(matches("seen_at", "before", Some(json!("2023-01-01T00:00:00Z")), ts(1_600_000_000)));

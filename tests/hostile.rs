@@ -56,7 +56,8 @@ fn ten_megabyte_string_literal() {
 fn huge_documents_and_rule_counts_are_limited() {
     let limits = Limits { max_rules: 10, ..Limits::default() };
     let rules: Vec<String> = (0..11).map(|i| format!(r#"{{"id": "r{i}", "on": "e"}}"#)).collect();
-    let doc = format!(r#"{{"version": 1, "schema": {{"events": {{"e": {{}}}}}}, "rules": [{}]}}"#, rules.join(","));
+    let doc =
+        format!(r#"{{"version": 1, "schema": {{"events": {{"e": {{}}}}}}, "rules": [{}]}}"#, rules.join(","));
     let err = Program::from_json_with_limits(&doc, &limits).unwrap_err();
     assert_eq!(err.diagnostics[0].code, Code::LimitExceeded);
     let limits = Limits { max_document_len: 100, ..Limits::default() };
@@ -72,7 +73,9 @@ fn deeply_nested_documents() {
     for _ in 0..100 {
         filter = format!(r#"{{"not": {filter}}}"#);
     }
-    let doc = format!(r#"{{"version": 1, "schema": {{"contact": {{"n": "int"}}, "events": {{"e": {{}}}}}}, "rules": [{{"id": "r", "on": "e", "filter": {filter}}}]}}"#);
+    let doc = format!(
+        r#"{{"version": 1, "schema": {{"contact": {{"n": "int"}}, "events": {{"e": {{}}}}}}, "rules": [{{"id": "r", "on": "e", "filter": {filter}}}]}}"#
+    );
     let err = Program::from_json(&doc).unwrap_err();
     assert_eq!(err.diagnostics[0].code, Code::LimitExceeded);
 }
@@ -99,7 +102,10 @@ fn hostile_regular_expressions() {
     let env = Env::new().with_variable("p", Type::String).unwrap();
     let expr = env.compile("'a'.matches(p)").unwrap();
     let vars = env.bind([("p", "((a{100}){100}){100}".into())]).unwrap();
-    assert_eq!(expr.eval(&Activation::new().with_variables(&vars)).unwrap_err().kind(), EvalErrorKind::InvalidArgument);
+    assert_eq!(
+        expr.eval(&Activation::new().with_variables(&vars)).unwrap_err().kind(),
+        EvalErrorKind::InvalidArgument
+    );
 }
 
 #[test]
@@ -127,8 +133,8 @@ fn numeric_edge_cases_are_errors_or_values() {
 
 fn json_strategy() -> impl Strategy<Value = serde_json::Value> {
     let keys = prop::sample::select(vec![
-        "version", "schema", "rules", "contact", "events", "scores", "id", "on", "when", "filter",
-        "actions", "type", "all", "any", "not", "field", "op", "value", "enabled", "x", "e",
+        "version", "schema", "rules", "contact", "events", "scores", "id", "on", "when", "filter", "actions",
+        "type", "all", "any", "not", "field", "op", "value", "enabled", "x", "e",
     ]);
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
@@ -136,8 +142,22 @@ fn json_strategy() -> impl Strategy<Value = serde_json::Value> {
         any::<i64>().prop_map(serde_json::Value::from),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
         prop::sample::select(vec![
-            "int", "string", "e", "contact.x", "event.y", "equals", "in", "is_empty", "within_last",
-            "true", "1 +", "has(contact.x)", "add_tag", "list(int)", "x", "[1,2][5]",
+            "int",
+            "string",
+            "e",
+            "contact.x",
+            "event.y",
+            "equals",
+            "in",
+            "is_empty",
+            "within_last",
+            "true",
+            "1 +",
+            "has(contact.x)",
+            "add_tag",
+            "list(int)",
+            "x",
+            "[1,2][5]",
         ])
         .prop_map(serde_json::Value::from),
         "\\PC{0,12}".prop_map(serde_json::Value::from),

@@ -22,7 +22,11 @@ fn rule_set() -> String {
         let when = match next(7) {
             0 => format!("event.url == '/p{}'", next(URLS as u64)),
             1 => format!("event.url == '/p{}' && contact.size >= {}", next(URLS as u64), next(100)),
-            2 => format!("event.url in ['/p{}', '/p{}'] && contact.country != 'US'", next(URLS as u64), next(URLS as u64)),
+            2 => format!(
+                "event.url in ['/p{}', '/p{}'] && contact.country != 'US'",
+                next(URLS as u64),
+                next(URLS as u64)
+            ),
             3 => format!("event.code == {} && event.url.startsWith('/p{}')", next(20), next(10)),
             4 => format!("event.url == '/p{}' || contact.size < {}", next(URLS as u64), next(5)),
             5 => format!("contact.size > {}", next(100)),
@@ -31,7 +35,8 @@ fn rule_set() -> String {
         let enabled = next(50) != 0;
         rules.push(format!(r#"{{"id": "r{i}", "on": "{on}", "when": "{when}", "enabled": {enabled}}}"#));
     }
-    let events: Vec<String> = (0..TYPES).map(|t| format!(r#""t{t}": {{"url": "string", "code": "int"}}"#)).collect();
+    let events: Vec<String> =
+        (0..TYPES).map(|t| format!(r#""t{t}": {{"url": "string", "code": "int"}}"#)).collect();
     format!(
         r#"{{"version": 1, "schema": {{"contact": {{"size": "int", "country": "string"}}, "events": {{{}}}}}, "rules": [{}]}}"#,
         events.join(", "),
@@ -98,7 +103,14 @@ fn candidates_are_in_declaration_order_and_unique() {
     let program = program();
     let schema = program.schema();
     let at = Timestamp::from_unix(0, 0).unwrap();
-    let event = schema.event("e", "c", "t3", at).unwrap().set("url", "/p7").unwrap().set("code", 3i64).unwrap().build();
+    let event = schema
+        .event("e", "c", "t3", at)
+        .unwrap()
+        .set("url", "/p7")
+        .unwrap()
+        .set("code", 3i64)
+        .unwrap()
+        .build();
     let mut scratch = MatchScratch::default();
     let c = program.candidates(&event, &mut scratch).to_vec();
     assert!(c.windows(2).all(|w| w[0] < w[1]), "sorted and unique");

@@ -9,41 +9,18 @@ fn cel_conformance_examples() {
     assert_eq!(t.unix_seconds(), 1_234_567_890);
     assert_eq!(t.to_string(), "2009-02-13T23:31:30Z");
     let zone = |s: &str| Some(TimeZone::parse(s).unwrap());
-    assert_eq!(
-        t.component(TimeComponent::Date, zone("Australia/Sydney")),
-        14
-    );
-    assert_eq!(
-        t.component(TimeComponent::DayOfYear, zone("US/Central")),
-        43
-    );
+    assert_eq!(t.component(TimeComponent::Date, zone("Australia/Sydney")), 14);
+    assert_eq!(t.component(TimeComponent::DayOfYear, zone("US/Central")), 43);
     assert_eq!(t.component(TimeComponent::Hours, zone("02:00")), 1);
-    assert_eq!(
-        t.component(TimeComponent::Minutes, zone("Asia/Kathmandu")),
-        16
-    );
+    assert_eq!(t.component(TimeComponent::Minutes, zone("Asia/Kathmandu")), 16);
     let early = Timestamp::parse("2009-02-13T02:00:00Z").unwrap();
-    assert_eq!(
-        early.component(TimeComponent::DayOfMonth, zone("America/St_Johns")),
-        11
-    );
+    assert_eq!(early.component(TimeComponent::DayOfMonth, zone("America/St_Johns")), 11);
 
-    assert_eq!(
-        Timestamp::parse("10000-01-01T00:00:00Z"),
-        Err(TimeError::OutOfRange)
-    );
-    assert_eq!(
-        Timestamp::MAX.checked_add(Duration::parse("1ns").unwrap()),
-        None
-    );
+    assert_eq!(Timestamp::parse("10000-01-01T00:00:00Z"), Err(TimeError::OutOfRange));
+    assert_eq!(Timestamp::MAX.checked_add(Duration::parse("1ns").unwrap()), None);
     assert_eq!(Duration::parse("320000000000s"), Err(TimeError::OutOfRange));
     assert_eq!(Duration::parse("1000000s").unwrap().to_string(), "1000000s");
-    assert_eq!(
-        Duration::parse("123.321456789s")
-            .unwrap()
-            .milliseconds_part(),
-        321
-    );
+    assert_eq!(Duration::parse("123.321456789s").unwrap().milliseconds_part(), 321);
     assert_eq!(Duration::parse("3730s").unwrap().minutes(), 62);
 }
 

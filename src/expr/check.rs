@@ -72,6 +72,16 @@ pub(crate) fn check(expr: &Expr, names: Names<'_>, diagnostics: &mut Vec<Diagnos
     Checked { node, ty, locals: usize::from(checker.next_local) }
 }
 
+/// The outcome of resolving `root.field`.
+enum FieldLookup {
+    /// `root` is not a record name (or is shadowed): select from a value instead.
+    NotARecord,
+    /// The field exists.
+    Found(Scope, u16, Type, Arc<str>),
+    /// The record has no such field; a diagnostic was recorded.
+    Unknown,
+}
+
 struct Checker<'n, 'd> {
     names: Names<'n>,
     diagnostics: &'d mut Vec<Diagnostic>,
@@ -82,20 +92,85 @@ struct Checker<'n, 'd> {
 
 /// Functions nurture knows, for "did you mean".
 const KNOWN_FUNCTIONS: &[&str] = &[
-    "size", "contains", "startsWith", "endsWith", "matches", "int", "double", "string", "bool",
-    "timestamp", "duration", "has", "all", "exists", "exists_one", "existsOne", "map", "filter",
-    "transformList", "transformMap", "getFullYear", "getMonth", "getDate", "getDayOfMonth",
-    "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds", "getMilliseconds",
-    "lowerAscii", "upperAscii", "trim",
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "double",
+    "string",
+    "bool",
+    "timestamp",
+    "duration",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "existsOne",
+    "map",
+    "filter",
+    "transformList",
+    "transformMap",
+    "getFullYear",
+    "getMonth",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
 ];
 
 /// CEL functions that exist but are outside nurture's subset.
 const UNSUPPORTED_FUNCTIONS: &[&str] = &[
-    "dyn", "type", "uint", "bytes", "split", "replace", "indexOf", "lastIndexOf", "substring",
-    "join", "charAt", "format", "quote", "reverse", "greatest", "least", "optional", "of",
-    "orValue", "hasValue", "value", "ceil", "floor", "round", "abs", "sign", "sort", "distinct",
-    "flatten", "range", "slice", "base64", "encode", "decode", "getTimezone", "cel", "bind",
-    "block", "index", "sets", "math", "strings",
+    "dyn",
+    "type",
+    "uint",
+    "bytes",
+    "split",
+    "replace",
+    "indexOf",
+    "lastIndexOf",
+    "substring",
+    "join",
+    "charAt",
+    "format",
+    "quote",
+    "reverse",
+    "greatest",
+    "least",
+    "optional",
+    "of",
+    "orValue",
+    "hasValue",
+    "value",
+    "ceil",
+    "floor",
+    "round",
+    "abs",
+    "sign",
+    "sort",
+    "distinct",
+    "flatten",
+    "range",
+    "slice",
+    "base64",
+    "encode",
+    "decode",
+    "getTimezone",
+    "cel",
+    "bind",
+    "block",
+    "index",
+    "sets",
+    "math",
+    "strings",
 ];
 
 fn time_component(name: &str) -> Option<TimeComponent> {
@@ -136,9 +211,7 @@ fn equality_comparable(a: &Type, b: &Type) -> bool {
         (Type::Dyn, _) | (_, Type::Dyn) => true,
         (a, b) if a.is_numeric() && b.is_numeric() => true,
         (Type::List(x), Type::List(y)) => equality_comparable(x, y),
-        (Type::Map(ka, va), Type::Map(kb, vb)) => {
-            equality_comparable(ka, kb) && equality_comparable(va, vb)
-        }
+        (Type::Map(ka, va), Type::Map(kb, vb)) => equality_comparable(ka, kb) && equality_comparable(va, vb),
         (a, b) => a == b,
     }
 }
@@ -184,9 +257,7 @@ impl Checker<'_, '_> {
                     Type::List(elem) if matches!(kt, Type::Int | Type::Double | Type::Dyn) => {
                         (**elem).clone()
                     }
-                    Type::Map(k, v) if k.accepts(&kt) || (k.is_numeric() && kt.is_numeric()) => {
-                        (**v).clone()
-                    }
+                    Type::Map(k, v) if k.accepts(&kt) || (k.is_numeric() && kt.is_numeric()) => (**v).clone(),
                     Type::Dyn => Type::Dyn,
                     _ => return self.overload(expr.span, "_[_]", &[&ct, &kt]),
                 };
@@ -292,12 +363,9 @@ impl Checker<'_, '_> {
         }
         if self.names.record(name).is_some() {
             return self.error(
-                Diagnostic::new(
-                    Code::Unsupported,
-                    format!("`{name}` cannot be used as a whole value"),
-                )
-                .with_span(span)
-                .with_help(format!("select one of its fields, as in `{name}.field`")),
+                Diagnostic::new(Code::Unsupported, format!("`{name}` cannot be used as a whole value"))
+                    .with_span(span)
+                    .with_help(format!("select one of its fields, as in `{name}.field`")),
             );
         }
         let mut candidates = self.names.root_names();
@@ -323,19 +391,23 @@ impl Checker<'_, '_> {
         operand: &Expr,
         field: &str,
         field_span: Span,
-    ) -> Option<Result<(Scope, u16, Type, Arc<str>), ()>> {
+    ) -> FieldLookup {
         let ExprKind::Ident(root) = &operand.kind else {
-            return None;
+            return FieldLookup::NotARecord;
         };
         if self.scopes.iter().any(|(n, _, _)| n == root) {
-            return None;
+            return FieldLookup::NotARecord;
         }
         if self.names.vars.is_some_and(|v| v.slot(root).is_some()) {
-            return None;
+            return FieldLookup::NotARecord;
         }
-        let (scope, fields) = self.names.record(root)?;
+        let Some((scope, fields)) = self.names.record(root) else {
+            return FieldLookup::NotARecord;
+        };
         match fields.slot(field) {
-            Some(slot) => Some(Ok((scope, slot, fields.ty(slot).clone(), fields.name(slot).clone()))),
+            Some(slot) => {
+                FieldLookup::Found(scope, slot, fields.ty(slot).clone(), fields.name(slot).clone())
+            }
             None => {
                 let what = match scope {
                     Scope::Contact => "contacts have".to_string(),
@@ -354,7 +426,7 @@ impl Checker<'_, '_> {
                     d = d.with_help(format!("declare `{field}` in the schema, or check the spelling"));
                 }
                 self.diagnostics.push(d);
-                Some(Err(()))
+                FieldLookup::Unknown
             }
         }
     }
@@ -380,9 +452,9 @@ impl Checker<'_, '_> {
             return (Node::EventMeta(meta), ty);
         }
         match self.record_field(operand, field, field_span) {
-            Some(Ok((scope, slot, ty, name))) => return (Node::Load(scope, slot, name), ty),
-            Some(Err(())) => return (Node::Const(Value::Null), Type::Dyn),
-            None => {}
+            FieldLookup::Found(scope, slot, ty, name) => return (Node::Load(scope, slot, name), ty),
+            FieldLookup::Unknown => return (Node::Const(Value::Null), Type::Dyn),
+            FieldLookup::NotARecord => {}
         }
         let (node, ty) = self.check(operand);
         match &ty {
@@ -393,7 +465,9 @@ impl Checker<'_, '_> {
             _ => self.error(
                 Diagnostic::new(Code::NoMatchingOverload, format!("a value of type {ty} has no fields"))
                     .with_span(span)
-                    .with_help("field selection applies to maps with string keys and to `contact`, `event`, `score`"),
+                    .with_help(
+                        "field selection applies to maps with string keys and to `contact`, `event`, `score`",
+                    ),
             ),
         }
     }
@@ -418,11 +492,7 @@ impl Checker<'_, '_> {
                 }
                 nodes.push(n);
             }
-            let node = if op == BinaryOp::And {
-                Node::And(nodes.into())
-            } else {
-                Node::Or(nodes.into())
-            };
+            let node = if op == BinaryOp::And { Node::And(nodes.into()) } else { Node::Or(nodes.into()) };
             return (node, Type::Bool);
         }
         let (l, lt) = self.check(lhs);
@@ -474,14 +544,27 @@ impl Checker<'_, '_> {
                     (**a).clone()
                 } else if **a == Type::Dyn || **b == Type::Dyn {
                     // An empty list literal is list(dyn); keep the other side's type.
-                    if **a == Type::Dyn { (**b).clone() } else { (**a).clone() }
+                    if **a == Type::Dyn {
+                        (**b).clone()
+                    } else {
+                        (**a).clone()
+                    }
                 } else {
                     Type::Dyn
                 }),
                 (Type::Timestamp, Type::Duration) | (Type::Duration, Type::Timestamp) => Type::Timestamp,
                 (Type::Duration, Type::Duration) => Type::Duration,
                 (Type::Dyn, other) | (other, Type::Dyn)
-                    if matches!(other, Type::Dyn | Type::Int | Type::Double | Type::String | Type::List(_) | Type::Timestamp | Type::Duration) =>
+                    if matches!(
+                        other,
+                        Type::Dyn
+                            | Type::Int
+                            | Type::Double
+                            | Type::String
+                            | Type::List(_)
+                            | Type::Timestamp
+                            | Type::Duration
+                    ) =>
                 {
                     Type::Dyn
                 }
@@ -494,7 +577,10 @@ impl Checker<'_, '_> {
                 (Type::Timestamp, Type::Duration) => Type::Timestamp,
                 (Type::Duration, Type::Duration) => Type::Duration,
                 (Type::Dyn, other) | (other, Type::Dyn)
-                    if matches!(other, Type::Dyn | Type::Int | Type::Double | Type::Timestamp | Type::Duration) =>
+                    if matches!(
+                        other,
+                        Type::Dyn | Type::Int | Type::Double | Type::Timestamp | Type::Duration
+                    ) =>
                 {
                     Type::Dyn
                 }
@@ -503,14 +589,18 @@ impl Checker<'_, '_> {
             BinaryOp::Mul | BinaryOp::Div => match (&lt, &rt) {
                 (Type::Int, Type::Int) => Type::Int,
                 (Type::Double, Type::Double) => Type::Double,
-                (Type::Dyn, other) | (other, Type::Dyn) if matches!(other, Type::Dyn | Type::Int | Type::Double) => {
+                (Type::Dyn, other) | (other, Type::Dyn)
+                    if matches!(other, Type::Dyn | Type::Int | Type::Double) =>
+                {
                     Type::Dyn
                 }
                 _ => return self.overload(span, sym, &[&lt, &rt]),
             },
             BinaryOp::Rem => match (&lt, &rt) {
                 (Type::Int, Type::Int) => Type::Int,
-                (Type::Dyn, other) | (other, Type::Dyn) if matches!(other, Type::Dyn | Type::Int) => Type::Dyn,
+                (Type::Dyn, other) | (other, Type::Dyn) if matches!(other, Type::Dyn | Type::Int) => {
+                    Type::Dyn
+                }
                 _ => return self.overload(span, sym, &[&lt, &rt]),
             },
             // Handled above; listed so the match stays exhaustive.
@@ -557,7 +647,11 @@ impl Checker<'_, '_> {
         let nodes = |all: Vec<(Node, Type)>| -> Box<[Node]> { all.into_iter().map(|(n, _)| n).collect() };
         let is_str = |t: &Type| matches!(t, Type::String | Type::Dyn);
         let type_refs: Vec<&Type> = types.iter().collect();
-        let sig = if target.is_some() { format!("{}.{function}", recv_ty.clone().unwrap_or(Type::Dyn)) } else { function.to_string() };
+        let sig = if target.is_some() {
+            format!("{}.{function}", recv_ty.clone().unwrap_or(Type::Dyn))
+        } else {
+            function.to_string()
+        };
         match function {
             "size" if types.len() == 1 => {
                 if matches!(types[0], Type::String | Type::List(_) | Type::Map(..) | Type::Dyn) {
@@ -565,7 +659,10 @@ impl Checker<'_, '_> {
                 }
                 self.overload(span, "size", &type_refs)
             }
-            "contains" | "startsWith" | "endsWith" | "matches" if target.is_some() && arity == 1 || (function == "matches" && target.is_none() && arity == 2) => {
+            "contains" | "startsWith" | "endsWith" | "matches"
+                if target.is_some() && arity == 1
+                    || (function == "matches" && target.is_none() && arity == 2) =>
+            {
                 if !(is_str(&types[0]) && is_str(&types[1])) {
                     return self.overload(span, function, &type_refs);
                 }
@@ -605,30 +702,69 @@ impl Checker<'_, '_> {
                 };
                 (Node::Call(func, nodes(all)), Type::String)
             }
-            "int" | "double" | "string" | "bool" | "timestamp" | "duration" if target.is_none() && arity == 1 => {
+            "int" | "double" | "string" | "bool" | "timestamp" | "duration"
+                if target.is_none() && arity == 1 =>
+            {
                 let t = &types[0];
                 let (func, result, ok) = match function {
-                    "int" => (Func::ToInt, Type::Int, matches!(t, Type::Int | Type::Double | Type::String | Type::Timestamp | Type::Dyn)),
-                    "double" => (Func::ToDouble, Type::Double, matches!(t, Type::Int | Type::Double | Type::String | Type::Dyn)),
-                    "string" => (Func::ToString, Type::String, matches!(t, Type::Int | Type::Double | Type::String | Type::Bool | Type::Timestamp | Type::Duration | Type::Dyn)),
+                    "int" => (
+                        Func::ToInt,
+                        Type::Int,
+                        matches!(t, Type::Int | Type::Double | Type::String | Type::Timestamp | Type::Dyn),
+                    ),
+                    "double" => (
+                        Func::ToDouble,
+                        Type::Double,
+                        matches!(t, Type::Int | Type::Double | Type::String | Type::Dyn),
+                    ),
+                    "string" => (
+                        Func::ToString,
+                        Type::String,
+                        matches!(
+                            t,
+                            Type::Int
+                                | Type::Double
+                                | Type::String
+                                | Type::Bool
+                                | Type::Timestamp
+                                | Type::Duration
+                                | Type::Dyn
+                        ),
+                    ),
                     "bool" => (Func::ToBool, Type::Bool, matches!(t, Type::Bool | Type::String | Type::Dyn)),
-                    "timestamp" => (Func::ToTimestamp, Type::Timestamp, matches!(t, Type::Timestamp | Type::String | Type::Int | Type::Dyn)),
-                    _ => (Func::ToDuration, Type::Duration, matches!(t, Type::Duration | Type::String | Type::Dyn)),
+                    "timestamp" => (
+                        Func::ToTimestamp,
+                        Type::Timestamp,
+                        matches!(t, Type::Timestamp | Type::String | Type::Int | Type::Dyn),
+                    ),
+                    _ => (
+                        Func::ToDuration,
+                        Type::Duration,
+                        matches!(t, Type::Duration | Type::String | Type::Dyn),
+                    ),
                 };
                 if !ok {
                     return self.overload(span, function, &type_refs);
                 }
                 let node = Node::Call(func, nodes(all));
                 // Fold conversions of literals: constants at run time, and malformed timestamp
-        // and duration literals surface at compile time.
+                // and duration literals surface at compile time.
                 (self.fold_call(node, span), result)
             }
             name if time_component(name).is_some() && target.is_some() && arity <= 1 => {
                 let component = time_component(name).unwrap_or(TimeComponent::Seconds);
                 let recv_t = &types[0];
-                let duration_ok = matches!(component, TimeComponent::Hours | TimeComponent::Minutes | TimeComponent::Seconds | TimeComponent::Milliseconds);
+                let duration_ok = matches!(
+                    component,
+                    TimeComponent::Hours
+                        | TimeComponent::Minutes
+                        | TimeComponent::Seconds
+                        | TimeComponent::Milliseconds
+                );
                 match (recv_t, arity) {
-                    (Type::Timestamp | Type::Dyn, 0) => (Node::Call(Func::TimestampPart(component, None), nodes(all)), Type::Int),
+                    (Type::Timestamp | Type::Dyn, 0) => {
+                        (Node::Call(Func::TimestampPart(component, None), nodes(all)), Type::Int)
+                    }
                     (Type::Timestamp | Type::Dyn, 1) if is_str(&types[1]) => {
                         if let Node::Const(Value::String(tz)) = &all[1].0 {
                             match TimeZone::parse(tz) {
@@ -659,8 +795,7 @@ impl Checker<'_, '_> {
                 }
             }
             _ => {
-                let known = KNOWN_FUNCTIONS.contains(&function)
-                    || (function == "has" && target.is_some());
+                let known = KNOWN_FUNCTIONS.contains(&function) || (function == "has" && target.is_some());
                 if known {
                     let form = if target.is_some() { "method" } else { "function" };
                     return self.error(
@@ -743,13 +878,15 @@ impl Checker<'_, '_> {
             return (Node::Const(Value::Bool(true)), Type::Bool);
         }
         match self.record_field(operand, field, *field_span) {
-            Some(Ok((scope, slot, _, _))) => return (Node::Has(scope, slot), Type::Bool),
-            Some(Err(())) => return (Node::Const(Value::Null), Type::Bool),
-            None => {}
+            FieldLookup::Found(scope, slot, _, _) => return (Node::Has(scope, slot), Type::Bool),
+            FieldLookup::Unknown => return (Node::Const(Value::Null), Type::Bool),
+            FieldLookup::NotARecord => {}
         }
         let (node, ty) = self.check(operand);
         match ty {
-            Type::Map(..) | Type::Dyn => (Node::HasKey(Box::new(node), Arc::from(field.as_str())), Type::Bool),
+            Type::Map(..) | Type::Dyn => {
+                (Node::HasKey(Box::new(node), Arc::from(field.as_str())), Type::Bool)
+            }
             other => self.error(
                 Diagnostic::new(Code::NoMatchingOverload, format!("`has` cannot test a field of a {other}"))
                     .with_span(arg.span),
@@ -757,7 +894,14 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn comprehension(&mut self, kind: MacroShape, function: &str, target: &Expr, args: &[Expr], span: Span) -> (Node, Type) {
+    fn comprehension(
+        &mut self,
+        kind: MacroShape,
+        function: &str,
+        target: &Expr,
+        args: &[Expr],
+        span: Span,
+    ) -> (Node, Type) {
         let (range, range_ty) = self.check(target);
         let vars: Vec<&Expr> = args.iter().take(kind.vars).collect();
         let mut var_names = Vec::new();
@@ -766,9 +910,12 @@ impl Checker<'_, '_> {
                 ExprKind::Ident(name) => var_names.push(name.clone()),
                 _ => {
                     return self.error(
-                        Diagnostic::new(Code::Syntax, format!("the first argument(s) of `{function}` must be variable names"))
-                            .with_span(v.span)
-                            .with_help(format!("write it as `list.{function}(x, <expression using x>)`")),
+                        Diagnostic::new(
+                            Code::Syntax,
+                            format!("the first argument(s) of `{function}` must be variable names"),
+                        )
+                        .with_span(v.span)
+                        .with_help(format!("write it as `list.{function}(x, <expression using x>)`")),
                     )
                 }
             }
@@ -785,18 +932,25 @@ impl Checker<'_, '_> {
             Type::Dyn => (Type::Dyn, Type::Dyn, false),
             other => {
                 return self.error(
-                    Diagnostic::new(Code::NoMatchingOverload, format!("`{function}` applies to lists and maps, not to a {other}"))
-                        .with_span(span),
+                    Diagnostic::new(
+                        Code::NoMatchingOverload,
+                        format!("`{function}` applies to lists and maps, not to a {other}"),
+                    )
+                    .with_span(span),
                 )
             }
         };
         let first = self.alloc_local();
         let second = if kind.vars == 2 { self.alloc_local() } else { None };
         let (Some(first), Some(first_name)) = (first, var_names.first()) else {
-            return self.error(Diagnostic::new(Code::LimitExceeded, "too many comprehension variables").with_span(span));
+            return self.error(
+                Diagnostic::new(Code::LimitExceeded, "too many comprehension variables").with_span(span),
+            );
         };
         if kind.vars == 2 && second.is_none() {
-            return self.error(Diagnostic::new(Code::LimitExceeded, "too many comprehension variables").with_span(span));
+            return self.error(
+                Diagnostic::new(Code::LimitExceeded, "too many comprehension variables").with_span(span),
+            );
         }
         let depth = self.scopes.len();
         self.scopes.push((first_name.clone(), first, first_ty.clone()));
@@ -814,8 +968,11 @@ impl Checker<'_, '_> {
             MacroKind::All | MacroKind::Exists | MacroKind::ExistsOne => {
                 if !bool_body(&body_ty) {
                     return self.error(
-                        Diagnostic::new(Code::TypeMismatch, format!("the predicate of `{function}` must be a bool, found {body_ty}"))
-                            .with_span(rest[0].span),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("the predicate of `{function}` must be a bool, found {body_ty}"),
+                        )
+                        .with_span(rest[0].span),
                     );
                 }
                 (kind.kind, Type::Bool)
@@ -823,8 +980,11 @@ impl Checker<'_, '_> {
             MacroKind::Filter => {
                 if !bool_body(&body_ty) {
                     return self.error(
-                        Diagnostic::new(Code::TypeMismatch, format!("the predicate of `filter` must be a bool, found {body_ty}"))
-                            .with_span(rest[0].span),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("the predicate of `filter` must be a bool, found {body_ty}"),
+                        )
+                        .with_span(rest[0].span),
                     );
                 }
                 let elem = if kind.vars == 1 { first_ty.clone() } else { second_ty.clone() };
@@ -834,8 +994,11 @@ impl Checker<'_, '_> {
                 Some((_, map_ty)) => {
                     if !bool_body(&body_ty) {
                         return self.error(
-                            Diagnostic::new(Code::TypeMismatch, format!("the filter of `{function}` must be a bool, found {body_ty}"))
-                                .with_span(rest[0].span),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                format!("the filter of `{function}` must be a bool, found {body_ty}"),
+                            )
+                            .with_span(rest[0].span),
                         );
                     }
                     (MacroKind::FilterMap, Type::list(map_ty.clone()))
@@ -845,12 +1008,21 @@ impl Checker<'_, '_> {
             MacroKind::TransformMap => {
                 if map.is_some() && !bool_body(&body_ty) {
                     return self.error(
-                        Diagnostic::new(Code::TypeMismatch, format!("the filter of `{function}` must be a bool, found {body_ty}"))
-                            .with_span(rest[0].span),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("the filter of `{function}` must be a bool, found {body_ty}"),
+                        )
+                        .with_span(rest[0].span),
                     );
                 }
                 let value_ty = map.as_ref().map_or(body_ty.clone(), |(_, t)| t.clone());
-                let key_ty = if is_map { first_ty.clone() } else if range_ty == Type::Dyn { Type::Dyn } else { Type::Int };
+                let key_ty = if is_map {
+                    first_ty.clone()
+                } else if range_ty == Type::Dyn {
+                    Type::Dyn
+                } else {
+                    Type::Int
+                };
                 (MacroKind::TransformMap, Type::map(key_ty, value_ty))
             }
         };

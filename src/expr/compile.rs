@@ -16,7 +16,8 @@ use crate::value::{cmp_int_double, Value};
 /// A string test against a constant.
 #[derive(Clone, Debug)]
 pub(crate) enum StrTest {
-    Contains(Box<str>),
+    /// A prebuilt substring searcher: `str::contains` rebuilds one on every call.
+    Contains(Box<memchr::memmem::Finder<'static>>),
     StartsWith(Box<str>),
     EndsWith(Box<str>),
     Matches(Arc<regex::Regex>),
@@ -55,7 +56,7 @@ pub(crate) enum Pred {
     StrIn(FieldRef, Box<[Arc<str>]>),
     Str(FieldRef, StrTest),
     /// Anything else, on the general evaluator.
-    General(Node, usize),
+    General(Box<Node>, usize),
 }
 
 /// Lowers a boolean-typed node; `locals` is the comprehension-variable count the general
@@ -68,10 +69,13 @@ pub(crate) fn lower(node: &Node, locals: usize) -> Pred {
         Node::Not(inner) => Pred::Not(Box::new(lower(inner, locals))),
         Node::Has(scope, slot) => Pred::Has(*scope, *slot),
         Node::Load(scope, slot, name) => Pred::BoolField(field(*scope, *slot, name)),
-        Node::Binary(op, lhs, rhs) => lower_binary(*op, lhs, rhs)
-            .unwrap_or_else(|| Pred::General(node.clone(), locals)),
-        Node::Call(func, args) => lower_call(func, args).unwrap_or_else(|| Pred::General(node.clone(), locals)),
-        _ => Pred::General(node.clone(), locals),
+        Node::Binary(op, lhs, rhs) => {
+            lower_binary(*op, lhs, rhs).unwrap_or_else(|| Pred::General(Box::new(node.clone()), locals))
+        }
+        Node::Call(func, args) => {
+            lower_call(func, args).unwrap_or_else(|| Pred::General(Box::new(node.clone()), locals))
+        }
+        _ => Pred::General(Box::new(node.clone()), locals),
     }
 }
 
@@ -92,7 +96,9 @@ fn flip(op: BinOp) -> BinOp {
 fn lower_binary(op: BinOp, lhs: &Node, rhs: &Node) -> Option<Pred> {
     let (f, op, k) = match (lhs, rhs) {
         (Node::Load(s, slot, name), Node::Const(k)) => (field(*s, *slot, name), op, k),
-        (Node::Const(k), Node::Load(s, slot, name)) if op != BinOp::In => (field(*s, *slot, name), flip(op), k),
+        (Node::Const(k), Node::Load(s, slot, name)) if op != BinOp::In => {
+            (field(*s, *slot, name), flip(op), k)
+        }
         _ => return None,
     };
     match (op, k) {
@@ -119,12 +125,14 @@ fn lower_call(func: &Func, args: &[Node]) -> Option<Pred> {
         (Func::MatchesConst(re), [Node::Load(s, slot, name)]) => {
             Some(Pred::Str(field(*s, *slot, name), StrTest::Matches(re.clone())))
         }
-        (Func::Contains | Func::StartsWith | Func::EndsWith, [Node::Load(s, slot, name), Node::Const(Value::String(k))]) => {
-            let k: Box<str> = Box::from(&**k);
+        (
+            Func::Contains | Func::StartsWith | Func::EndsWith,
+            [Node::Load(s, slot, name), Node::Const(Value::String(k))],
+        ) => {
             let test = match func {
-                Func::Contains => StrTest::Contains(k),
-                Func::StartsWith => StrTest::StartsWith(k),
-                _ => StrTest::EndsWith(k),
+                Func::Contains => StrTest::Contains(Box::new(memchr::memmem::Finder::new(k.as_bytes()).into_owned())),
+                Func::StartsWith => StrTest::StartsWith(Box::from(&**k)),
+                _ => StrTest::EndsWith(Box::from(&**k)),
             };
             Some(Pred::Str(field(*s, *slot, name), test))
         }
@@ -203,7 +211,7 @@ impl Pred {
             },
             Pred::Str(f, test) => match f.get(act)? {
                 Value::String(s) => Ok(match test {
-                    StrTest::Contains(k) => s.contains(&**k),
+                    StrTest::Contains(finder) => finder.find(s.as_bytes()).is_some(),
                     StrTest::StartsWith(k) => s.starts_with(&**k),
                     StrTest::EndsWith(k) => s.ends_with(&**k),
                     StrTest::Matches(re) => re.is_match(s),

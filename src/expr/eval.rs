@@ -135,11 +135,7 @@ impl EvalError {
 
     /// A missing field; the name is shared, so building the error never allocates.
     pub(crate) fn no_such_field(name: &Arc<str>) -> EvalError {
-        EvalError {
-            kind: EvalErrorKind::NoSuchField,
-            detail: Cow::Borrowed(""),
-            name: Some(name.clone()),
-        }
+        EvalError { kind: EvalErrorKind::NoSuchField, detail: Cow::Borrowed(""), name: Some(name.clone()) }
     }
 
     fn overload(op: &'static str) -> EvalError {
@@ -155,11 +151,9 @@ impl EvalError {
 impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            EvalErrorKind::NoSuchField => write!(
-                f,
-                "no such field `{}`",
-                self.name.as_deref().unwrap_or(&self.detail)
-            ),
+            EvalErrorKind::NoSuchField => {
+                write!(f, "no such field `{}`", self.name.as_deref().unwrap_or(&self.detail))
+            }
             EvalErrorKind::NoSuchKey => write!(f, "no such key: {}", self.detail),
             EvalErrorKind::Overflow => write!(f, "integer overflow in {}", self.detail),
             EvalErrorKind::DivideByZero => write!(f, "{} by zero", self.detail),
@@ -203,15 +197,12 @@ impl<'a> Evaluator<'a> {
                 Some(Some(v)) => Ok(v.clone()),
                 _ => Err(EvalError::no_such_field(name)),
             },
-            Node::Has(scope, slot) => Ok(Value::Bool(matches!(
-                self.act.scope(*scope).get(usize::from(*slot)),
-                Some(Some(_))
-            ))),
+            Node::Has(scope, slot) => {
+                Ok(Value::Bool(matches!(self.act.scope(*scope).get(usize::from(*slot)), Some(Some(_)))))
+            }
             Node::EventMeta(meta) => {
-                let event = self
-                    .act
-                    .event_meta
-                    .ok_or_else(|| EvalError::new(EvalErrorKind::Unbound, "event"))?;
+                let event =
+                    self.act.event_meta.ok_or_else(|| EvalError::new(EvalErrorKind::Unbound, "event"))?;
                 Ok(match meta {
                     EventMeta::Type => Value::string(event.type_name().as_str()),
                     EventMeta::Timestamp => Value::Timestamp(event.at()),
@@ -330,10 +321,7 @@ impl<'a> Evaluator<'a> {
 
     fn step(&mut self) -> Result<(), EvalError> {
         if self.budget == 0 {
-            return Err(EvalError::new(
-                EvalErrorKind::BudgetExceeded,
-                DEFAULT_BUDGET.to_string(),
-            ));
+            return Err(EvalError::new(EvalErrorKind::BudgetExceeded, DEFAULT_BUDGET.to_string()));
         }
         self.budget -= 1;
         Ok(())
@@ -344,11 +332,9 @@ impl<'a> Evaluator<'a> {
         // Iterate as (first, second) pairs: lists give (index, element), maps give
         // (key, value). One-variable forms bind the element (lists) or key (maps).
         let pairs: Vec<(Value, Value)> = match &range {
-            Value::List(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
-                .collect(),
+            Value::List(items) => {
+                items.iter().enumerate().map(|(i, v)| (Value::Int(i as i64), v.clone())).collect()
+            }
             Value::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             _ => return Err(EvalError::overload("a macro over a non-container")),
         };
@@ -420,9 +406,7 @@ impl<'a> Evaluator<'a> {
             MacroKind::All => error.map_or(Ok(Value::Bool(true)), Err),
             MacroKind::Exists => error.map_or(Ok(Value::Bool(false)), Err),
             MacroKind::ExistsOne => Ok(Value::Bool(count == 1)),
-            MacroKind::Map | MacroKind::Filter | MacroKind::FilterMap => {
-                Ok(Value::List(out_list.into()))
-            }
+            MacroKind::Map | MacroKind::Filter | MacroKind::FilterMap => Ok(Value::List(out_list.into())),
             MacroKind::TransformMap => Ok(Value::Map(Arc::new(out_map))),
         }
     }
@@ -442,20 +426,18 @@ pub(crate) fn index_value(container: &Value, index: &Value) -> EvalResult {
                 .cloned()
                 .ok_or_else(|| EvalError::new(EvalErrorKind::IndexOutOfRange, i.to_string()))
         }
-        Value::Map(m) => m
-            .get(index)
-            .cloned()
-            .ok_or_else(|| EvalError::new(EvalErrorKind::NoSuchKey, index.to_string())),
+        Value::Map(m) => {
+            m.get(index).cloned().ok_or_else(|| EvalError::new(EvalErrorKind::NoSuchKey, index.to_string()))
+        }
         _ => Err(EvalError::overload("_[_]")),
     }
 }
 
 fn negate(v: Value) -> EvalResult {
     match v {
-        Value::Int(i) => i
-            .checked_neg()
-            .map(Value::Int)
-            .ok_or_else(|| EvalError::new(EvalErrorKind::Overflow, "negation")),
+        Value::Int(i) => {
+            i.checked_neg().map(Value::Int).ok_or_else(|| EvalError::new(EvalErrorKind::Overflow, "negation"))
+        }
         Value::Double(d) => Ok(Value::Double(-d)),
         _ => Err(EvalError::overload("-_")),
     }
@@ -487,9 +469,9 @@ pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> EvalResult {
             }
             (List(x), List(y)) => Ok(List(x.iter().chain(y.iter()).cloned().collect())),
             (Ts(t), Dur(d)) | (Dur(d), Ts(t)) => t.checked_add(*d).map(Ts).ok_or_else(time_range),
-            (Dur(x), Dur(y)) => Duration::from_nanos(x.as_nanos() + y.as_nanos())
-                .map(Dur)
-                .map_err(|_| time_range()),
+            (Dur(x), Dur(y)) => {
+                Duration::from_nanos(x.as_nanos() + y.as_nanos()).map(Dur).map_err(|_| time_range())
+            }
             _ => Err(EvalError::overload("_+_")),
         },
         BinOp::Sub => match (a, b) {
@@ -497,9 +479,9 @@ pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> EvalResult {
             (Double(x), Double(y)) => Ok(Double(x - y)),
             (Ts(t), Dur(d)) => t.checked_sub(*d).map(Ts).ok_or_else(time_range),
             (Ts(x), Ts(y)) => x.duration_since(*y).map(Dur).ok_or_else(time_range),
-            (Dur(x), Dur(y)) => Duration::from_nanos(x.as_nanos() - y.as_nanos())
-                .map(Dur)
-                .map_err(|_| time_range()),
+            (Dur(x), Dur(y)) => {
+                Duration::from_nanos(x.as_nanos() - y.as_nanos()).map(Dur).map_err(|_| time_range())
+            }
             _ => Err(EvalError::overload("_-_")),
         },
         BinOp::Mul => match (a, b) {
@@ -588,9 +570,7 @@ pub(crate) fn call_function(func: &Func, args: &[Value]) -> EvalResult {
             _ => Err(EvalError::overload("size()")),
         },
         Func::Contains => Ok(Value::Bool(string_arg(arg(0)?)?.contains(string_arg(arg(1)?)?))),
-        Func::StartsWith => {
-            Ok(Value::Bool(string_arg(arg(0)?)?.starts_with(string_arg(arg(1)?)?)))
-        }
+        Func::StartsWith => Ok(Value::Bool(string_arg(arg(0)?)?.starts_with(string_arg(arg(1)?)?))),
         Func::EndsWith => Ok(Value::Bool(string_arg(arg(0)?)?.ends_with(string_arg(arg(1)?)?))),
         Func::Matches => {
             let re = compile_regex(string_arg(arg(1)?)?).map_err(invalid)?;
@@ -630,9 +610,7 @@ pub(crate) fn call_function(func: &Func, args: &[Value]) -> EvalResult {
         },
         Func::ToTimestamp => match arg(0)? {
             Value::Timestamp(t) => Ok(Value::Timestamp(*t)),
-            Value::String(s) => Timestamp::parse(s)
-                .map(Value::Timestamp)
-                .map_err(|e| invalid(e.to_string())),
+            Value::String(s) => Timestamp::parse(s).map(Value::Timestamp).map_err(|e| invalid(e.to_string())),
             Value::Int(i) => Timestamp::from_unix(*i, 0)
                 .map(Value::Timestamp)
                 .map_err(|_| EvalError::new(EvalErrorKind::OutOfRange, "timestamp")),
@@ -640,9 +618,7 @@ pub(crate) fn call_function(func: &Func, args: &[Value]) -> EvalResult {
         },
         Func::ToDuration => match arg(0)? {
             Value::Duration(d) => Ok(Value::Duration(*d)),
-            Value::String(s) => Duration::parse(s)
-                .map(Value::Duration)
-                .map_err(|e| invalid(e.to_string())),
+            Value::String(s) => Duration::parse(s).map(Value::Duration).map_err(|e| invalid(e.to_string())),
             _ => Err(EvalError::overload("duration()")),
         },
         Func::TimestampPart(component, tz) => match arg(0)? {
@@ -686,16 +662,15 @@ fn to_int(v: &Value) -> EvalResult {
         Value::Int(i) => Ok(Value::Int(*i)),
         Value::Double(d) => {
             // Both bounds exclusive: -2^63 and 2^63 are where CEL's range checks fall.
-            if d.is_finite() && *d > -9.223_372_036_854_775_808e18 && *d < 9.223_372_036_854_775_808e18 {
+            if d.is_finite() && *d > i64::MIN as f64 && *d < -(i64::MIN as f64) {
                 Ok(Value::Int(d.trunc() as i64))
             } else {
                 Err(EvalError::new(EvalErrorKind::OutOfRange, "int() of a double"))
             }
         }
-        Value::String(s) => s
-            .parse::<i64>()
-            .map(Value::Int)
-            .map_err(|_| invalid(format!("cannot convert {s:?} to int"))),
+        Value::String(s) => {
+            s.parse::<i64>().map(Value::Int).map_err(|_| invalid(format!("cannot convert {s:?} to int")))
+        }
         Value::Timestamp(t) => Ok(Value::Int(t.unix_seconds())),
         _ => Err(EvalError::overload("int()")),
     }

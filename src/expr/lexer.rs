@@ -125,11 +125,18 @@ pub(crate) struct Lexer<'a> {
 /// The longest excerpt of source quoted in a message.
 const QUOTE_MAX: usize = 32;
 
-/// Quotes a piece of source for a message, shortened if long.
+/// Quotes a piece of source for a message: shortened if long, control characters
+/// escaped so the message stays on one line.
 pub(crate) fn excerpt(text: &str) -> String {
     let mut chars = text.chars();
-    let head: String = chars.by_ref().take(QUOTE_MAX).collect();
-    let head: String = head.escape_debug().collect();
+    let mut head = String::new();
+    for c in chars.by_ref().take(QUOTE_MAX) {
+        if c.is_control() {
+            head.extend(c.escape_debug());
+        } else {
+            head.push(c);
+        }
+    }
     if chars.next().is_some() {
         format!("{head}...")
     } else {
@@ -138,11 +145,7 @@ pub(crate) fn excerpt(text: &str) -> String {
 }
 
 fn err(code: Code, message: String, span: Span, help: &str) -> Box<Diagnostic> {
-    Box::new(
-        Diagnostic::new(code, message)
-            .with_span(span)
-            .with_help(help),
-    )
+    Box::new(Diagnostic::new(code, message).with_span(span).with_help(help))
 }
 
 fn is_ident_start(b: u8) -> bool {
@@ -197,10 +200,7 @@ impl<'a> Lexer<'a> {
         self.skip_trivia();
         let start = self.pos;
         let Some(b) = self.byte(start) else {
-            return Ok(Token {
-                kind: TokenKind::Eof,
-                span: Span::new(start, start),
-            });
+            return Ok(Token { kind: TokenKind::Eof, span: Span::new(start, start) });
         };
         let next = self.byte(start + 1);
         let (kind, len) = match b {
@@ -277,26 +277,17 @@ impl<'a> Lexer<'a> {
             _ => return Err(self.stray_char(start)),
         };
         self.pos = start + len;
-        Ok(Token {
-            kind,
-            span: Span::new(start, start + len),
-        })
+        Ok(Token { kind, span: Span::new(start, start + len) })
     }
 
     fn stray_char(&self, start: usize) -> Box<Diagnostic> {
-        let ch = self
-            .src
-            .get(start..)
-            .and_then(|s| s.chars().next())
-            .unwrap_or('\u{FFFD}');
+        let ch = self.src.get(start..).and_then(|s| s.chars().next()).unwrap_or('\u{FFFD}');
         let help = match ch {
             ';' => "CEL expressions are single expressions; remove the `;`",
             '\\' => "backslashes are only allowed inside string literals",
             '#' => "CEL comments start with `//`",
             '\'' | '"' => "close the string literal",
-            c if c.is_whitespace() => {
-                "only spaces, tabs, form feeds and line breaks may separate tokens"
-            }
+            c if c.is_whitespace() => "only spaces, tabs, form feeds and line breaks may separate tokens",
             _ => "remove the character, or put it inside a string literal",
         };
         err(
@@ -322,10 +313,7 @@ impl<'a> Lexer<'a> {
             w if RESERVED.contains(&w) => TokenKind::Reserved(w),
             w => TokenKind::Ident(w),
         };
-        Token {
-            kind,
-            span: Span::new(start, end),
-        }
+        Token { kind, span: Span::new(start, end) }
     }
 
     fn digits_end(&self, mut at: usize, pred: fn(&u8) -> bool) -> usize {
@@ -339,10 +327,7 @@ impl<'a> Lexer<'a> {
         let out_of_range = |this: &Self, end: usize| {
             err(
                 Code::InvalidLiteral,
-                format!(
-                    "integer literal `{}` is out of range",
-                    excerpt(this.text(start, end))
-                ),
+                format!("integer literal `{}` is out of range", excerpt(this.text(start, end))),
                 Span::new(start, end),
                 "integers must lie between -9223372036854775808 and 9223372036854775807; \
                  write a double such as `1e20` for larger numbers",
@@ -369,10 +354,7 @@ impl<'a> Lexer<'a> {
                 };
             }
             self.pos = end;
-            return Ok(Token {
-                kind: TokenKind::Int(value),
-                span: Span::new(start, end),
-            });
+            return Ok(Token { kind: TokenKind::Int(value), span: Span::new(start, end) });
         }
         let int_end = self.digits_end(start, u8::is_ascii_digit);
         let mut end = int_end;
@@ -402,10 +384,9 @@ impl<'a> Lexer<'a> {
         let text = self.text(start, end);
         if is_double {
             return match text.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(Token {
-                    kind: TokenKind::Double(v),
-                    span: Span::new(start, end),
-                }),
+                Ok(v) if v.is_finite() => {
+                    Ok(Token { kind: TokenKind::Double(v), span: Span::new(start, end) })
+                }
                 _ => Err(err(
                     Code::InvalidLiteral,
                     format!("double literal `{}` is out of range", excerpt(text)),
@@ -417,18 +398,12 @@ impl<'a> Lexer<'a> {
         self.reject_unsigned(start, end)?;
         let mut value: u64 = 0;
         for &d in text.as_bytes() {
-            value = match value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(d - b'0')))
-            {
+            value = match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))) {
                 Some(v) => v,
                 None => return Err(out_of_range(self, end)),
             };
         }
-        Ok(Token {
-            kind: TokenKind::Int(value),
-            span: Span::new(start, end),
-        })
+        Ok(Token { kind: TokenKind::Int(value), span: Span::new(start, end) })
     }
 
     fn reject_unsigned(&self, start: usize, end: usize) -> Result<(), Box<Diagnostic>> {
@@ -460,12 +435,7 @@ impl<'a> Lexer<'a> {
 
     /// Lexes a string literal whose (optional) prefix starts at `start` and whose
     /// opening quote is at `quote`.
-    fn string(
-        &mut self,
-        start: usize,
-        quote: usize,
-        raw: bool,
-    ) -> Result<Token<'a>, Box<Diagnostic>> {
+    fn string(&mut self, start: usize, quote: usize, raw: bool) -> Result<Token<'a>, Box<Diagnostic>> {
         let bytes = self.src.as_bytes();
         let q = bytes.get(quote).copied().unwrap_or(b'"');
         let triple = bytes.get(quote + 1) == Some(&q) && bytes.get(quote + 2) == Some(&q);
@@ -497,16 +467,12 @@ impl<'a> Lexer<'a> {
                 }
                 Some(b)
                     if b == q
-                        && (!triple
-                            || (bytes.get(i + 1) == Some(&q) && bytes.get(i + 2) == Some(&q))) =>
+                        && (!triple || (bytes.get(i + 1) == Some(&q) && bytes.get(i + 2) == Some(&q))) =>
                 {
                     out.push_str(self.text(run, i));
                     let end = i + open_len;
                     self.pos = end;
-                    return Ok(Token {
-                        kind: TokenKind::Str(out),
-                        span: Span::new(start, end),
-                    });
+                    return Ok(Token { kind: TokenKind::Str(out), span: Span::new(start, end) });
                 }
                 Some(b'\n' | b'\r') if !triple => {
                     return Err(err(
@@ -533,12 +499,7 @@ impl<'a> Lexer<'a> {
 
     /// Decodes the escape sequence whose backslash is at `at`: the character and the
     /// length of the sequence in bytes.
-    fn escape(
-        &self,
-        at: usize,
-        open_span: Span,
-        delim: &str,
-    ) -> Result<(char, usize), Box<Diagnostic>> {
+    fn escape(&self, at: usize, open_span: Span, delim: &str) -> Result<(char, usize), Box<Diagnostic>> {
         let Some(kind) = self.src.get(at + 1..).and_then(|s| s.chars().next()) else {
             return Err(err(
                 Code::Syntax,
@@ -561,29 +522,27 @@ impl<'a> Lexer<'a> {
         if let Some(ch) = simple {
             return Ok((ch, 2));
         }
-        let (digits, radix, len) =
-            match kind {
-                'x' | 'X' => (2, 16, 4),
-                'u' => (4, 16, 6),
-                'U' => (8, 16, 10),
-                '0'..='3' => (3, 8, 4),
-                _ => return Err(err(
+        let (digits, radix, len) = match kind {
+            'x' | 'X' => (2, 16, 4),
+            'u' => (4, 16, 6),
+            'U' => (8, 16, 10),
+            '0'..='3' => (3, 8, 4),
+            _ => {
+                return Err(err(
                     Code::InvalidLiteral,
                     format!("invalid escape sequence `\\{}`", kind.escape_debug()),
                     Span::new(at, at + 1 + kind.len_utf8()),
                     "valid escapes are \\a \\b \\f \\n \\r \\t \\v \\\\ \\' \\\" \\` \\?, \\ooo, \
                      \\xHH, \\uHHHH and \\UHHHHHHHH; write `\\\\` for a backslash or use a raw \
                      string (`r\"...\"`)",
-                )),
-            };
+                ))
+            }
+        };
         let first = if radix == 8 { at + 1 } else { at + 2 };
         let end = first + digits;
         let text = self.src.as_bytes().get(first..end);
         let valid = text.is_some_and(|t| t.iter().all(|&d| char::from(d).is_digit(radix)));
-        let shown_end = self
-            .digits_end(at + 2, u8::is_ascii_alphanumeric)
-            .min(end)
-            .max(at + 2);
+        let shown_end = self.digits_end(at + 2, u8::is_ascii_alphanumeric).min(end).max(at + 2);
         let shown = self.text(at, shown_end);
         if !valid {
             let what = if radix == 8 {
@@ -606,10 +565,7 @@ impl<'a> Lexer<'a> {
             Some(ch) => Ok((ch, len)),
             None => Err(err(
                 Code::InvalidLiteral,
-                format!(
-                    "escape sequence `{}` is not a valid unicode code point",
-                    excerpt(shown)
-                ),
+                format!("escape sequence `{}` is not a valid unicode code point", excerpt(shown)),
                 Span::new(at, end),
                 "surrogates (U+D800 to U+DFFF) and values above U+10FFFF are not characters; \
                  write characters outside the basic plane as `\\UHHHHHHHH`",
@@ -674,9 +630,6 @@ mod tests {
         );
         assert_eq!(kinds("1.e"), vec![Int(1), Dot, Ident("e")]);
         assert_eq!(kinds("if while"), vec![Reserved("if"), Reserved("while")]);
-        assert_eq!(
-            kinds("r'\\n' R\"\"\"a\"b\"\"\""),
-            vec![Str("\\n".into()), Str("a\"b".into())]
-        );
+        assert_eq!(kinds("r'\\n' R\"\"\"a\"b\"\"\""), vec![Str("\\n".into()), Str("a\"b".into())]);
     }
 }

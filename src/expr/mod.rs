@@ -41,8 +41,7 @@ use compile::Pred;
 /// A syntax error, an unsupported CEL feature or an exceeded limit, as a diagnostic
 /// with its span and the source attached.
 pub fn parse(source: &str, limits: &Limits) -> Result<ast::Expr, CompileError> {
-    parser::parse(source, limits)
-        .map_err(|d| CompileError::new(vec![d.with_source(Arc::from(source))]))
+    parser::parse(source, limits).map_err(|d| CompileError::new(vec![d.with_source(Arc::from(source))]))
 }
 
 /// Declarations for standalone expressions: variable names and types, and limits.
@@ -64,9 +63,9 @@ impl Env {
     ///
     /// When the name is declared already.
     pub fn with_variable(mut self, name: &str, ty: Type) -> Result<Env, CompileError> {
-        self.vars.add(name, ty).map_err(|message| {
-            CompileError::new(vec![Diagnostic::new(Code::DuplicateId, message)])
-        })?;
+        self.vars
+            .add(name, ty)
+            .map_err(|message| CompileError::new(vec![Diagnostic::new(Code::DuplicateId, message)]))?;
         Ok(self)
     }
 
@@ -172,8 +171,8 @@ pub(crate) fn compile_with(
     if !diagnostics.is_empty() {
         return Err(CompileError::new(diagnostics.into_iter().map(finish).collect()));
     }
-    let pred = matches!(checked.ty, Type::Bool | Type::Dyn)
-        .then(|| compile::lower(&checked.node, checked.locals));
+    let pred =
+        matches!(checked.ty, Type::Bool | Type::Dyn).then(|| compile::lower(&checked.node, checked.locals));
     Ok(Expression { source, node: checked.node, pred, ty: checked.ty, locals: checked.locals })
 }
 

@@ -38,6 +38,8 @@ type PResult<T> = Result<T, Box<Diagnostic>>;
 ///
 /// The diagnostic has a code, message, span (when there is a place to point at) and
 /// help; the caller attaches the source text and document path.
+// The signature is the crate's convention for one diagnostic; the error path is cold.
+#[allow(clippy::result_large_err)]
 pub(crate) fn parse(source: &str, limits: &Limits) -> Result<Expr, Diagnostic> {
     if source.len() > limits.max_expression_len {
         return Err(Diagnostic::new(
@@ -72,11 +74,7 @@ impl Node {
 }
 
 fn err(code: Code, message: String, span: Span, help: &str) -> Box<Diagnostic> {
-    Box::new(
-        Diagnostic::new(code, message)
-            .with_span(span)
-            .with_help(help),
-    )
+    Box::new(Diagnostic::new(code, message).with_span(span).with_help(help))
 }
 
 fn unsupported(message: &str, span: Span, help: &str) -> Box<Diagnostic> {
@@ -186,12 +184,7 @@ impl<'a> Parser<'a> {
     }
 
     fn unexpected(&self, expected: &str, help: &str) -> Box<Diagnostic> {
-        err(
-            Code::Syntax,
-            format!("unexpected {}, expected {expected}", self.describe()),
-            self.tok.span,
-            help,
-        )
+        err(Code::Syntax, format!("unexpected {}, expected {expected}", self.describe()), self.tok.span, help)
     }
 
     fn depth_error(&self, span: Span) -> Box<Diagnostic> {
@@ -208,10 +201,7 @@ impl<'a> Parser<'a> {
         if height > self.max_depth {
             return Err(self.depth_error(at));
         }
-        Ok(Node {
-            expr: Expr { kind, span },
-            height,
-        })
+        Ok(Node { expr: Expr { kind, span }, height })
     }
 
     fn leaf(&self, kind: ExprKind, span: Span) -> PResult<Node> {
@@ -242,12 +232,19 @@ impl<'a> Parser<'a> {
     fn expect_end(&mut self) -> PResult<()> {
         match self.tok.kind {
             TokenKind::Eof => Ok(()),
-            TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace => Err(err(
-                Code::Syntax,
-                format!("unmatched {}", self.describe()),
-                self.tok.span,
-                "remove it, or add the opening bracket it closes",
-            )),
+            TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace => {
+                let opener = match self.tok.kind {
+                    TokenKind::RParen => "(",
+                    TokenKind::RBracket => "[",
+                    _ => "{",
+                };
+                Err(err(
+                    Code::Syntax,
+                    format!("unmatched {}", self.describe()),
+                    self.tok.span,
+                    &format!("remove it, or add the `{opener}` it closes"),
+                ))
+            }
             TokenKind::Question => Err(self.unexpected(
                 "an operator or the end of the expression",
                 "a conditional's branches cannot themselves be unparenthesised conditionals; \
@@ -294,10 +291,9 @@ impl<'a> Parser<'a> {
 
     fn expect_colon(&mut self) -> PResult<()> {
         if !self.at(&TokenKind::Colon) {
-            return Err(self.unexpected(
-                "`:`",
-                "a conditional needs both branches: `condition ? then : otherwise`",
-            ));
+            return Err(
+                self.unexpected("`:`", "a conditional needs both branches: `condition ? then : otherwise`")
+            );
         }
         self.advance()?;
         Ok(())
@@ -374,18 +370,6 @@ impl<'a> Parser<'a> {
         let chained = matches!(op, BinaryOp::And | BinaryOp::Or);
         let reduced = match lhs {
             Operand::Chain(chain_op, mut items) if chained && chain_op == op => {
-                if items.len() >= self.max_list_len {
-                    return Err(err(
-                        Code::LimitExceeded,
-                        format!(
-                            "`{}` chain has more than {} operands",
-                            op.symbol(),
-                            self.max_list_len
-                        ),
-                        at,
-                        "split the condition or raise `Limits::max_list_len`",
-                    ));
-                }
                 items.push((rhs, at));
                 Operand::Chain(op, items)
             }
@@ -399,6 +383,16 @@ impl<'a> Parser<'a> {
                 }
             }
         };
+        if let Operand::Chain(_, items) = &reduced {
+            if items.len() > self.max_list_len {
+                return Err(err(
+                    Code::LimitExceeded,
+                    format!("`{}` chain has more than {} operands", op.symbol(), self.max_list_len),
+                    at,
+                    "split the condition or raise `Limits::max_list_len`",
+                ));
+            }
+        }
         operands.push(reduced);
         Ok(())
     }
@@ -430,16 +424,7 @@ impl<'a> Parser<'a> {
     fn binary(&self, op: BinaryOp, lhs: Node, rhs: Node, at: Span) -> PResult<Node> {
         let height = 1 + lhs.height.max(rhs.height);
         let span = lhs.span().to(rhs.span());
-        self.node(
-            ExprKind::Binary {
-                op,
-                lhs: Box::new(lhs.expr),
-                rhs: Box::new(rhs.expr),
-            },
-            span,
-            height,
-            at,
-        )
+        self.node(ExprKind::Binary { op, lhs: Box::new(lhs.expr), rhs: Box::new(rhs.expr) }, span, height, at)
     }
 
     /// `Unary`: operator chains are collected in a loop, not by recursion. A single
@@ -474,10 +459,7 @@ impl<'a> Parser<'a> {
         while let Some(at) = ops.pop() {
             let height = operand.height + 1;
             let span = at.to(operand.span());
-            let kind = ExprKind::Unary {
-                op,
-                operand: Box::new(operand.expr),
-            };
+            let kind = ExprKind::Unary { op, operand: Box::new(operand.expr) };
             operand = self.node(kind, span, height, at)?;
         }
         Ok(operand)
@@ -491,11 +473,8 @@ impl<'a> Parser<'a> {
         let literal = match tok.kind {
             TokenKind::Double(v) => Literal::Double(if minus.is_some() { -v } else { v }),
             TokenKind::Int(v) => {
-                let value = if minus.is_some() {
-                    0i64.checked_sub_unsigned(v)
-                } else {
-                    i64::try_from(v).ok()
-                };
+                let value =
+                    if minus.is_some() { 0i64.checked_sub_unsigned(v) } else { i64::try_from(v).ok() };
                 match value {
                     Some(v) => Literal::Int(v),
                     None => {
@@ -552,10 +531,7 @@ impl<'a> Parser<'a> {
         let height = 1 + operand.height.max(index.height);
         let span = operand.span().to(close);
         self.node(
-            ExprKind::Index {
-                operand: Box::new(operand.expr),
-                index: Box::new(index.expr),
-            },
+            ExprKind::Index { operand: Box::new(operand.expr), index: Box::new(index.expr) },
             span,
             height,
             open,
@@ -638,12 +614,7 @@ impl<'a> Parser<'a> {
             None => (name_span, 0, None),
         };
         self.node(
-            ExprKind::Call {
-                target,
-                function: name.to_string(),
-                function_span: name_span,
-                args: args.exprs,
-            },
+            ExprKind::Call { target, function: name.to_string(), function_span: name_span, args: args.exprs },
             start.to(args.close),
             1 + target_height.max(args.height),
             name_span,
@@ -697,11 +668,7 @@ impl<'a> Parser<'a> {
             }
         }
         let close = self.close(&TokenKind::RParen, open, "`,` or `)` in the argument list")?;
-        Ok(Args {
-            exprs,
-            height,
-            close,
-        })
+        Ok(Args { exprs, height, close })
     }
 
     fn parse_primary(&mut self) -> PResult<Node> {
@@ -767,10 +734,8 @@ impl<'a> Parser<'a> {
                 ));
             }
             TokenKind::Eof => {
-                return Err(self.unexpected(
-                    "an expression",
-                    "complete the expression; something is missing at the end",
-                ))
+                return Err(self
+                    .unexpected("an expression", "complete the expression; something is missing at the end"))
             }
             TokenKind::Minus | TokenKind::Bang => {
                 return Err(self.unexpected(
@@ -780,16 +745,13 @@ impl<'a> Parser<'a> {
                 ))
             }
             TokenKind::In => {
-                return Err(self.unexpected(
-                    "an expression",
-                    "`in` is an operator and cannot be used as a name",
-                ))
+                return Err(
+                    self.unexpected("an expression", "`in` is an operator and cannot be used as a name")
+                )
             }
             _ => {
-                return Err(self.unexpected(
-                    "an expression",
-                    "write a value, a name or a parenthesised expression here",
-                ))
+                return Err(self
+                    .unexpected("an expression", "write a value, a name or a parenthesised expression here"))
             }
         };
         self.advance()?;
@@ -802,10 +764,7 @@ impl<'a> Parser<'a> {
         let mut height = 0;
         if !self.eat(&TokenKind::Comma)? {
             while !self.at(&TokenKind::RBracket) {
-                self.reject_optional(
-                    "optional list elements (`[?x]`) are not supported",
-                    "remove the `?`",
-                )?;
+                self.reject_optional("optional list elements (`[?x]`) are not supported", "remove the `?`")?;
                 self.check_len(elems.len(), "list literal")?;
                 let elem = self.parse_expr()?;
                 height = height.max(elem.height);
@@ -846,9 +805,7 @@ impl<'a> Parser<'a> {
 
     fn expect_entry_colon(&mut self) -> PResult<()> {
         if !self.eat(&TokenKind::Colon)? {
-            return Err(
-                self.unexpected("`:` after the map key", "write map entries as `key: value`")
-            );
+            return Err(self.unexpected("`:` after the map key", "write map entries as `key: value`"));
         }
         Ok(())
     }
@@ -874,12 +831,7 @@ mod tests {
             ExprKind::Ident(name) => name.clone(),
             ExprKind::Select { operand, field, .. } => format!("(. {} {field})", sexp(operand)),
             ExprKind::Index { operand, index } => format!("([] {} {})", sexp(operand), sexp(index)),
-            ExprKind::Call {
-                target,
-                function,
-                args,
-                ..
-            } => {
+            ExprKind::Call { target, function, args, .. } => {
                 let mut out = match target {
                     Some(t) => format!("(.{function} {}", sexp(t)),
                     None => format!("({function}"),
@@ -891,22 +843,12 @@ mod tests {
                 out.push(')');
                 out
             }
-            ExprKind::Unary {
-                op: UnaryOp::Not,
-                operand,
-            } => format!("(! {})", sexp(operand)),
-            ExprKind::Unary {
-                op: UnaryOp::Neg,
-                operand,
-            } => format!("(- {})", sexp(operand)),
+            ExprKind::Unary { op: UnaryOp::Not, operand } => format!("(! {})", sexp(operand)),
+            ExprKind::Unary { op: UnaryOp::Neg, operand } => format!("(- {})", sexp(operand)),
             ExprKind::Binary { op, lhs, rhs } => {
                 format!("({} {} {})", op.symbol(), sexp(lhs), sexp(rhs))
             }
-            ExprKind::Conditional {
-                cond,
-                then,
-                otherwise,
-            } => {
+            ExprKind::Conditional { cond, then, otherwise } => {
                 format!("(? {} {} {})", sexp(cond), sexp(then), sexp(otherwise))
             }
             ExprKind::List(items) => {
@@ -928,16 +870,10 @@ mod tests {
             ExprKind::Literal(_) | ExprKind::Ident(_) => vec![],
             ExprKind::Select { operand, .. } => vec![operand],
             ExprKind::Index { operand, index } => vec![operand, index],
-            ExprKind::Call { target, args, .. } => {
-                target.iter().map(|t| &**t).chain(args).collect()
-            }
+            ExprKind::Call { target, args, .. } => target.iter().map(|t| &**t).chain(args).collect(),
             ExprKind::Unary { operand, .. } => vec![operand],
             ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
-            ExprKind::Conditional {
-                cond,
-                then,
-                otherwise,
-            } => vec![cond, then, otherwise],
+            ExprKind::Conditional { cond, then, otherwise } => vec![cond, then, otherwise],
             ExprKind::List(items) => items.iter().collect(),
             ExprKind::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
         }
@@ -946,17 +882,10 @@ mod tests {
     /// Tree height; also checks that every span lies in the source, on character
     /// boundaries, and contains its children's spans.
     fn check_tree(e: &Expr, src: &str) -> usize {
-        assert!(
-            src.get(e.span.range()).is_some(),
-            "span {:?} not in source",
-            e.span
-        );
+        assert!(src.get(e.span.range()).is_some(), "span {:?} not in source", e.span);
         let mut h = 0;
         for c in children(e) {
-            assert!(
-                e.span.start <= c.span.start && c.span.end <= e.span.end,
-                "{src:?}"
-            );
+            assert!(e.span.start <= c.span.start && c.span.end <= e.span.end, "{src:?}");
             h = h.max(check_tree(c, src));
         }
         h + 1
@@ -978,11 +907,7 @@ mod tests {
     fn fail_code(src: &str, code: Code, needle: &str) -> Diagnostic {
         let d = fail(src);
         assert_eq!(d.code, code, "{src:?}: {d:?}");
-        assert!(
-            d.message.contains(needle),
-            "{src:?}: {:?} lacks {needle:?}",
-            d.message
-        );
+        assert!(d.message.contains(needle), "{src:?}: {:?} lacks {needle:?}", d.message);
         assert!(d.help.is_some(), "{src:?}: no help");
         assert!(d.span.is_some(), "{src:?}: no span");
         assert!(!d.message.contains('\n'));
@@ -1035,10 +960,7 @@ mod tests {
         assert_eq!(ok("a.b.f()"), "(.f (. a b))");
         assert_eq!(ok("has(a.b)"), "(has (. a b))");
         assert_eq!(ok("list.all(x, x > 1)"), "(.all list x (> x 1))");
-        assert_eq!(
-            ok("m.exists_one(k, v, k == v)"),
-            "(.exists_one m k v (== k v))"
-        );
+        assert_eq!(ok("m.exists_one(k, v, k == v)"), "(.exists_one m k v (== k v))");
         assert_eq!(ok("a.map(x, x * 2).size()"), "(.size (.map a x (* x 2)))");
         assert_eq!(ok("'abc'.size()"), "(.size \"abc\")");
         assert_eq!(ok("f(x)[0]"), "([] (f x) 0)");
@@ -1100,10 +1022,7 @@ mod tests {
             ExprKind::Literal(Literal::String(s)) => s,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            decoded(r#""\a\b\f\n\r\t\v\\\'\"\`\?""#),
-            "\u{7}\u{8}\u{c}\n\r\t\u{b}\\'\"`?"
-        );
+        assert_eq!(decoded(r#""\a\b\f\n\r\t\v\\\'\"\`\?""#), "\u{7}\u{8}\u{c}\n\r\t\u{b}\\'\"`?");
         assert_eq!(decoded(r#""\101\377\000""#), "A\u{ff}\0");
         assert_eq!(decoded(r#""\x41\XfF""#), "A\u{ff}");
         assert_eq!(decoded(r#""\u00e9\U0001F600""#), "é😀");
@@ -1118,40 +1037,25 @@ mod tests {
         let src = "  a.bcd + f(x) ";
         let e = parse(src, &limits()).expect("parses");
         assert_eq!(e.span, Span::new(2, 14));
-        let ExprKind::Binary { lhs, rhs, .. } = &e.kind else {
-            panic!()
-        };
+        let ExprKind::Binary { lhs, rhs, .. } = &e.kind else { panic!() };
         assert_eq!(&src[lhs.span.range()], "a.bcd");
         assert_eq!(&src[rhs.span.range()], "f(x)");
-        let ExprKind::Select { field_span, .. } = &lhs.kind else {
-            panic!()
-        };
+        let ExprKind::Select { field_span, .. } = &lhs.kind else { panic!() };
         assert_eq!(&src[field_span.range()], "bcd");
         let src = "(a + b) * c";
         let e = parse(src, &limits()).expect("parses");
         assert_eq!(e.span, Span::new(0, src.len()));
         let src = "x ? [1] : {'k': m[0]}";
-        assert_eq!(
-            parse(src, &limits()).expect("parses").span,
-            Span::new(0, src.len())
-        );
+        assert_eq!(parse(src, &limits()).expect("parses").span, Span::new(0, src.len()));
     }
 
     #[test]
     fn syntax_errors() {
         let d = fail_code("f(1))", Code::Syntax, "unmatched `)`");
         assert_eq!(d.span, Some(Span::new(4, 5)));
-        let d = fail_code(
-            "(1 + )",
-            Code::Syntax,
-            "unexpected `)`, expected an expression",
-        );
+        let d = fail_code("(1 + )", Code::Syntax, "unexpected `)`, expected an expression");
         assert_eq!(d.span, Some(Span::new(5, 6)));
-        fail_code(
-            "1 +",
-            Code::Syntax,
-            "unexpected end of input, expected an expression",
-        );
+        fail_code("1 +", Code::Syntax, "unexpected end of input, expected an expression");
         let d = fail_code("(1 + 2", Code::Syntax, "unclosed `(`");
         assert_eq!(d.span, Some(Span::new(0, 1)));
         fail_code("[1, 2", Code::Syntax, "unclosed `[`");
@@ -1201,11 +1105,7 @@ mod tests {
         let d = fail_code(src, Code::InvalidLiteral, "out of range");
         assert_eq!(spanned(src, &d), src);
         fail_code("-9223372036854775809", Code::InvalidLiteral, "out of range");
-        fail_code(
-            "99999999999999999999999",
-            Code::InvalidLiteral,
-            "out of range",
-        );
+        fail_code("99999999999999999999999", Code::InvalidLiteral, "out of range");
         fail_code("0x8000000000000000", Code::InvalidLiteral, "out of range");
         fail_code("0x1FFFFFFFFFFFFFFFF", Code::InvalidLiteral, "out of range");
         fail_code("0x", Code::InvalidLiteral, "no digits");
@@ -1221,16 +1121,8 @@ mod tests {
         fail_code(r#""\08""#, Code::InvalidLiteral, "invalid escape sequence");
         fail_code(r#""\8""#, Code::InvalidLiteral, "invalid escape sequence");
         fail_code(r#""\é""#, Code::InvalidLiteral, "invalid escape sequence");
-        fail_code(
-            r#""\uD800""#,
-            Code::InvalidLiteral,
-            "not a valid unicode code point",
-        );
-        fail_code(
-            r#""\U00110000""#,
-            Code::InvalidLiteral,
-            "not a valid unicode code point",
-        );
+        fail_code(r#""\uD800""#, Code::InvalidLiteral, "not a valid unicode code point");
+        fail_code(r#""\U00110000""#, Code::InvalidLiteral, "not a valid unicode code point");
     }
 
     #[test]
@@ -1243,14 +1135,8 @@ mod tests {
             ("br'abc'", "bytes literals"),
             ("Foo{a: 1}", "message construction"),
             ("a.b.Foo{}", "message construction"),
-            (
-                ".Foo{}",
-                "qualified (leading-dot) identifiers are not supported",
-            ),
-            (
-                ".x",
-                "qualified (leading-dot) identifiers are not supported",
-            ),
+            (".Foo{}", "qualified (leading-dot) identifiers are not supported"),
+            (".x", "qualified (leading-dot) identifiers are not supported"),
             ("a.?b", "optional field selection"),
             ("a[?b]", "optional indexing"),
             ("[?a]", "optional list elements"),
@@ -1276,20 +1162,14 @@ mod tests {
     }
 
     fn roomy() -> Limits {
-        Limits {
-            max_expression_len: 20_000_000,
-            ..Limits::default()
-        }
+        Limits { max_expression_len: 20_000_000, ..Limits::default() }
     }
 
     fn assert_depth_error(result: Result<Expr, Diagnostic>) {
         let d = result.expect_err("too deep");
         assert_eq!(d.code, Code::LimitExceeded, "{d:?}");
         assert_eq!(d.message, "expression nests deeper than 128 levels");
-        assert_eq!(
-            d.help.as_deref(),
-            Some("split the expression or raise `Limits::max_depth`")
-        );
+        assert_eq!(d.help.as_deref(), Some("split the expression or raise `Limits::max_depth`"));
         assert!(d.span.is_some());
     }
 
@@ -1309,10 +1189,7 @@ mod tests {
     fn deep_trees_are_rejected() {
         let src = vec!["1"; 100_000].join(" + ");
         assert_depth_error(parse(&src, &roomy()));
-        assert_eq!(
-            parse(&src, &limits()).expect_err("too long").code,
-            Code::LimitExceeded
-        );
+        assert_eq!(parse(&src, &limits()).expect_err("too long").code, Code::LimitExceeded);
         for src in [
             format!("{}x", "!".repeat(100_000)),
             format!("{}x", "-".repeat(100_000)),
@@ -1332,10 +1209,7 @@ mod tests {
         // Just within the limits.
         assert!(parse(&vec!["1"; 128].join(" + "), &limits()).is_ok());
         assert!(parse(&vec!["1"; 129].join(" + "), &limits()).is_err());
-        let small = Limits {
-            max_depth: 3,
-            ..Limits::default()
-        };
+        let small = Limits { max_depth: 3, ..Limits::default() };
         assert!(parse("a.b.c", &small).is_ok());
         assert!(parse("a.b.c.d", &small).is_err());
         assert!(parse("((a))", &small).is_ok());
@@ -1348,22 +1222,14 @@ mod tests {
         assert!(parse(&vec!["a"; n].join(" && "), &limits()).is_ok());
         let d = parse(&vec!["a"; n + 1].join(" || "), &limits()).expect_err("too many");
         assert_eq!(d.code, Code::LimitExceeded);
-        assert!(
-            d.message
-                .contains("`||` chain has more than 10000 operands"),
-            "{d:?}"
-        );
+        assert!(d.message.contains("`||` chain has more than 10000 operands"), "{d:?}");
         assert!(parse(&format!("[{}]", vec!["1"; n].join(",")), &limits()).is_ok());
         let d = parse(&format!("[{}]", vec!["1"; n + 1].join(",")), &limits()).expect_err("long");
         assert_eq!(d.code, Code::LimitExceeded);
-        assert!(d
-            .message
-            .contains("list literal has more than 10000 elements"));
+        assert!(d.message.contains("list literal has more than 10000 elements"));
         let d = parse(&format!("{{{}}}", vec!["1:1"; n + 1].join(",")), &roomy()).expect_err("");
         assert_eq!(d.code, Code::LimitExceeded);
-        assert!(d
-            .message
-            .contains("map literal has more than 10000 elements"));
+        assert!(d.message.contains("map literal has more than 10000 elements"));
         let d = parse(&format!("f({})", vec!["1"; n + 1].join(",")), &roomy()).expect_err("");
         assert_eq!(d.code, Code::LimitExceeded);
     }
@@ -1376,10 +1242,7 @@ mod tests {
         assert!(start.elapsed() < std::time::Duration::from_millis(100));
         assert_eq!(d.code, Code::LimitExceeded);
         assert!(d.message.contains("longer than the limit of 100000 bytes"));
-        assert_eq!(
-            d.help.as_deref(),
-            Some("shorten the expression or raise `Limits::max_expression_len`")
-        );
+        assert_eq!(d.help.as_deref(), Some("shorten the expression or raise `Limits::max_expression_len`"));
     }
 
     #[test]
@@ -1390,10 +1253,10 @@ mod tests {
             let src = format!("{}1{}", unit.repeat(units), ")])".repeat(units));
             let handle = std::thread::Builder::new()
                 .stack_size(1 << 20)
-                .spawn(move || parse(&src, &Limits::default()))
+                .spawn(move || parse(&src, &Limits::default()).map(|_| ()).map_err(|d| d.code))
                 .expect("spawn");
-            let d = handle.join().expect("no stack overflow").expect_err("too deep");
-            assert_eq!(d.code, Code::LimitExceeded);
+            let result = handle.join().expect("no stack overflow");
+            assert_eq!(result, Err(Code::LimitExceeded));
         }
     }
 
@@ -1493,28 +1356,5 @@ mod tests {
         fn printed_numbers_round_trip(n in any::<i64>()) {
             prop_assert_eq!(ok(&n.to_string()), n.to_string());
         }
-    }
-    #[test]
-    fn zz_stack_probe() {
-        let unit = "a || b ? c : d && e == f + g * x.f(y[-(";
-        for kb in [256usize, 384, 512, 768, 1024, 1536, 2048, 3072, 4096] {
-            let src = format!("{}1{}", unit.repeat(42), ")])".repeat(42));
-            let ok = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "expr::parser::tests::zz_child", "--nocapture"])
-                .env("PROBE_KB", kb.to_string())
-                .output().unwrap().status.success();
-            let _ = src;
-            eprintln!("{kb} KB: {ok}");
-        }
-    }
-    #[test]
-    fn zz_child() {
-        let Ok(kb) = std::env::var("PROBE_KB") else { return };
-        let kb: usize = kb.parse().unwrap();
-        let unit = "a || b ? c : d && e == f + g * x.f(y[-(";
-        let src = format!("{}1{}", unit.repeat(42), ")])".repeat(42));
-        let h = std::thread::Builder::new().stack_size(kb << 10)
-            .spawn(move || { let r = parse(&src, &Limits::default()); eprintln!("{:?}", r.as_ref().err().map(|d| &d.message)); }).unwrap();
-        h.join().unwrap();
     }
 }

@@ -16,6 +16,9 @@ pub struct RefError(pub String);
 
 pub type RefResult = Result<Value, RefError>;
 
+/// 2^63, exactly representable as a double.
+const TWO_63: f64 = 9_223_372_036_854_775_808u64 as f64;
+
 fn err<T>(msg: impl Into<String>) -> Result<T, RefError> {
     Err(RefError(msg.into()))
 }
@@ -50,7 +53,9 @@ impl<'a> Reference<'a> {
                 let v = self.eval(operand)?;
                 match (op, v) {
                     (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
-                    (UnaryOp::Neg, Value::Int(i)) => i.checked_neg().map(Value::Int).ok_or(RefError("overflow".into())),
+                    (UnaryOp::Neg, Value::Int(i)) => {
+                        i.checked_neg().map(Value::Int).ok_or(RefError("overflow".into()))
+                    }
                     (UnaryOp::Neg, Value::Double(d)) => Ok(Value::Double(-d)),
                     _ => err("bad unary"),
                 }
@@ -169,7 +174,11 @@ impl<'a> Reference<'a> {
                     }
                     Ok(Value::Bool(n == 1))
                 }
-                "map" => results.into_iter().map(|(_, r)| r).collect::<Result<Vec<_>, _>>().map(|v| Value::List(v.into())),
+                "map" => results
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| Value::List(v.into())),
                 _ => {
                     let mut out = Vec::new();
                     for (item, r) in results {
@@ -198,7 +207,7 @@ impl<'a> Reference<'a> {
             ("endsWith", [Value::String(a), Value::String(b)]) => Ok(Value::Bool(a.ends_with(&**b))),
             ("int", [Value::Int(i)]) => Ok(Value::Int(*i)),
             ("int", [Value::Double(d)]) => {
-                if d.is_finite() && *d > -9.223372036854775808e18 && *d < 9.223372036854775808e18 {
+                if d.is_finite() && *d > -TWO_63 && *d < TWO_63 {
                     Ok(Value::Int(*d as i64))
                 } else {
                     err("range")
@@ -228,10 +237,10 @@ fn int_double(x: i64, y: f64) -> Option<std::cmp::Ordering> {
     if y.is_nan() {
         return None;
     }
-    if y >= 9.223372036854775808e18 {
+    if y >= TWO_63 {
         return Some(std::cmp::Ordering::Less);
     }
-    if y < -9.223372036854775808e18 {
+    if y < -TWO_63 {
         return Some(std::cmp::Ordering::Greater);
     }
     // Compare x with y exactly using i128 and the fractional part.
@@ -251,7 +260,9 @@ fn int_double(x: i64, y: f64) -> Option<std::cmp::Ordering> {
 
 fn ref_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| ref_eq(p, q)),
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| ref_eq(p, q))
+        }
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Null, Value::Null) => true,
@@ -281,31 +292,41 @@ fn binary(op: BinaryOp, a: Value, b: Value) -> RefResult {
             _ => err("bad in"),
         },
         BinaryOp::Add => match (a, b) {
-            (Value::Int(x), Value::Int(y)) => x.checked_add(y).map(Value::Int).ok_or(RefError("overflow".into())),
+            (Value::Int(x), Value::Int(y)) => {
+                x.checked_add(y).map(Value::Int).ok_or(RefError("overflow".into()))
+            }
             (Value::Double(x), Value::Double(y)) => Ok(Value::Double(x + y)),
             (Value::String(x), Value::String(y)) => Ok(Value::string(format!("{x}{y}"))),
             (Value::List(x), Value::List(y)) => Ok(Value::List(x.iter().chain(y.iter()).cloned().collect())),
             _ => err("bad +"),
         },
         BinaryOp::Sub => match (a, b) {
-            (Value::Int(x), Value::Int(y)) => x.checked_sub(y).map(Value::Int).ok_or(RefError("overflow".into())),
+            (Value::Int(x), Value::Int(y)) => {
+                x.checked_sub(y).map(Value::Int).ok_or(RefError("overflow".into()))
+            }
             (Value::Double(x), Value::Double(y)) => Ok(Value::Double(x - y)),
             _ => err("bad -"),
         },
         BinaryOp::Mul => match (a, b) {
-            (Value::Int(x), Value::Int(y)) => x.checked_mul(y).map(Value::Int).ok_or(RefError("overflow".into())),
+            (Value::Int(x), Value::Int(y)) => {
+                x.checked_mul(y).map(Value::Int).ok_or(RefError("overflow".into()))
+            }
             (Value::Double(x), Value::Double(y)) => Ok(Value::Double(x * y)),
             _ => err("bad *"),
         },
         BinaryOp::Div => match (a, b) {
             (Value::Int(_), Value::Int(0)) => err("div by zero"),
-            (Value::Int(x), Value::Int(y)) => x.checked_div(y).map(Value::Int).ok_or(RefError("overflow".into())),
+            (Value::Int(x), Value::Int(y)) => {
+                x.checked_div(y).map(Value::Int).ok_or(RefError("overflow".into()))
+            }
             (Value::Double(x), Value::Double(y)) => Ok(Value::Double(x / y)),
             _ => err("bad /"),
         },
         BinaryOp::Rem => match (a, b) {
             (Value::Int(_), Value::Int(0)) => err("mod by zero"),
-            (Value::Int(x), Value::Int(y)) => x.checked_rem(y).map(Value::Int).ok_or(RefError("overflow".into())),
+            (Value::Int(x), Value::Int(y)) => {
+                x.checked_rem(y).map(Value::Int).ok_or(RefError("overflow".into()))
+            }
             _ => err("bad %"),
         },
         BinaryOp::And | BinaryOp::Or => err("handled elsewhere"),
@@ -325,7 +346,9 @@ fn identical(x: &Value, y: &Value) -> bool {
     match (x, y) {
         (Value::Double(a), Value::Double(b)) => (a.is_nan() && b.is_nan()) || a == b,
         (Value::Int(a), Value::Int(b)) => a == b,
-        (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(p, q)| identical(p, q)),
+        (Value::List(a), Value::List(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(p, q)| identical(p, q))
+        }
         (a, b) => a.kind() == b.kind() && a == b,
     }
 }

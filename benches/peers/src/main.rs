@@ -52,11 +52,10 @@ struct NContact {
     fit_score: f64,
 }
 
-/// An event: its type and its four properties (discriminator string, second string,
+/// An event's four properties (discriminator string, second string,
 /// int, double), whatever the type calls them.
 #[derive(Clone, Debug)]
 struct NEvent {
-    ty: usize,
     p0: String,
     p1: String,
     p2: i64,
@@ -78,7 +77,7 @@ fn to_native(input: &Input) -> (NContact, NEvent) {
             annual_revenue: c[7].d(),
             fit_score: c[8].d(),
         },
-        NEvent { ty: input.event.ty, p0: e[0].s().to_string(), p1: e[1].s().to_string(), p2: e[2].i(), p3: e[3].d() },
+        NEvent { p0: e[0].s().to_string(), p1: e[1].s().to_string(), p2: e[2].i(), p3: e[3].d() },
     )
 }
 
