@@ -4,7 +4,7 @@
 //! the first problem in source order whether it is lexical or grammatical. Literals are
 //! decoded here: integers to their magnitude (the parser applies the sign and the range
 //! check), doubles to `f64`, strings with their escapes resolved. Features of full CEL
-//! that nurture does not support (unsigned and bytes literals, backtick-quoted names) are
+//! that nurture does not support (unsigned and bytes literals) are
 //! reported as [`Code::Unsupported`].
 //!
 //! The lexer never panics: it works on bytes, only slices the source at ASCII
@@ -38,6 +38,8 @@ pub(crate) const RESERVED: &[&str] = &[
 pub(crate) enum TokenKind<'a> {
     /// A name that is not a keyword or reserved word.
     Ident(&'a str),
+    /// A backtick-quoted field name, without the backticks.
+    QuotedIdent(&'a str),
     /// A reserved word (see [`RESERVED`]); never valid in an expression.
     Reserved(&'a str),
     /// An integer literal's magnitude, decimal or hexadecimal; the sign and the `i64`
@@ -266,18 +268,32 @@ impl<'a> Lexer<'a> {
                 return self.bytes_literal(start)
             }
             b if is_ident_start(b) => return Ok(self.word(start)),
-            b'`' => {
-                return Err(err(
-                    Code::Unsupported,
-                    "backtick-quoted identifiers are not supported".into(),
-                    Span::new(start, start + 1),
-                    "use a plain name, or index a map with a string key: `m[\"a-b\"]`",
-                ))
-            }
+            b'`' => return self.quoted_ident(start),
             _ => return Err(self.stray_char(start)),
         };
         self.pos = start + len;
         Ok(Token { kind, span: Span::new(start, start + len) })
+    }
+
+    /// A backtick-quoted field name (CEL allows letters, digits, `_`, `.`, `-`, `/` and
+    /// spaces inside), valid only after `.`.
+    fn quoted_ident(&mut self, start: usize) -> Result<Token<'a>, Box<Diagnostic>> {
+        let rest = self.src.as_bytes().get(start + 1..).unwrap_or_default();
+        let len = rest.iter().position(|&b| b == b'`');
+        let valid = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/' | b' ');
+        match len {
+            Some(n) if n > 0 && rest[..n].iter().all(valid) => {
+                let name = &self.src[start + 1..start + 1 + n];
+                self.pos = start + n + 2;
+                Ok(Token { kind: TokenKind::QuotedIdent(name), span: Span::new(start, start + n + 2) })
+            }
+            _ => Err(err(
+                Code::Syntax,
+                "malformed backtick-quoted name".into(),
+                Span::new(start, start + 1),
+                "quoted names hold letters, digits, `_`, `.`, `-`, `/` and spaces, between backticks",
+            )),
+        }
     }
 
     fn stray_char(&self, start: usize) -> Box<Diagnostic> {

@@ -549,6 +549,10 @@ impl<'a> Parser<'a> {
     /// `operand.name` or `operand.name(args)` at the `.`.
     fn parse_field(&mut self, operand: Node) -> PResult<Node> {
         let dot = self.advance()?.span;
+        if let TokenKind::QuotedIdent(name) = self.tok.kind {
+            let name_span = self.advance()?.span;
+            return self.select(operand, name, name_span);
+        }
         let (name, name_span) = self.field_name(&operand, dot)?;
         if self.at(&TokenKind::LParen) {
             let args = self.parse_args()?;
@@ -1142,7 +1146,6 @@ mod tests {
             ("[?a]", "optional list elements"),
             ("[1, ?a]", "optional list elements"),
             ("{?k: v}", "optional map entries"),
-            ("a.`b-c`", "backtick"),
         ];
         for (src, needle) in cases {
             fail_code(src, Code::Unsupported, needle);
@@ -1150,6 +1153,18 @@ mod tests {
         let src = "x + b'abc'";
         let d = fail(src);
         assert_eq!(spanned(src, &d), "b'abc'");
+    }
+
+    #[test]
+    fn backtick_quoted_field_names() {
+        let e = parse("m.`content-type`", &Limits::default()).expect("valid");
+        match e.kind {
+            ExprKind::Select { field, .. } => assert_eq!(field, "content-type"),
+            other => panic!("expected a select, got {other:?}"),
+        }
+        for bad in ["m.``", "m.`a", "m.`a\nb`", "`a`", "m.`a`()"] {
+            assert!(parse(bad, &Limits::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]
