@@ -518,3 +518,29 @@ pub fn describe(input: &Input) -> String {
     let e: Vec<String> = props.iter().zip(&input.event.props).map(|(n, v)| format!("{n}={}", fmt(v))).collect();
     format!("event {tn} {{{}}} contact {{{}}}", e.join(", "), c.join(", "))
 }
+
+/// Seeds, shared by the run and by build.rs (which writes the native rules).
+pub const RULE4_SEED: u64 = 0x5EED_0004;
+pub const RULES200_SEED: u64 = 0x5EED_0200;
+
+/// The condition as Rust source over `c: &NContact` and `e: &NEvent` (build.rs
+/// writes one function per rule with it: the "hand-written" native rules).
+pub fn emit_rust(c: &Cond) -> String {
+    fn field(f: F) -> String {
+        match f {
+            F::C(i) => format!("c.{}", CONTACT[i].0),
+            F::E(i) => format!("e.p{i}"),
+        }
+    }
+    match c {
+        Cond::Cmp(f, op, v) => format!("{} {} {}", field(*f), op.sym(), lit(v)),
+        Cond::In(f, items) => {
+            let alts: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+            format!("matches!({}.as_str(), {})", field(*f), alts.join(" | "))
+        }
+        Cond::Contains(f, s) => format!("{}.contains(\"{s}\")", field(*f)),
+        Cond::StartsWith(f, s) => format!("{}.starts_with(\"{s}\")", field(*f)),
+        Cond::And(items) => items.iter().map(|i| format!("({})", emit_rust(i))).collect::<Vec<_>>().join(" && "),
+        Cond::Or(items) => items.iter().map(|i| format!("({})", emit_rust(i))).collect::<Vec<_>>().join(" || "),
+    }
+}
