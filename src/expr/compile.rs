@@ -32,12 +32,18 @@ pub(crate) struct FieldRef {
 }
 
 impl FieldRef {
-    #[inline]
+    #[inline(always)]
     fn get<'a>(&self, act: &Activation<'a>) -> Result<&'a Value, EvalError> {
         match act.scope(self.scope).get(usize::from(self.slot)) {
             Some(Some(v)) => Ok(v),
-            _ => Err(EvalError::no_such_field(&self.name)),
+            _ => Err(self.missing()),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn missing(&self) -> EvalError {
+        EvalError::no_such_field(&self.name)
     }
 }
 
@@ -140,6 +146,8 @@ fn lower_call(func: &Func, args: &[Node]) -> Option<Pred> {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn not_bool(op: &'static str) -> EvalError {
     EvalError::new(EvalErrorKind::NoMatchingOverload, op)
 }
@@ -149,42 +157,38 @@ impl Pred {
     /// another operand decides the result.
     pub(crate) fn test(&self, act: &Activation<'_>) -> Result<bool, EvalError> {
         match self {
-            Pred::Const(b) => Ok(*b),
             Pred::And(items) => {
-                let mut error = None;
-                for item in items.iter() {
-                    match item.test(act) {
-                        Ok(false) => return Ok(false),
+                for (i, item) in items.iter().enumerate() {
+                    match item.test_leaf(act) {
                         Ok(true) => {}
-                        Err(e) => {
-                            if error.is_none() {
-                                error = Some(e);
-                            }
-                        }
+                        Ok(false) => return Ok(false),
+                        Err(e) => return absorb(&items[i + 1..], e, false, act),
                     }
                 }
-                error.map_or(Ok(true), Err)
+                Ok(true)
             }
             Pred::Or(items) => {
-                let mut error = None;
-                for item in items.iter() {
-                    match item.test(act) {
-                        Ok(true) => return Ok(true),
+                for (i, item) in items.iter().enumerate() {
+                    match item.test_leaf(act) {
                         Ok(false) => {}
-                        Err(e) => {
-                            if error.is_none() {
-                                error = Some(e);
-                            }
-                        }
+                        Ok(true) => return Ok(true),
+                        Err(e) => return absorb(&items[i + 1..], e, true, act),
                     }
                 }
-                error.map_or(Ok(false), Err)
+                Ok(false)
             }
             Pred::Not(inner) => inner.test(act).map(|b| !b),
-            Pred::Has(scope, slot) => Ok(matches!(act.scope(*scope).get(usize::from(*slot)), Some(Some(_)))),
-            Pred::BoolField(f) => match f.get(act)? {
-                Value::Bool(b) => Ok(*b),
-                _ => Err(not_bool("a condition")),
+            leaf => leaf.test_leaf(act),
+        }
+    }
+
+    /// Leaves inline into the `&&` / `||` loops; groups recurse through [`Pred::test`].
+    #[inline(always)]
+    fn test_leaf(&self, act: &Activation<'_>) -> Result<bool, EvalError> {
+        match self {
+            Pred::StrEq(f, k, eq) => match f.get(act)? {
+                Value::String(s) => Ok(bytes_eq(s.as_bytes(), k.as_bytes()) == *eq),
+                other => Ok(cold_eq(other, k) == *eq),
             },
             Pred::IntCmp(f, op, k) => match f.get(act)? {
                 Value::Int(v) => Ok(int_op(*op, v.cmp(k))),
@@ -194,6 +198,22 @@ impl Pred {
                 }),
                 other => general_cmp(*op, other, &Value::Int(*k)),
             },
+            Pred::StrIn(f, set) => match f.get(act)? {
+                Value::String(s) => {
+                    let s = s.as_bytes();
+                    Ok(set.iter().any(|k| bytes_eq(s, k.as_bytes())))
+                }
+                _ => Ok(false),
+            },
+            Pred::Str(f, test) => match f.get(act)? {
+                Value::String(s) => Ok(match test {
+                    StrTest::Contains(finder) => contains(s.as_bytes(), finder),
+                    StrTest::StartsWith(k) => s.as_bytes().starts_with(k.as_bytes()),
+                    StrTest::EndsWith(k) => s.as_bytes().ends_with(k.as_bytes()),
+                    StrTest::Matches(re) => regex_match(re, s),
+                }),
+                _ => Err(not_bool("a string function")),
+            },
             Pred::DoubleCmp(f, op, k) => match f.get(act)? {
                 Value::Double(v) => Ok(match v.partial_cmp(k) {
                     Some(ord) => int_op(*op, ord),
@@ -201,29 +221,93 @@ impl Pred {
                 }),
                 other => general_cmp(*op, other, &Value::Double(*k)),
             },
-            Pred::StrEq(f, k, eq) => match f.get(act)? {
-                Value::String(s) => Ok((s.len() == k.len() && **s == **k) == *eq),
-                other => Ok(other.cel_eq(&Value::String(k.clone())) == *eq),
-            },
-            Pred::StrIn(f, set) => match f.get(act)? {
-                Value::String(s) => Ok(set.iter().any(|k| **k == **s)),
-                _ => Ok(false),
-            },
-            Pred::Str(f, test) => match f.get(act)? {
-                Value::String(s) => Ok(match test {
-                    StrTest::Contains(finder) => finder.find(s.as_bytes()).is_some(),
-                    StrTest::StartsWith(k) => s.starts_with(&**k),
-                    StrTest::EndsWith(k) => s.ends_with(&**k),
-                    StrTest::Matches(re) => re.is_match(s),
-                }),
-                _ => Err(not_bool("a string function")),
-            },
-            Pred::General(node, locals) => match Evaluator::new(act, *locals).eval(node)? {
-                Value::Bool(b) => Ok(b),
+            Pred::BoolField(f) => match f.get(act)? {
+                Value::Bool(b) => Ok(*b),
                 _ => Err(not_bool("a condition")),
             },
+            Pred::Has(scope, slot) => {
+                Ok(matches!(act.scope(*scope).get(usize::from(*slot)), Some(Some(_))))
+            }
+            Pred::Const(b) => Ok(*b),
+            Pred::General(node, locals) => general(node, *locals, act),
+            group => group.test(act),
         }
     }
+}
+
+/// The rest of an `&&` (`decisive` false) or `||` (`decisive` true) after an operand
+/// failed: a decisive operand still decides, otherwise the first error stands. Kept out
+/// of line so the common path stays small.
+#[cold]
+#[inline(never)]
+fn absorb(rest: &[Pred], first: EvalError, decisive: bool, act: &Activation<'_>) -> Result<bool, EvalError> {
+    for item in rest {
+        if item.test(act) == Ok(decisive) {
+            return Ok(decisive);
+        }
+    }
+    Err(first)
+}
+
+#[inline(never)]
+fn general(node: &Node, locals: usize, act: &Activation<'_>) -> Result<bool, EvalError> {
+    match Evaluator::new(act, locals).eval(node)? {
+        Value::Bool(b) => Ok(b),
+        _ => Err(not_bool("a condition")),
+    }
+}
+
+/// Byte equality tuned for the short strings rules compare (URLs, codes, countries):
+/// lengths first, then overlapping word loads, with no call into `memcmp`.
+#[inline(always)]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // Overlapping loads of the first and last `W` bytes cover any length in W..=2W.
+    macro_rules! overlapping {
+        ($t:ty, $w:expr) => {{
+            let load = |s: &[u8], at: usize| {
+                let mut buf = [0u8; $w];
+                buf.copy_from_slice(&s[at..at + $w]);
+                <$t>::from_ne_bytes(buf)
+            };
+            load(a, 0) == load(b, 0) && load(a, n - $w) == load(b, n - $w)
+        }};
+    }
+    match n {
+        0 => true,
+        1 => a[0] == b[0],
+        2..=3 => overlapping!(u16, 2),
+        4..=7 => overlapping!(u32, 4),
+        8..=16 => overlapping!(u64, 8),
+        _ => a == b,
+    }
+}
+
+/// Substring search: a first-byte scan for short haystacks, the prebuilt vectorised
+/// searcher for long ones.
+#[inline(always)]
+fn contains(haystack: &[u8], finder: &memchr::memmem::Finder<'_>) -> bool {
+    if haystack.len() >= 64 {
+        return finder.find(haystack).is_some();
+    }
+    let needle = finder.needle();
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let mut i = 0;
+    while i <= last_start {
+        if haystack[i] == first && bytes_eq(&haystack[i..i + needle.len()], needle) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 #[inline]
@@ -235,6 +319,19 @@ fn int_op(op: BinOp, ord: Ordering) -> bool {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn cold_eq(a: &Value, k: &Arc<str>) -> bool {
+    a.cel_eq(&Value::String(k.clone()))
+}
+
+#[inline(never)]
+fn regex_match(re: &regex::Regex, s: &str) -> bool {
+    re.is_match(s)
+}
+
+#[cold]
+#[inline(never)]
 fn general_cmp(op: BinOp, a: &Value, b: &Value) -> Result<bool, EvalError> {
     match op {
         BinOp::Eq => Ok(a.cel_eq(b)),

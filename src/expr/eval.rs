@@ -26,11 +26,9 @@ use crate::value::{Map, Value};
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Activation<'a> {
-    pub(crate) contact: &'a [Option<Value>],
-    pub(crate) event: &'a [Option<Value>],
+    /// Slot records by [`Scope`]: contact, event, scores, variables.
+    pub(crate) scopes: [&'a [Option<Value>]; 4],
     pub(crate) event_meta: Option<&'a Event>,
-    pub(crate) scores: &'a [Option<Value>],
-    pub(crate) vars: &'a [Option<Value>],
     pub(crate) now: Option<Timestamp>,
 }
 
@@ -42,26 +40,26 @@ impl<'a> Activation<'a> {
 
     /// Binds `contact`.
     pub fn with_contact(mut self, contact: &'a Contact) -> Activation<'a> {
-        self.contact = contact.attributes().slots();
+        self.scopes[Scope::Contact as usize] = contact.attributes().slots();
         self
     }
 
     /// Binds `event`.
     pub fn with_event(mut self, event: &'a Event) -> Activation<'a> {
-        self.event = event.properties().slots();
+        self.scopes[Scope::Event as usize] = event.properties().slots();
         self.event_meta = Some(event);
         self
     }
 
     /// Binds `score`: values in the order of the schema's score declarations.
     pub fn with_scores(mut self, scores: &'a [Option<Value>]) -> Activation<'a> {
-        self.scores = scores;
+        self.scopes[Scope::Score as usize] = scores;
         self
     }
 
     /// Binds the variables of a standalone expression.
     pub fn with_variables(mut self, variables: &'a Variables) -> Activation<'a> {
-        self.vars = &variables.values;
+        self.scopes[Scope::Var as usize] = &variables.values;
         self
     }
 
@@ -71,14 +69,9 @@ impl<'a> Activation<'a> {
         self
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn scope(&self, scope: Scope) -> &'a [Option<Value>] {
-        match scope {
-            Scope::Contact => self.contact,
-            Scope::Event => self.event,
-            Scope::Score => self.scores,
-            Scope::Var => self.vars,
-        }
+        self.scopes[scope as usize]
     }
 }
 
@@ -95,8 +88,16 @@ impl Variables {
 }
 
 /// What went wrong while evaluating; see [`EvalError::kind`].
+///
+/// One pointer wide, so that `Result<bool, EvalError>` stays small on the hot path; the
+/// details live behind the box, which is only allocated when an error happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EvalError {
+    inner: Box<ErrorInner>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ErrorInner {
     kind: EvalErrorKind,
     detail: Cow<'static, str>,
     name: Option<Arc<str>>,
@@ -129,13 +130,21 @@ pub enum EvalErrorKind {
 }
 
 impl EvalError {
+    #[cold]
     pub(crate) fn new(kind: EvalErrorKind, detail: impl Into<Cow<'static, str>>) -> EvalError {
-        EvalError { kind, detail: detail.into(), name: None }
+        EvalError { inner: Box::new(ErrorInner { kind, detail: detail.into(), name: None }) }
     }
 
     /// A missing field; the name is shared, so building the error never allocates.
+    #[cold]
     pub(crate) fn no_such_field(name: &Arc<str>) -> EvalError {
-        EvalError { kind: EvalErrorKind::NoSuchField, detail: Cow::Borrowed(""), name: Some(name.clone()) }
+        EvalError {
+            inner: Box::new(ErrorInner {
+                kind: EvalErrorKind::NoSuchField,
+                detail: Cow::Borrowed(""),
+                name: Some(name.clone()),
+            }),
+        }
     }
 
     fn overload(op: &'static str) -> EvalError {
@@ -144,29 +153,30 @@ impl EvalError {
 
     /// The category.
     pub fn kind(&self) -> EvalErrorKind {
-        self.kind
+        self.inner.kind
     }
 }
 
 impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
+        let ErrorInner { kind, detail, name } = &*self.inner;
+        match kind {
             EvalErrorKind::NoSuchField => {
-                write!(f, "no such field `{}`", self.name.as_deref().unwrap_or(&self.detail))
+                write!(f, "no such field `{}`", name.as_deref().unwrap_or(detail))
             }
-            EvalErrorKind::NoSuchKey => write!(f, "no such key: {}", self.detail),
-            EvalErrorKind::Overflow => write!(f, "integer overflow in {}", self.detail),
-            EvalErrorKind::DivideByZero => write!(f, "{} by zero", self.detail),
-            EvalErrorKind::IndexOutOfRange => write!(f, "index out of range: {}", self.detail),
+            EvalErrorKind::NoSuchKey => write!(f, "no such key: {}", detail),
+            EvalErrorKind::Overflow => write!(f, "integer overflow in {}", detail),
+            EvalErrorKind::DivideByZero => write!(f, "{} by zero", detail),
+            EvalErrorKind::IndexOutOfRange => write!(f, "index out of range: {}", detail),
             EvalErrorKind::NoMatchingOverload => {
-                write!(f, "no matching overload for {}", self.detail)
+                write!(f, "no matching overload for {}", detail)
             }
-            EvalErrorKind::InvalidArgument => write!(f, "invalid argument: {}", self.detail),
-            EvalErrorKind::OutOfRange => write!(f, "out of range: {}", self.detail),
+            EvalErrorKind::InvalidArgument => write!(f, "invalid argument: {}", detail),
+            EvalErrorKind::OutOfRange => write!(f, "out of range: {}", detail),
             EvalErrorKind::BudgetExceeded => {
-                write!(f, "evaluation exceeded its budget of {} steps", self.detail)
+                write!(f, "evaluation exceeded its budget of {} steps", detail)
             }
-            EvalErrorKind::Unbound => write!(f, "`{}` is not bound", self.detail),
+            EvalErrorKind::Unbound => write!(f, "`{}` is not bound", detail),
         }
     }
 }

@@ -141,13 +141,18 @@ impl Expression {
     pub fn eval_bool(&self, activation: &Activation<'_>) -> Result<bool, EvalError> {
         match &self.pred {
             Some(pred) => pred.test(activation),
-            None => match self.eval(activation)? {
-                Value::Bool(b) => Ok(b),
-                other => Err(EvalError::new(
-                    EvalErrorKind::NoMatchingOverload,
-                    format!("a condition that is a {}", other.kind()),
-                )),
-            },
+            None => self.eval_bool_slow(activation),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_bool_slow(&self, activation: &Activation<'_>) -> Result<bool, EvalError> {
+        match self.eval(activation)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError::new(
+                EvalErrorKind::NoMatchingOverload,
+                format!("a condition that is a {}", other.kind()),
+            )),
         }
     }
 

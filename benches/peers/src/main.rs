@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Options: `--json` (print the summary object as the last line), `--sample-ms N`
-//! (length of one timed sample, default 600), `--reps N` (samples per measurement,
+//! (length of one timed sample, default 1000), `--reps N` (samples per measurement,
 //! default 5; the median is reported).
 //!
 //! See README.md for what is measured.
@@ -170,14 +170,52 @@ fn native_compile(cond: &Cond) -> NFn {
     }
 }
 
+/// The rules200 rules as plain Rust functions, written by build.rs from the same
+/// generator: what a programmer would write by hand.
+mod native_rules {
+    use super::{NContact, NEvent};
+    include!(concat!(env!("OUT_DIR"), "/native_rules.rs"));
+}
+
+type NativeFn = fn(&NContact, &NEvent) -> bool;
+
+/// "native": the hand-written functions, looked up by rule id.
 struct Native;
 
 impl Engine for Native {
     const NAME: &'static str = "native";
+    type Compiled = NativeFn;
+    type Prepared = (NContact, NEvent);
+    fn source(rule: &RuleSpec) -> String {
+        format!("fn {{ {} }}", gen::emit_rust(&rule.cond))
+    }
+    fn compile(&mut self, rule: &RuleSpec) -> Result<NativeFn, String> {
+        let cel = gen::emit(&rule.cond, rule.ty, Syntax::Cel);
+        match native_rules::RULES.iter().find(|(id, _, _)| *id == rule.id) {
+            Some((_, src, f)) if *src == cel => Ok(*f),
+            Some((_, src, _)) => Err(format!("build.rs wrote `{src}` for this rule; stale build?")),
+            None => Err("no native function for this rule".into()),
+        }
+    }
+    fn prepare(&mut self, input: &Input) -> (NContact, NEvent) {
+        to_native(input)
+    }
+    #[inline]
+    fn eval(&mut self, rule: &NativeFn, input: &mut (NContact, NEvent)) -> Result<bool, String> {
+        Ok(rule(&input.0, &input.1))
+    }
+}
+
+/// For information: closures composed at run time from the condition tree (what a
+/// host without code generation could do).
+struct NativeDyn;
+
+impl Engine for NativeDyn {
+    const NAME: &'static str = "native (closures built at run time)";
     type Compiled = NFn;
     type Prepared = (NContact, NEvent);
     fn source(rule: &RuleSpec) -> String {
-        format!("closure for {}", gen::emit(&rule.cond, rule.ty, Syntax::Cel))
+        format!("closure tree for {}", gen::emit(&rule.cond, rule.ty, Syntax::Cel))
     }
     fn compile(&mut self, rule: &RuleSpec) -> Result<NFn, String> {
         Ok(native_compile(&rule.cond))
@@ -565,27 +603,51 @@ struct Stat {
     max: f64,
 }
 
-/// Runs `f(i)` for inputs `i = 0, 1, .., n-1, 0, 1, ..`: warm-up and calibration,
-/// then `reps` samples of about `sample` each; ns per call.
-fn measure<F: FnMut(usize) -> usize>(t: &Timing, n: usize, mut f: F) -> Stat {
-    let mut idx = 0usize;
-    let mut acc = 0usize;
-    // Warm up and calibrate: grow until a batch takes >= 50 ms.
-    let mut iters = 256u64;
-    let per_call = loop {
-        let el = batch(&mut f, iters, n, &mut idx, &mut acc);
-        if el >= Duration::from_millis(50) {
-            break el.as_secs_f64() / iters as f64;
-        }
-        iters *= 4;
-    };
-    let iters = ((t.sample.as_secs_f64() / per_call) as u64).max(n as u64);
-    let mut samples: Vec<f64> = (0..t.reps)
-        .map(|_| batch(&mut f, iters, n, &mut idx, &mut acc).as_nanos() as f64 / iters as f64)
+/// One timed subject: runs `iters` evaluations over its inputs (cycled) and returns
+/// the elapsed time. The per-evaluation loop is monomorphised inside (`batch`);
+/// the boxed call happens once per batch.
+struct Bench<'a> {
+    name: &'static str,
+    run: Box<dyn FnMut(u64) -> Duration + 'a>,
+}
+
+fn bench<'a, F: FnMut(usize) -> usize + 'a>(name: &'static str, n: usize, mut f: F) -> Bench<'a> {
+    let (mut idx, mut acc) = (0usize, 0usize);
+    Bench { name, run: Box::new(move |iters| batch(&mut f, iters, n, &mut idx, &mut acc)) }
+}
+
+/// Warms up and calibrates each subject (batches grow until one takes >= 50 ms),
+/// then takes `reps` samples of about `sample` each, round-robin over the subjects
+/// so that background load hits all of them alike; ns per evaluation.
+fn measure_all(t: &Timing, benches: &mut [Bench<'_>]) -> Vec<(&'static str, Stat)> {
+    let iters: Vec<u64> = benches
+        .iter_mut()
+        .map(|b| {
+            let mut iters = 256u64;
+            let per_call = loop {
+                let el = (b.run)(iters);
+                if el >= Duration::from_millis(50) {
+                    break el.as_secs_f64() / iters as f64;
+                }
+                iters *= 4;
+            };
+            ((t.sample.as_secs_f64() / per_call) as u64).max(1000)
+        })
         .collect();
-    black_box(acc);
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Stat { median: samples[samples.len() / 2], min: samples[0], max: samples[samples.len() - 1] }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); benches.len()];
+    for _ in 0..t.reps {
+        for (k, b) in benches.iter_mut().enumerate() {
+            samples[k].push((b.run)(iters[k]).as_nanos() as f64 / iters[k] as f64);
+        }
+    }
+    benches
+        .iter()
+        .zip(samples)
+        .map(|(b, mut s)| {
+            s.sort_by(|x, y| x.partial_cmp(y).unwrap());
+            (b.name, Stat { median: s[s.len() / 2], min: s[0], max: s[s.len() - 1] })
+        })
+        .collect()
 }
 
 #[inline(never)]
@@ -606,17 +668,18 @@ fn batch<F: FnMut(usize) -> usize>(f: &mut F, iters: u64, n: usize, idx: &mut us
     el
 }
 
-/// Compiles the rules for an engine and prepares its inputs, checks it, and times
-/// the scenario. `grouped`: rules200 style (evaluate every rule of the event's type,
-/// collect matched ids); otherwise one rule per input.
-fn run_peer<E: Engine>(
+/// Compiles the rules for an engine, prepares its inputs, checks it against the
+/// reference, and returns its timed subject. One rule: one evaluation per input.
+/// Several: rules200 style (evaluate every rule of the event's type from a per-type
+/// Vec, collect the matched ids).
+fn peer_bench<E: Engine + 'static>(
+    name: &'static str,
     mut engine: E,
     scenario: &str,
     rules: &[RuleSpec],
     inputs: &[Input],
-    timing: &Timing,
     expected_matches: usize,
-) -> Stat {
+) -> Bench<'static> {
     let compiled: Vec<E::Compiled> = rules
         .iter()
         .map(|r| {
@@ -629,9 +692,10 @@ fn run_peer<E: Engine>(
     let matched = check_engine(&mut engine, scenario, rules, &compiled, inputs, &mut prepared);
     assert_eq!(matched, expected_matches, "{} match count", E::NAME);
 
+    let n = inputs.len();
     if rules.len() == 1 {
-        let rule = &compiled[0];
-        measure(timing, inputs.len(), |i| usize::from(engine.eval(rule, &mut prepared[i]).unwrap_or(false)))
+        let rule = compiled.into_iter().next().unwrap();
+        bench(name, n, move |i| usize::from(engine.eval(&rule, &mut prepared[i]).unwrap_or(false)))
     } else {
         // Pre-grouped by event type, as a host would keep them.
         let mut by_type: Vec<Vec<(u32, E::Compiled)>> = (0..EVENT_TYPES.len()).map(|_| Vec::new()).collect();
@@ -647,7 +711,7 @@ fn run_peer<E: Engine>(
             total += eval_grouped(&mut engine, &by_type, &mut prepared[i], &mut out);
         }
         assert_eq!(total, expected_matches, "{} grouped match count", E::NAME);
-        measure(timing, inputs.len(), |i| eval_grouped(&mut engine, &by_type, &mut prepared[i], &mut out))
+        bench(name, n, move |i| eval_grouped(&mut engine, &by_type, &mut prepared[i], &mut out))
     }
 }
 
@@ -681,10 +745,10 @@ fn print_table(title: &str, stats: &[(&str, Stat)], extra: &[(&str, Stat)]) {
     let nurture = stats[0].1.median;
     let native = stats[1].1.median;
     println!("\n{title}");
-    println!("  {:<22} {:>12} {:>22} {:>12}", "engine", "ns/eval", "min .. max of samples", "vs nurture");
+    println!("  {:<28} {:>12} {:>22} {:>12}", "engine", "ns/eval", "min .. max of samples", "vs nurture");
     for (name, s) in stats.iter().chain(extra) {
         println!(
-            "  {:<22} {:>12.1} {:>22} {:>11.2}x",
+            "  {:<28} {:>12.1} {:>22} {:>11.2}x",
             name,
             s.median,
             format!("{:.1} .. {:.1}", s.min, s.max),
@@ -696,12 +760,12 @@ fn print_table(title: &str, stats: &[(&str, Stat)], extra: &[(&str, Stat)]) {
 
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
-    let timing = Timing { sample: Duration::from_millis(arg("--sample-ms", 600)), reps: arg("--reps", 5usize).max(1) };
+    let timing = Timing { sample: Duration::from_millis(arg("--sample-ms", 1000)), reps: arg("--reps", 5usize).max(1) };
     let now = nurture::Timestamp::from_unix(1_700_000_000, 0).unwrap();
     let started = Instant::now();
 
     // ---------------- rule4 ----------------
-    let mut rng = gen::Rng::new(0x5EED_0004);
+    let mut rng = gen::Rng::new(gen::RULE4_SEED);
     let r4 = vec![gen::rule4()];
     let r4_inputs = gen::rule4_inputs(&mut rng, 64);
     let r4_holds = r4_inputs.iter().filter(|i| gen::reference_eval(&r4[0].cond, i)).count();
@@ -738,25 +802,27 @@ fn main() {
         }
     }
 
-    let mut rule4_stats: Vec<(&str, Stat)> = Vec::new();
-    rule4_stats.push(("nurture", measure(&timing, n4.len(), |i| usize::from(cond4.eval_bool(&acts4[i]).unwrap_or(false)))));
-    rule4_stats.push(("native", measure(&timing, nat4.len(), |i| usize::from(rule4_native(&nat4[i].0, &nat4[i].1)))));
-    rule4_stats.push(("cel", run_peer(Cel { env: Arc::new(cel::Env::stdlib()) }, "rule4", &r4, &r4_inputs, &timing, r4_holds)));
-    rule4_stats.push(("rhai", run_peer(Rhai { engine: rhai::Engine::new() }, "rule4", &r4, &r4_inputs, &timing, r4_holds)));
-    rule4_stats.push(("zen", run_peer(Zen { vm: zen_expression::vm::VM::new() }, "rule4", &r4, &r4_inputs, &timing, r4_holds)));
-    rule4_stats.push(("evalexpr", run_peer(Evalexpr, "rule4", &r4, &r4_inputs, &timing, r4_holds)));
-    // For information: the same rule through match_event, where the index resolves
-    // `event.url == "/pricing"` with one hash lookup and skips the condition.
     let mut scratch = nurture::MatchScratch::default();
-    let r4_extra = [(
-        "nurture (match_event)",
-        measure(&timing, n4.len(), |i| p4.match_event(&n4[i].0, &n4[i].1, now, &mut scratch).rules.len()),
-    )];
+    let mut benches = vec![
+        bench("nurture", n4.len(), |i| usize::from(cond4.eval_bool(&acts4[i]).unwrap_or(false))),
+        bench("native", nat4.len(), |i| usize::from(rule4_native(&nat4[i].0, &nat4[i].1))),
+        peer_bench("cel", Cel { env: Arc::new(cel::Env::stdlib()) }, "rule4", &r4, &r4_inputs, r4_holds),
+        peer_bench("rhai", Rhai { engine: rhai::Engine::new() }, "rule4", &r4, &r4_inputs, r4_holds),
+        peer_bench("zen", Zen { vm: zen_expression::vm::VM::new() }, "rule4", &r4, &r4_inputs, r4_holds),
+        peer_bench("evalexpr", Evalexpr, "rule4", &r4, &r4_inputs, r4_holds),
+        // For information: the same rule through match_event, where the index
+        // resolves `event.url == "/pricing"` with one hash lookup.
+        bench("nurture (match_event)", n4.len(), |i| p4.match_event(&n4[i].0, &n4[i].1, now, &mut scratch).rules.len()),
+    ];
+    println!("  check: all engines agree with the reference on all {} inputs; timing...", r4_inputs.len());
+    let mut rule4_stats = measure_all(&timing, &mut benches);
+    drop(benches);
+    let r4_extra = rule4_stats.split_off(ENGINES.len());
     print_table("rule4 — ns per evaluation (one input, one rule), median of samples", &rule4_stats, &r4_extra);
     println!("  (nurture = Expression::eval_bool on the compiled condition; `nurture (match_event)` adds the index, informational only)");
 
     // ---------------- rules200 ----------------
-    let mut rng = gen::Rng::new(0x5EED_0200);
+    let mut rng = gen::Rng::new(gen::RULES200_SEED);
     let r200 = gen::rules200(&mut rng);
     let inputs = gen::rules200_inputs(&mut rng, 256);
     let p200 = nurture_compile(&r200);
@@ -782,23 +848,27 @@ fn main() {
         println!("  e.g. {} on {}: {}", r.id, EVENT_TYPES[r.ty].0, gen::emit(&r.cond, r.ty, Syntax::Cel));
     }
 
-    let mut rules200_stats: Vec<(&str, Stat)> = Vec::new();
     let mut scratch = nurture::MatchScratch::default();
-    rules200_stats.push((
-        "nurture",
-        measure(&timing, n200.len(), |i| p200.match_event(&n200[i].0, &n200[i].1, now, &mut scratch).rules.len()),
-    ));
-    rules200_stats.push(("native", run_peer(Native, "rules200", &r200, &inputs, &timing, expected)));
-    rules200_stats.push(("cel", run_peer(Cel { env: Arc::new(cel::Env::stdlib()) }, "rules200", &r200, &inputs, &timing, expected)));
-    rules200_stats.push(("rhai", run_peer(Rhai { engine: rhai::Engine::new() }, "rules200", &r200, &inputs, &timing, expected)));
-    rules200_stats.push(("zen", run_peer(Zen { vm: zen_expression::vm::VM::new() }, "rules200", &r200, &inputs, &timing, expected)));
-    rules200_stats.push(("evalexpr", run_peer(Evalexpr, "rules200", &r200, &inputs, &timing, expected)));
+    let mut benches = vec![
+        bench("nurture", n200.len(), |i| p200.match_event(&n200[i].0, &n200[i].1, now, &mut scratch).rules.len()),
+        peer_bench("native", Native, "rules200", &r200, &inputs, expected),
+        peer_bench("cel", Cel { env: Arc::new(cel::Env::stdlib()) }, "rules200", &r200, &inputs, expected),
+        peer_bench("rhai", Rhai { engine: rhai::Engine::new() }, "rules200", &r200, &inputs, expected),
+        peer_bench("zen", Zen { vm: zen_expression::vm::VM::new() }, "rules200", &r200, &inputs, expected),
+        peer_bench("evalexpr", Evalexpr, "rules200", &r200, &inputs, expected),
+        peer_bench("native (run-time closures)", NativeDyn, "rules200", &r200, &inputs, expected),
+    ];
+    println!("  check: all engines agree with the reference on every rule x input of its type ({} inputs); timing...", inputs.len());
+    let mut rules200_stats = measure_all(&timing, &mut benches);
+    drop(benches);
+    let r200_extra = rules200_stats.split_off(ENGINES.len());
     print_table(
         "rules200 — ns per incoming event (candidate rules found and evaluated, matched ids collected), median of samples",
         &rules200_stats,
-        &[],
+        &r200_extra,
     );
     println!("  (peers and native evaluate every rule of the event's type from a per-type Vec; nurture uses match_event and its index)");
+    println!("  (native = one plain Rust fn per rule, written by build.rs; `native (run-time closures)` composes boxed closures, informational only)");
     println!("\nall engines agreed on every input; total run time {:.1?}", started.elapsed());
 
     if json {
