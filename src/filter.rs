@@ -103,6 +103,15 @@ fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Box<Di
         .with_help("declare the field in the schema, or check the spelling")))
 }
 
+/// The widest `within_last` window, in days (a century).
+const MAX_WINDOW_DAYS: i64 = 36_500;
+
+/// "a string", "an int", "an object".
+fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {noun}")
+}
+
 /// A CEL string literal for any text.
 pub(crate) fn string_literal(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -144,7 +153,11 @@ fn literal(value: &serde_json::Value, ty: &Type) -> Result<String, String> {
             let parts: Result<Vec<String>, String> = items.iter().map(|v| literal(v, elem)).collect();
             Ok(format!("[{}]", parts?.join(", ")))
         }
-        (other, ty) => Err(format!("a {} cannot be compared with a {ty} field", json_kind(other))),
+        (other, ty) => Err(format!(
+            "{} cannot be compared with {} field",
+            with_article(json_kind(other)),
+            with_article(&ty.to_string())
+        )),
     }
 }
 
@@ -183,7 +196,10 @@ fn test_to_cel(
     let value = match (&test.value, needs_value) {
         (Some(v), true) => v,
         (None, true) => {
-            diagnostics.push(invalid(format!("`{}` needs a `value`", op.name()), "add a `value` key"));
+            diagnostics.push(invalid(
+                format!("`{}` needs a non-null `value`", op.name()),
+                "add a `value` key; to test for a missing field use `is_empty`",
+            ));
             return None;
         }
         (Some(_), false) => {
@@ -288,26 +304,39 @@ fn test_to_cel(
                 return None;
             }
             let window = match value {
-                serde_json::Value::Number(n) => match n.as_i64().filter(|d| (0..=3_650_000).contains(d)) {
+                serde_json::Value::Number(n) => match n.as_i64().filter(|d| (0..=MAX_WINDOW_DAYS).contains(d)) {
                     Some(days) => format!("duration(\"{}s\")", days * 86_400),
                     None => {
                         diagnostics.push(invalid(
-                            format!("{n} is not a whole number of days"),
+                            format!("{n} is not a whole number of days from 0 to {MAX_WINDOW_DAYS}"),
                             "give days as a non-negative integer, or a duration such as \"36h\"",
                         ));
                         return None;
                     }
                 },
-                serde_json::Value::String(s) => format!("duration({})", string_literal(s)),
+                serde_json::Value::String(s) => match crate::time::Duration::parse(s) {
+                    Ok(d) if !d.is_negative() && d.as_nanos() <= i128::from(MAX_WINDOW_DAYS) * 86_400 * 1_000_000_000 => {
+                        format!("duration({})", string_literal(s))
+                    }
+                    _ => {
+                        diagnostics.push(invalid(
+                            format!("{s:?} is not a duration from 0 to {MAX_WINDOW_DAYS} days"),
+                            "give a duration such as \"36h\" or \"90m\", or a number of days",
+                        ));
+                        return None;
+                    }
+                },
                 other => {
                     diagnostics.push(invalid(
-                        format!("a {} is not a window", json_kind(other)),
+                        format!("{} is not a window", with_article(json_kind(other))),
                         "give days as an integer, or a duration such as \"36h\"",
                     ));
                     return None;
                 }
             };
-            format!("{present} && {f} <= now && now - {f} <= {window}")
+            // `f >= now - window` rather than `now - f <= window`: the difference of two
+            // far-apart instants is a range error, the shifted bound is not.
+            format!("{present} && {f} <= now && {f} >= now - {window}")
         }
         FilterOp::Before | FilterOp::After => {
             if !require(ty == Type::Timestamp, "timestamp", diagnostics) {

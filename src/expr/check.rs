@@ -127,6 +127,15 @@ const KNOWN_FUNCTIONS: &[&str] = &[
     "trim",
 ];
 
+/// Names of CEL types, which CEL also allows as values (`type(x) == int`).
+const TYPE_NAMES: &[&str] = &[
+    "int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type", "dyn",
+    "google",
+];
+
+/// Namespaces of CEL extension libraries, none of which nurture includes.
+const EXTENSION_NAMESPACES: &[&str] = &["math", "optional", "cel", "strings", "base64", "sets", "proto", "encoders"];
+
 /// CEL functions that exist but are outside nurture's subset.
 const UNSUPPORTED_FUNCTIONS: &[&str] = &[
     "dyn",
@@ -336,6 +345,15 @@ impl Checker<'_, '_> {
                             .with_span(k.span),
                         );
                     }
+                    if let Node::Const(key) = &kn {
+                        if nodes.iter().any(|(other, _)| matches!(other, Node::Const(o) if o.cel_eq(key))) {
+                            self.diagnostics.push(
+                                Diagnostic::new(Code::InvalidLiteral, format!("duplicate map key {key}"))
+                                    .with_span(k.span)
+                                    .with_help("each key may appear once in a map literal"),
+                            );
+                        }
+                    }
                     key_ty = Some(key_ty.map_or(kt.clone(), |e| unify(&e, &kt)));
                     value_ty = Some(value_ty.map_or(vt.clone(), |e| unify(&e, &vt)));
                     nodes.push((kn, vn));
@@ -366,6 +384,13 @@ impl Checker<'_, '_> {
                 Diagnostic::new(Code::Unsupported, format!("`{name}` cannot be used as a whole value"))
                     .with_span(span)
                     .with_help(format!("select one of its fields, as in `{name}.field`")),
+            );
+        }
+        if TYPE_NAMES.contains(&name) {
+            return self.error(
+                Diagnostic::new(Code::Unsupported, format!("type values such as `{name}` are not supported"))
+                    .with_span(span)
+                    .with_help("nurture checks types statically; compare values instead of types"),
             );
         }
         let mut candidates = self.names.root_names();
@@ -631,6 +656,20 @@ impl Checker<'_, '_> {
         }
         if function == "has" && target.is_none() {
             return self.has(args, span);
+        }
+        if let Some(Expr { kind: ExprKind::Ident(namespace), .. }) = target {
+            let shadowed = self.scopes.iter().any(|(n, _, _)| n == namespace)
+                || self.names.vars.is_some_and(|v| v.slot(namespace).is_some());
+            if EXTENSION_NAMESPACES.contains(&namespace.as_str()) && !shadowed {
+                return self.error(
+                    Diagnostic::new(
+                        Code::Unsupported,
+                        format!("the CEL extension function `{namespace}.{function}` is outside the subset nurture supports"),
+                    )
+                    .with_span(span)
+                    .with_help("see docs/expressions.md for the supported functions"),
+                );
+            }
         }
         // Check the receiver and arguments first so that errors inside them are reported.
         let recv = target.map(|t| self.check(t));
