@@ -141,11 +141,26 @@ fn time_operators() {
     );
     assert!(matches("seen_at", "within_last", Some(json!("36h")), ts(NOW - 35 * 3600)));
     assert!(!matches("seen_at", "within_last", Some(json!(7)), None));
+    // Centuries ago is simply outside the window, not a range error.
+    assert!(!matches("seen_at", "within_last", Some(json!(7)), ts(-11_000_000_000)));
     assert!(matches("seen_at", "before", Some(json!("2023-01-01T00:00:00Z")), ts(1_600_000_000)));
     assert!(!matches("seen_at", "before", Some(json!("2023-01-01T00:00:00Z")), ts(NOW)));
     assert!(!matches("seen_at", "before", Some(json!("2023-01-01T00:00:00Z")), None));
     assert!(matches("seen_at", "after", Some(json!("2023-01-01T00:00:00Z")), ts(NOW)));
     assert!(!matches("seen_at", "after", Some(json!("2023-01-01T00:00:00Z")), None));
+}
+
+#[test]
+fn within_last_windows_are_validated() {
+    for window in [json!(-1), json!(1.5), json!(100_000), json!("-1h"), json!("soon"), json!(true)] {
+        let doc = json!({
+            "version": 1,
+            "schema": {"contact": {"seen_at": "timestamp"}, "events": {"ping": {}}},
+            "rules": [{"id": "r", "on": "ping", "filter": {"field": "contact.seen_at", "op": "within_last", "value": window}}]
+        });
+        let err = Program::from_json(&doc.to_string()).unwrap_err();
+        assert_eq!(err.diagnostics[0].path, "/rules/0/filter/value", "{window}");
+    }
 }
 
 #[test]
