@@ -15,6 +15,11 @@ use crate::program::Rule;
 use crate::schema::{Event, Schema, Slot};
 use crate::value::Value;
 
+/// How many rules of one event type must test the same property before it gets a hash
+/// table; below this, evaluating their (fused, cheap) equality tests directly is faster
+/// than hashing the event's value.
+const MIN_RULES_PER_TABLE: usize = 8;
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleIndex {
     by_type: Vec<TypeRules>,
@@ -87,9 +92,11 @@ impl RuleIndex {
             let i = i as u32;
             let t = rule.event_type().get();
             let counts = &slot_counts[t];
-            // The most widely shared slot gives the fewest, fullest tables.
+            // The most widely shared slot gives the fewest, fullest tables. A slot few
+            // rules test is not worth a hash: testing those rules directly is cheaper.
             let best = discs
                 .into_iter()
+                .filter(|(slot, _)| counts.get(slot).copied().unwrap_or(0) >= MIN_RULES_PER_TABLE)
                 .max_by_key(|(slot, _)| (counts.get(slot).copied().unwrap_or(0), std::cmp::Reverse(*slot)));
             let type_rules = &mut by_type[t];
             match best {
