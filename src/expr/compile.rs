@@ -13,6 +13,59 @@ use crate::expr::ir::{BinOp, Func, Node, Scope};
 use crate::schema::Slot;
 use crate::value::{cmp_int_double, Value};
 
+/// A string constant prepared for fast comparison: strings of up to 16 bytes are
+/// compared as their length and two machine words, with no loop and no call.
+#[derive(Clone, Debug)]
+pub(crate) struct Literal {
+    text: Arc<str>,
+    /// `pack(text)` when the text is at most 16 bytes long.
+    packed: Option<(u64, u64)>,
+}
+
+impl Literal {
+    pub(crate) fn new(text: Arc<str>) -> Literal {
+        let packed = pack(text.as_bytes());
+        Literal { text, packed }
+    }
+
+    pub(crate) fn text(&self) -> &Arc<str> {
+        &self.text
+    }
+
+    #[inline(always)]
+    fn matches(&self, s: &[u8]) -> bool {
+        if s.len() != self.text.len() {
+            return false;
+        }
+        match self.packed {
+            Some(words) => pack(s) == Some(words),
+            None => s == self.text.as_bytes(),
+        }
+    }
+}
+
+/// Two words that, together with the length, identify a string of at most 16 bytes:
+/// overlapping loads of its first and last bytes.
+#[inline(always)]
+fn pack(s: &[u8]) -> Option<(u64, u64)> {
+    let n = s.len();
+    macro_rules! word {
+        ($t:ty, $w:expr, $at:expr) => {{
+            let mut buf = [0u8; $w];
+            buf.copy_from_slice(&s[$at..$at + $w]);
+            u64::from(<$t>::from_le_bytes(buf))
+        }};
+    }
+    Some(match n {
+        0 => (0, 0),
+        1 => (u64::from(s[0]), 0),
+        2..=3 => (word!(u16, 2, 0), word!(u16, 2, n - 2)),
+        4..=7 => (word!(u32, 4, 0), word!(u32, 4, n - 4)),
+        8..=16 => (word!(u64, 8, 0), word!(u64, 8, n - 8)),
+        _ => return None,
+    })
+}
+
 /// A string test against a constant.
 #[derive(Clone, Debug)]
 pub(crate) enum StrTest {
@@ -33,6 +86,13 @@ pub(crate) struct FieldRef {
 
 impl FieldRef {
     #[inline(always)]
+    fn value<'a>(&self, act: &Activation<'a>) -> Option<&'a Value> {
+        match act.scope(self.scope).get(usize::from(self.slot)) {
+            Some(Some(v)) => Some(v),
+            _ => None,
+        }
+    }
+
     fn get<'a>(&self, act: &Activation<'a>) -> Result<&'a Value, EvalError> {
         match act.scope(self.scope).get(usize::from(self.slot)) {
             Some(Some(v)) => Ok(v),
@@ -58,8 +118,8 @@ pub(crate) enum Pred {
     BoolField(FieldRef),
     IntCmp(FieldRef, BinOp, i64),
     DoubleCmp(FieldRef, BinOp, f64),
-    StrEq(FieldRef, Arc<str>, bool),
-    StrIn(FieldRef, Box<[Arc<str>]>),
+    StrEq(FieldRef, Literal, bool),
+    StrIn(FieldRef, Box<[Literal]>),
     Str(FieldRef, StrTest),
     /// Anything else, on the general evaluator.
     General(Box<Node>, usize),
@@ -108,7 +168,9 @@ fn lower_binary(op: BinOp, lhs: &Node, rhs: &Node) -> Option<Pred> {
         _ => return None,
     };
     match (op, k) {
-        (BinOp::Eq | BinOp::Ne, Value::String(s)) => Some(Pred::StrEq(f, s.clone(), op == BinOp::Eq)),
+        (BinOp::Eq | BinOp::Ne, Value::String(s)) => {
+            Some(Pred::StrEq(f, Literal::new(s.clone()), op == BinOp::Eq))
+        }
         (BinOp::In, Value::List(items)) => {
             let strings: Option<Vec<Arc<str>>> = items
                 .iter()
@@ -117,7 +179,7 @@ fn lower_binary(op: BinOp, lhs: &Node, rhs: &Node) -> Option<Pred> {
                     _ => None,
                 })
                 .collect();
-            strings.map(|s| Pred::StrIn(f, s.into()))
+            strings.map(|s| Pred::StrIn(f, s.into_iter().map(Literal::new).collect()))
         }
         (BinOp::In, _) => None,
         (_, Value::Int(k)) => Some(Pred::IntCmp(f, op, *k)),
@@ -152,101 +214,200 @@ fn not_bool(op: &'static str) -> EvalError {
     EvalError::new(EvalErrorKind::NoMatchingOverload, op)
 }
 
+/// A condition's outcome without the error's details, small enough for registers. When
+/// it is `Error`, [`Pred::explain`] recomputes the condition to build the error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tri {
+    False,
+    True,
+    Error,
+}
+
+impl From<bool> for Tri {
+    #[inline(always)]
+    fn from(b: bool) -> Tri {
+        if b {
+            Tri::True
+        } else {
+            Tri::False
+        }
+    }
+}
+
+impl From<Result<bool, EvalError>> for Tri {
+    #[inline(always)]
+    fn from(r: Result<bool, EvalError>) -> Tri {
+        match r {
+            Ok(b) => Tri::from(b),
+            Err(_) => Tri::Error,
+        }
+    }
+}
+
 impl Pred {
     /// Evaluates the condition with CEL semantics: `&&` / `||` absorb an error when
     /// another operand decides the result.
     pub(crate) fn test(&self, act: &Activation<'_>) -> Result<bool, EvalError> {
-        match self {
-            Pred::And(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    match item.test_leaf(act) {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(false),
-                        Err(e) => return absorb(&items[i + 1..], e, false, act),
-                    }
-                }
-                Ok(true)
-            }
-            Pred::Or(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    match item.test_leaf(act) {
-                        Ok(false) => {}
-                        Ok(true) => return Ok(true),
-                        Err(e) => return absorb(&items[i + 1..], e, true, act),
-                    }
-                }
-                Ok(false)
-            }
-            Pred::Not(inner) => inner.test(act).map(|b| !b),
-            leaf => leaf.test_leaf(act),
+        match self.quick(act) {
+            Tri::True => Ok(true),
+            Tri::False => Ok(false),
+            Tri::Error => self.explain(act),
         }
     }
 
-    /// Leaves inline into the `&&` / `||` loops; groups recurse through [`Pred::test`].
-    #[inline(always)]
-    fn test_leaf(&self, act: &Activation<'_>) -> Result<bool, EvalError> {
+    /// The outcome, with `&&` / `||` absorbing errors, and no error built.
+    #[inline]
+    fn quick(&self, act: &Activation<'_>) -> Tri {
         match self {
-            Pred::StrEq(f, k, eq) => match f.get(act)? {
-                Value::String(s) => Ok(bytes_eq(s.as_bytes(), k.as_bytes()) == *eq),
-                other => Ok(cold_eq(other, k) == *eq),
-            },
-            Pred::IntCmp(f, op, k) => match f.get(act)? {
-                Value::Int(v) => Ok(int_op(*op, v.cmp(k))),
-                Value::Double(v) => Ok(match cmp_int_double(*k, *v) {
-                    Some(ord) => int_op(*op, ord.reverse()),
-                    None => *op == BinOp::Ne,
-                }),
-                other => general_cmp(*op, other, &Value::Int(*k)),
-            },
-            Pred::StrIn(f, set) => match f.get(act)? {
-                Value::String(s) => {
-                    let s = s.as_bytes();
-                    Ok(set.iter().any(|k| bytes_eq(s, k.as_bytes())))
+            Pred::And(items) => {
+                let mut failed = false;
+                for item in items.iter() {
+                    match item.quick_leaf(act) {
+                        Tri::True => {}
+                        Tri::False => return Tri::False,
+                        Tri::Error => failed = true,
+                    }
                 }
-                _ => Ok(false),
+                if failed {
+                    Tri::Error
+                } else {
+                    Tri::True
+                }
+            }
+            Pred::Or(items) => {
+                let mut failed = false;
+                for item in items.iter() {
+                    match item.quick_leaf(act) {
+                        Tri::False => {}
+                        Tri::True => return Tri::True,
+                        Tri::Error => failed = true,
+                    }
+                }
+                if failed {
+                    Tri::Error
+                } else {
+                    Tri::False
+                }
+            }
+            Pred::Not(inner) => match inner.quick(act) {
+                Tri::True => Tri::False,
+                Tri::False => Tri::True,
+                Tri::Error => Tri::Error,
             },
-            Pred::Str(f, test) => match f.get(act)? {
-                Value::String(s) => Ok(match test {
+            leaf => leaf.quick_leaf(act),
+        }
+    }
+
+    /// Leaves, inlined into the `&&` / `||` loops; groups recurse through `quick`.
+    #[inline(always)]
+    fn quick_leaf(&self, act: &Activation<'_>) -> Tri {
+        match self {
+            Pred::StrEq(f, k, eq) => match f.value(act) {
+                Some(Value::String(s)) => Tri::from(k.matches(s.as_bytes()) == *eq),
+                Some(other) => Tri::from(cold_eq(other, k.text()) == *eq),
+                None => Tri::Error,
+            },
+            Pred::IntCmp(f, op, k) => match f.value(act) {
+                Some(Value::Int(v)) => Tri::from(int_op(*op, v.cmp(k))),
+                Some(other) => Tri::from(int_cmp_other(*op, other, *k)),
+                None => Tri::Error,
+            },
+            Pred::StrIn(f, set) => match f.value(act) {
+                Some(Value::String(s)) => {
+                    let s = s.as_bytes();
+                    let packed = pack(s);
+                    Tri::from(set.iter().any(|k| match (k.packed, packed) {
+                        (Some(a), Some(b)) => s.len() == k.text.len() && a == b,
+                        _ => k.matches(s),
+                    }))
+                }
+                Some(_) => Tri::False,
+                None => Tri::Error,
+            },
+            Pred::Str(f, test) => match f.value(act) {
+                Some(Value::String(s)) => Tri::from(match test {
                     StrTest::Contains(finder) => contains(s.as_bytes(), finder),
                     StrTest::StartsWith(k) => s.as_bytes().starts_with(k.as_bytes()),
                     StrTest::EndsWith(k) => s.as_bytes().ends_with(k.as_bytes()),
                     StrTest::Matches(re) => regex_match(re, s),
                 }),
-                _ => Err(not_bool("a string function")),
+                _ => Tri::Error,
             },
-            Pred::DoubleCmp(f, op, k) => match f.get(act)? {
-                Value::Double(v) => Ok(match v.partial_cmp(k) {
+            Pred::DoubleCmp(f, op, k) => match f.value(act) {
+                Some(Value::Double(v)) => Tri::from(match v.partial_cmp(k) {
                     Some(ord) => int_op(*op, ord),
                     None => *op == BinOp::Ne,
                 }),
-                other => general_cmp(*op, other, &Value::Double(*k)),
+                Some(other) => Tri::from(general_cmp(*op, other, &Value::Double(*k))),
+                None => Tri::Error,
             },
+            Pred::BoolField(f) => match f.value(act) {
+                Some(Value::Bool(b)) => Tri::from(*b),
+                _ => Tri::Error,
+            },
+            Pred::Has(scope, slot) => {
+                Tri::from(matches!(act.scope(*scope).get(usize::from(*slot)), Some(Some(_))))
+            }
+            Pred::Const(b) => Tri::from(*b),
+            Pred::General(node, locals) => Tri::from(general(node, *locals, act)),
+            group => group.quick(act),
+        }
+    }
+
+    /// Recomputes a condition whose quick outcome was an error, with full detail. Gives
+    /// the same outcome as `quick`, and the error the first failing operand raised.
+    #[cold]
+    #[inline(never)]
+    fn explain(&self, act: &Activation<'_>) -> Result<bool, EvalError> {
+        match self {
+            Pred::And(items) | Pred::Or(items) => {
+                let decisive = matches!(self, Pred::Or(_));
+                let mut first = None;
+                for item in items.iter() {
+                    match item.test(act) {
+                        Ok(b) if b == decisive => return Ok(decisive),
+                        Ok(_) => {}
+                        Err(e) => first = first.or(Some(e)),
+                    }
+                }
+                first.map_or(Ok(!decisive), Err)
+            }
+            Pred::Not(inner) => inner.test(act).map(|b| !b),
+            Pred::StrEq(f, k, eq) => match f.get(act)? {
+                Value::String(s) => Ok(k.matches(s.as_bytes()) == *eq),
+                other => Ok(cold_eq(other, k.text()) == *eq),
+            },
+            Pred::IntCmp(f, op, k) => int_cmp_other(*op, f.get(act)?, *k),
+            Pred::StrIn(f, set) => match f.get(act)? {
+                Value::String(s) => Ok(set.iter().any(|k| k.matches(s.as_bytes()))),
+                _ => Ok(false),
+            },
+            Pred::Str(f, _) => match f.get(act)? {
+                Value::String(_) => Ok(self.quick_leaf(act) == Tri::True),
+                _ => Err(not_bool("a string function")),
+            },
+            Pred::DoubleCmp(f, op, k) => general_cmp(*op, f.get(act)?, &Value::Double(*k)),
             Pred::BoolField(f) => match f.get(act)? {
                 Value::Bool(b) => Ok(*b),
                 _ => Err(not_bool("a condition")),
             },
-            Pred::Has(scope, slot) => {
-                Ok(matches!(act.scope(*scope).get(usize::from(*slot)), Some(Some(_))))
-            }
-            Pred::Const(b) => Ok(*b),
+            Pred::Has(..) | Pred::Const(_) => Ok(self.quick_leaf(act) == Tri::True),
             Pred::General(node, locals) => general(node, *locals, act),
-            group => group.test(act),
         }
     }
 }
 
-/// The rest of an `&&` (`decisive` false) or `||` (`decisive` true) after an operand
-/// failed: a decisive operand still decides, otherwise the first error stands. Kept out
-/// of line so the common path stays small.
-#[cold]
+/// An int constant compared with a value that is not an int.
 #[inline(never)]
-fn absorb(rest: &[Pred], first: EvalError, decisive: bool, act: &Activation<'_>) -> Result<bool, EvalError> {
-    for item in rest {
-        if item.test(act) == Ok(decisive) {
-            return Ok(decisive);
-        }
+fn int_cmp_other(op: BinOp, value: &Value, k: i64) -> Result<bool, EvalError> {
+    match value {
+        Value::Int(v) => Ok(int_op(op, v.cmp(&k))),
+        Value::Double(v) => Ok(match cmp_int_double(k, *v) {
+            Some(ord) => int_op(op, ord.reverse()),
+            None => op == BinOp::Ne,
+        }),
+        other => general_cmp(op, other, &Value::Int(k)),
     }
-    Err(first)
 }
 
 #[inline(never)]

@@ -118,7 +118,8 @@ pub const TITLES: [&str; 10] = [
 pub const TITLE_WORDS: [&str; 6] = ["VP", "Director", "Head", "Manager", "Chief", "Engineer"];
 pub const SENIORITY: [&str; 4] = ["executive", "director", "manager", "individual"];
 pub const COUNTRIES: [&str; 10] = ["US", "CA", "GB", "DE", "FR", "NL", "SE", "JP", "BR", "IN"];
-pub const INDUSTRIES: [&str; 6] = ["software", "finance", "healthcare", "retail", "manufacturing", "education"];
+pub const INDUSTRIES: [&str; 6] =
+    ["software", "finance", "healthcare", "retail", "manufacturing", "education"];
 pub const STAGES: [&str; 6] = ["subscriber", "lead", "mql", "sql", "opportunity", "customer"];
 const SIZES: [i64; 9] = [5, 20, 50, 120, 300, 800, 1500, 5000, 20000];
 
@@ -317,7 +318,11 @@ fn leaf(rng: &mut Rng) -> Cond {
         3 => {
             let op = *rng.pick(&[Op::Ge, Op::Gt, Op::Lt, Op::Le]);
             if rng.chance(50) {
-                Cond::Cmp(F::C(7), op, V::D(*rng.pick(&[1_000_000.0, 5_000_000.0, 10_000_000.0, 25_000_000.0])))
+                Cond::Cmp(
+                    F::C(7),
+                    op,
+                    V::D(*rng.pick(&[1_000_000.0, 5_000_000.0, 10_000_000.0, 25_000_000.0])),
+                )
             } else {
                 Cond::Cmp(F::C(8), op, V::D(*rng.pick(&[25.5, 50.5, 75.5])))
             }
@@ -445,7 +450,9 @@ pub fn emit(c: &Cond, ty: usize, syn: Syntax) -> String {
     match c {
         Cond::Cmp(f, op, v) => format!("{} {} {}", field_name(*f, ty, syn), op.sym(), lit(v)),
         Cond::In(f, items) => match syn {
-            Syntax::Evalexpr => format!("contains({}, {})", str_list(items, "(", ")"), field_name(*f, ty, syn)),
+            Syntax::Evalexpr => {
+                format!("contains({}, {})", str_list(items, "(", ")"), field_name(*f, ty, syn))
+            }
             _ => format!("{} in {}", field_name(*f, ty, syn), str_list(items, "[", "]")),
         },
         Cond::Contains(f, s) => match syn {
@@ -513,9 +520,11 @@ pub fn describe(input: &Input) -> String {
         V::I(i) => i.to_string(),
         V::D(d) => format!("{d:?}"),
     };
-    let c: Vec<String> = CONTACT.iter().zip(&input.contact.0).map(|((n, _), v)| format!("{n}={}", fmt(v))).collect();
+    let c: Vec<String> =
+        CONTACT.iter().zip(&input.contact.0).map(|((n, _), v)| format!("{n}={}", fmt(v))).collect();
     let (tn, props) = EVENT_TYPES[input.event.ty];
-    let e: Vec<String> = props.iter().zip(&input.event.props).map(|(n, v)| format!("{n}={}", fmt(v))).collect();
+    let e: Vec<String> =
+        props.iter().zip(&input.event.props).map(|(n, v)| format!("{n}={}", fmt(v))).collect();
     format!("event {tn} {{{}}} contact {{{}}}", e.join(", "), c.join(", "))
 }
 
@@ -540,7 +549,11 @@ pub fn emit_rust(c: &Cond) -> String {
         }
         Cond::Contains(f, s) => format!("{}.contains(\"{s}\")", field(*f)),
         Cond::StartsWith(f, s) => format!("{}.starts_with(\"{s}\")", field(*f)),
-        Cond::And(items) => items.iter().map(|i| format!("({})", emit_rust(i))).collect::<Vec<_>>().join(" && "),
-        Cond::Or(items) => items.iter().map(|i| format!("({})", emit_rust(i))).collect::<Vec<_>>().join(" || "),
+        Cond::And(items) => {
+            items.iter().map(|i| format!("({})", emit_rust(i))).collect::<Vec<_>>().join(" && ")
+        }
+        Cond::Or(items) => {
+            items.iter().map(|i| format!("({})", emit_rust(i))).collect::<Vec<_>>().join(" || ")
+        }
     }
 }

@@ -409,8 +409,11 @@ impl Engine for Evalexpr {
         // `str::regex_matches` compiles the regex on every call): register two.
         ctx.set_function("str::contains".into(), Function::new(|a| evalexpr_str2(a, |x, y| x.contains(y))))
             .unwrap();
-        ctx.set_function("str::starts_with".into(), Function::new(|a| evalexpr_str2(a, |x, y| x.starts_with(y))))
-            .unwrap();
+        ctx.set_function(
+            "str::starts_with".into(),
+            Function::new(|a| evalexpr_str2(a, |x, y| x.starts_with(y))),
+        )
+        .unwrap();
         ctx
     }
     #[inline]
@@ -427,8 +430,11 @@ fn nurture_doc(rules: &[RuleSpec]) -> String {
     let events: serde_json::Map<String, serde_json::Value> = EVENT_TYPES
         .iter()
         .map(|(t, props)| {
-            let p: serde_json::Map<String, serde_json::Value> =
-                props.iter().zip(gen::EVENT_KINDS).map(|(n, k)| (n.to_string(), k.nurture_type().into())).collect();
+            let p: serde_json::Map<String, serde_json::Value> = props
+                .iter()
+                .zip(gen::EVENT_KINDS)
+                .map(|(n, k)| (n.to_string(), k.nurture_type().into()))
+                .collect();
             (t.to_string(), serde_json::Value::Object(p))
         })
         .collect();
@@ -651,7 +657,13 @@ fn measure_all(t: &Timing, benches: &mut [Bench<'_>]) -> Vec<(&'static str, Stat
 }
 
 #[inline(never)]
-fn batch<F: FnMut(usize) -> usize>(f: &mut F, iters: u64, n: usize, idx: &mut usize, acc: &mut usize) -> Duration {
+fn batch<F: FnMut(usize) -> usize>(
+    f: &mut F,
+    iters: u64,
+    n: usize,
+    idx: &mut usize,
+    acc: &mut usize,
+) -> Duration {
     let mut i = *idx;
     let mut a = *acc;
     let start = Instant::now();
@@ -684,7 +696,12 @@ fn peer_bench<E: Engine + 'static>(
         .iter()
         .map(|r| {
             engine.compile(r).unwrap_or_else(|e| {
-                fail(format!("[{scenario}] engine `{}` cannot compile rule `{}`: {e}\n  rule: {}", E::NAME, r.id, E::source(r)))
+                fail(format!(
+                    "[{scenario}] engine `{}` cannot compile rule `{}`: {e}\n  rule: {}",
+                    E::NAME,
+                    r.id,
+                    E::source(r)
+                ))
             })
         })
         .collect();
@@ -707,8 +724,8 @@ fn peer_bench<E: Engine + 'static>(
         let mut out: Vec<u32> = Vec::with_capacity(64);
         // The timed path itself produces the expected number of matches.
         let mut total = 0;
-        for i in 0..prepared.len() {
-            total += eval_grouped(&mut engine, &by_type, &mut prepared[i], &mut out);
+        for input in prepared.iter_mut() {
+            total += eval_grouped(&mut engine, &by_type, input, &mut out);
         }
         assert_eq!(total, expected_matches, "{} grouped match count", E::NAME);
         bench(name, n, move |i| eval_grouped(&mut engine, &by_type, &mut prepared[i], &mut out))
@@ -738,7 +755,11 @@ const ENGINES: [&str; 6] = ["nurture", "native", "cel", "rhai", "zen", "evalexpr
 
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn print_table(title: &str, stats: &[(&str, Stat)], extra: &[(&str, Stat)]) {
@@ -760,7 +781,10 @@ fn print_table(title: &str, stats: &[(&str, Stat)], extra: &[(&str, Stat)]) {
 
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
-    let timing = Timing { sample: Duration::from_millis(arg("--sample-ms", 1000)), reps: arg("--reps", 5usize).max(1) };
+    let timing = Timing {
+        sample: Duration::from_millis(arg("--sample-ms", 1000)),
+        reps: arg("--reps", 5usize).max(1),
+    };
     let now = nurture::Timestamp::from_unix(1_700_000_000, 0).unwrap();
     let started = Instant::now();
 
@@ -769,8 +793,12 @@ fn main() {
     let r4 = vec![gen::rule4()];
     let r4_inputs = gen::rule4_inputs(&mut rng, 64);
     let r4_holds = r4_inputs.iter().filter(|i| gen::reference_eval(&r4[0].cond, i)).count();
-    println!("rule4: 1 rule, 4 conditions; {} prepared inputs, cycled ({} hold, {} fail the first condition)",
-        r4_inputs.len(), r4_holds, r4_inputs.len() - r4_holds);
+    println!(
+        "rule4: 1 rule, 4 conditions; {} prepared inputs, cycled ({} hold, {} fail the first condition)",
+        r4_inputs.len(),
+        r4_holds,
+        r4_inputs.len() - r4_holds
+    );
     println!("  CEL (nurture, cel): {}", gen::emit(&r4[0].cond, 0, Syntax::Cel));
     println!("  rhai:               {}", gen::emit(&r4[0].cond, 0, Syntax::Rhai));
     println!("  zen:                {}", gen::emit(&r4[0].cond, 0, Syntax::Zen));
@@ -780,8 +808,10 @@ fn main() {
     let p4 = nurture_compile(&r4);
     let n4 = nurture_prepare(&p4, &r4_inputs);
     let cond4 = p4.rules()[0].condition().expect("rule4 has a condition");
-    let acts4: Vec<nurture::expr::Activation<'_>> =
-        n4.iter().map(|(c, e)| nurture::expr::Activation::new().with_contact(c).with_event(e).with_now(now)).collect();
+    let acts4: Vec<nurture::expr::Activation<'_>> = n4
+        .iter()
+        .map(|(c, e)| nurture::expr::Activation::new().with_contact(c).with_event(e).with_now(now))
+        .collect();
     for (i, input) in r4_inputs.iter().enumerate() {
         let want = gen::reference_eval(&r4[0].cond, input);
         match cond4.eval_bool(&acts4[i]) {
@@ -798,7 +828,10 @@ fn main() {
     for (i, input) in r4_inputs.iter().enumerate() {
         let want = gen::reference_eval(&r4[0].cond, input);
         if rule4_native(&nat4[i].0, &nat4[i].1) != want {
-            fail(format!("[rule4] hand-written native closure disagrees with the spec for input #{i}: {}", gen::describe(input)));
+            fail(format!(
+                "[rule4] hand-written native closure disagrees with the spec for input #{i}: {}",
+                gen::describe(input)
+            ));
         }
     }
 
@@ -812,13 +845,19 @@ fn main() {
         peer_bench("evalexpr", Evalexpr, "rule4", &r4, &r4_inputs, r4_holds),
         // For information: the same rule through match_event, where the index
         // resolves `event.url == "/pricing"` with one hash lookup.
-        bench("nurture (match_event)", n4.len(), |i| p4.match_event(&n4[i].0, &n4[i].1, now, &mut scratch).rules.len()),
+        bench("nurture (match_event)", n4.len(), |i| {
+            p4.match_event(&n4[i].0, &n4[i].1, now, &mut scratch).rules.len()
+        }),
     ];
     println!("  check: all engines agree with the reference on all {} inputs; timing...", r4_inputs.len());
     let mut rule4_stats = measure_all(&timing, &mut benches);
     drop(benches);
     let r4_extra = rule4_stats.split_off(ENGINES.len());
-    print_table("rule4 — ns per evaluation (one input, one rule), median of samples", &rule4_stats, &r4_extra);
+    print_table(
+        "rule4 — ns per evaluation (one input, one rule), median of samples",
+        &rule4_stats,
+        &r4_extra,
+    );
     println!("  (nurture = Expression::eval_bool on the compiled condition; `nurture (match_event)` adds the index, informational only)");
 
     // ---------------- rules200 ----------------
@@ -828,8 +867,9 @@ fn main() {
     let p200 = nurture_compile(&r200);
     let n200 = nurture_prepare(&p200, &inputs);
     let (expected, evaluated) = check_nurture_rules("rules200", &p200, &r200, &inputs, &n200, now);
-    let per_type_avg: f64 = inputs.iter().map(|i| r200.iter().filter(|r| r.ty == i.event.ty).count()).sum::<usize>() as f64
-        / inputs.len() as f64;
+    let per_type_avg: f64 =
+        inputs.iter().map(|i| r200.iter().filter(|r| r.ty == i.event.ty).count()).sum::<usize>() as f64
+            / inputs.len() as f64;
     let with_disc = r200
         .iter()
         .filter(|r| matches!(&r.cond, Cond::And(p) if matches!(p[0], Cond::Cmp(F::E(0), Op::Eq, _) | Cond::In(F::E(0), _))))
@@ -850,7 +890,9 @@ fn main() {
 
     let mut scratch = nurture::MatchScratch::default();
     let mut benches = vec![
-        bench("nurture", n200.len(), |i| p200.match_event(&n200[i].0, &n200[i].1, now, &mut scratch).rules.len()),
+        bench("nurture", n200.len(), |i| {
+            p200.match_event(&n200[i].0, &n200[i].1, now, &mut scratch).rules.len()
+        }),
         peer_bench("native", Native, "rules200", &r200, &inputs, expected),
         peer_bench("cel", Cel { env: Arc::new(cel::Env::stdlib()) }, "rules200", &r200, &inputs, expected),
         peer_bench("rhai", Rhai { engine: rhai::Engine::new() }, "rules200", &r200, &inputs, expected),
