@@ -61,14 +61,6 @@ impl Rule {
     pub(crate) fn pred(&self) -> Option<&Pred> {
         self.condition.as_ref().and_then(Expression::pred)
     }
-
-    /// Evaluates the condition.
-    pub(crate) fn test(&self, activation: &Activation<'_>) -> Result<bool, EvalError> {
-        match self.pred() {
-            Some(pred) => pred.test(activation),
-            None => Ok(true),
-        }
-    }
 }
 
 /// Position of a rule in its program, in declaration order.
@@ -110,6 +102,9 @@ pub struct Program {
     name: Option<String>,
     schema: Arc<Schema>,
     rules: Vec<Rule>,
+    /// Each rule's condition, packed densely apart from the rest of the rule so that
+    /// matching touches only what it evaluates. `Const(true)` for a rule with none.
+    conditions: Vec<Pred>,
     index: RuleIndex,
 }
 
@@ -257,7 +252,8 @@ impl Program {
             return Err(CompileError::new(diagnostics));
         }
         let index = RuleIndex::build(&schema, &rules);
-        Ok(Program { name: def.name.clone(), schema, rules, index })
+        let conditions = rules.iter().map(|r| r.pred().cloned().unwrap_or(Pred::Const(true))).collect();
+        Ok(Program { name: def.name.clone(), schema, rules, conditions, index })
     }
 
     /// Reads and compiles a JSON rule-set document.
@@ -359,8 +355,10 @@ impl Program {
         scratch.matched.clear();
         scratch.errors.clear();
         for &i in &scratch.candidates {
-            let rule = &self.rules[i as usize];
-            match rule.test(activation) {
+            let Some(condition) = self.conditions.get(i as usize) else {
+                continue;
+            };
+            match condition.test(activation) {
                 Ok(true) => scratch.matched.push(RuleIndexId(i)),
                 Ok(false) => {}
                 Err(e) => scratch.errors.push((RuleIndexId(i), e)),
