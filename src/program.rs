@@ -166,6 +166,7 @@ impl Program {
             return Err(CompileError::new(diagnostics));
         }
         let mut rules = Vec::with_capacity(def.rules.len());
+        let regexes = crate::expr::check::RegexCache::default();
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(def.rules.len());
         for (i, rule) in def.rules.iter().enumerate() {
             let path = format!("/rules/{i}");
@@ -198,6 +199,7 @@ impl Program {
                 scores: Some(schema.scores()),
                 vars: None,
                 now: true,
+                regexes: Some(&regexes),
             };
             let source = match (&rule.when, &rule.filter) {
                 (Some(_), Some(_)) => {

@@ -24,7 +24,13 @@ pub(crate) struct Names<'a> {
     pub(crate) vars: Option<&'a FieldSet>,
     /// `now`
     pub(crate) now: bool,
+    /// Regular expressions already compiled for this rule set, by pattern: rule sets
+    /// repeat patterns, and compiling one is the costliest step of checking.
+    pub(crate) regexes: Option<&'a RegexCache>,
 }
+
+/// Compiled regular expressions shared by the expressions of one rule set.
+pub(crate) type RegexCache = std::cell::RefCell<hashbrown::HashMap<String, Arc<regex::Regex>>>;
 
 impl<'a> Names<'a> {
     fn record(&self, name: &str) -> Option<(Scope, &'a FieldSet)> {
@@ -710,8 +716,8 @@ impl Checker<'_, '_> {
                     "startsWith" => Func::StartsWith,
                     "endsWith" => Func::EndsWith,
                     _ => match &all[1].0 {
-                        Node::Const(Value::String(pattern)) => match compile_regex(pattern) {
-                            Ok(re) => Func::MatchesConst(Arc::new(re)),
+                        Node::Const(Value::String(pattern)) => match self.regex(pattern) {
+                            Ok(re) => Func::MatchesConst(re),
                             Err(e) => {
                                 let arg_span = if target.is_some() { args[0].span } else { args[1].span };
                                 let first = e.lines().last().unwrap_or("invalid pattern").trim().to_string();
@@ -1075,6 +1081,20 @@ impl Checker<'_, '_> {
             map: map.map(|(n, _)| n),
         }));
         (node, ty)
+    }
+
+    /// A compiled pattern, from the rule set's cache when it has one.
+    fn regex(&self, pattern: &str) -> Result<Arc<regex::Regex>, String> {
+        if let Some(cache) = self.names.regexes {
+            if let Some(re) = cache.borrow().get(pattern) {
+                return Ok(re.clone());
+            }
+        }
+        let re = Arc::new(compile_regex(pattern)?);
+        if let Some(cache) = self.names.regexes {
+            cache.borrow_mut().insert(pattern.to_string(), re.clone());
+        }
+        Ok(re)
     }
 
     fn alloc_local(&mut self) -> Option<u16> {
