@@ -97,10 +97,12 @@ fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Box<Di
             _ => {}
         }
     }
-    Err(Box::new(Diagnostic::new(Code::UnknownField, format!("no field `{name}` on `{root}`"))
-        .with_path(format!("{path}/field"))
-        .with_did_you_mean(fields.suggest(name).map(|n| format!("{root}.{n}")))
-        .with_help("declare the field in the schema, or check the spelling")))
+    Err(Box::new(
+        Diagnostic::new(Code::UnknownField, format!("no field `{name}` on `{root}`"))
+            .with_path(format!("{path}/field"))
+            .with_did_you_mean(fields.suggest(name).map(|n| format!("{root}.{n}")))
+            .with_help("declare the field in the schema, or check the spelling"),
+    ))
 }
 
 /// The widest `within_last` window, in days (a century).
@@ -304,18 +306,23 @@ fn test_to_cel(
                 return None;
             }
             let window = match value {
-                serde_json::Value::Number(n) => match n.as_i64().filter(|d| (0..=MAX_WINDOW_DAYS).contains(d)) {
-                    Some(days) => format!("duration(\"{}s\")", days * 86_400),
-                    None => {
-                        diagnostics.push(invalid(
-                            format!("{n} is not a whole number of days from 0 to {MAX_WINDOW_DAYS}"),
-                            "give days as a non-negative integer, or a duration such as \"36h\"",
-                        ));
-                        return None;
+                serde_json::Value::Number(n) => {
+                    match n.as_i64().filter(|d| (0..=MAX_WINDOW_DAYS).contains(d)) {
+                        Some(days) => format!("duration(\"{}s\")", days * 86_400),
+                        None => {
+                            diagnostics.push(invalid(
+                                format!("{n} is not a whole number of days from 0 to {MAX_WINDOW_DAYS}"),
+                                "give days as a non-negative integer, or a duration such as \"36h\"",
+                            ));
+                            return None;
+                        }
                     }
-                },
+                }
                 serde_json::Value::String(s) => match crate::time::Duration::parse(s) {
-                    Ok(d) if !d.is_negative() && d.as_nanos() <= i128::from(MAX_WINDOW_DAYS) * 86_400 * 1_000_000_000 => {
+                    Ok(d)
+                        if !d.is_negative()
+                            && d.as_nanos() <= i128::from(MAX_WINDOW_DAYS) * 86_400 * 1_000_000_000 =>
+                    {
                         format!("duration({})", string_literal(s))
                     }
                     _ => {

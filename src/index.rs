@@ -58,7 +58,8 @@ fn discriminators(pred: &Pred) -> Vec<(Slot, Vec<Literal>)> {
                 Some((f.slot, vec![Literal::Str(Box::from(&**k.text()))]))
             }
             Pred::StrIn(f, set) if f.scope == Scope::Event => {
-                let mut lits: Vec<Literal> = set.iter().map(|k| Literal::Str(Box::from(&**k.text()))).collect();
+                let mut lits: Vec<Literal> =
+                    set.iter().map(|k| Literal::Str(Box::from(&**k.text()))).collect();
                 lits.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
                 lits.dedup();
                 Some((f.slot, lits))

@@ -135,12 +135,23 @@ const KNOWN_FUNCTIONS: &[&str] = &[
 
 /// Names of CEL types, which CEL also allows as values (`type(x) == int`).
 const TYPE_NAMES: &[&str] = &[
-    "int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type", "dyn",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+    "dyn",
     "google",
 ];
 
 /// Namespaces of CEL extension libraries, none of which nurture includes.
-const EXTENSION_NAMESPACES: &[&str] = &["math", "optional", "cel", "strings", "base64", "sets", "proto", "encoders"];
+const EXTENSION_NAMESPACES: &[&str] =
+    &["math", "optional", "cel", "strings", "base64", "sets", "proto", "encoders"];
 
 /// CEL functions that exist but are outside nurture's subset.
 const UNSUPPORTED_FUNCTIONS: &[&str] = &[
@@ -417,12 +428,7 @@ impl Checker<'_, '_> {
     }
 
     /// Resolves `root.field` when `root` is a record name not shadowed by a local.
-    fn record_field(
-        &mut self,
-        operand: &Expr,
-        field: &str,
-        field_span: Span,
-    ) -> FieldLookup {
+    fn record_field(&mut self, operand: &Expr, field: &str, field_span: Span) -> FieldLookup {
         let ExprKind::Ident(root) = &operand.kind else {
             return FieldLookup::NotARecord;
         };
@@ -436,9 +442,7 @@ impl Checker<'_, '_> {
             return FieldLookup::NotARecord;
         };
         match fields.slot(field) {
-            Some(slot) => {
-                FieldLookup::Found(scope, slot, fields.ty(slot).clone(), fields.name(slot).clone())
-            }
+            Some(slot) => FieldLookup::Found(scope, slot, fields.ty(slot).clone(), fields.name(slot).clone()),
             None => {
                 let what = match scope {
                     Scope::Contact => "contacts have".to_string(),

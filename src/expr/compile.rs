@@ -198,7 +198,9 @@ fn lower_call(func: &Func, args: &[Node]) -> Option<Pred> {
             [Node::Load(s, slot, name), Node::Const(Value::String(k))],
         ) => {
             let test = match func {
-                Func::Contains => StrTest::Contains(Box::new(memchr::memmem::Finder::new(k.as_bytes()).into_owned())),
+                Func::Contains => {
+                    StrTest::Contains(Box::new(memchr::memmem::Finder::new(k.as_bytes()).into_owned()))
+                }
                 Func::StartsWith => StrTest::StartsWith(Box::from(&**k)),
                 _ => StrTest::EndsWith(Box::from(&**k)),
             };
