@@ -261,36 +261,8 @@ impl Pred {
     #[inline]
     fn quick(&self, act: &Activation<'_>) -> Tri {
         match self {
-            Pred::And(items) => {
-                let mut failed = false;
-                for item in items.iter() {
-                    match item.quick_leaf(act) {
-                        Tri::True => {}
-                        Tri::False => return Tri::False,
-                        Tri::Error => failed = true,
-                    }
-                }
-                if failed {
-                    Tri::Error
-                } else {
-                    Tri::True
-                }
-            }
-            Pred::Or(items) => {
-                let mut failed = false;
-                for item in items.iter() {
-                    match item.quick_leaf(act) {
-                        Tri::False => {}
-                        Tri::True => return Tri::True,
-                        Tri::Error => failed = true,
-                    }
-                }
-                if failed {
-                    Tri::Error
-                } else {
-                    Tri::False
-                }
-            }
+            Pred::And(items) => quick_group(items, false, act),
+            Pred::Or(items) => quick_group(items, true, act),
             Pred::Not(inner) => match inner.quick(act) {
                 Tri::True => Tri::False,
                 Tri::False => Tri::True,
@@ -396,6 +368,25 @@ impl Pred {
             Pred::Has(..) | Pred::Const(_) => Ok(self.quick_leaf(act) == Tri::True),
             Pred::General(node, locals) => general(node, *locals, act),
         }
+    }
+}
+
+/// `&&` (`decisive` false) or `||` (`decisive` true) over operands: the decisive value
+/// on any side wins, otherwise an error on any side, otherwise the other value.
+#[inline(always)]
+fn quick_group(items: &[Pred], decisive: bool, act: &Activation<'_>) -> Tri {
+    let mut failed = false;
+    for item in items {
+        match item.quick_leaf(act) {
+            Tri::Error => failed = true,
+            outcome if (outcome == Tri::True) == decisive => return outcome,
+            _ => {}
+        }
+    }
+    if failed {
+        Tri::Error
+    } else {
+        Tri::from(!decisive)
     }
 }
 

@@ -249,8 +249,8 @@ impl<'a> Evaluator<'a> {
                 _ => Err(EvalError::overload("!_")),
             },
             Node::Neg(operand) => negate(self.eval(operand)?),
-            Node::And(items) => self.and(items).map(Value::Bool),
-            Node::Or(items) => self.or(items).map(Value::Bool),
+            Node::And(items) => self.logical(items, false).map(Value::Bool),
+            Node::Or(items) => self.logical(items, true).map(Value::Bool),
             Node::Cond(cond, then, otherwise) => match self.eval(cond)? {
                 Value::Bool(true) => self.eval(then),
                 Value::Bool(false) => self.eval(otherwise),
@@ -293,32 +293,22 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// `&&` over several operands: false wins over errors; errors win over true.
-    pub(crate) fn and(&mut self, items: &[Node]) -> Result<bool, EvalError> {
+    /// `&&` (`decisive` false) or `||` (`decisive` true) over several operands: the
+    /// decisive value wins over errors, and errors win over the other value.
+    pub(crate) fn logical(&mut self, items: &[Node], decisive: bool) -> Result<bool, EvalError> {
         let mut error = None;
         for item in items {
             match self.eval(item) {
-                Ok(Value::Bool(false)) => return Ok(false),
-                Ok(Value::Bool(true)) => {}
-                Ok(_) => error = error.or(Some(EvalError::overload("_&&_"))),
+                Ok(Value::Bool(b)) if b == decisive => return Ok(decisive),
+                Ok(Value::Bool(_)) => {}
+                Ok(_) => {
+                    let op = if decisive { "_||_" } else { "_&&_" };
+                    error = error.or(Some(EvalError::overload(op)));
+                }
                 Err(e) => error = error.or(Some(e)),
             }
         }
-        error.map_or(Ok(true), Err)
-    }
-
-    /// `||` over several operands: true wins over errors; errors win over false.
-    pub(crate) fn or(&mut self, items: &[Node]) -> Result<bool, EvalError> {
-        let mut error = None;
-        for item in items {
-            match self.eval(item) {
-                Ok(Value::Bool(true)) => return Ok(true),
-                Ok(Value::Bool(false)) => {}
-                Ok(_) => error = error.or(Some(EvalError::overload("_||_"))),
-                Err(e) => error = error.or(Some(e)),
-            }
-        }
-        error.map_or(Ok(false), Err)
+        error.map_or(Ok(!decisive), Err)
     }
 
     fn call(&mut self, func: &Func, args: &[Node]) -> EvalResult {
