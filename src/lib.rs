@@ -78,6 +78,7 @@ mod index;
 pub mod limits;
 pub mod program;
 pub mod schema;
+pub mod scoring;
 pub mod time;
 pub mod value;
 

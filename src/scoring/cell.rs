@@ -1,0 +1,158 @@
+//! One decaying, capped score value: stored as a value and the instant it was last
+//! written, decayed lazily when read or updated.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scoring::decay::Decay;
+use crate::time::Timestamp;
+
+/// Bounds a score (or a group's points) may not leave.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// The lowest value; `None` for unbounded below.
+    pub floor: Option<f64>,
+    /// The highest value (HubSpot's 100-point limit is one example); `None` for
+    /// unbounded above.
+    pub cap: Option<f64>,
+}
+
+impl Bounds {
+    /// No bounds.
+    pub const NONE: Bounds = Bounds { floor: None, cap: None };
+
+    fn clamp(&self, v: f64) -> f64 {
+        let v = self.cap.map_or(v, |c| v.min(c));
+        self.floor.map_or(v, |f| v.max(f))
+    }
+}
+
+/// Why a score change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScoreError {
+    /// Points that are NaN or infinite.
+    #[error("points must be a finite number")]
+    NotFinite,
+    /// A change dated before the score's last change; scores move forward in time.
+    #[error("a score change is dated before the score's last change")]
+    OutOfOrder,
+}
+
+/// A score value and the instant it was last written.
+///
+/// ```
+/// use nurture::scoring::{cell::{Bounds, ScoreCell}, Decay};
+/// use nurture::{Duration, Timestamp};
+/// let t0 = Timestamp::from_unix(1_700_000_000, 0)?;
+/// let decay = Decay::HalfLife { half_life: Duration::from_days(30)? };
+/// let mut score = ScoreCell::new(t0);
+/// score.add(80.0, t0, &decay, Bounds::NONE)?;
+/// let t30 = t0.checked_add(Duration::from_days(30)?).unwrap();
+/// assert_eq!(score.value_at(t30, &decay), 40.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreCell {
+    value: f64,
+    at: Timestamp,
+}
+
+impl ScoreCell {
+    /// A zero score as of `at`.
+    pub fn new(at: Timestamp) -> ScoreCell {
+        ScoreCell { value: 0.0, at }
+    }
+
+    /// The value as stored, without decay.
+    pub fn stored(&self) -> f64 {
+        self.value
+    }
+
+    /// When the value was last written.
+    pub fn updated_at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// The value at `now`, decayed since the last write (never increased by decay).
+    pub fn value_at(&self, now: Timestamp, decay: &Decay) -> f64 {
+        decay.apply(self.value, self.at, now)
+    }
+
+    /// Decays to `now`, adds `points`, and clamps into `bounds`. Returns the change that
+    /// took effect (smaller than `points` when a bound was hit).
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::NotFinite`] for NaN or infinite points, and
+    /// [`ScoreError::OutOfOrder`] when `now` is before the last write. The score is left
+    /// unchanged.
+    pub fn add(
+        &mut self,
+        points: f64,
+        now: Timestamp,
+        decay: &Decay,
+        bounds: Bounds,
+    ) -> Result<f64, ScoreError> {
+        if !points.is_finite() {
+            return Err(ScoreError::NotFinite);
+        }
+        if now < self.at {
+            return Err(ScoreError::OutOfOrder);
+        }
+        let current = self.value_at(now, decay);
+        let next = bounds.clamp(current + points);
+        self.value = next;
+        self.at = now;
+        Ok(next - current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Duration;
+    use proptest::prelude::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_unix(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn caps_limit_and_report_the_applied_change() {
+        let mut s = ScoreCell::new(t(0));
+        let bounds = Bounds { floor: Some(0.0), cap: Some(100.0) };
+        assert_eq!(s.add(70.0, t(0), &Decay::None, bounds), Ok(70.0));
+        assert_eq!(s.add(50.0, t(1), &Decay::None, bounds), Ok(30.0));
+        assert_eq!(s.add(-500.0, t(2), &Decay::None, bounds), Ok(-100.0));
+        assert_eq!(s.stored(), 0.0);
+    }
+
+    #[test]
+    fn bad_input_changes_nothing() {
+        let mut s = ScoreCell::new(t(10));
+        assert_eq!(s.add(f64::NAN, t(10), &Decay::None, Bounds::NONE), Err(ScoreError::NotFinite));
+        assert_eq!(s.add(f64::INFINITY, t(10), &Decay::None, Bounds::NONE), Err(ScoreError::NotFinite));
+        assert_eq!(s.add(1.0, t(5), &Decay::None, Bounds::NONE), Err(ScoreError::OutOfOrder));
+        assert_eq!(s, ScoreCell::new(t(10)));
+    }
+
+    proptest! {
+        #[test]
+        fn bounded_scores_stay_in_bounds(
+            changes in prop::collection::vec((-200.0f64..200.0, 0i64..1_000_000), 0..50),
+            half_life in 1i64..10_000_000,
+        ) {
+            let decay = Decay::HalfLife { half_life: Duration::from_secs(half_life).unwrap() };
+            let bounds = Bounds { floor: Some(-50.0), cap: Some(100.0) };
+            let mut s = ScoreCell::new(t(0));
+            let mut now = 0;
+            for (points, gap) in changes {
+                now += gap;
+                s.add(points, t(now), &decay, bounds).unwrap();
+                let v = s.value_at(t(now), &decay);
+                prop_assert!(v.is_finite() && (-50.0..=100.0).contains(&v), "{v}");
+                prop_assert!(s.value_at(t(now + gap + 1), &decay).abs() <= v.abs());
+            }
+        }
+    }
+}

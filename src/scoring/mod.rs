@@ -1,0 +1,17 @@
+//! Lead scoring: the building blocks of the scoring engine.
+//!
+//! - [`cell`]: one decaying, capped score value, stored as a value and a timestamp.
+//! - [`threshold`]: thresholds with hysteresis and re-arm policies.
+//!
+//! [`decay`] holds the time arithmetic every score model uses: exponential (half-life)
+//! and step decay, applied lazily from a stored value and timestamp, and the exact next
+//! instant at which a decaying value crosses a threshold, all computed with arithmetic
+//! that gives the same bits on every platform.
+
+pub mod cell;
+pub mod decay;
+pub mod threshold;
+
+pub use cell::{Bounds, ScoreCell, ScoreError};
+pub use decay::Decay;
+pub use threshold::{Crossing, Rearm, Threshold, ThresholdState};
