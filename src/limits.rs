@@ -28,6 +28,9 @@ pub struct Limits {
     pub max_document_len: usize,
     /// Deepest nesting of a structured filter tree.
     pub max_filter_depth: usize,
+    /// Most comprehension steps (macro iterations) one evaluation of an expression may
+    /// take; past it the evaluation ends in a `BudgetExceeded` error.
+    pub max_eval_steps: u64,
 }
 
 impl Default for Limits {
@@ -39,6 +42,7 @@ impl Default for Limits {
             max_list_len: 10_000,
             max_document_len: 64 << 20,
             max_filter_depth: 64,
+            max_eval_steps: 10_000_000,
         }
     }
 }

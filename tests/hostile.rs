@@ -90,6 +90,18 @@ fn runaway_comprehensions_hit_the_budget() {
 }
 
 #[test]
+fn the_evaluation_budget_is_configurable() {
+    let list = format!("[{}]", (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let source = format!("{list}.all(x, {list}.all(y, x + y >= 0))");
+    let expr = Env::new().compile(&source).unwrap();
+    assert_eq!(expr.eval(&Activation::new()).unwrap(), nurture::Value::Bool(true));
+    let tight = Limits { max_eval_steps: 1_000, ..Limits::default() };
+    let expr = Env::new().with_limits(tight).compile(&source).unwrap();
+    assert_eq!(expr.eval(&Activation::new()).unwrap_err().kind(), EvalErrorKind::BudgetExceeded);
+    assert_eq!(expr.eval_bool(&Activation::new()).unwrap_err().kind(), EvalErrorKind::BudgetExceeded);
+}
+
+#[test]
 fn hostile_regular_expressions() {
     // Too big to compile: a diagnostic, not a hang or an allocation storm.
     assert_eq!(compile_error_code("'a'.matches('((a{100}){100}){100}')"), Code::InvalidLiteral);

@@ -122,26 +122,34 @@ pub(crate) enum Pred {
     StrIn(FieldRef, Box<[Literal]>),
     Str(FieldRef, StrTest),
     /// Anything else, on the general evaluator.
-    General(Box<Node>, usize),
+    General(Box<Node>, General),
 }
 
-/// Lowers a boolean-typed node; `locals` is the comprehension-variable count the general
-/// evaluator needs.
-pub(crate) fn lower(node: &Node, locals: usize) -> Pred {
+/// What the general evaluator needs to run a node: its comprehension-variable count and
+/// step budget.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct General {
+    pub(crate) locals: usize,
+    pub(crate) budget: u64,
+}
+
+/// Lowers a boolean-typed node; what does not fuse runs on the general evaluator with
+/// `general`'s settings.
+pub(crate) fn lower(node: &Node, general: General) -> Pred {
     match node {
         Node::Const(Value::Bool(b)) => Pred::Const(*b),
-        Node::And(items) => Pred::And(items.iter().map(|n| lower(n, locals)).collect()),
-        Node::Or(items) => Pred::Or(items.iter().map(|n| lower(n, locals)).collect()),
-        Node::Not(inner) => Pred::Not(Box::new(lower(inner, locals))),
+        Node::And(items) => Pred::And(items.iter().map(|n| lower(n, general)).collect()),
+        Node::Or(items) => Pred::Or(items.iter().map(|n| lower(n, general)).collect()),
+        Node::Not(inner) => Pred::Not(Box::new(lower(inner, general))),
         Node::Has(scope, slot) => Pred::Has(*scope, *slot),
         Node::Load(scope, slot, name) => Pred::BoolField(field(*scope, *slot, name)),
         Node::Binary(op, lhs, rhs) => {
-            lower_binary(*op, lhs, rhs).unwrap_or_else(|| Pred::General(Box::new(node.clone()), locals))
+            lower_binary(*op, lhs, rhs).unwrap_or_else(|| Pred::General(Box::new(node.clone()), general))
         }
         Node::Call(func, args) => {
-            lower_call(func, args).unwrap_or_else(|| Pred::General(Box::new(node.clone()), locals))
+            lower_call(func, args).unwrap_or_else(|| Pred::General(Box::new(node.clone()), general))
         }
-        _ => Pred::General(Box::new(node.clone()), locals),
+        _ => Pred::General(Box::new(node.clone()), general),
     }
 }
 
@@ -323,7 +331,7 @@ impl Pred {
                 Tri::from(matches!(act.scope(*scope).get(usize::from(*slot)), Some(Some(_))))
             }
             Pred::Const(b) => Tri::from(*b),
-            Pred::General(node, locals) => Tri::from(general(node, *locals, act)),
+            Pred::General(node, settings) => Tri::from(general(node, *settings, act)),
             group => group.quick(act),
         }
     }
@@ -366,7 +374,7 @@ impl Pred {
                 _ => Err(not_bool("a condition")),
             },
             Pred::Has(..) | Pred::Const(_) => Ok(self.quick_leaf(act) == Tri::True),
-            Pred::General(node, locals) => general(node, *locals, act),
+            Pred::General(node, settings) => general(node, *settings, act),
         }
     }
 }
@@ -404,8 +412,8 @@ fn int_cmp_other(op: BinOp, value: &Value, k: i64) -> Result<bool, EvalError> {
 }
 
 #[inline(never)]
-fn general(node: &Node, locals: usize, act: &Activation<'_>) -> Result<bool, EvalError> {
-    match Evaluator::new(act, locals).eval(node)? {
+fn general(node: &Node, general: General, act: &Activation<'_>) -> Result<bool, EvalError> {
+    match Evaluator::new(act, general.locals, general.budget).eval(node)? {
         Value::Bool(b) => Ok(b),
         _ => Err(not_bool("a condition")),
     }

@@ -185,19 +185,18 @@ impl std::error::Error for EvalError {}
 
 pub(crate) type EvalResult = Result<Value, EvalError>;
 
-/// The most comprehension steps one evaluation may take.
-pub(crate) const DEFAULT_BUDGET: u64 = 10_000_000;
-
 /// Evaluation state: the activation, comprehension variables and the step budget.
 pub(crate) struct Evaluator<'a> {
     pub(crate) act: &'a Activation<'a>,
     pub(crate) locals: SmallVec<[Value; 4]>,
     pub(crate) budget: u64,
+    limit: u64,
 }
 
 impl<'a> Evaluator<'a> {
-    pub(crate) fn new(act: &'a Activation<'a>, locals: usize) -> Evaluator<'a> {
-        Evaluator { act, locals: smallvec::smallvec![Value::Null; locals], budget: DEFAULT_BUDGET }
+    /// An evaluator with `locals` comprehension variables and a step budget.
+    pub(crate) fn new(act: &'a Activation<'a>, locals: usize, budget: u64) -> Evaluator<'a> {
+        Evaluator { act, locals: smallvec::smallvec![Value::Null; locals], budget, limit: budget }
     }
 
     pub(crate) fn eval(&mut self, node: &Node) -> EvalResult {
@@ -321,7 +320,7 @@ impl<'a> Evaluator<'a> {
 
     fn step(&mut self) -> Result<(), EvalError> {
         if self.budget == 0 {
-            return Err(EvalError::new(EvalErrorKind::BudgetExceeded, DEFAULT_BUDGET.to_string()));
+            return Err(EvalError::new(EvalErrorKind::BudgetExceeded, self.limit.to_string()));
         }
         self.budget -= 1;
         Ok(())

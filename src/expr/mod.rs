@@ -110,6 +110,7 @@ pub struct Expression {
     pred: Option<Pred>,
     ty: Type,
     locals: usize,
+    budget: u64,
 }
 
 impl Expression {
@@ -130,7 +131,7 @@ impl Expression {
     /// The CEL run-time error the expression ends in: a missing field, overflow,
     /// division by zero, a failed conversion, and so on.
     pub fn eval(&self, activation: &Activation<'_>) -> Result<Value, EvalError> {
-        eval::Evaluator::new(activation, self.locals).eval(&self.node)
+        eval::Evaluator::new(activation, self.locals, self.budget).eval(&self.node)
     }
 
     /// Evaluates a `bool` expression through its fused-predicate form.
@@ -176,9 +177,10 @@ pub(crate) fn compile_with(
     if !diagnostics.is_empty() {
         return Err(CompileError::new(diagnostics.into_iter().map(finish).collect()));
     }
-    let pred =
-        matches!(checked.ty, Type::Bool | Type::Dyn).then(|| compile::lower(&checked.node, checked.locals));
-    Ok(Expression { source, node: checked.node, pred, ty: checked.ty, locals: checked.locals })
+    let budget = limits.max_eval_steps;
+    let general = compile::General { locals: checked.locals, budget };
+    let pred = matches!(checked.ty, Type::Bool | Type::Dyn).then(|| compile::lower(&checked.node, general));
+    Ok(Expression { source, node: checked.node, pred, ty: checked.ty, locals: checked.locals, budget })
 }
 
 impl Value {
