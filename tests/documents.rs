@@ -195,3 +195,22 @@ fn disabled_rules_never_match() {
     let mut scratch = MatchScratch::default();
     assert!(program.match_event(&contact, &event, at, &mut scratch).rules.is_empty());
 }
+
+#[test]
+fn compiled_programs_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Program>();
+    assert_send_sync::<nurture::expr::Expression>();
+    assert_send_sync::<nurture::CompileError>();
+    assert_send_sync::<nurture::expr::EvalError>();
+    let program = std::sync::Arc::new(Program::from_json(JSON_DOC).unwrap());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let program = program.clone();
+            std::thread::spawn(move || matched(&program, "page_visit", ("url", "/pricing"), "US", 150))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), ["pricing"]);
+    }
+}
