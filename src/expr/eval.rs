@@ -682,7 +682,7 @@ fn to_int(v: &Value) -> EvalResult {
 }
 
 /// Formats a double the way CEL does (Go's `strconv.FormatFloat(d, 'g', -1, 64)`):
-/// the shortest digits that round-trip, in exponent form below 1e-4 or from 1e21.
+/// the shortest digits that round-trip, in exponent form below 1e-4 or from 1e6.
 pub(crate) fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "NaN".into();
@@ -696,7 +696,7 @@ pub(crate) fn format_double(d: f64) -> String {
     let sci = format!("{d:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..21).contains(&exp) {
+    if !(-4..6).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
     } else {
@@ -713,7 +713,11 @@ mod tests {
         assert_eq!(format_double(123.456), "123.456");
         assert_eq!(format_double(-4.5e-3), "-0.0045");
         assert_eq!(format_double(1e21), "1e+21");
+        assert_eq!(format_double(1e6), "1e+06");
+        assert_eq!(format_double(123456.0), "123456");
+        assert_eq!(format_double(1234567.0), "1.234567e+06");
         assert_eq!(format_double(1.5e-5), "1.5e-05");
         assert_eq!(format_double(100.0), "100");
+        assert_eq!(format_double(-0.0), "-0");
     }
 }
