@@ -539,7 +539,7 @@ impl Checker<'_, '_> {
                 if !equality_comparable(&lt, &rt) {
                     return self.overload(span, sym, &[&lt, &rt]);
                 }
-                return (bin(if op == BinaryOp::Eq { BinOp::Eq } else { BinOp::Ne }), Type::Bool);
+                return (bin(op), Type::Bool);
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
                 let ok = is_orderable(&lt)
@@ -551,13 +551,7 @@ impl Checker<'_, '_> {
                 if !ok {
                     return self.overload(span, sym, &[&lt, &rt]);
                 }
-                let o = match op {
-                    BinaryOp::Lt => BinOp::Lt,
-                    BinaryOp::Le => BinOp::Le,
-                    BinaryOp::Gt => BinOp::Gt,
-                    _ => BinOp::Ge,
-                };
-                return (bin(o), Type::Bool);
+                return (bin(op), Type::Bool);
             }
             BinaryOp::In => {
                 let ok = match &rt {
@@ -569,7 +563,7 @@ impl Checker<'_, '_> {
                 if !ok {
                     return self.overload(span, sym, &[&lt, &rt]);
                 }
-                return (bin(BinOp::In), Type::Bool);
+                return (bin(op), Type::Bool);
             }
             BinaryOp::Add => match (&lt, &rt) {
                 (Type::Int, Type::Int) => Type::Int,
@@ -641,14 +635,7 @@ impl Checker<'_, '_> {
             // Handled above; listed so the match stays exhaustive.
             BinaryOp::And | BinaryOp::Or => Type::Bool,
         };
-        let o = match op {
-            BinaryOp::Add => BinOp::Add,
-            BinaryOp::Sub => BinOp::Sub,
-            BinaryOp::Mul => BinOp::Mul,
-            BinaryOp::Div => BinOp::Div,
-            _ => BinOp::Rem,
-        };
-        (bin(o), ty)
+        (bin(op), ty)
     }
 
     fn call(

@@ -505,6 +505,8 @@ pub(crate) fn binary(op: BinOp, a: &Value, b: &Value) -> EvalResult {
             (Int(x), Int(y)) => x.checked_rem(*y).map(Int).ok_or_else(|| overflow("modulus")),
             _ => Err(EvalError::overload("_%_")),
         },
+        // The checker turns these into n-ary `And` / `Or` nodes; they never get here.
+        BinOp::And | BinOp::Or => Err(EvalError::overload("a logical operator on values")),
     }
 }
 

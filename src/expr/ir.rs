@@ -33,22 +33,10 @@ pub(crate) enum EventMeta {
     Id,
 }
 
-/// Arithmetic and comparison operators, dispatched on the operands' kinds at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    In,
-}
+/// Arithmetic and comparison operators, dispatched on the operands' kinds at run time:
+/// the syntax tree's operators (`&&` and `||` never appear in a binary node; they become
+/// n-ary `And` / `Or` nodes).
+pub(crate) use crate::expr::ast::BinaryOp as BinOp;
 
 /// Built-in functions.
 #[derive(Clone, Debug)]
