@@ -468,3 +468,59 @@ pub enum RecordError {
 fn hint(name: &Option<String>) -> String {
     name.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default()
 }
+
+impl Schema {
+    /// Compiles a condition against this schema: over `contact`, `score` and `now`, and
+    /// over `event` when an event type is given.
+    ///
+    /// ```
+    /// use nurture::{Schema, Type};
+    /// let schema = Schema::builder()
+    ///     .contact_field("job_title", Type::String)
+    ///     .event_type("page_visit", [("url", Type::String)])
+    ///     .build()?;
+    /// let visit = schema.condition(Some("page_visit"), "event.url.startsWith('/docs')")?;
+    /// let fit = schema.condition(None, "contact.job_title.contains('VP')")?;
+    /// # let _ = (visit, fit);
+    /// # Ok::<(), nurture::CompileError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An unknown event type, or every problem in the expression.
+    pub fn condition(
+        &self,
+        event_type: Option<&str>,
+        source: &str,
+    ) -> Result<crate::expr::Expression, CompileError> {
+        let event = match event_type {
+            Some(name) => match self.event_type_index(name) {
+                Some(index) => Some(self.events[index.get()].properties()),
+                None => {
+                    return Err(CompileError::new(vec![Diagnostic::new(
+                        Code::UnknownEventType,
+                        format!("unknown event type `{name}`"),
+                    )
+                    .with_did_you_mean(self.suggest_event_type(name))]))
+                }
+            },
+            None => None,
+        };
+        let names = crate::expr::check::Names {
+            contact: Some(&self.contact),
+            event,
+            scores: Some(&self.scores),
+            vars: None,
+            now: true,
+            regexes: None,
+        };
+        let expr = crate::expr::compile_with(source, names, &crate::Limits::default(), "")?;
+        if !matches!(expr.result_type(), Type::Bool | Type::Dyn) {
+            return Err(CompileError::new(vec![Diagnostic::new(
+                Code::TypeMismatch,
+                format!("a condition must be a bool, this one is {}", expr.result_type()),
+            )]));
+        }
+        Ok(expr)
+    }
+}

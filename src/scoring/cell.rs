@@ -73,7 +73,9 @@ impl ScoreCell {
         self.at
     }
 
-    /// The value at `now`, decayed since the last write (never increased by decay).
+    /// The value at `now`, decayed since the last write: decay scales the value toward
+    /// zero, whatever its sign (score models keep decaying balances non-negative, so a
+    /// score never rises by decay).
     pub fn value_at(&self, now: Timestamp, decay: &Decay) -> f64 {
         decay.apply(self.value, self.at, now)
     }

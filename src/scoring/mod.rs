@@ -10,8 +10,12 @@
 
 pub mod cell;
 pub mod decay;
+pub mod engine;
+pub mod model;
 pub mod threshold;
 
 pub use cell::{Bounds, ScoreCell, ScoreError};
 pub use decay::Decay;
+pub use engine::{ContactScores, Explanation, LedgerEntry, ScoreUpdate, Scorer};
+pub use model::{Group, ModelError, PointRule, Repeat, ScoreModel, Trigger};
 pub use threshold::{Crossing, Rearm, Threshold, ThresholdState};

@@ -1,0 +1,495 @@
+//! Incremental scoring: per-contact state, events applied one at a time, decay-driven
+//! crossings found by timeouts, explanations and recomputation from history.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::expr::Activation;
+use crate::id::{EventId, RuleId, ScoreId};
+use crate::schema::{Contact, Event};
+use crate::scoring::cell::{Bounds, ScoreCell, ScoreError};
+use crate::scoring::decay::Decay;
+use crate::scoring::model::{ModelError, Repeat, ScoreModel, Trigger};
+use crate::scoring::threshold::{Crossing, ThresholdState};
+use crate::time::{Duration, Timestamp};
+
+/// How many recent changes each contact's ledger keeps per model.
+pub const LEDGER_LEN: usize = 32;
+
+/// Compiled score models, ready to score contacts.
+#[derive(Clone, Debug)]
+pub struct Scorer {
+    models: Vec<ScoreModel>,
+    /// Per model, per event type index: the engagement rules it can trigger.
+    by_type: Vec<Vec<Vec<u32>>>,
+}
+
+/// A change to one score caused by one rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The rule.
+    pub rule: RuleId,
+    /// The points that took effect (after caps).
+    pub delta: f64,
+    /// When.
+    pub at: Timestamp,
+    /// The event that caused it; `None` for fit changes.
+    pub event: Option<EventId>,
+}
+
+/// What an event or a timeout changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ScoreUpdate {
+    /// Point changes that took effect: (score, rule, points).
+    pub changes: Vec<(ScoreId, RuleId, f64)>,
+    /// Threshold crossings: (score, threshold name, direction).
+    pub crossings: Vec<(ScoreId, String, Crossing)>,
+    /// Band changes: (score, band before, band after); `None` is below every band.
+    pub band_changes: Vec<(ScoreId, Option<String>, Option<String>)>,
+    /// The next instant at which decay alone can move a score across a threshold or a
+    /// band boundary; the host should call [`Scorer::handle_timeout`] then.
+    pub next_wake: Option<Timestamp>,
+}
+
+/// One model's state for one contact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelState {
+    groups: SmallVec<[ScoreCell; 2]>,
+    fit: f64,
+    thresholds: SmallVec<[ThresholdState; 2]>,
+    band: Option<u16>,
+    /// Per rule that has awarded points: recent award times (for repeat policies) and
+    /// its decayed contribution (for explanations). Sorted by rule.
+    rules: Vec<RuleState>,
+    ledger: VecDeque<LedgerEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RuleState {
+    rule: u32,
+    awards: SmallVec<[Timestamp; 2]>,
+    ever: bool,
+    contribution: ScoreCell,
+}
+
+/// A contact's scores under a [`Scorer`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContactScores {
+    models: Vec<ModelState>,
+    last: Timestamp,
+}
+
+/// A score broken down by group and rule, with decay applied.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Explanation {
+    /// The score.
+    pub score: ScoreId,
+    /// Its value.
+    pub value: f64,
+    /// Each group's points: (group, points).
+    pub groups: Vec<(String, f64)>,
+    /// Each rule's contribution: (rule, points).
+    pub rules: Vec<(RuleId, f64)>,
+    /// Points from fit rules that currently hold.
+    pub fit: f64,
+    /// Recent changes, oldest first.
+    pub ledger: Vec<LedgerEntry>,
+}
+
+/// The bounds a group actually applies: a decaying group never goes below zero, so that
+/// decay (which scales toward zero) can never raise a score.
+fn effective_bounds(bounds: Bounds, decay: &Decay) -> Bounds {
+    if matches!(decay, Decay::None) {
+        bounds
+    } else {
+        Bounds { floor: Some(bounds.floor.map_or(0.0, |f| f.max(0.0))), cap: bounds.cap.map(|c| c.max(0.0)) }
+    }
+}
+
+fn clamp(bounds: Bounds, v: f64) -> f64 {
+    let v = bounds.cap.map_or(v, |c| v.min(c));
+    bounds.floor.map_or(v, |f| v.max(f))
+}
+
+impl Scorer {
+    /// Builds a scorer from validated models.
+    ///
+    /// # Errors
+    ///
+    /// The first model that fails [`ScoreModel::validate`].
+    pub fn new(models: Vec<ScoreModel>, event_types: usize) -> Result<Scorer, ModelError> {
+        let mut by_type = Vec::with_capacity(models.len());
+        for model in &models {
+            model.validate()?;
+            let mut table = vec![Vec::new(); event_types];
+            for (i, rule) in model.rules.iter().enumerate() {
+                if let Trigger::Event { event_type, .. } = &rule.trigger {
+                    if let Some(list) = table.get_mut(event_type.get()) {
+                        list.push(i as u32);
+                    }
+                }
+            }
+            by_type.push(table);
+        }
+        Ok(Scorer { models, by_type })
+    }
+
+    /// The models.
+    pub fn models(&self) -> &[ScoreModel] {
+        &self.models
+    }
+
+    /// A fresh state: every score at zero as of `at`, fit rules not yet evaluated.
+    pub fn new_state(&self, at: Timestamp) -> ContactScores {
+        ContactScores {
+            models: self
+                .models
+                .iter()
+                .map(|m| ModelState {
+                    groups: m.groups.iter().map(|_| ScoreCell::new(at)).collect(),
+                    fit: 0.0,
+                    thresholds: m.thresholds.iter().map(|_| ThresholdState::default()).collect(),
+                    band: None,
+                    rules: Vec::new(),
+                    ledger: VecDeque::new(),
+                })
+                .collect(),
+            last: at,
+        }
+    }
+
+    /// A score's value at `now`, decay applied.
+    pub fn value(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<f64> {
+        let m = self.models.get(model)?;
+        let s = state.models.get(model)?;
+        Some(model_value(m, s, now))
+    }
+
+    /// Applies an event: every engagement rule of its type whose condition holds awards
+    /// its points (subject to its repeat policy), in rule order; then thresholds and
+    /// bands are checked.
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::OutOfOrder`] for an event older than the state's last change; the
+    /// state is left unchanged.
+    pub fn handle_event(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        event: &Event,
+    ) -> Result<ScoreUpdate, ScoreError> {
+        let now = event.at();
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder);
+        }
+        let act = Activation::new().with_contact(contact).with_event(event).with_now(now);
+        let mut update = ScoreUpdate::default();
+        for (mi, model) in self.models.iter().enumerate() {
+            let Some(rules) = self.by_type[mi].get(event.event_type().get()) else {
+                continue;
+            };
+            let ms = &mut state.models[mi];
+            for &ri in rules {
+                let rule = &model.rules[ri as usize];
+                let Trigger::Event { condition, .. } = &rule.trigger else {
+                    continue;
+                };
+                let holds = condition.as_ref().map_or(Ok(true), |c| c.eval_bool(&act));
+                if holds != Ok(true) || !allowed(ms, ri, rule.repeat, rule.min_interval, now) {
+                    continue;
+                }
+                let group = &model.groups[rule.group];
+                let bounds = effective_bounds(group.bounds, &group.decay);
+                // The model's total bounds limit what may be added (points past a
+                // 100-point cap are not kept in reserve), then the group's own bounds.
+                let points = within_total(model, ms, now, rule.points);
+                let delta = ms.groups[rule.group].add(points, now, &group.decay, bounds)?;
+                record(ms, ri, rule.id.clone(), delta, now, &group.decay, Some(event.id().clone()));
+                update.changes.push((model.id.clone(), rule.id.clone(), delta));
+            }
+            observe(model, ms, now, &mut update);
+        }
+        state.last = now;
+        update.next_wake = self.next_wake(state, now);
+        Ok(update)
+    }
+
+    /// Re-evaluates the fit rules against the contact's attributes, as of `now`; call it
+    /// when attributes change. Fit points count while their condition holds; they do
+    /// not decay.
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::OutOfOrder`] when `now` is older than the state's last change.
+    pub fn handle_attributes(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        now: Timestamp,
+    ) -> Result<ScoreUpdate, ScoreError> {
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder);
+        }
+        let act = Activation::new().with_contact(contact).with_now(now);
+        let mut update = ScoreUpdate::default();
+        for (mi, model) in self.models.iter().enumerate() {
+            let ms = &mut state.models[mi];
+            let mut fit = 0.0;
+            for rule in &model.rules {
+                if let Trigger::Fit { condition } = &rule.trigger {
+                    if condition.eval_bool(&act) == Ok(true) {
+                        fit += rule.points;
+                    }
+                }
+            }
+            if fit != ms.fit {
+                let delta = fit - ms.fit;
+                ms.fit = fit;
+                push_ledger(ms, LedgerEntry { rule: RuleId::new("fit"), delta, at: now, event: None });
+                update.changes.push((model.id.clone(), RuleId::new("fit"), delta));
+            }
+            observe(model, ms, now, &mut update);
+        }
+        state.last = now;
+        update.next_wake = self.next_wake(state, now);
+        Ok(update)
+    }
+
+    /// Checks thresholds and bands at `now` with decay applied: the crossings decay alone
+    /// caused since the last change. Call it at the `next_wake` instant.
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::OutOfOrder`] when `now` is older than the state's last change.
+    pub fn handle_timeout(
+        &self,
+        state: &mut ContactScores,
+        now: Timestamp,
+    ) -> Result<ScoreUpdate, ScoreError> {
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder);
+        }
+        let mut update = ScoreUpdate::default();
+        for (mi, model) in self.models.iter().enumerate() {
+            observe(model, &mut state.models[mi], now, &mut update);
+        }
+        update.next_wake = self.next_wake(state, now);
+        Ok(update)
+    }
+
+    /// The first instant after `now` at which decay alone moves a score below a
+    /// threshold it is inside, or below the lower bound of its band.
+    pub fn next_wake(&self, state: &ContactScores, now: Timestamp) -> Option<Timestamp> {
+        let mut wake: Option<Timestamp> = None;
+        for (model, ms) in self.models.iter().zip(&state.models) {
+            let mut targets: SmallVec<[f64; 4]> = SmallVec::new();
+            for ((_, t), ts) in model.thresholds.iter().zip(&ms.thresholds) {
+                if ts.inside() {
+                    targets.push(t.exit);
+                }
+            }
+            if let Some(b) = ms.band.and_then(|b| model.bands.get(usize::from(b))) {
+                targets.push(b.from);
+            }
+            for target in targets {
+                if let Some(at) = first_below(|t| model_value(model, ms, t), target, now) {
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+            }
+        }
+        wake
+    }
+
+    /// A score broken down by group and rule at `now`, with the recent ledger.
+    pub fn explain(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<Explanation> {
+        let m = self.models.get(model)?;
+        let s = state.models.get(model)?;
+        Some(Explanation {
+            score: m.id.clone(),
+            value: model_value(m, s, now),
+            groups: m
+                .groups
+                .iter()
+                .zip(&s.groups)
+                .map(|(g, c)| (g.name.clone(), c.value_at(now, &g.decay)))
+                .collect(),
+            rules: s
+                .rules
+                .iter()
+                .map(|r| {
+                    let rule = &m.rules[r.rule as usize];
+                    let decay = &m.groups[rule.group].decay;
+                    (rule.id.clone(), r.contribution.value_at(now, decay))
+                })
+                .collect(),
+            fit: s.fit,
+            ledger: s.ledger.iter().cloned().collect(),
+        })
+    }
+
+    /// Recomputes a contact's scores from its full history (events in time order), as
+    /// when a model changes. Fit rules are evaluated against `contact` at the first event.
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::OutOfOrder`] when the history is not in time order.
+    pub fn recompute(
+        &self,
+        contact: &Contact,
+        history: &[Event],
+        start: Timestamp,
+    ) -> Result<ContactScores, ScoreError> {
+        let mut state = self.new_state(start);
+        self.handle_attributes(&mut state, contact, start)?;
+        for event in history {
+            self.handle_event(&mut state, contact, event)?;
+        }
+        Ok(state)
+    }
+
+    /// Rescoring in bulk: recomputes every contact from its history, for a changed
+    /// model. Results come back in input order.
+    ///
+    /// # Errors
+    ///
+    /// The first contact whose history is out of order.
+    pub fn rescore<'a>(
+        &self,
+        contacts: impl IntoIterator<Item = (&'a Contact, &'a [Event])>,
+        start: Timestamp,
+    ) -> Result<Vec<ContactScores>, ScoreError> {
+        contacts.into_iter().map(|(c, h)| self.recompute(c, h, start)).collect()
+    }
+}
+
+/// A model's total at `now`: its groups decayed, plus fit points, within its bounds.
+fn model_value(model: &ScoreModel, state: &ModelState, now: Timestamp) -> f64 {
+    let groups: f64 = model.groups.iter().zip(&state.groups).map(|(g, c)| c.value_at(now, &g.decay)).sum();
+    clamp(model.bounds, groups + state.fit)
+}
+
+/// The part of `points` the model's total bounds let through at `now`.
+fn within_total(model: &ScoreModel, state: &ModelState, now: Timestamp, points: f64) -> f64 {
+    let raw: f64 =
+        model.groups.iter().zip(&state.groups).map(|(g, c)| c.value_at(now, &g.decay)).sum::<f64>()
+            + state.fit;
+    if points > 0.0 {
+        model.bounds.cap.map_or(points, |cap| points.min((cap - raw).max(0.0)))
+    } else {
+        model.bounds.floor.map_or(points, |floor| points.max((floor - raw).min(0.0)))
+    }
+}
+
+/// Whether a rule may award at `now` under its repeat policy and minimum interval.
+fn allowed(
+    state: &ModelState,
+    rule: u32,
+    repeat: Repeat,
+    min_interval: Option<Duration>,
+    now: Timestamp,
+) -> bool {
+    let Ok(pos) = state.rules.binary_search_by_key(&rule, |r| r.rule) else {
+        return true;
+    };
+    let r = &state.rules[pos];
+    if let (Some(gap), Some(last)) = (min_interval, r.awards.last()) {
+        if now.duration_since(*last).is_some_and(|d| d < gap) {
+            return false;
+        }
+    }
+    match repeat {
+        Repeat::EveryTime => true,
+        Repeat::Once => !r.ever,
+        Repeat::AtMost { max, per } => {
+            let recent = r.awards.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per)).count();
+            recent < max as usize
+        }
+    }
+}
+
+/// Records an award: repeat-policy memory, the rule's contribution, the ledger.
+fn record(
+    state: &mut ModelState,
+    rule: u32,
+    id: RuleId,
+    delta: f64,
+    now: Timestamp,
+    decay: &Decay,
+    event: Option<EventId>,
+) {
+    let pos = match state.rules.binary_search_by_key(&rule, |r| r.rule) {
+        Ok(p) => p,
+        Err(p) => {
+            state.rules.insert(
+                p,
+                RuleState { rule, awards: SmallVec::new(), ever: false, contribution: ScoreCell::new(now) },
+            );
+            p
+        }
+    };
+    let r = &mut state.rules[pos];
+    r.ever = true;
+    r.awards.push(now);
+    // Keep only what repeat policies can still need: awards are in time order, and no
+    // policy looks further back than its window, so a short tail suffices.
+    if r.awards.len() > 64 {
+        r.awards.drain(..r.awards.len() - 64);
+    }
+    let _ = r.contribution.add(delta, now, decay, Bounds::NONE);
+    push_ledger(state, LedgerEntry { rule: id, delta, at: now, event });
+}
+
+fn push_ledger(state: &mut ModelState, entry: LedgerEntry) {
+    if state.ledger.len() == LEDGER_LEN {
+        state.ledger.pop_front();
+    }
+    state.ledger.push_back(entry);
+}
+
+/// Feeds the model's value at `now` to its thresholds and bands.
+fn observe(model: &ScoreModel, state: &mut ModelState, now: Timestamp, update: &mut ScoreUpdate) {
+    let value = model_value(model, state, now);
+    for ((name, t), ts) in model.thresholds.iter().zip(state.thresholds.iter_mut()) {
+        if let Some(c) = ts.observe(t, value) {
+            update.crossings.push((model.id.clone(), name.clone(), c));
+        }
+    }
+    let band = model.bands.iter().rposition(|b| value >= b.from).map(|i| i as u16);
+    if band != state.band {
+        let name = |b: Option<u16>| b.and_then(|i| model.bands.get(usize::from(i))).map(|b| b.name.clone());
+        update.band_changes.push((model.id.clone(), name(state.band), name(band)));
+        state.band = band;
+    }
+}
+
+/// The first whole second after `since` at which the non-increasing `value` is below
+/// `target`; `None` if that never happens within the timestamp range.
+fn first_below(value: impl Fn(Timestamp) -> f64, target: f64, since: Timestamp) -> Option<Timestamp> {
+    let at = |secs: i64| Duration::from_secs(secs).ok().and_then(|d| since.checked_add(d));
+    let below = |secs: i64| at(secs).is_none_or(|t| value(t) < target);
+    if below(0) {
+        return None;
+    }
+    let mut hi: i64 = 1;
+    while !below(hi) {
+        hi = hi.checked_mul(2)?;
+        if hi > 400_000_000_000 {
+            return None;
+        }
+    }
+    let mut lo = 0;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    at(hi)
+}
