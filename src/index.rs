@@ -20,6 +20,13 @@ use crate::value::Value;
 /// than hashing the event's value.
 const MIN_RULES_PER_TABLE: usize = 8;
 
+/// What the index needs to know of a rule.
+pub(crate) struct IndexEntry<'a> {
+    pub(crate) event_type: crate::id::EventTypeIndex,
+    pub(crate) condition: Option<&'a Pred>,
+    pub(crate) enabled: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleIndex {
     by_type: Vec<TypeRules>,
@@ -74,24 +81,35 @@ fn discriminators(pred: &Pred) -> Vec<(Slot, Vec<Literal>)> {
 
 impl RuleIndex {
     pub(crate) fn build(schema: &Schema, rules: &[Rule]) -> RuleIndex {
-        let types = schema.event_types().count();
+        let entries: Vec<IndexEntry<'_>> = rules
+            .iter()
+            .map(|r| IndexEntry { event_type: r.event_type(), condition: r.pred(), enabled: r.enabled() })
+            .collect();
+        RuleIndex::from_entries(schema.event_types().count(), &entries)
+    }
+
+    /// Indexes rules given as (event type, condition, enabled); candidates are positions
+    /// in `entries`.
+    pub(crate) fn from_entries(types: usize, entries: &[IndexEntry<'_>]) -> RuleIndex {
         let mut by_type = vec![TypeRules::default(); types];
         // Per type: each rule's discriminators, then how many rules each slot serves.
-        let mut per_rule: Vec<Vec<(Slot, Vec<Literal>)>> = Vec::with_capacity(rules.len());
+        let mut per_rule: Vec<Vec<(Slot, Vec<Literal>)>> = Vec::with_capacity(entries.len());
         let mut slot_counts: Vec<HashMap<Slot, usize>> = vec![HashMap::new(); types];
-        for rule in rules {
-            let d = rule.pred().map(discriminators).unwrap_or_default();
-            for (slot, _) in &d {
-                *slot_counts[rule.event_type().get()].entry(*slot).or_default() += 1;
+        for entry in entries {
+            let d = entry.condition.map(discriminators).unwrap_or_default();
+            if let Some(counts) = slot_counts.get_mut(entry.event_type.get()) {
+                for (slot, _) in &d {
+                    *counts.entry(*slot).or_default() += 1;
+                }
             }
             per_rule.push(d);
         }
-        for (i, (rule, discs)) in rules.iter().zip(per_rule).enumerate() {
-            if !rule.enabled() {
+        for (i, (entry, discs)) in entries.iter().zip(per_rule).enumerate() {
+            let t = entry.event_type.get();
+            if !entry.enabled || t >= types {
                 continue;
             }
             let i = i as u32;
-            let t = rule.event_type().get();
             let counts = &slot_counts[t];
             // The most widely shared slot gives the fewest, fullest tables. A slot few
             // rules test is not worth a hash: testing those rules directly is cheaper.

@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::expr::Activation;
-use crate::id::{EventId, RuleId, ScoreId};
+use crate::expr::{Activation, Expression};
+use crate::id::{EventId, EventTypeIndex, RuleId, ScoreId};
+use crate::index::{IndexEntry, RuleIndex};
 use crate::schema::{Contact, Event};
 use crate::scoring::cell::{Bounds, ScoreCell, ScoreError};
 use crate::scoring::decay::Decay;
@@ -22,8 +23,15 @@ pub const LEDGER_LEN: usize = 32;
 #[derive(Clone, Debug)]
 pub struct Scorer {
     models: Vec<ScoreModel>,
-    /// Per model, per event type index: the engagement rules it can trigger.
-    by_type: Vec<Vec<Vec<u32>>>,
+    /// Per model: its engagement rules indexed by event type and hashed equality tests,
+    /// as rule sets are, so an event costs only the rules it can touch.
+    indexes: Vec<RuleIndex>,
+}
+
+/// Reusable buffers for [`Scorer::handle_event_with`]; one per thread.
+#[derive(Clone, Debug, Default)]
+pub struct ScoreScratch {
+    candidates: Vec<u32>,
 }
 
 /// A change to one score caused by one rule.
@@ -122,20 +130,26 @@ impl Scorer {
     ///
     /// The first model that fails [`ScoreModel::validate`].
     pub fn new(models: Vec<ScoreModel>, event_types: usize) -> Result<Scorer, ModelError> {
-        let mut by_type = Vec::with_capacity(models.len());
+        let mut indexes = Vec::with_capacity(models.len());
         for model in &models {
             model.validate()?;
-            let mut table = vec![Vec::new(); event_types];
-            for (i, rule) in model.rules.iter().enumerate() {
-                if let Trigger::Event { event_type, .. } = &rule.trigger {
-                    if let Some(list) = table.get_mut(event_type.get()) {
-                        list.push(i as u32);
+            let entries: Vec<IndexEntry<'_>> = model
+                .rules
+                .iter()
+                .map(|rule| match &rule.trigger {
+                    Trigger::Event { event_type, condition } => IndexEntry {
+                        event_type: *event_type,
+                        condition: condition.as_ref().and_then(Expression::pred),
+                        enabled: true,
+                    },
+                    Trigger::Fit { .. } => {
+                        IndexEntry { event_type: EventTypeIndex(0), condition: None, enabled: false }
                     }
-                }
-            }
-            by_type.push(table);
+                })
+                .collect();
+            indexes.push(RuleIndex::from_entries(event_types, &entries));
         }
-        Ok(Scorer { models, by_type })
+        Ok(Scorer { models, indexes })
     }
 
     /// The models.
@@ -183,6 +197,21 @@ impl Scorer {
         contact: &Contact,
         event: &Event,
     ) -> Result<ScoreUpdate, ScoreError> {
+        self.handle_event_with(state, contact, event, &mut ScoreScratch::default())
+    }
+
+    /// [`Scorer::handle_event`] with reusable buffers, for hot loops.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scorer::handle_event`].
+    pub fn handle_event_with(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        event: &Event,
+        scratch: &mut ScoreScratch,
+    ) -> Result<ScoreUpdate, ScoreError> {
         let now = event.at();
         if now < state.last {
             return Err(ScoreError::OutOfOrder);
@@ -190,11 +219,9 @@ impl Scorer {
         let act = Activation::new().with_contact(contact).with_event(event).with_now(now);
         let mut update = ScoreUpdate::default();
         for (mi, model) in self.models.iter().enumerate() {
-            let Some(rules) = self.by_type[mi].get(event.event_type().get()) else {
-                continue;
-            };
+            self.indexes[mi].candidates(event, &mut scratch.candidates);
             let ms = &mut state.models[mi];
-            for &ri in rules {
+            for &ri in &scratch.candidates {
                 let rule = &model.rules[ri as usize];
                 let Trigger::Event { condition, .. } = &rule.trigger else {
                     continue;

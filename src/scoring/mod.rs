@@ -16,6 +16,6 @@ pub mod threshold;
 
 pub use cell::{Bounds, ScoreCell, ScoreError};
 pub use decay::Decay;
-pub use engine::{ContactScores, Explanation, LedgerEntry, ScoreUpdate, Scorer};
+pub use engine::{ContactScores, Explanation, LedgerEntry, ScoreScratch, ScoreUpdate, Scorer};
 pub use model::{Group, ModelError, PointRule, Repeat, ScoreModel, Trigger};
 pub use threshold::{Crossing, Rearm, Threshold, ThresholdState};
