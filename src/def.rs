@@ -25,6 +25,9 @@ pub struct RuleSetDef {
     /// The rules, in evaluation order.
     #[serde(default)]
     pub rules: Vec<RuleDef>,
+    /// Score models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring: Option<ScoringDef>,
 }
 
 /// The schema section: names mapped to type names (`string`, `int`, `double`, `bool`,
@@ -318,4 +321,158 @@ pub enum ActionDef {
         /// The journey.
         journey: String,
     },
+}
+
+/// The scoring section: score models.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ScoringDef {
+    /// The models, each a named score.
+    #[serde(default)]
+    pub models: Vec<ScoreModelDef>,
+}
+
+/// One score model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ScoreModelDef {
+    /// Stable id, unique among models.
+    pub id: String,
+    /// The highest total (for example 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<f64>,
+    /// The lowest total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
+    /// Decay of every group that does not set its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<DecayDef>,
+    /// Groups with their own caps and decay; rules name them. Without groups, all points
+    /// go to one default group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupDef>,
+    /// The point rules.
+    #[serde(default)]
+    pub rules: Vec<PointRuleDef>,
+    /// Thresholds such as the MQL hand-off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<ThresholdDef>,
+    /// Named bands such as cold / warm / hot, or grades A to F.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bands: Vec<BandDef>,
+}
+
+/// Decay settings: `{"half_life": "30d"}` or `{"step": 0.25, "every": "30d"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum DecayDef {
+    /// Exponential decay.
+    HalfLife {
+        /// The half-life, such as `"30d"` or `"36h"`.
+        half_life: String,
+    },
+    /// Step decay after each full period without activity.
+    Step {
+        /// The share lost per period, in `(0, 1]`.
+        step: f64,
+        /// The period, such as `"30d"`.
+        every: String,
+    },
+}
+
+/// A group of points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GroupDef {
+    /// The group's id, unique in its model.
+    pub id: String,
+    /// The group's cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<f64>,
+    /// The group's floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
+    /// The group's decay, overriding the model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<DecayDef>,
+}
+
+/// A point rule: engagement (`on` an event type) or fit (`fit`, over the contact).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PointRuleDef {
+    /// Stable id, unique in its model.
+    pub id: String,
+    /// The event type, for engagement rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// A CEL condition for an engagement rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A structured filter for an engagement rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+    /// A CEL condition over the contact, for fit rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<String>,
+    /// Points (negative subtracts).
+    pub points: f64,
+    /// The group, by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `"every_time"` (default), `"once"`, or `{"max": N, "per": "1d"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<RepeatDef>,
+    /// The least time between two awards, such as `"1h"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_interval: Option<String>,
+}
+
+/// A repeat policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum RepeatDef {
+    /// `"every_time"` or `"once"`.
+    Named(String),
+    /// At most `max` awards per window.
+    AtMost {
+        /// Awards per window.
+        max: u32,
+        /// The window, such as `"1d"`.
+        per: String,
+    },
+}
+
+/// A threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ThresholdDef {
+    /// Its id, such as `mql`.
+    pub id: String,
+    /// Entered at or above this value.
+    pub enter: f64,
+    /// Left below this value; defaults to `enter` (no hysteresis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<f64>,
+    /// `"once"` or `"every_crossing"` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rearm: Option<crate::scoring::Rearm>,
+}
+
+/// A band.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BandDef {
+    /// Its name.
+    pub name: String,
+    /// Its lowest score.
+    pub from: f64,
 }

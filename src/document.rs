@@ -109,7 +109,60 @@ static ROOT: Shape = Shape {
         ("name", Child::Leaf),
         ("schema", Child::Object(&SCHEMA)),
         ("rules", Child::ListOf(&RULE)),
+        ("scoring", Child::Object(&SCORING)),
     ],
+};
+
+static SCORING: Shape =
+    Shape { what: "scoring section", required: &[], keys: &[("models", Child::ListOf(&MODEL))] };
+
+static MODEL: Shape = Shape {
+    what: "score model",
+    required: &["id"],
+    keys: &[
+        ("id", Child::Leaf),
+        ("cap", Child::Leaf),
+        ("floor", Child::Leaf),
+        ("decay", Child::Leaf),
+        ("groups", Child::ListOf(&GROUP)),
+        ("rules", Child::ListOf(&POINT_RULE)),
+        ("thresholds", Child::ListOf(&THRESHOLD)),
+        ("bands", Child::ListOf(&BAND)),
+    ],
+};
+
+static GROUP: Shape = Shape {
+    what: "score group",
+    required: &["id"],
+    keys: &[("id", Child::Leaf), ("cap", Child::Leaf), ("floor", Child::Leaf), ("decay", Child::Leaf)],
+};
+
+static POINT_RULE: Shape = Shape {
+    what: "point rule",
+    required: &["id", "points"],
+    keys: &[
+        ("id", Child::Leaf),
+        ("on", Child::Leaf),
+        ("when", Child::Leaf),
+        ("filter", Child::Filter),
+        ("fit", Child::Leaf),
+        ("points", Child::Leaf),
+        ("group", Child::Leaf),
+        ("repeat", Child::Leaf),
+        ("min_interval", Child::Leaf),
+    ],
+};
+
+static THRESHOLD: Shape = Shape {
+    what: "threshold",
+    required: &["id", "enter"],
+    keys: &[("id", Child::Leaf), ("enter", Child::Leaf), ("exit", Child::Leaf), ("rearm", Child::Leaf)],
+};
+
+static BAND: Shape = Shape {
+    what: "band",
+    required: &["name", "from"],
+    keys: &[("name", Child::Leaf), ("from", Child::Leaf)],
 };
 
 static SCHEMA: Shape = Shape {

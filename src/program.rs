@@ -106,6 +106,7 @@ pub struct Program {
     /// matching touches only what it evaluates. `Const(true)` for a rule with none.
     conditions: Vec<Pred>,
     index: RuleIndex,
+    scorer: Option<crate::scoring::Scorer>,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -250,12 +251,15 @@ impl Program {
                 enabled: rule.enabled,
             });
         }
+        let scorer = def.scoring.as_ref().and_then(|scoring| {
+            crate::scoring::compile::compile_scoring(scoring, &schema, limits, &regexes, &mut diagnostics)
+        });
         if !diagnostics.is_empty() {
             return Err(CompileError::new(diagnostics));
         }
         let index = RuleIndex::build(&schema, &rules);
         let conditions = rules.iter().map(|r| r.pred().cloned().unwrap_or(Pred::Const(true))).collect();
-        Ok(Program { name: def.name.clone(), schema, rules, conditions, index })
+        Ok(Program { name: def.name.clone(), schema, rules, conditions, index, scorer })
     }
 
     /// Reads and compiles a JSON rule-set document.
@@ -289,6 +293,11 @@ impl Program {
         let limits = Limits::default();
         let (def, problems) = crate::document::read(text, crate::document::Format::Toml, &limits)?;
         Program::compile_reporting(&def, &limits, problems)
+    }
+
+    /// The score models of the document's `scoring` section, compiled.
+    pub fn scorer(&self) -> Option<&crate::scoring::Scorer> {
+        self.scorer.as_ref()
     }
 
     /// The rule set's name.

@@ -9,6 +9,7 @@
 //! that gives the same bits on every platform.
 
 pub mod cell;
+pub(crate) mod compile;
 pub mod decay;
 pub mod engine;
 pub mod model;

@@ -1,0 +1,310 @@
+//! Compiling the document's scoring section into a [`Scorer`], with every problem
+//! reported as a diagnostic at its JSON-pointer path.
+
+use hashbrown::HashMap;
+
+use crate::def::{DecayDef, RepeatDef, ScoreModelDef, ScoringDef};
+use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::expr::check::{Names, RegexCache};
+use crate::expr::compile_with;
+use crate::limits::Limits;
+use crate::schema::Schema;
+use crate::scoring::cell::Bounds;
+use crate::scoring::decay::Decay;
+use crate::scoring::engine::Scorer;
+use crate::scoring::model::{Group, PointRule, Repeat, ScoreModel};
+use crate::scoring::threshold::{Rearm, Threshold};
+use crate::time::Duration;
+
+/// A span of time as documents write it: CEL durations (`"36h"`, `"90m"`, `"1.5s"`) plus
+/// whole days (`"30d"`).
+pub(crate) fn parse_period(text: &str) -> Option<Duration> {
+    let d = match text.strip_suffix('d').and_then(|n| n.trim().parse::<i64>().ok()) {
+        Some(days) => Duration::from_days(days).ok()?,
+        None => Duration::parse(text).ok()?,
+    };
+    (d > Duration::ZERO).then_some(d)
+}
+
+fn bad(path: String, message: String, help: &str) -> Diagnostic {
+    Diagnostic::new(Code::InvalidDocument, message).with_path(path).with_help(help.to_string())
+}
+
+fn period(text: &str, path: String, diagnostics: &mut Vec<Diagnostic>) -> Option<Duration> {
+    let d = parse_period(text);
+    if d.is_none() {
+        diagnostics.push(bad(
+            path,
+            format!("`{text}` is not a positive span of time"),
+            "write a span such as \"30d\", \"36h\" or \"90m\"",
+        ));
+    }
+    d
+}
+
+fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay {
+    match def {
+        DecayDef::HalfLife { half_life } => period(half_life, format!("{path}/half_life"), diagnostics)
+            .map_or(Decay::None, |half_life| Decay::HalfLife { half_life }),
+        DecayDef::Step { step, every } => {
+            if !(*step > 0.0 && *step <= 1.0) {
+                diagnostics.push(bad(
+                    format!("{path}/step"),
+                    format!("a step of {step} is not a share in (0, 1]"),
+                    "write the share lost per period, such as 0.25",
+                ));
+                return Decay::None;
+            }
+            period(every, format!("{path}/every"), diagnostics)
+                .map_or(Decay::None, |period| Decay::Step { fraction: *step, period })
+        }
+    }
+}
+
+fn finite(value: Option<f64>, path: String, diagnostics: &mut Vec<Diagnostic>) -> Option<f64> {
+    match value {
+        Some(v) if !v.is_finite() => {
+            diagnostics.push(bad(path, "a number must be finite".into(), "give a finite number"));
+            None
+        }
+        other => other,
+    }
+}
+
+/// Compiles the scoring section; `None` (with diagnostics) when anything is wrong.
+pub(crate) fn compile_scoring(
+    def: &ScoringDef,
+    schema: &Schema,
+    limits: &Limits,
+    regexes: &RegexCache,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Scorer> {
+    let before = diagnostics.len();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut models = Vec::with_capacity(def.models.len());
+    for (mi, m) in def.models.iter().enumerate() {
+        let path = format!("/scoring/models/{mi}");
+        if let Some(first) = seen.insert(m.id.as_str(), mi) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateId, format!("score model id `{}` is used twice", m.id))
+                    .with_path(format!("{path}/id"))
+                    .with_help(format!("the first use is /scoring/models/{first}/id")),
+            );
+        }
+        models.push(model(m, &path, schema, limits, regexes, diagnostics));
+    }
+    if diagnostics.len() > before {
+        return None;
+    }
+    match Scorer::new(models, schema.event_types().count()) {
+        Ok(scorer) => Some(scorer),
+        Err(e) => {
+            diagnostics.push(Diagnostic::new(Code::InvalidDocument, e.to_string()).with_path("/scoring"));
+            None
+        }
+    }
+}
+
+fn model(
+    m: &ScoreModelDef,
+    path: &str,
+    schema: &Schema,
+    limits: &Limits,
+    regexes: &RegexCache,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> ScoreModel {
+    let model_decay =
+        m.decay.as_ref().map_or(Decay::None, |d| decay(d, &format!("{path}/decay"), diagnostics));
+    let bounds = Bounds {
+        cap: finite(m.cap, format!("{path}/cap"), diagnostics),
+        floor: finite(m.floor, format!("{path}/floor"), diagnostics),
+    };
+    let mut groups = Vec::new();
+    let mut group_ids: Vec<&str> = Vec::new();
+    for (gi, g) in m.groups.iter().enumerate() {
+        let gpath = format!("{path}/groups/{gi}");
+        if group_ids.contains(&g.id.as_str()) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateId, format!("group id `{}` is used twice", g.id))
+                    .with_path(format!("{gpath}/id")),
+            );
+        }
+        group_ids.push(&g.id);
+        let d = g.decay.as_ref().map_or(model_decay, |d| decay(d, &format!("{gpath}/decay"), diagnostics));
+        let gb = Bounds {
+            cap: finite(g.cap, format!("{gpath}/cap"), diagnostics),
+            floor: finite(g.floor, format!("{gpath}/floor"), diagnostics),
+        };
+        groups.push(Group::new(g.id.clone()).bounds(gb).decay(d));
+    }
+    let mut model = ScoreModel::new(m.id.clone()).with_bounds(bounds).with_decay(model_decay);
+    if !groups.is_empty() {
+        model = model.with_groups(groups);
+    }
+    let mut rule_ids: Vec<&str> = Vec::new();
+    for (ri, r) in m.rules.iter().enumerate() {
+        let rpath = format!("{path}/rules/{ri}");
+        if rule_ids.contains(&r.id.as_str()) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateId, format!("point rule id `{}` is used twice", r.id))
+                    .with_path(format!("{rpath}/id")),
+            );
+        }
+        rule_ids.push(&r.id);
+        if !r.points.is_finite() {
+            diagnostics.push(bad(
+                format!("{rpath}/points"),
+                "points must be finite".into(),
+                "give a finite number",
+            ));
+            continue;
+        }
+        let group = match &r.group {
+            None => 0,
+            Some(name) => match group_ids.iter().position(|g| g == name) {
+                Some(i) => i,
+                None => {
+                    diagnostics.push(
+                        Diagnostic::new(Code::InvalidDocument, format!("unknown group `{name}`"))
+                            .with_path(format!("{rpath}/group"))
+                            .with_did_you_mean(did_you_mean(name, group_ids.iter().copied()))
+                            .with_help("declare the group under the model's `groups`"),
+                    );
+                    continue;
+                }
+            },
+        };
+        let rule = match (&r.on, &r.fit) {
+            (Some(_), Some(_)) | (None, None) => {
+                diagnostics.push(bad(rpath.clone(), "a point rule needs exactly one of `on` (engagement) and `fit`".into(), "engagement rules name an event type in `on`; fit rules give a condition over the contact in `fit`"));
+                continue;
+            }
+            (None, Some(fit)) => {
+                if r.when.is_some() || r.filter.is_some() {
+                    diagnostics.push(bad(
+                        rpath.clone(),
+                        "a fit rule takes its condition in `fit`, not `when` or `filter`".into(),
+                        "move the condition into `fit`",
+                    ));
+                    continue;
+                }
+                let names = Names {
+                    contact: Some(schema.contact_fields()),
+                    scores: Some(schema.scores()),
+                    now: true,
+                    regexes: Some(regexes),
+                    ..Names::default()
+                };
+                match compile_with(fit, names, limits, &format!("{rpath}/fit")) {
+                    Ok(c) => PointRule::fit(r.id.clone(), c, r.points),
+                    Err(e) => {
+                        diagnostics.extend(e.diagnostics);
+                        continue;
+                    }
+                }
+            }
+            (Some(on), None) => {
+                let Some(event_type) = schema.event_type_index(on) else {
+                    diagnostics.push(
+                        Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{on}`"))
+                            .with_path(format!("{rpath}/on"))
+                            .with_did_you_mean(schema.suggest_event_type(on)),
+                    );
+                    continue;
+                };
+                let names = Names {
+                    contact: Some(schema.contact_fields()),
+                    event: schema.event_type(event_type).map(|e| e.properties()),
+                    scores: Some(schema.scores()),
+                    vars: None,
+                    now: true,
+                    regexes: Some(regexes),
+                };
+                let source = match (&r.when, &r.filter) {
+                    (Some(_), Some(_)) => {
+                        diagnostics.push(bad(
+                            format!("{rpath}/filter"),
+                            "a point rule has both `when` and `filter`".into(),
+                            "keep one",
+                        ));
+                        continue;
+                    }
+                    (Some(w), None) => Some((w.clone(), format!("{rpath}/when"))),
+                    (None, Some(f)) => {
+                        let fpath = format!("{rpath}/filter");
+                        match crate::filter::to_cel(f, &names, limits, &fpath, diagnostics) {
+                            Some(cel) => Some((cel, fpath)),
+                            None => continue,
+                        }
+                    }
+                    (None, None) => None,
+                };
+                let condition = match source {
+                    None => None,
+                    Some((text, cpath)) => match compile_with(&text, names, limits, &cpath) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            diagnostics.extend(e.diagnostics);
+                            continue;
+                        }
+                    },
+                };
+                PointRule::on_event(r.id.clone(), event_type, condition, r.points)
+            }
+        };
+        let mut rule = rule.in_group(group);
+        match &r.repeat {
+            None => {}
+            Some(RepeatDef::Named(name)) => match name.as_str() {
+                "every_time" => {}
+                "once" => rule = rule.repeat(Repeat::Once),
+                other => diagnostics.push(
+                    bad(
+                        format!("{rpath}/repeat"),
+                        format!("unknown repeat policy `{other}`"),
+                        "write \"every_time\", \"once\" or {\"max\": N, \"per\": \"1d\"}",
+                    )
+                    .with_did_you_mean(did_you_mean(other, ["every_time", "once"])),
+                ),
+            },
+            Some(RepeatDef::AtMost { max, per }) => {
+                if let Some(per) = period(per, format!("{rpath}/repeat/per"), diagnostics) {
+                    rule = rule.repeat(Repeat::AtMost { max: *max, per });
+                }
+            }
+        }
+        if let Some(gap) = &r.min_interval {
+            if let Some(gap) = period(gap, format!("{rpath}/min_interval"), diagnostics) {
+                rule = rule.min_interval(gap);
+            }
+        }
+        model = model.with_rule(rule);
+    }
+    for (ti, t) in m.thresholds.iter().enumerate() {
+        let exit = t.exit.unwrap_or(t.enter);
+        if !(t.enter.is_finite() && exit.is_finite() && exit <= t.enter) {
+            diagnostics.push(bad(
+                format!("{path}/thresholds/{ti}"),
+                format!("threshold `{}` needs finite numbers with exit <= enter", t.id),
+                "hysteresis enters at `enter` and leaves below a lower `exit`",
+            ));
+            continue;
+        }
+        model = model.with_threshold(
+            t.id.clone(),
+            Threshold { enter: t.enter, exit, rearm: t.rearm.unwrap_or(Rearm::EveryCrossing) },
+        );
+    }
+    for (bi, b) in m.bands.iter().enumerate() {
+        if !b.from.is_finite() {
+            diagnostics.push(bad(
+                format!("{path}/bands/{bi}/from"),
+                "a band bound must be finite".into(),
+                "give a finite number",
+            ));
+            continue;
+        }
+        model = model.with_band(b.name.clone(), b.from);
+    }
+    model
+}

@@ -1,0 +1,85 @@
+//! Score models in the rule-set document.
+
+use nurture::{Code, Program, Timestamp};
+
+const DOC: &str = r#"{
+  "version": 1,
+  "schema": {
+    "contact": {"job_title": "string"},
+    "events": {"page_visit": {"url": "string"}, "form_submit": {"form": "string"}}
+  },
+  "scoring": {
+    "models": [
+      {
+        "id": "engagement",
+        "cap": 100,
+        "decay": {"half_life": "30d"},
+        "groups": [{"id": "web", "cap": 40}, {"id": "forms", "decay": {"step": 0.5, "every": "7d"}}],
+        "rules": [
+          {"id": "pricing", "on": "page_visit", "when": "event.url == '/pricing'", "points": 10, "group": "web"},
+          {"id": "docs", "on": "page_visit", "filter": {"field": "event.url", "op": "starts_with", "value": "/docs"},
+           "points": 2, "group": "web", "repeat": {"max": 2, "per": "1d"}},
+          {"id": "demo", "on": "form_submit", "when": "event.form == 'demo'", "points": 50, "group": "forms", "repeat": "once"},
+          {"id": "vp", "fit": "has(contact.job_title) && contact.job_title.contains('VP')", "points": 15}
+        ],
+        "thresholds": [{"id": "mql", "enter": 80, "exit": 70, "rearm": "once"}],
+        "bands": [{"name": "cold", "from": 0}, {"name": "warm", "from": 40}, {"name": "hot", "from": 80}]
+      }
+    ]
+  }
+}"#;
+
+#[test]
+fn a_document_scores_contacts() {
+    let program = Program::from_json(DOC).unwrap_or_else(|e| panic!("{}", e.render()));
+    let scorer = program.scorer().expect("the document has a scoring section");
+    let schema = program.schema();
+    let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+    let contact = schema.contact("c").set("job_title", "VP Sales").unwrap().build();
+    let mut state = scorer.new_state(t0);
+    scorer.handle_attributes(&mut state, &contact, t0).unwrap();
+    let mut crossings = Vec::new();
+    for (n, url) in
+        ["/pricing", "/pricing", "/pricing", "/pricing", "/pricing", "/docs/a", "/docs/b", "/docs/c"]
+            .iter()
+            .enumerate()
+    {
+        let e =
+            schema.event(format!("e{n}"), "c", "page_visit", t0).unwrap().set("url", *url).unwrap().build();
+        crossings.extend(scorer.handle_event(&mut state, &contact, &e).unwrap().crossings);
+    }
+    // web is capped at 40; fit adds 15.
+    assert_eq!(scorer.value(&state, 0, t0), Some(55.0));
+    let demo = schema.event("d", "c", "form_submit", t0).unwrap().set("form", "demo").unwrap().build();
+    crossings.extend(scorer.handle_event(&mut state, &contact, &demo).unwrap().crossings);
+    assert_eq!(scorer.value(&state, 0, t0), Some(100.0), "capped at 100");
+    assert_eq!(crossings.len(), 1, "MQL once");
+    let explained = scorer.explain(&state, 0, t0).unwrap();
+    let groups: Vec<(&str, f64)> = explained.groups.iter().map(|(g, v)| (g.as_str(), *v)).collect();
+    assert_eq!(groups, [("web", 40.0), ("forms", 45.0)]);
+}
+
+#[test]
+fn scoring_mistakes_are_reported_together() {
+    let doc = DOC
+        .replace(r#""group": "web", "repeat""#, r#""group": "wbe", "repeat""#)
+        .replace(r#""half_life": "30d""#, r#""half_life": "soon""#)
+        .replace(r#""on": "form_submit""#, r#""on": "form_sumbit""#)
+        .replace(r#""rearm": "once""#, r#""rearm": "once", "colour": 1"#)
+        .replace("contact.job_title.contains('VP')", "contact.job_titel.contains('VP')");
+    let err = Program::from_json(&doc).unwrap_err();
+    let found: Vec<(Code, &str)> = err.diagnostics.iter().map(|d| (d.code, d.path.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (Code::UnknownKey, "/scoring/models/0/thresholds/0/colour"),
+            (Code::InvalidDocument, "/scoring/models/0/decay/half_life"),
+            (Code::InvalidDocument, "/scoring/models/0/rules/1/group"),
+            (Code::UnknownEventType, "/scoring/models/0/rules/2/on"),
+            (Code::UnknownField, "/scoring/models/0/rules/3/fit"),
+        ],
+        "{}",
+        err.render()
+    );
+    assert_eq!(err.diagnostics[2].did_you_mean.as_deref(), Some("web"));
+}
