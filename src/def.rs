@@ -28,6 +28,32 @@ pub struct RuleSetDef {
     /// Score models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scoring: Option<ScoringDef>,
+    /// Windowed event counters, read in conditions as `counter.ID`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counters: Vec<CounterDoc>,
+}
+
+/// A windowed event counter: events of type `on` whose condition holds, within the last
+/// `window`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CounterDoc {
+    /// The counter's id; conditions read `counter.ID`.
+    pub id: String,
+    /// The event type counted.
+    pub on: String,
+    /// A CEL condition on the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A structured filter on the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+    /// The window, such as `"7d"`.
+    pub window: String,
+    /// Counts are exact up to this many events per window (default 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
 }
 
 /// The schema section: names mapped to type names (`string`, `int`, `double`, `bool`,

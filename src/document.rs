@@ -110,6 +110,20 @@ static ROOT: Shape = Shape {
         ("schema", Child::Object(&SCHEMA)),
         ("rules", Child::ListOf(&RULE)),
         ("scoring", Child::Object(&SCORING)),
+        ("counters", Child::ListOf(&COUNTER)),
+    ],
+};
+
+static COUNTER: Shape = Shape {
+    what: "counter",
+    required: &["id", "on", "window"],
+    keys: &[
+        ("id", Child::Leaf),
+        ("on", Child::Leaf),
+        ("when", Child::Leaf),
+        ("filter", Child::Filter),
+        ("window", Child::Leaf),
+        ("max", Child::Leaf),
     ],
 };
 
@@ -407,7 +421,11 @@ fn check_action(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
 }
 
 /// Builds the schema from its document section, recording problems.
-pub(crate) fn schema_from_def(def: &SchemaDef, diagnostics: &mut Vec<Diagnostic>) -> Schema {
+pub(crate) fn schema_from_def(
+    def: &SchemaDef,
+    counters: &[crate::def::CounterDoc],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Schema {
     let type_names = ["bool", "int", "double", "string", "timestamp", "duration", "dyn", "list(", "map("];
     let mut parse = |text: &str, path: String| match Type::parse(text) {
         Some(t) => t,
@@ -438,6 +456,9 @@ pub(crate) fn schema_from_def(def: &SchemaDef, diagnostics: &mut Vec<Diagnostic>
     }
     for score in &def.scores {
         builder = builder.score(score.clone());
+    }
+    for counter in counters {
+        builder = builder.counter(counter.id.clone());
     }
     match builder.build() {
         Ok(schema) => schema,

@@ -75,15 +75,17 @@ fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Box<Di
         "contact" => names.contact,
         "event" => names.event,
         "score" => names.scores,
+        "counter" => names.counters,
         _ => None,
     };
     let Some(fields) = fields else {
         return Err(Box::new(
             Diagnostic::new(Code::InvalidFilter, format!("`{field}` is not a field reference"))
                 .with_path(format!("{path}/field"))
-                .with_help("write `contact.NAME`, `event.NAME` or `score.NAME`")
+                .with_help("write `contact.NAME`, `event.NAME`, `score.NAME` or `counter.NAME`")
                 .with_did_you_mean(
-                    did_you_mean(root, ["contact", "event", "score"]).map(|r| format!("{r}.{name}")),
+                    did_you_mean(root, ["contact", "event", "score", "counter"])
+                        .map(|r| format!("{r}.{name}")),
                 ),
         ));
     };

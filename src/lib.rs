@@ -68,6 +68,7 @@
 #![doc = include_str!("../docs/architecture.md")]
 #![warn(missing_docs)]
 
+pub mod counters;
 pub mod def;
 pub mod diagnostic;
 mod document;

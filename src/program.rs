@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
+use crate::counters::{CounterDef, CounterState, Counters};
 use crate::def::{ActionDef, RuleSetDef};
 use crate::diagnostic::{Code, CompileError, Diagnostic};
 use crate::expr::check::Names;
@@ -107,12 +108,14 @@ pub struct Program {
     conditions: Vec<Pred>,
     index: RuleIndex,
     scorer: Option<crate::scoring::Scorer>,
+    counters: Counters,
 }
 
 /// Reusable buffers for matching; one per thread.
 #[derive(Clone, Debug, Default)]
 pub struct MatchScratch {
     pub(crate) candidates: Vec<u32>,
+    counts: Vec<Option<Value>>,
     matched: Vec<RuleIndexId>,
     errors: Vec<(RuleIndexId, EvalError)>,
 }
@@ -153,7 +156,7 @@ impl Program {
                     .with_help("this release reads version 1"),
             );
         }
-        let schema = crate::document::schema_from_def(&def.schema, &mut diagnostics);
+        let schema = crate::document::schema_from_def(&def.schema, &def.counters, &mut diagnostics);
         let schema = Arc::new(schema);
         if def.rules.len() > limits.max_rules {
             diagnostics.push(
@@ -198,6 +201,7 @@ impl Program {
                 contact: Some(schema.contact_fields()),
                 event: schema.event_type(event_type).map(|e| e.properties()),
                 scores: Some(schema.scores()),
+                counters: Some(schema.counters()),
                 vars: None,
                 now: true,
                 regexes: Some(&regexes),
@@ -251,15 +255,17 @@ impl Program {
                 enabled: rule.enabled,
             });
         }
+        let counters = compile_counters(&def.counters, &schema, limits, &regexes, &mut diagnostics);
         let scorer = def.scoring.as_ref().and_then(|scoring| {
             crate::scoring::compile::compile_scoring(scoring, &schema, limits, &regexes, &mut diagnostics)
+                .map(|s| s.with_counters(counters.clone()))
         });
         if !diagnostics.is_empty() {
             return Err(CompileError::new(diagnostics));
         }
         let index = RuleIndex::build(&schema, &rules);
         let conditions = rules.iter().map(|r| r.pred().cloned().unwrap_or(Pred::Const(true))).collect();
-        Ok(Program { name: def.name.clone(), schema, rules, conditions, index, scorer })
+        Ok(Program { name: def.name.clone(), schema, rules, conditions, index, scorer, counters })
     }
 
     /// Reads and compiles a JSON rule-set document.
@@ -293,6 +299,43 @@ impl Program {
         let limits = Limits::default();
         let (def, problems) = crate::document::read(text, crate::document::Format::Toml, &limits)?;
         Program::compile_reporting(&def, &limits, problems)
+    }
+
+    /// The windowed event counters of the document's `counters` section.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counts `event` in the contact's counters, then matches it with `counter.NAME`
+    /// bound to the counts at `now` (the event itself included).
+    pub fn observe_and_match<'s>(
+        &self,
+        contact: &Contact,
+        event: &Event,
+        now: Timestamp,
+        counters: &mut CounterState,
+        scratch: &'s mut MatchScratch,
+    ) -> Matches<'s> {
+        self.counters.observe(counters, contact, event);
+        let mut counts = std::mem::take(&mut scratch.counts);
+        self.counters.values(counters, now, &mut counts);
+        let activation =
+            Activation::new().with_contact(contact).with_event(event).with_now(now).with_counters(&counts);
+        self.index.candidates(event, &mut scratch.candidates);
+        scratch.matched.clear();
+        scratch.errors.clear();
+        for &i in &scratch.candidates {
+            let Some(condition) = self.conditions.get(i as usize) else {
+                continue;
+            };
+            match condition.test(&activation) {
+                Ok(true) => scratch.matched.push(RuleIndexId(i)),
+                Ok(false) => {}
+                Err(e) => scratch.errors.push((RuleIndexId(i), e)),
+            }
+        }
+        scratch.counts = counts;
+        Matches { rules: &scratch.matched, errors: &scratch.errors, evaluated: scratch.candidates.len() }
     }
 
     /// The score models of the document's `scoring` section, compiled.
@@ -377,6 +420,80 @@ impl Program {
         }
         Matches { rules: &scratch.matched, errors: &scratch.errors, evaluated: scratch.candidates.len() }
     }
+}
+
+/// Compiles the document's counters, in declaration order (the schema's counter order).
+fn compile_counters(
+    docs: &[crate::def::CounterDoc],
+    schema: &Schema,
+    limits: &Limits,
+    regexes: &crate::expr::check::RegexCache,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Counters {
+    let mut defs = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        let path = format!("/counters/{i}");
+        let Some(event_type) = schema.event_type_index(&doc.on) else {
+            diagnostics.push(
+                Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{}`", doc.on))
+                    .with_path(format!("{path}/on"))
+                    .with_did_you_mean(schema.suggest_event_type(&doc.on)),
+            );
+            continue;
+        };
+        let Some(window) = crate::scoring::compile::parse_period(&doc.window) else {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidDocument,
+                    format!("`{}` is not a positive span of time", doc.window),
+                )
+                .with_path(format!("{path}/window"))
+                .with_help("write a span such as \"7d\" or \"36h\""),
+            );
+            continue;
+        };
+        // Counter conditions see the contact and the event, not other counters.
+        let names = Names {
+            contact: Some(schema.contact_fields()),
+            event: schema.event_type(event_type).map(|e| e.properties()),
+            scores: Some(schema.scores()),
+            counters: None,
+            vars: None,
+            now: true,
+            regexes: Some(regexes),
+        };
+        let source = match (&doc.when, &doc.filter) {
+            (Some(_), Some(_)) => {
+                diagnostics.push(
+                    Diagnostic::new(Code::InvalidDocument, "a counter has both `when` and `filter`")
+                        .with_path(format!("{path}/filter")),
+                );
+                continue;
+            }
+            (Some(w), None) => Some((w.clone(), format!("{path}/when"))),
+            (None, Some(f)) => {
+                let fpath = format!("{path}/filter");
+                match filter::to_cel(f, &names, limits, &fpath, diagnostics) {
+                    Some(cel) => Some((cel, fpath)),
+                    None => continue,
+                }
+            }
+            (None, None) => None,
+        };
+        let condition = match source {
+            None => None,
+            Some((text, cpath)) => match compile_with(&text, names, limits, &cpath) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    diagnostics.extend(e.diagnostics);
+                    continue;
+                }
+            },
+        };
+        let max = doc.max.unwrap_or(crate::counters::DEFAULT_MAX);
+        defs.push(CounterDef::new(event_type, condition, window, max));
+    }
+    Counters::new(defs)
 }
 
 fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics: &mut Vec<Diagnostic>) {

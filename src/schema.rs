@@ -108,6 +108,7 @@ impl EventType {
 pub struct Schema {
     contact: FieldSet,
     scores: FieldSet,
+    counters: FieldSet,
     events: Vec<EventType>,
     event_index: HashMap<Arc<str>, EventTypeIndex>,
 }
@@ -126,6 +127,11 @@ impl Schema {
     /// The score names that conditions may read as `score.NAME` (doubles).
     pub fn scores(&self) -> &FieldSet {
         &self.scores
+    }
+
+    /// The windowed event counters that conditions read as `counter.NAME` (ints).
+    pub fn counters(&self) -> &FieldSet {
+        &self.counters
     }
 
     /// The declared event types in declaration order.
@@ -191,6 +197,7 @@ impl Schema {
 pub struct SchemaBuilder {
     contact: Vec<(String, Type)>,
     scores: Vec<String>,
+    counters: Vec<String>,
     events: Vec<(String, Vec<(String, Type)>)>,
 }
 
@@ -204,6 +211,13 @@ impl SchemaBuilder {
     /// Declares a score that conditions read as `score.NAME`.
     pub fn score(mut self, name: impl Into<String>) -> SchemaBuilder {
         self.scores.push(name.into());
+        self
+    }
+
+    /// Declares a windowed event counter that conditions read as `counter.NAME`; what it
+    /// counts is defined with [`crate::counters::Counters`].
+    pub fn counter(mut self, name: impl Into<String>) -> SchemaBuilder {
+        self.counters.push(name.into());
         self
     }
 
@@ -230,6 +244,12 @@ impl SchemaBuilder {
             check_name(name, "/schema/contact", &mut diagnostics);
             if let Err(message) = schema.contact.add(name, ty.clone()) {
                 diagnostics.push(duplicate(message, format!("/schema/contact/{name}")));
+            }
+        }
+        for name in &self.counters {
+            check_name(name, "/counters", &mut diagnostics);
+            if let Err(message) = schema.counters.add(name, Type::Int) {
+                diagnostics.push(duplicate(message, format!("/counters/{name}")));
             }
         }
         for name in &self.scores {
@@ -510,6 +530,7 @@ impl Schema {
             contact: Some(&self.contact),
             event,
             scores: Some(&self.scores),
+            counters: Some(&self.counters),
             vars: None,
             now: true,
             regexes: None,

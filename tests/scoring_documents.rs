@@ -83,3 +83,34 @@ fn scoring_mistakes_are_reported_together() {
     );
     assert_eq!(err.diagnostics[2].did_you_mean.as_deref(), Some("web"));
 }
+
+#[test]
+fn point_rules_read_windowed_counts() {
+    let doc = r#"{
+      "version": 1,
+      "schema": {"events": {"page_visit": {"url": "string"}}},
+      "counters": [{"id": "pricing_7d", "on": "page_visit", "when": "event.url == '/pricing'", "window": "7d"}],
+      "scoring": {"models": [{"id": "intent", "rules": [
+        {"id": "third-pricing-visit", "on": "page_visit", "when": "counter.pricing_7d >= 3", "points": 20, "repeat": "once"}
+      ]}]}
+    }"#;
+    let program = Program::from_json(doc).unwrap_or_else(|e| panic!("{}", e.render()));
+    let scorer = program.scorer().unwrap();
+    let schema = program.schema();
+    let contact = schema.contact("c").build();
+    let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+    let mut state = scorer.new_state(t0);
+    let mut values = Vec::new();
+    for n in 0..4i64 {
+        let at = Timestamp::from_unix(1_700_000_000 + n * 86_400, 0).unwrap();
+        let e = schema
+            .event(format!("e{n}"), "c", "page_visit", at)
+            .unwrap()
+            .set("url", "/pricing")
+            .unwrap()
+            .build();
+        scorer.handle_event(&mut state, &contact, &e).unwrap();
+        values.push(scorer.value(&state, 0, at).unwrap());
+    }
+    assert_eq!(values, [0.0, 0.0, 20.0, 20.0]);
+}

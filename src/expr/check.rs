@@ -20,6 +20,8 @@ pub(crate) struct Names<'a> {
     pub(crate) event: Option<&'a FieldSet>,
     /// `score.NAME`
     pub(crate) scores: Option<&'a FieldSet>,
+    /// `counter.NAME`: windowed event counts.
+    pub(crate) counters: Option<&'a FieldSet>,
     /// Host-declared variables, each a root name.
     pub(crate) vars: Option<&'a FieldSet>,
     /// `now`
@@ -38,6 +40,7 @@ impl<'a> Names<'a> {
             "contact" => self.contact.map(|f| (Scope::Contact, f)),
             "event" => self.event.map(|f| (Scope::Event, f)),
             "score" => self.scores.map(|f| (Scope::Score, f)),
+            "counter" => self.counters.map(|f| (Scope::Counter, f)),
             _ => None,
         }
     }
@@ -52,6 +55,9 @@ impl<'a> Names<'a> {
         }
         if self.scores.is_some() {
             names.push("score");
+        }
+        if self.counters.is_some() {
+            names.push("counter");
         }
         if self.now {
             names.push("now");

@@ -26,8 +26,8 @@ use crate::value::{Map, Value};
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Activation<'a> {
-    /// Slot records by [`Scope`]: contact, event, scores, variables.
-    pub(crate) scopes: [&'a [Option<Value>]; 4],
+    /// Slot records by [`Scope`]: contact, event, scores, variables, counters.
+    pub(crate) scopes: [&'a [Option<Value>]; 5],
     pub(crate) event_meta: Option<&'a Event>,
     pub(crate) now: Option<Timestamp>,
 }
@@ -60,6 +60,13 @@ impl<'a> Activation<'a> {
     /// Binds the variables of a standalone expression.
     pub fn with_variables(mut self, variables: &'a Variables) -> Activation<'a> {
         self.scopes[Scope::Var as usize] = &variables.values;
+        self
+    }
+
+    /// Binds `counter`: windowed event counts in the order of the schema's counter
+    /// declarations (see [`crate::counters::Counters::values`]).
+    pub fn with_counters(mut self, counts: &'a [Option<Value>]) -> Activation<'a> {
+        self.scopes[Scope::Counter as usize] = counts;
         self
     }
 

@@ -20,6 +20,8 @@ pub(crate) enum Scope {
     Score,
     /// Host-declared variables of a standalone expression.
     Var,
+    /// Windowed event counts.
+    Counter,
 }
 
 /// Fields every event has besides its declared properties.

@@ -216,6 +216,7 @@ fn model(
                     contact: Some(schema.contact_fields()),
                     event: schema.event_type(event_type).map(|e| e.properties()),
                     scores: Some(schema.scores()),
+                    counters: Some(schema.counters()),
                     vars: None,
                     now: true,
                     regexes: Some(regexes),

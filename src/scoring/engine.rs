@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use crate::counters::{CounterState, Counters};
 use crate::expr::{Activation, Expression};
 use crate::id::{EventId, EventTypeIndex, RuleId, ScoreId};
 use crate::index::{IndexEntry, RuleIndex};
@@ -15,6 +16,7 @@ use crate::scoring::decay::Decay;
 use crate::scoring::model::{ModelError, Repeat, ScoreModel, Trigger};
 use crate::scoring::threshold::{Crossing, ThresholdState};
 use crate::time::{Duration, Timestamp};
+use crate::value::Value;
 
 /// How many recent changes each contact's ledger keeps per model.
 pub const LEDGER_LEN: usize = 32;
@@ -26,12 +28,14 @@ pub struct Scorer {
     /// Per model: its engagement rules indexed by event type and hashed equality tests,
     /// as rule sets are, so an event costs only the rules it can touch.
     indexes: Vec<RuleIndex>,
+    counters: Counters,
 }
 
 /// Reusable buffers for [`Scorer::handle_event_with`]; one per thread.
 #[derive(Clone, Debug, Default)]
 pub struct ScoreScratch {
     candidates: Vec<u32>,
+    counts: Vec<Option<Value>>,
 }
 
 /// A change to one score caused by one rule.
@@ -87,6 +91,7 @@ struct RuleState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContactScores {
     models: Vec<ModelState>,
+    counters: CounterState,
     last: Timestamp,
 }
 
@@ -149,7 +154,14 @@ impl Scorer {
                 .collect();
             indexes.push(RuleIndex::from_entries(event_types, &entries));
         }
-        Ok(Scorer { models, indexes })
+        Ok(Scorer { models, indexes, counters: Counters::default() })
+    }
+
+    /// Adds windowed event counters: each event is counted before the rules run, and
+    /// conditions read the counts as `counter.NAME`.
+    pub fn with_counters(mut self, counters: Counters) -> Scorer {
+        self.counters = counters;
+        self
     }
 
     /// The models.
@@ -172,6 +184,7 @@ impl Scorer {
                     ledger: VecDeque::new(),
                 })
                 .collect(),
+            counters: self.counters.new_state(),
             last: at,
         }
     }
@@ -216,7 +229,13 @@ impl Scorer {
         if now < state.last {
             return Err(ScoreError::OutOfOrder);
         }
-        let act = Activation::new().with_contact(contact).with_event(event).with_now(now);
+        self.counters.observe(&mut state.counters, contact, event);
+        self.counters.values(&state.counters, now, &mut scratch.counts);
+        let act = Activation::new()
+            .with_contact(contact)
+            .with_event(event)
+            .with_now(now)
+            .with_counters(&scratch.counts);
         let mut update = ScoreUpdate::default();
         for (mi, model) in self.models.iter().enumerate() {
             self.indexes[mi].candidates(event, &mut scratch.candidates);
