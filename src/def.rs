@@ -375,6 +375,10 @@ pub struct ScoreModelDef {
     /// Decay of every group that does not set its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decay: Option<DecayDef>,
+    /// Timeframe mode for every group that sets neither decay nor timeframe: only points
+    /// earned in this last span count, such as `"90d"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeframe: Option<String>,
     /// Groups with their own caps and decay; rules name them. Without groups, all points
     /// go to one default group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -425,6 +429,9 @@ pub struct GroupDef {
     /// The group's decay, overriding the model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decay: Option<DecayDef>,
+    /// Timeframe mode for this group, overriding the model's decay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeframe: Option<String>,
 }
 
 /// A point rule: engagement (`on` an event type) or fit (`fit`, over the contact).

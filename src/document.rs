@@ -138,6 +138,7 @@ static MODEL: Shape = Shape {
         ("cap", Child::Leaf),
         ("floor", Child::Leaf),
         ("decay", Child::Leaf),
+        ("timeframe", Child::Leaf),
         ("groups", Child::ListOf(&GROUP)),
         ("rules", Child::ListOf(&POINT_RULE)),
         ("thresholds", Child::ListOf(&THRESHOLD)),
@@ -148,7 +149,13 @@ static MODEL: Shape = Shape {
 static GROUP: Shape = Shape {
     what: "score group",
     required: &["id"],
-    keys: &[("id", Child::Leaf), ("cap", Child::Leaf), ("floor", Child::Leaf), ("decay", Child::Leaf)],
+    keys: &[
+        ("id", Child::Leaf),
+        ("cap", Child::Leaf),
+        ("floor", Child::Leaf),
+        ("decay", Child::Leaf),
+        ("timeframe", Child::Leaf),
+    ],
 };
 
 static POINT_RULE: Shape = Shape {

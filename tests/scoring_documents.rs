@@ -114,3 +114,37 @@ fn point_rules_read_windowed_counts() {
     }
     assert_eq!(values, [0.0, 0.0, 20.0, 20.0]);
 }
+
+#[test]
+fn timeframe_points_expire_exactly() {
+    let doc = r#"{
+      "version": 1,
+      "schema": {"events": {"page_visit": {"url": "string"}}},
+      "scoring": {"models": [{"id": "recent", "timeframe": "90d", "cap": 100,
+        "rules": [{"id": "visit", "on": "page_visit", "points": 10}],
+        "thresholds": [{"id": "active", "enter": 20}]}]}
+    }"#;
+    let program = Program::from_json(doc).unwrap_or_else(|e| panic!("{}", e.render()));
+    let scorer = program.scorer().unwrap();
+    let schema = program.schema();
+    let contact = schema.contact("c").build();
+    let day = |d: i64| Timestamp::from_unix(1_700_000_000 + d * 86_400, 0).unwrap();
+    let mut state = scorer.new_state(day(0));
+    let mut wake = None;
+    for (n, d) in [0, 50].into_iter().enumerate() {
+        let e = schema
+            .event(format!("e{n}"), "c", "page_visit", day(d))
+            .unwrap()
+            .set("url", "/")
+            .unwrap()
+            .build();
+        wake = scorer.handle_event(&mut state, &contact, &e).unwrap().next_wake;
+    }
+    let value = |t| scorer.value(&state, 0, t).unwrap();
+    assert_eq!((value(day(89)), value(day(90)), value(day(140))), (20.0, 10.0, 0.0));
+    // The first award expires exactly 90 days after it was earned: the scorer wakes then.
+    assert_eq!(wake, Some(day(90)));
+    let u = scorer.handle_timeout(&mut state, day(90)).unwrap();
+    assert_eq!(u.crossings.len(), 1, "left `active` when the award expired");
+    assert_eq!(u.next_wake, Some(day(140)));
+}

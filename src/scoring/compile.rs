@@ -115,6 +115,14 @@ fn model(
 ) -> ScoreModel {
     let model_decay =
         m.decay.as_ref().map_or(Decay::None, |d| decay(d, &format!("{path}/decay"), diagnostics));
+    let model_window = m.timeframe.as_ref().and_then(|t| period(t, format!("{path}/timeframe"), diagnostics));
+    if m.decay.is_some() && m.timeframe.is_some() {
+        diagnostics.push(bad(
+            format!("{path}/timeframe"),
+            "a model has both `decay` and `timeframe`".into(),
+            "points either decay or expire; keep one",
+        ));
+    }
     let bounds = Bounds {
         cap: finite(m.cap, format!("{path}/cap"), diagnostics),
         floor: finite(m.floor, format!("{path}/floor"), diagnostics),
@@ -130,17 +138,40 @@ fn model(
             );
         }
         group_ids.push(&g.id);
-        let d = g.decay.as_ref().map_or(model_decay, |d| decay(d, &format!("{gpath}/decay"), diagnostics));
         let gb = Bounds {
             cap: finite(g.cap, format!("{gpath}/cap"), diagnostics),
             floor: finite(g.floor, format!("{gpath}/floor"), diagnostics),
         };
-        groups.push(Group::new(g.id.clone()).bounds(gb).decay(d));
+        let group = Group::new(g.id.clone()).bounds(gb);
+        let group = match (&g.decay, &g.timeframe) {
+            (Some(_), Some(_)) => {
+                diagnostics.push(bad(
+                    format!("{gpath}/timeframe"),
+                    "a group has both `decay` and `timeframe`".into(),
+                    "points either decay or expire; keep one",
+                ));
+                group
+            }
+            (Some(d), None) => group.decay(decay(d, &format!("{gpath}/decay"), diagnostics)),
+            (None, Some(t)) => match period(t, format!("{gpath}/timeframe"), diagnostics) {
+                Some(w) => group.timeframe(w),
+                None => group,
+            },
+            (None, None) => match model_window {
+                Some(w) => group.timeframe(w),
+                None => group.decay(model_decay),
+            },
+        };
+        groups.push(group);
     }
-    let mut model = ScoreModel::new(m.id.clone()).with_bounds(bounds).with_decay(model_decay);
-    if !groups.is_empty() {
-        model = model.with_groups(groups);
+    if groups.is_empty() {
+        let default = Group::new("default");
+        groups.push(match model_window {
+            Some(w) => default.timeframe(w),
+            None => default.decay(model_decay),
+        });
     }
+    let mut model = ScoreModel::new(m.id.clone()).with_bounds(bounds).with_groups(groups);
     let mut rule_ids: Vec<&str> = Vec::new();
     for (ri, r) in m.rules.iter().enumerate() {
         let rpath = format!("{path}/rules/{ri}");

@@ -77,6 +77,16 @@ pub struct ModelState {
     /// its decayed contribution (for explanations). Sorted by rule.
     rules: Vec<RuleState>,
     ledger: VecDeque<LedgerEntry>,
+    /// Per timeframe group: the awards still inside its window (empty otherwise).
+    awards: Vec<Vec<Award>>,
+}
+
+/// Points a rule earned in a timeframe group, expiring one window later.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct Award {
+    at: Timestamp,
+    points: f64,
+    rule: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,6 +192,7 @@ impl Scorer {
                     band: None,
                     rules: Vec::new(),
                     ledger: VecDeque::new(),
+                    awards: m.groups.iter().map(|_| Vec::new()).collect(),
                 })
                 .collect(),
             counters: self.counters.new_state(),
@@ -254,7 +265,10 @@ impl Scorer {
                 // The model's total bounds limit what may be added (points past a
                 // 100-point cap are not kept in reserve), then the group's own bounds.
                 let points = within_total(model, ms, now, rule.points);
-                let delta = ms.groups[rule.group].add(points, now, &group.decay, bounds)?;
+                let delta = match group.window {
+                    Some(window) => add_windowed(ms, rule.group, ri, points, now, window, bounds),
+                    None => ms.groups[rule.group].add(points, now, &group.decay, bounds)?,
+                };
                 record(ms, ri, rule.id.clone(), delta, now, &group.decay, Some(event.id().clone()));
                 update.changes.push((model.id.clone(), rule.id.clone(), delta));
             }
@@ -342,10 +356,16 @@ impl Scorer {
             if let Some(b) = ms.band.and_then(|b| model.bands.get(usize::from(b))) {
                 targets.push(b.from);
             }
+            // Timeframe awards expire in steps: wake at the next expiry at the latest,
+            // and search decay crossings only up to it (the value is monotone there).
+            let horizon = next_expiry(model, ms, now);
             for target in targets {
-                if let Some(at) = first_below(|t| model_value(model, ms, t), target, now) {
+                if let Some(at) = first_below(|t| model_value(model, ms, t), target, now, horizon) {
                     wake = Some(wake.map_or(at, |w| w.min(at)));
                 }
+            }
+            if let Some(h) = horizon {
+                wake = Some(wake.map_or(h, |w| w.min(h)));
             }
         }
         wake
@@ -361,16 +381,24 @@ impl Scorer {
             groups: m
                 .groups
                 .iter()
-                .zip(&s.groups)
-                .map(|(g, c)| (g.name.clone(), c.value_at(now, &g.decay)))
+                .enumerate()
+                .map(|(gi, g)| (g.name.clone(), group_value(m, s, gi, now)))
                 .collect(),
             rules: s
                 .rules
                 .iter()
                 .map(|r| {
                     let rule = &m.rules[r.rule as usize];
-                    let decay = &m.groups[rule.group].decay;
-                    (rule.id.clone(), r.contribution.value_at(now, decay))
+                    let group = &m.groups[rule.group];
+                    let points = match group.window {
+                        Some(window) => s.awards[rule.group]
+                            .iter()
+                            .filter(|a| a.rule == r.rule && in_window(a.at, now, window))
+                            .map(|a| a.points)
+                            .sum(),
+                        None => r.contribution.value_at(now, &group.decay),
+                    };
+                    (rule.id.clone(), points)
                 })
                 .collect(),
             fit: s.fit,
@@ -415,15 +443,69 @@ impl Scorer {
 
 /// A model's total at `now`: its groups decayed, plus fit points, within its bounds.
 fn model_value(model: &ScoreModel, state: &ModelState, now: Timestamp) -> f64 {
-    let groups: f64 = model.groups.iter().zip(&state.groups).map(|(g, c)| c.value_at(now, &g.decay)).sum();
-    clamp(model.bounds, groups + state.fit)
+    clamp(model.bounds, raw_value(model, state, now))
+}
+
+/// The groups' points plus fit points, before the model's bounds.
+fn raw_value(model: &ScoreModel, state: &ModelState, now: Timestamp) -> f64 {
+    (0..model.groups.len()).map(|gi| group_value(model, state, gi, now)).sum::<f64>() + state.fit
+}
+
+/// One group's points at `now`: decayed, or for a timeframe group the awards still
+/// inside the window (within the group's bounds).
+fn group_value(model: &ScoreModel, state: &ModelState, group: usize, now: Timestamp) -> f64 {
+    let g = &model.groups[group];
+    match g.window {
+        Some(window) => {
+            let sum: f64 =
+                state.awards[group].iter().filter(|a| in_window(a.at, now, window)).map(|a| a.points).sum();
+            clamp(g.bounds, sum)
+        }
+        None => state.groups[group].value_at(now, &g.decay),
+    }
+}
+
+/// Whether an award earned `at` still counts at `now`: the window is `(now - window, now]`.
+fn in_window(at: Timestamp, now: Timestamp, window: Duration) -> bool {
+    at <= now && now.checked_sub(window).is_none_or(|start| at > start)
+}
+
+/// Adds points to a timeframe group; returns the change that took effect.
+fn add_windowed(
+    state: &mut ModelState,
+    group: usize,
+    rule: u32,
+    points: f64,
+    now: Timestamp,
+    window: Duration,
+    bounds: Bounds,
+) -> f64 {
+    let awards = &mut state.awards[group];
+    awards.retain(|a| in_window(a.at, now, window));
+    let current: f64 = awards.iter().map(|a| a.points).sum();
+    let applied = clamp(bounds, current + points) - clamp(bounds, current);
+    if applied != 0.0 {
+        awards.push(Award { at: now, points: applied, rule });
+    }
+    applied
+}
+
+/// The first instant after `now` at which a timeframe award expires.
+fn next_expiry(model: &ScoreModel, state: &ModelState, now: Timestamp) -> Option<Timestamp> {
+    model
+        .groups
+        .iter()
+        .zip(&state.awards)
+        .filter_map(|(g, awards)| {
+            let window = g.window?;
+            awards.iter().filter_map(|a| a.at.checked_add(window)).filter(|t| *t > now).min()
+        })
+        .min()
 }
 
 /// The part of `points` the model's total bounds let through at `now`.
 fn within_total(model: &ScoreModel, state: &ModelState, now: Timestamp, points: f64) -> f64 {
-    let raw: f64 =
-        model.groups.iter().zip(&state.groups).map(|(g, c)| c.value_at(now, &g.decay)).sum::<f64>()
-            + state.fit;
+    let raw = raw_value(model, state, now);
     if points > 0.0 {
         model.bounds.cap.map_or(points, |cap| points.min((cap - raw).max(0.0)))
     } else {
@@ -515,8 +597,14 @@ fn observe(model: &ScoreModel, state: &mut ModelState, now: Timestamp, update: &
 
 /// The first whole second after `since` at which the non-increasing `value` is below
 /// `target`; `None` if that never happens within the timestamp range.
-fn first_below(value: impl Fn(Timestamp) -> f64, target: f64, since: Timestamp) -> Option<Timestamp> {
+fn first_below(
+    value: impl Fn(Timestamp) -> f64,
+    target: f64,
+    since: Timestamp,
+    horizon: Option<Timestamp>,
+) -> Option<Timestamp> {
     let at = |secs: i64| Duration::from_secs(secs).ok().and_then(|d| since.checked_add(d));
+    let limit = horizon.and_then(|h| h.duration_since(since)).map(|d| d.seconds());
     let below = |secs: i64| at(secs).is_none_or(|t| value(t) < target);
     if below(0) {
         return None;
@@ -524,9 +612,12 @@ fn first_below(value: impl Fn(Timestamp) -> f64, target: f64, since: Timestamp) 
     let mut hi: i64 = 1;
     while !below(hi) {
         hi = hi.checked_mul(2)?;
-        if hi > 400_000_000_000 {
+        if hi > 400_000_000_000 || limit.is_some_and(|l| hi > l.saturating_mul(2)) {
             return None;
         }
+    }
+    if limit.is_some_and(|l| hi > l && !below(l)) {
+        return None;
     }
     let mut lo = 0;
     while hi - lo > 1 {

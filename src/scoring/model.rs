@@ -119,12 +119,22 @@ pub struct Group {
     pub(crate) name: String,
     pub(crate) bounds: Bounds,
     pub(crate) decay: Decay,
+    /// Timeframe mode: only points earned in this last span count.
+    pub(crate) window: Option<Duration>,
 }
 
 impl Group {
     /// A group with no cap and no decay.
     pub fn new(name: impl Into<String>) -> Group {
-        Group { name: name.into(), bounds: Bounds::NONE, decay: Decay::None }
+        Group { name: name.into(), bounds: Bounds::NONE, decay: Decay::None, window: None }
+    }
+
+    /// Timeframe mode: only points earned within the last `window` count, each award
+    /// expiring exactly `window` after it was earned (instead of decaying).
+    pub fn timeframe(mut self, window: Duration) -> Group {
+        self.window = Some(window);
+        self.decay = Decay::None;
+        self
     }
 
     /// Caps the group's points.
@@ -211,7 +221,7 @@ impl ScoreModel {
 
     /// Sets the decay of every group.
     pub fn with_decay(mut self, decay: Decay) -> ScoreModel {
-        for g in &mut self.groups {
+        for g in self.groups.iter_mut().filter(|g| g.window.is_none()) {
             g.decay = decay;
         }
         self
