@@ -160,18 +160,33 @@ fn model(schema: &Schema) -> Result<ScoreModel, nurture::CompileError> {
         model = model.with_band(name, from);
     }
     for &(id, cel, points) in RULES {
-        // Guard every field the rule reads, so that a missing field means "no points"
-        // rather than an evaluation error (which would also mean no points).
-        let guards: Vec<String> = FIELDS
-            .iter()
-            .filter(|(_, f, _, _)| cel.contains(&format!("contact.{f}")) && !cel.contains("has("))
-            .map(|(_, f, _, _)| format!("has(contact.{f})"))
-            .collect();
-        let source =
-            if guards.is_empty() { cel.to_string() } else { format!("{} && ({cel})", guards.join(" && ")) };
-        model = model.with_rule(PointRule::fit(id, schema.condition(None, &source)?, points));
+        model = model.with_rule(rule(schema, id, cel, points)?);
     }
     Ok(model)
+}
+
+/// A fit rule whose condition reads each field only when it is present, so that a
+/// missing field means "no points" rather than an evaluation error (which would also
+/// award nothing, but less visibly).
+fn rule(schema: &Schema, id: &str, cel: &str, points: f64) -> Result<PointRule, nurture::CompileError> {
+    let guards: Vec<String> = FIELDS
+        .iter()
+        .filter(|(_, f, _, _)| cel.contains(&format!("contact.{f}")) && !cel.contains("has("))
+        .map(|(_, f, _, _)| format!("has(contact.{f})"))
+        .collect();
+    let source =
+        if guards.is_empty() { cel.to_string() } else { format!("{} && ({cel})", guards.join(" && ")) };
+    Ok(PointRule::fit(id, schema.condition(None, &source)?, points))
+}
+
+/// The headline model first, then one single-rule model per rule (no bounds): their
+/// values say which rules hold for a lead, since `explain` reports fit points as a sum.
+fn models(schema: &Schema) -> Result<Vec<ScoreModel>, nurture::CompileError> {
+    let mut models = vec![model(schema)?];
+    for &(id, cel, points) in RULES {
+        models.push(ScoreModel::new(id).with_rule(rule(schema, id, cel, points)?));
+    }
+    Ok(models)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -200,7 +215,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let field_cols: Vec<usize> = FIELDS.iter().map(|(c, ..)| col(c)).collect::<Result<_, _>>()?;
 
     let schema = schema()?;
-    let scorer = Scorer::new(vec![model(&schema)?], schema.event_types().count())?;
+    let scorer = Scorer::new(models(&schema)?, schema.event_types().count())?;
     println!("leads: {}", path.display());
     println!(
         "contact fields: {} fit, {} engagement; `Select` and empty cells are left unset (missing)",
@@ -221,6 +236,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut mql_crossings = 0usize;
     let mut skipped = 0usize;
     let mut example = None;
+    // Per rule: leads it holds for, and how many of them converted.
+    let mut coverage = vec![(0usize, 0usize); RULES.len()];
     for record in records {
         if record.len() != header.len() {
             skipped += 1;
@@ -255,8 +272,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mql_crossings += update.crossings.len();
         let band = update.band_changes.last().and_then(|(_, _, after)| after.clone());
         let score = scorer.value(&state, 0, now).unwrap_or(0.0);
+        let held: Vec<usize> = (0..RULES.len())
+            .filter(|&i| scorer.value(&state, i + 1, now).is_some_and(|v| v != 0.0))
+            .collect();
+        for &i in &held {
+            coverage[i].0 += 1;
+            coverage[i].1 += usize::from(outcome);
+        }
         if example.is_none() && score >= 75.0 {
-            example = Some((contact.id().to_string(), scorer.explain(&state, 0, now)));
+            example = scorer.explain(&state, 0, now).map(|e| (contact.id().to_string(), e, held));
         }
         scores.push(score);
         converted.push(outcome);
@@ -316,9 +340,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:>9} {:>8} {:>10.3} {:>7.3}", t, a.flagged, a.precision(), a.recall());
     }
 
-    if let Some((id, Some(e))) = example {
+    println!();
+    println!("rules (points; leads the rule holds for; conversion rate among them):");
+    for (&(id, _, points), &(hits, conv)) in RULES.iter().zip(&coverage) {
+        println!("  {id:<24} {points:>+5} {hits:>6} {:>6.1}%", 100.0 * conv as f64 / hits.max(1) as f64);
+    }
+
+    if let Some((id, e, held)) = example {
+        let names: Vec<String> = held.iter().map(|&i| format!("{} {:+}", RULES[i].0, RULES[i].2)).collect();
         println!();
-        println!("explain(): lead {id} scores {:.0} ({:.0} from fit rules)", e.value, e.fit);
+        println!(
+            "example, lead {id}: score {:.0} (fit points {:.0}; the total is capped at 100) from {}",
+            e.value,
+            e.fit,
+            names.join(", ")
+        );
     }
 
     println!();
@@ -339,4 +375,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         at.recall()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_csv;
+
+    #[test]
+    fn csv_handles_quotes_commas_and_line_ends() {
+        let rows = parse_csv("a,\"b,c\",\"d\"\"e\"\r\n1,,3\n\"x\ny\",z");
+        assert_eq!(rows, [vec!["a", "b,c", "d\"e"], vec!["1", "", "3"], vec!["x\ny", "z"]]);
+    }
 }
