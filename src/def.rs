@@ -379,6 +379,10 @@ pub struct ScoreModelDef {
     /// earned in this last span count, such as `"90d"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeframe: Option<String>,
+    /// A combined score: earlier models' ids and their weights, such as
+    /// `{"engagement": 1, "fit": 1}`. A combined score has no rules or groups of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine: Option<BTreeMap<String, f64>>,
     /// Groups with their own caps and decay; rules name them. Without groups, all points
     /// go to one default group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -139,6 +139,7 @@ static MODEL: Shape = Shape {
         ("floor", Child::Leaf),
         ("decay", Child::Leaf),
         ("timeframe", Child::Leaf),
+        ("combine", Child::Leaf),
         ("groups", Child::ListOf(&GROUP)),
         ("rules", Child::ListOf(&POINT_RULE)),
         ("thresholds", Child::ListOf(&THRESHOLD)),

@@ -148,3 +148,45 @@ fn timeframe_points_expire_exactly() {
     assert_eq!(u.crossings.len(), 1, "left `active` when the award expired");
     assert_eq!(u.next_wake, Some(day(140)));
 }
+
+#[test]
+fn combined_scores_and_the_fit_by_engagement_matrix() {
+    let doc = r#"{
+      "version": 1,
+      "schema": {"contact": {"title": "string"}, "events": {"page_visit": {"url": "string"}}},
+      "scoring": {"models": [
+        {"id": "fit", "rules": [{"id": "vp", "fit": "contact.title == 'VP'", "points": 60}],
+         "bands": [{"name": "D", "from": 0}, {"name": "C", "from": 20}, {"name": "B", "from": 40}, {"name": "A", "from": 60}]},
+        {"id": "engagement", "decay": {"half_life": "30d"}, "rules": [{"id": "visit", "on": "page_visit", "points": 10}],
+         "bands": [{"name": "4", "from": 0}, {"name": "3", "from": 10}, {"name": "2", "from": 20}, {"name": "1", "from": 30}]},
+        {"id": "total", "combine": {"fit": 1.0, "engagement": 0.5}, "cap": 100,
+         "thresholds": [{"id": "mql", "enter": 70, "exit": 60}]}
+      ]}
+    }"#;
+    let program = Program::from_json(doc).unwrap_or_else(|e| panic!("{}", e.render()));
+    let scorer = program.scorer().unwrap();
+    let schema = program.schema();
+    let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+    let contact = schema.contact("c").set("title", "VP").unwrap().build();
+    let mut state = scorer.new_state(t0);
+    scorer.handle_attributes(&mut state, &contact, t0).unwrap();
+    let mut crossings = Vec::new();
+    for n in 0..3 {
+        let e =
+            schema.event(format!("e{n}"), "c", "page_visit", t0).unwrap().set("url", "/").unwrap().build();
+        crossings.extend(scorer.handle_event(&mut state, &contact, &e).unwrap().crossings);
+    }
+    assert_eq!(scorer.value(&state, 2, t0), Some(75.0), "60 + 0.5 x 30");
+    assert_eq!(scorer.matrix(&state, 0, 1, t0).as_deref(), Some("A1"));
+    assert_eq!(crossings.len(), 1);
+    assert_eq!(crossings[0].1, "mql");
+    // Engagement decays; the combined score follows, and the scorer wakes for its exit.
+    let wake = scorer.next_wake(&state, t0).unwrap();
+    let u = scorer.handle_timeout(&mut state, wake).unwrap();
+    assert!(!u.band_changes.is_empty() || !u.crossings.is_empty());
+
+    let bad = doc.replace(r#""combine": {"fit": 1.0"#, r#""combine": {"fitt": 1.0"#);
+    let err = Program::from_json(&bad).unwrap_err();
+    assert_eq!(err.diagnostics[0].path, "/scoring/models/2/combine/fitt");
+    assert_eq!(err.diagnostics[0].did_you_mean.as_deref(), Some("fit"));
+}

@@ -91,7 +91,8 @@ pub(crate) fn compile_scoring(
                     .with_help(format!("the first use is /scoring/models/{first}/id")),
             );
         }
-        models.push(model(m, &path, schema, limits, regexes, diagnostics));
+        let earlier: Vec<&str> = def.models[..mi].iter().map(|m| m.id.as_str()).collect();
+        models.push(model(m, &path, &earlier, schema, limits, regexes, diagnostics));
     }
     if diagnostics.len() > before {
         return None;
@@ -108,6 +109,7 @@ pub(crate) fn compile_scoring(
 fn model(
     m: &ScoreModelDef,
     path: &str,
+    earlier: &[&str],
     schema: &Schema,
     limits: &Limits,
     regexes: &RegexCache,
@@ -171,7 +173,39 @@ fn model(
             None => default.decay(model_decay),
         });
     }
-    let mut model = ScoreModel::new(m.id.clone()).with_bounds(bounds).with_groups(groups);
+    let mut model = match &m.combine {
+        None => ScoreModel::new(m.id.clone()).with_bounds(bounds).with_groups(groups),
+        Some(parts) => {
+            if !m.rules.is_empty() || !m.groups.is_empty() || m.decay.is_some() || m.timeframe.is_some() {
+                diagnostics.push(bad(
+                    format!("{path}/combine"),
+                    format!("combined score `{}` cannot have rules, groups, decay or a timeframe", m.id),
+                    "a combined score is the weighted sum of the scores it names; give points in those",
+                ));
+            }
+            let mut resolved = Vec::new();
+            for (id, weight) in parts {
+                match earlier.iter().position(|e| e == id) {
+                    Some(i) if weight.is_finite() && *weight >= 0.0 => resolved.push((i, *weight)),
+                    Some(_) => diagnostics.push(bad(
+                        format!("{path}/combine/{id}"),
+                        format!("the weight of `{id}` must be a finite, non-negative number"),
+                        "weights scale the combined scores, such as 1 or 0.5",
+                    )),
+                    None => diagnostics.push(
+                        Diagnostic::new(
+                            Code::UnknownName,
+                            format!("no score model `{id}` is declared before `{}`", m.id),
+                        )
+                        .with_path(format!("{path}/combine/{id}"))
+                        .with_did_you_mean(did_you_mean(id, earlier.iter().copied()))
+                        .with_help("a combined score names models declared earlier in `models`"),
+                    ),
+                }
+            }
+            ScoreModel::combined(m.id.clone(), resolved).with_bounds(bounds)
+        }
+    };
     let mut rule_ids: Vec<&str> = Vec::new();
     for (ri, r) in m.rules.iter().enumerate() {
         let rpath = format!("{path}/rules/{ri}");

@@ -146,8 +146,14 @@ impl Scorer {
     /// The first model that fails [`ScoreModel::validate`].
     pub fn new(models: Vec<ScoreModel>, event_types: usize) -> Result<Scorer, ModelError> {
         let mut indexes = Vec::with_capacity(models.len());
-        for model in &models {
+        for (mi, model) in models.iter().enumerate() {
             model.validate()?;
+            if model.combine.iter().any(|(part, _)| *part >= mi) {
+                return Err(ModelError::Invalid(format!(
+                    "combined score `{}` may only combine models declared before it",
+                    model.id
+                )));
+            }
             let entries: Vec<IndexEntry<'_>> = model
                 .rules
                 .iter()
@@ -202,9 +208,38 @@ impl Scorer {
 
     /// A score's value at `now`, decay applied.
     pub fn value(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<f64> {
-        let m = self.models.get(model)?;
-        let s = state.models.get(model)?;
-        Some(model_value(m, s, now))
+        (model < self.models.len() && model < state.models.len()).then(|| self.value_of(state, model, now))
+    }
+
+    /// A model's value: its own points, or the weighted sum of the models it combines.
+    fn value_of(&self, state: &ContactScores, model: usize, now: Timestamp) -> f64 {
+        let m = &self.models[model];
+        if m.combine.is_empty() {
+            model_value(m, &state.models[model], now)
+        } else {
+            let sum: f64 = m.combine.iter().map(|(part, w)| w * self.value_of(state, *part, now)).sum();
+            clamp(m.bounds, sum)
+        }
+    }
+
+    /// The name of the band a score is in at `now`, if any.
+    pub fn band(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<&str> {
+        let value = self.value(state, model, now)?;
+        self.models[model].bands.iter().rev().find(|b| value >= b.from).map(|b| b.name.as_str())
+    }
+
+    /// A fit-by-engagement matrix cell, such as `A1`: the band of the `row` model (fit
+    /// grades A to D) followed by the band of the `column` model (engagement 1 to 4).
+    pub fn matrix(&self, state: &ContactScores, row: usize, column: usize, now: Timestamp) -> Option<String> {
+        Some(format!("{}{}", self.band(state, row, now)?, self.band(state, column, now)?))
+    }
+
+    /// Feeds every model's current value to its thresholds and bands.
+    fn observe_all(&self, state: &mut ContactScores, now: Timestamp, update: &mut ScoreUpdate) {
+        for mi in 0..self.models.len() {
+            let value = self.value_of(state, mi, now);
+            observe(&self.models[mi], &mut state.models[mi], value, update);
+        }
     }
 
     /// Applies an event: every engagement rule of its type whose condition holds awards
@@ -272,8 +307,8 @@ impl Scorer {
                 record(ms, ri, rule.id.clone(), delta, now, &group.decay, Some(event.id().clone()));
                 update.changes.push((model.id.clone(), rule.id.clone(), delta));
             }
-            observe(model, ms, now, &mut update);
         }
+        self.observe_all(state, now, &mut update);
         state.last = now;
         update.next_wake = self.next_wake(state, now);
         Ok(update)
@@ -313,8 +348,8 @@ impl Scorer {
                 push_ledger(ms, LedgerEntry { rule: RuleId::new("fit"), delta, at: now, event: None });
                 update.changes.push((model.id.clone(), RuleId::new("fit"), delta));
             }
-            observe(model, ms, now, &mut update);
         }
+        self.observe_all(state, now, &mut update);
         state.last = now;
         update.next_wake = self.next_wake(state, now);
         Ok(update)
@@ -335,9 +370,7 @@ impl Scorer {
             return Err(ScoreError::OutOfOrder);
         }
         let mut update = ScoreUpdate::default();
-        for (mi, model) in self.models.iter().enumerate() {
-            observe(model, &mut state.models[mi], now, &mut update);
-        }
+        self.observe_all(state, now, &mut update);
         update.next_wake = self.next_wake(state, now);
         Ok(update)
     }
@@ -346,7 +379,10 @@ impl Scorer {
     /// threshold it is inside, or below the lower bound of its band.
     pub fn next_wake(&self, state: &ContactScores, now: Timestamp) -> Option<Timestamp> {
         let mut wake: Option<Timestamp> = None;
-        for (model, ms) in self.models.iter().zip(&state.models) {
+        // Timeframe awards expire in steps: wake at the next expiry at the latest, and
+        // search decay crossings only up to it (every value is monotone before it).
+        let horizon = self.models.iter().zip(&state.models).filter_map(|(m, s)| next_expiry(m, s, now)).min();
+        for (mi, (model, ms)) in self.models.iter().zip(&state.models).enumerate() {
             let mut targets: SmallVec<[f64; 4]> = SmallVec::new();
             for ((_, t), ts) in model.thresholds.iter().zip(&ms.thresholds) {
                 if ts.inside() {
@@ -356,17 +392,14 @@ impl Scorer {
             if let Some(b) = ms.band.and_then(|b| model.bands.get(usize::from(b))) {
                 targets.push(b.from);
             }
-            // Timeframe awards expire in steps: wake at the next expiry at the latest,
-            // and search decay crossings only up to it (the value is monotone there).
-            let horizon = next_expiry(model, ms, now);
             for target in targets {
-                if let Some(at) = first_below(|t| model_value(model, ms, t), target, now, horizon) {
+                if let Some(at) = first_below(|t| self.value_of(state, mi, t), target, now, horizon) {
                     wake = Some(wake.map_or(at, |w| w.min(at)));
                 }
             }
-            if let Some(h) = horizon {
-                wake = Some(wake.map_or(h, |w| w.min(h)));
-            }
+        }
+        if let Some(h) = horizon {
+            wake = Some(wake.map_or(h, |w| w.min(h)));
         }
         wake
     }
@@ -377,7 +410,7 @@ impl Scorer {
         let s = state.models.get(model)?;
         Some(Explanation {
             score: m.id.clone(),
-            value: model_value(m, s, now),
+            value: self.value_of(state, model, now),
             groups: m
                 .groups
                 .iter()
@@ -580,8 +613,7 @@ fn push_ledger(state: &mut ModelState, entry: LedgerEntry) {
 }
 
 /// Feeds the model's value at `now` to its thresholds and bands.
-fn observe(model: &ScoreModel, state: &mut ModelState, now: Timestamp, update: &mut ScoreUpdate) {
-    let value = model_value(model, state, now);
+fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, update: &mut ScoreUpdate) {
     for ((name, t), ts) in model.thresholds.iter().zip(state.thresholds.iter_mut()) {
         if let Some(c) = ts.observe(t, value) {
             update.crossings.push((model.id.clone(), name.clone(), c));

@@ -173,6 +173,8 @@ pub struct ScoreModel {
     pub(crate) rules: Vec<PointRule>,
     pub(crate) thresholds: Vec<(String, Threshold)>,
     pub(crate) bands: Vec<Band>,
+    /// For a combined score: earlier models (by position) and their weights.
+    pub(crate) combine: Vec<(usize, f64)>,
 }
 
 /// Why a model was refused.
@@ -202,7 +204,14 @@ impl ScoreModel {
             rules: Vec::new(),
             thresholds: Vec::new(),
             bands: Vec::new(),
+            combine: Vec::new(),
         }
+    }
+
+    /// A combined score: the weighted sum of earlier models' values (by their position
+    /// in the scorer), within its own bounds, with its own thresholds and bands.
+    pub fn combined(id: impl Into<ScoreId>, parts: Vec<(usize, f64)>) -> ScoreModel {
+        ScoreModel { combine: parts, ..ScoreModel::new(id) }
     }
 
     /// Replaces the groups; rules refer to them by position. At least one is kept.
@@ -278,6 +287,19 @@ impl ScoreModel {
         }
         if !self.bands.iter().all(|b| b.from.is_finite()) {
             return Err(ModelError::Invalid("band bounds must be finite".into()));
+        }
+        if !self.combine.is_empty() && !self.rules.is_empty() {
+            return Err(ModelError::Invalid(format!(
+                "combined score `{}` cannot have rules of its own",
+                self.id
+            )));
+        }
+        // Non-negative weights keep a combined score non-increasing under decay.
+        if !self.combine.iter().all(|(_, w)| w.is_finite() && *w >= 0.0) {
+            return Err(ModelError::Invalid(format!(
+                "combined score `{}` needs finite, non-negative weights",
+                self.id
+            )));
         }
         Ok(())
     }
