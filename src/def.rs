@@ -398,11 +398,14 @@ pub struct ScoreModelDef {
     pub bands: Vec<BandDef>,
 }
 
-/// Decay settings: `{"half_life": "30d"}` or `{"step": 0.25, "every": "30d"}`.
+/// Decay settings: `{"half_life": "30d"}`, `{"step": 0.25, "every": "30d"}`, or
+/// `"none"` (a group opting out of its model's decay).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum DecayDef {
+    /// `"none"`.
+    Named(String),
     /// Exponential decay.
     HalfLife {
         /// The half-life, such as `"30d"` or `"36h"`.

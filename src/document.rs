@@ -99,7 +99,24 @@ enum Child {
     ListOf(&'static Shape),
     Filter,
     Actions,
+    /// A decay object (`half_life`, or `step` with `every`) or `"none"`.
+    Decay,
+    /// A repeat policy name or `{"max", "per"}`.
+    Repeat,
 }
+
+static HALF_LIFE: Shape =
+    Shape { what: "half-life decay", required: &["half_life"], keys: &[("half_life", Child::Leaf)] };
+static STEP: Shape = Shape {
+    what: "step decay",
+    required: &["step", "every"],
+    keys: &[("step", Child::Leaf), ("every", Child::Leaf)],
+};
+static AT_MOST: Shape = Shape {
+    what: "repeat policy",
+    required: &["max", "per"],
+    keys: &[("max", Child::Leaf), ("per", Child::Leaf)],
+};
 
 static ROOT: Shape = Shape {
     what: "rule set",
@@ -137,7 +154,7 @@ static MODEL: Shape = Shape {
         ("id", Child::Leaf),
         ("cap", Child::Leaf),
         ("floor", Child::Leaf),
-        ("decay", Child::Leaf),
+        ("decay", Child::Decay),
         ("timeframe", Child::Leaf),
         ("combine", Child::Leaf),
         ("groups", Child::ListOf(&GROUP)),
@@ -154,7 +171,7 @@ static GROUP: Shape = Shape {
         ("id", Child::Leaf),
         ("cap", Child::Leaf),
         ("floor", Child::Leaf),
-        ("decay", Child::Leaf),
+        ("decay", Child::Decay),
         ("timeframe", Child::Leaf),
     ],
 };
@@ -170,7 +187,7 @@ static POINT_RULE: Shape = Shape {
         ("fit", Child::Leaf),
         ("points", Child::Leaf),
         ("group", Child::Leaf),
-        ("repeat", Child::Leaf),
+        ("repeat", Child::Repeat),
         ("min_interval", Child::Leaf),
     ],
 };
@@ -313,6 +330,19 @@ fn check_child(value: &mut Json, kind: Child, path: &str, diagnostics: &mut Vec<
             _ => diagnostics.push(not_a("a list", path)),
         },
         Child::Filter => check_filter(value, path, diagnostics),
+        Child::Decay => match value {
+            Json::Object(map) if map.contains_key("half_life") && !map.contains_key("step") => {
+                check_shape(value, &HALF_LIFE, path, diagnostics)
+            }
+            Json::Object(_) => check_shape(value, &STEP, path, diagnostics),
+            Json::String(_) => {}
+            _ => diagnostics.push(not_a("a decay (an object or \"none\")", path)),
+        },
+        Child::Repeat => match value {
+            Json::Object(_) => check_shape(value, &AT_MOST, path, diagnostics),
+            Json::String(_) => {}
+            _ => diagnostics.push(not_a("a repeat policy (a name or an object)", path)),
+        },
         Child::Actions => match value {
             Json::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {

@@ -258,7 +258,7 @@ impl Program {
         let counters = compile_counters(&def.counters, &schema, limits, &regexes, &mut diagnostics);
         let scorer = def.scoring.as_ref().and_then(|scoring| {
             crate::scoring::compile::compile_scoring(scoring, &schema, limits, &regexes, &mut diagnostics)
-                .map(|s| s.with_counters(counters.clone()))
+                .map(|s| s.with_counters(counters.clone()).with_schema(&schema))
         });
         if !diagnostics.is_empty() {
             return Err(CompileError::new(diagnostics));

@@ -56,7 +56,8 @@ fn a_document_scores_contacts() {
     assert_eq!(crossings.len(), 1, "MQL once");
     let explained = scorer.explain(&state, 0, t0).unwrap();
     let groups: Vec<(&str, f64)> = explained.groups.iter().map(|(g, v)| (g.as_str(), *v)).collect();
-    assert_eq!(groups, [("web", 40.0), ("forms", 45.0)]);
+    // The groups hold 90; fit adds 15 on top, and the total is clamped to 100 when read.
+    assert_eq!(groups, [("web", 40.0), ("forms", 50.0)]);
 }
 
 #[test]
@@ -189,4 +190,115 @@ fn combined_scores_and_the_fit_by_engagement_matrix() {
     let err = Program::from_json(&bad).unwrap_err();
     assert_eq!(err.diagnostics[0].path, "/scoring/models/2/combine/fitt");
     assert_eq!(err.diagnostics[0].did_you_mean.as_deref(), Some("fit"));
+}
+
+fn compile_model(model: &str) -> Result<Program, nurture::CompileError> {
+    Program::from_json(&format!(
+        r#"{{"version": 1, "schema": {{"contact": {{"title": "string"}}, "events": {{"page_visit": {{"url": "string"}}}}}},
+            "scoring": {{"models": [{model}]}}}}"#
+    ))
+}
+
+fn visits(program: &Program, times: &[i64]) -> (nurture::scoring::ContactScores, Timestamp) {
+    let scorer = program.scorer().unwrap();
+    let schema = program.schema();
+    let contact = schema.contact("c").set("title", "VP").unwrap().build();
+    let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+    let mut state = scorer.new_state(t0);
+    let mut last = t0;
+    for (n, t) in times.iter().enumerate() {
+        last = Timestamp::from_unix(1_700_000_000 + t, 0).unwrap();
+        let e =
+            schema.event(format!("e{n}"), "c", "page_visit", last).unwrap().set("url", "/").unwrap().build();
+        scorer.handle_event(&mut state, &contact, &e).unwrap();
+    }
+    (state, last)
+}
+
+#[test]
+fn large_per_period_limits_are_enforced() {
+    let program = compile_model(
+        r#"{"id": "s", "rules": [{"id": "v", "on": "page_visit", "points": 1, "repeat": {"max": 100, "per": "1d"}}]}"#,
+    )
+    .unwrap();
+    let times: Vec<i64> = (0..150).collect();
+    let (state, last) = visits(&program, &times);
+    assert_eq!(program.scorer().unwrap().value(&state, 0, last), Some(100.0));
+}
+
+#[test]
+fn fit_points_and_events_commute_under_the_total_cap() {
+    let program = compile_model(
+        r#"{"id": "s", "cap": 100, "decay": {"half_life": "30d"},
+            "rules": [{"id": "v", "on": "page_visit", "points": 80}, {"id": "vp", "fit": "contact.title == 'VP'", "points": 50}]}"#,
+    )
+    .unwrap();
+    let scorer = program.scorer().unwrap();
+    let schema = program.schema();
+    let contact = schema.contact("c").set("title", "VP").unwrap().build();
+    let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+    let later = Timestamp::from_unix(1_700_000_000 + 30 * 86_400, 0).unwrap();
+    let event = schema.event("e", "c", "page_visit", t0).unwrap().set("url", "/").unwrap().build();
+    let mut fit_first = scorer.new_state(t0);
+    scorer.handle_attributes(&mut fit_first, &contact, t0).unwrap();
+    scorer.handle_event(&mut fit_first, &contact, &event).unwrap();
+    let mut event_first = scorer.new_state(t0);
+    scorer.handle_event(&mut event_first, &contact, &event).unwrap();
+    scorer.handle_attributes(&mut event_first, &contact, t0).unwrap();
+    for state in [&fit_first, &event_first] {
+        assert_eq!(scorer.value(state, 0, t0), Some(100.0));
+        assert_eq!(scorer.value(state, 0, later), Some(90.0), "40 decayed engagement + 50 fit");
+    }
+}
+
+#[test]
+fn explanations_add_up_under_step_decay() {
+    let program = compile_model(
+        r#"{"id": "s", "decay": {"step": 0.5, "every": "7d"},
+            "rules": [{"id": "a", "on": "page_visit", "when": "event.url == '/'", "points": 10}]}"#,
+    )
+    .unwrap();
+    let (state, _) = visits(&program, &[0, 5 * 86_400, 9 * 86_400]);
+    let scorer = program.scorer().unwrap();
+    let at = Timestamp::from_unix(1_700_000_000 + 30 * 86_400, 0).unwrap();
+    let explained = scorer.explain(&state, 0, at).unwrap();
+    let rules: f64 = explained.rules.iter().map(|(_, p)| p).sum();
+    let groups: f64 = explained.groups.iter().map(|(_, p)| p).sum();
+    assert!((rules - groups).abs() < 1e-9 && (groups - explained.value).abs() < 1e-9, "{rules} {groups}");
+}
+
+#[test]
+fn scoring_shape_and_policy_mistakes() {
+    let err = compile_model(
+        r#"{"id": "s", "decay": {"halflife": "30d"}, "floor": 10, "cap": 5,
+            "rules": [{"id": "vp", "fit": "contact.title == 'VP'", "points": 5, "repeat": "once"},
+                      {"id": "v", "on": "page_visit", "points": 1, "repeat": {"max": 2, "pr": "1d"}}],
+            "thresholds": [{"id": "t", "enter": 1}, {"id": "t", "enter": 2}],
+            "bands": [{"name": "b", "from": 0}, {"name": "b", "from": 1}]}"#,
+    )
+    .unwrap_err();
+    let found: Vec<(Code, &str)> = err.diagnostics.iter().map(|d| (d.code, d.path.as_str())).collect();
+    assert!(found.contains(&(Code::UnknownKey, "/scoring/models/0/decay/halflife")), "{found:?}");
+    assert!(found.contains(&(Code::UnknownKey, "/scoring/models/0/rules/1/repeat/pr")), "{found:?}");
+    let err = compile_model(
+        r#"{"id": "s", "floor": 10, "cap": 5,
+            "rules": [{"id": "vp", "fit": "contact.title == 'VP'", "points": 5, "repeat": "once"}],
+            "thresholds": [{"id": "t", "enter": 1}, {"id": "t", "enter": 2}],
+            "bands": [{"name": "b", "from": 0}, {"name": "b", "from": 1}]}"#,
+    )
+    .unwrap_err();
+    let found: Vec<(Code, &str)> = err.diagnostics.iter().map(|d| (d.code, d.path.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (Code::InvalidDocument, "/scoring/models/0/floor"),
+            (Code::InvalidDocument, "/scoring/models/0/rules/0"),
+            (Code::DuplicateId, "/scoring/models/0/thresholds/1/id"),
+            (Code::DuplicateId, "/scoring/models/0/bands/1/name"),
+        ]
+    );
+    assert!(compile_model(
+        r#"{"id": "s", "decay": {"half_life": "30d"}, "groups": [{"id": "g", "decay": "none"}]}"#
+    )
+    .is_ok());
 }

@@ -157,6 +157,53 @@ impl Expression {
         }
     }
 
+    /// The contact fields (slots) the expression reads or tests with `has()`.
+    pub(crate) fn contact_reads(&self) -> Vec<crate::schema::Slot> {
+        fn walk(node: &ir::Node, out: &mut Vec<crate::schema::Slot>) {
+            use ir::Node;
+            match node {
+                Node::Load(ir::Scope::Contact, slot, _) | Node::Has(ir::Scope::Contact, slot) => {
+                    out.push(*slot)
+                }
+                Node::Const(_)
+                | Node::Load(..)
+                | Node::Has(..)
+                | Node::EventMeta(_)
+                | Node::Now
+                | Node::Local(_) => {}
+                Node::SelectKey(n, _) | Node::HasKey(n, _) | Node::Not(n) | Node::Neg(n) => walk(n, out),
+                Node::Index(a, b) | Node::Binary(_, a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Node::Cond(a, b, c) => {
+                    walk(a, out);
+                    walk(b, out);
+                    walk(c, out);
+                }
+                Node::And(items) | Node::Or(items) | Node::Call(_, items) | Node::List(items) => {
+                    items.iter().for_each(|n| walk(n, out))
+                }
+                Node::Map(entries) => entries.iter().for_each(|(k, v)| {
+                    walk(k, out);
+                    walk(v, out);
+                }),
+                Node::Comprehension(c) => {
+                    walk(&c.range, out);
+                    walk(&c.body, out);
+                    if let Some(m) = &c.map {
+                        walk(m, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.node, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     pub(crate) fn pred(&self) -> Option<&Pred> {
         self.pred.as_ref()
     }

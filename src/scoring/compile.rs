@@ -44,6 +44,18 @@ fn period(text: &str, path: String, diagnostics: &mut Vec<Diagnostic>) -> Option
 
 fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay {
     match def {
+        DecayDef::Named(name) if name == "none" => Decay::None,
+        DecayDef::Named(name) => {
+            diagnostics.push(
+                bad(
+                    path.to_string(),
+                    format!("unknown decay `{name}`"),
+                    "write {\"half_life\": \"30d\"}, {\"step\": 0.25, \"every\": \"30d\"} or \"none\"",
+                )
+                .with_did_you_mean(did_you_mean(name, ["none"])),
+            );
+            Decay::None
+        }
         DecayDef::HalfLife { half_life } => period(half_life, format!("{path}/half_life"), diagnostics)
             .map_or(Decay::None, |half_life| Decay::HalfLife { half_life }),
         DecayDef::Step { step, every } => {
@@ -117,6 +129,15 @@ fn model(
 ) -> ScoreModel {
     let model_decay =
         m.decay.as_ref().map_or(Decay::None, |d| decay(d, &format!("{path}/decay"), diagnostics));
+    if let (Some(floor), Some(cap)) = (m.floor, m.cap) {
+        if floor > cap {
+            diagnostics.push(bad(
+                format!("{path}/floor"),
+                format!("the floor {floor} is above the cap {cap}"),
+                "the floor must not exceed the cap",
+            ));
+        }
+    }
     let model_window = m.timeframe.as_ref().and_then(|t| period(t, format!("{path}/timeframe"), diagnostics));
     if m.decay.is_some() && m.timeframe.is_some() {
         diagnostics.push(bad(
@@ -245,6 +266,14 @@ fn model(
                 continue;
             }
             (None, Some(fit)) => {
+                if r.repeat.is_some() || r.min_interval.is_some() {
+                    diagnostics.push(bad(
+                        rpath.clone(),
+                        "a fit rule has no repeat policy: its points count while it holds".into(),
+                        "remove `repeat` and `min_interval`",
+                    ));
+                    continue;
+                }
                 if r.when.is_some() || r.filter.is_some() {
                     diagnostics.push(bad(
                         rpath.clone(),
@@ -346,7 +375,15 @@ fn model(
         }
         model = model.with_rule(rule);
     }
+    let mut seen_thresholds: Vec<&str> = Vec::new();
     for (ti, t) in m.thresholds.iter().enumerate() {
+        if seen_thresholds.contains(&t.id.as_str()) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateId, format!("threshold id `{}` is used twice", t.id))
+                    .with_path(format!("{path}/thresholds/{ti}/id")),
+            );
+        }
+        seen_thresholds.push(&t.id);
         let exit = t.exit.unwrap_or(t.enter);
         if !(t.enter.is_finite() && exit.is_finite() && exit <= t.enter) {
             diagnostics.push(bad(
@@ -361,7 +398,15 @@ fn model(
             Threshold { enter: t.enter, exit, rearm: t.rearm.unwrap_or(Rearm::EveryCrossing) },
         );
     }
+    let mut seen_bands: Vec<&str> = Vec::new();
     for (bi, b) in m.bands.iter().enumerate() {
+        if seen_bands.contains(&b.name.as_str()) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateId, format!("band name `{}` is used twice", b.name))
+                    .with_path(format!("{path}/bands/{bi}/name")),
+            );
+        }
+        seen_bands.push(&b.name);
         if !b.from.is_finite() {
             diagnostics.push(bad(
                 format!("{path}/bands/{bi}/from"),

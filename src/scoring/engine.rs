@@ -10,6 +10,7 @@ use crate::counters::{CounterState, Counters};
 use crate::expr::{Activation, Expression};
 use crate::id::{EventId, EventTypeIndex, RuleId, ScoreId};
 use crate::index::{IndexEntry, RuleIndex};
+use crate::schema::Slot;
 use crate::schema::{Contact, Event};
 use crate::scoring::cell::{Bounds, ScoreCell, ScoreError};
 use crate::scoring::decay::Decay;
@@ -29,6 +30,12 @@ pub struct Scorer {
     /// as rule sets are, so an event costs only the rules it can touch.
     indexes: Vec<RuleIndex>,
     counters: Counters,
+    /// Per model, per rule: the contact fields a fit rule reads (empty for others).
+    fit_reads: Vec<Vec<Vec<Slot>>>,
+    /// Contact field names by slot, for [`Scorer::handle_attribute_change`].
+    contact_fields: Vec<std::sync::Arc<str>>,
+    /// Per schema score (`score.NAME`, in declaration order): the model of that id.
+    score_models: Vec<Option<usize>>,
 }
 
 /// Reusable buffers for [`Scorer::handle_event_with`]; one per thread.
@@ -36,6 +43,7 @@ pub struct Scorer {
 pub struct ScoreScratch {
     candidates: Vec<u32>,
     counts: Vec<Option<Value>>,
+    scores: Vec<Option<Value>>,
 }
 
 /// A change to one score caused by one rule.
@@ -71,6 +79,8 @@ pub struct ScoreUpdate {
 pub struct ModelState {
     groups: SmallVec<[ScoreCell; 2]>,
     fit: f64,
+    /// The fit rules that currently hold, by position.
+    fit_holds: SmallVec<[u32; 4]>,
     thresholds: SmallVec<[ThresholdState; 2]>,
     band: Option<u16>,
     /// Per rule that has awarded points: recent award times (for repeat policies) and
@@ -170,13 +180,44 @@ impl Scorer {
                 .collect();
             indexes.push(RuleIndex::from_entries(event_types, &entries));
         }
-        Ok(Scorer { models, indexes, counters: Counters::default() })
+        let fit_reads = models
+            .iter()
+            .map(|m| {
+                m.rules
+                    .iter()
+                    .map(|r| match &r.trigger {
+                        Trigger::Fit { condition } => condition.contact_reads(),
+                        Trigger::Event { .. } => Vec::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Scorer {
+            models,
+            indexes,
+            counters: Counters::default(),
+            fit_reads,
+            contact_fields: Vec::new(),
+            score_models: Vec::new(),
+        })
     }
 
     /// Adds windowed event counters: each event is counted before the rules run, and
     /// conditions read the counts as `counter.NAME`.
     pub fn with_counters(mut self, counters: Counters) -> Scorer {
         self.counters = counters;
+        self
+    }
+
+    /// Names the contact fields (the schema's, in slot order), so that
+    /// [`Scorer::handle_attribute_change`] can take field names.
+    pub fn with_schema(mut self, schema: &crate::schema::Schema) -> Scorer {
+        self.contact_fields = schema.contact_fields().iter().map(|(n, _)| std::sync::Arc::from(n)).collect();
+        self.score_models = schema
+            .scores()
+            .iter()
+            .map(|(name, _)| self.models.iter().position(|m| m.id.as_str() == name))
+            .collect();
         self
     }
 
@@ -194,6 +235,7 @@ impl Scorer {
                 .map(|m| ModelState {
                     groups: m.groups.iter().map(|_| ScoreCell::new(at)).collect(),
                     fit: 0.0,
+                    fit_holds: SmallVec::new(),
                     thresholds: m.thresholds.iter().map(|_| ThresholdState::default()).collect(),
                     band: None,
                     rules: Vec::new(),
@@ -277,11 +319,17 @@ impl Scorer {
         }
         self.counters.observe(&mut state.counters, contact, event);
         self.counters.values(&state.counters, now, &mut scratch.counts);
+        // `score.NAME` reads the scores as they stand before this event.
+        scratch.scores.clear();
+        for model in &self.score_models {
+            scratch.scores.push(model.map(|m| Value::Double(self.value_of(state, m, now))));
+        }
         let act = Activation::new()
             .with_contact(contact)
             .with_event(event)
             .with_now(now)
-            .with_counters(&scratch.counts);
+            .with_counters(&scratch.counts)
+            .with_scores(&scratch.scores);
         let mut update = ScoreUpdate::default();
         for (mi, model) in self.models.iter().enumerate() {
             self.indexes[mi].candidates(event, &mut scratch.candidates);
@@ -304,7 +352,7 @@ impl Scorer {
                     Some(window) => add_windowed(ms, rule.group, ri, points, now, window, bounds),
                     None => ms.groups[rule.group].add(points, now, &group.decay, bounds)?,
                 };
-                record(ms, ri, rule.id.clone(), delta, now, &group.decay, Some(event.id().clone()));
+                record(model, ms, ri, delta, now, Some(event.id().clone()));
                 update.changes.push((model.id.clone(), rule.id.clone(), delta));
             }
         }
@@ -327,6 +375,38 @@ impl Scorer {
         contact: &Contact,
         now: Timestamp,
     ) -> Result<ScoreUpdate, ScoreError> {
+        self.refit(state, contact, now, |_| true)
+    }
+
+    /// Re-evaluates only the fit rules that read one of the `changed` contact fields
+    /// (by name); call it when the host writes those attributes.
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::OutOfOrder`] when `now` is older than the state's last change.
+    pub fn handle_attribute_change(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        changed: &[&str],
+        now: Timestamp,
+    ) -> Result<ScoreUpdate, ScoreError> {
+        let slots: SmallVec<[Slot; 4]> = changed
+            .iter()
+            .filter_map(|name| self.contact_fields.iter().position(|f| &**f == *name))
+            .map(|i| i as Slot)
+            .collect();
+        self.refit(state, contact, now, |reads: &[Slot]| reads.iter().any(|r| slots.contains(r)))
+    }
+
+    /// Re-evaluates the fit rules `select` picks (by the contact fields they read).
+    fn refit(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        now: Timestamp,
+        select: impl Fn(&[Slot]) -> bool,
+    ) -> Result<ScoreUpdate, ScoreError> {
         if now < state.last {
             return Err(ScoreError::OutOfOrder);
         }
@@ -334,20 +414,32 @@ impl Scorer {
         let mut update = ScoreUpdate::default();
         for (mi, model) in self.models.iter().enumerate() {
             let ms = &mut state.models[mi];
-            let mut fit = 0.0;
-            for rule in &model.rules {
-                if let Trigger::Fit { condition } = &rule.trigger {
-                    if condition.eval_bool(&act) == Ok(true) {
-                        fit += rule.points;
-                    }
+            for (ri, rule) in model.rules.iter().enumerate() {
+                let Trigger::Fit { condition } = &rule.trigger else {
+                    continue;
+                };
+                if !select(&self.fit_reads[mi][ri]) {
+                    continue;
                 }
+                let ri = ri as u32;
+                let holds = condition.eval_bool(&act) == Ok(true);
+                let held = ms.fit_holds.binary_search(&ri);
+                let delta = match (holds, held) {
+                    (true, Err(pos)) => {
+                        ms.fit_holds.insert(pos, ri);
+                        rule.points
+                    }
+                    (false, Ok(pos)) => {
+                        ms.fit_holds.remove(pos);
+                        -rule.points
+                    }
+                    _ => continue,
+                };
+                push_ledger(ms, LedgerEntry { rule: rule.id.clone(), delta, at: now, event: None });
+                update.changes.push((model.id.clone(), rule.id.clone(), delta));
             }
-            if fit != ms.fit {
-                let delta = fit - ms.fit;
-                ms.fit = fit;
-                push_ledger(ms, LedgerEntry { rule: RuleId::new("fit"), delta, at: now, event: None });
-                update.changes.push((model.id.clone(), RuleId::new("fit"), delta));
-            }
+            // Summed afresh, in rule order, so the total never drifts.
+            ms.fit = ms.fit_holds.iter().map(|&ri| model.rules[ri as usize].points).sum();
         }
         self.observe_all(state, now, &mut update);
         state.last = now;
@@ -371,6 +463,7 @@ impl Scorer {
         }
         let mut update = ScoreUpdate::default();
         self.observe_all(state, now, &mut update);
+        state.last = now;
         update.next_wake = self.next_wake(state, now);
         Ok(update)
     }
@@ -440,7 +533,7 @@ impl Scorer {
     }
 
     /// Recomputes a contact's scores from its full history (events in time order), as
-    /// when a model changes. Fit rules are evaluated against `contact` at the first event.
+    /// when a model changes. Fit rules are evaluated against `contact` at `start`.
     ///
     /// # Errors
     ///
@@ -538,7 +631,9 @@ fn next_expiry(model: &ScoreModel, state: &ModelState, now: Timestamp) -> Option
 
 /// The part of `points` the model's total bounds let through at `now`.
 fn within_total(model: &ScoreModel, state: &ModelState, now: Timestamp, points: f64) -> f64 {
-    let raw = raw_value(model, state, now);
+    // Fit points sit on top and the total is clamped when read, so that the order of
+    // fit changes and events never changes a score.
+    let raw = raw_value(model, state, now) - state.fit;
     if points > 0.0 {
         model.bounds.cap.map_or(points, |cap| points.min((cap - raw).max(0.0)))
     } else {
@@ -575,14 +670,31 @@ fn allowed(
 
 /// Records an award: repeat-policy memory, the rule's contribution, the ledger.
 fn record(
+    model: &ScoreModel,
     state: &mut ModelState,
     rule: u32,
-    id: RuleId,
     delta: f64,
     now: Timestamp,
-    decay: &Decay,
     event: Option<EventId>,
 ) {
+    let point_rule = &model.rules[rule as usize];
+    let group = point_rule.group;
+    let decay = &model.groups[group].decay;
+    // Bring every contribution in the group to `now`, as the group itself just was:
+    // their sum then decays exactly like the group, whatever the decay (step decay
+    // counts periods from the last write).
+    for r in state.rules.iter_mut() {
+        if model.rules[r.rule as usize].group == group {
+            let v = r.contribution.value_at(now, decay);
+            r.contribution = ScoreCell::new(now);
+            let _ = r.contribution.add(v, now, &Decay::None, Bounds::NONE);
+        }
+    }
+    let keep = match point_rule.repeat {
+        Repeat::AtMost { max, .. } => (max as usize).max(1),
+        Repeat::EveryTime | Repeat::Once => 1,
+    };
+    let id = point_rule.id.clone();
     let pos = match state.rules.binary_search_by_key(&rule, |r| r.rule) {
         Ok(p) => p,
         Err(p) => {
@@ -596,10 +708,10 @@ fn record(
     let r = &mut state.rules[pos];
     r.ever = true;
     r.awards.push(now);
-    // Keep only what repeat policies can still need: awards are in time order, and no
-    // policy looks further back than its window, so a short tail suffices.
-    if r.awards.len() > 64 {
-        r.awards.drain(..r.awards.len() - 64);
+    // Keep only what the repeat policy can still need: the last `max` instants for
+    // "at most max per window", the last one for the minimum interval.
+    if r.awards.len() > keep {
+        r.awards.drain(..r.awards.len() - keep);
     }
     let _ = r.contribution.add(delta, now, decay, Bounds::NONE);
     push_ledger(state, LedgerEntry { rule: id, delta, at: now, event });
