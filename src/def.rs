@@ -411,12 +411,16 @@ pub enum DecayDef {
         /// The half-life, such as `"30d"` or `"36h"`.
         half_life: String,
     },
-    /// Step decay after each full period without activity.
+    /// Step decay: after each full period without activity (`"30d"`), or at each start
+    /// of a calendar `"day"`, `"week"` or `"month"` in `zone`.
     Step {
         /// The share lost per period, in `(0, 1]`.
         step: f64,
-        /// The period, such as `"30d"`.
+        /// The period, such as `"30d"`, or a calendar period.
         every: String,
+        /// The time zone of a calendar period (default UTC).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
     },
 }
 

@@ -110,7 +110,7 @@ static HALF_LIFE: Shape =
 static STEP: Shape = Shape {
     what: "step decay",
     required: &["step", "every"],
-    keys: &[("step", Child::Leaf), ("every", Child::Leaf)],
+    keys: &[("step", Child::Leaf), ("every", Child::Leaf), ("zone", Child::Leaf)],
 };
 static AT_MOST: Shape = Shape {
     what: "repeat policy",

@@ -302,3 +302,23 @@ fn scoring_shape_and_policy_mistakes() {
     )
     .is_ok());
 }
+
+#[test]
+fn calendar_step_decay_in_the_contacts_zone() {
+    let program = compile_model(
+        r#"{"id": "s", "decay": {"step": 0.5, "every": "month", "zone": "America/New_York"},
+            "rules": [{"id": "v", "on": "page_visit", "points": 80}]}"#,
+    )
+    .unwrap();
+    let (state, _) = visits(&program, &[0]); // 2023-11-14T22:13:20Z
+    let scorer = program.scorer().unwrap();
+    let at = |s: &str| Timestamp::parse(s).unwrap();
+    // December 1st starts at 05:00 UTC in New York.
+    assert_eq!(scorer.value(&state, 0, at("2023-12-01T04:59:59Z")), Some(80.0));
+    assert_eq!(scorer.value(&state, 0, at("2023-12-01T05:00:00Z")), Some(40.0));
+    assert_eq!(scorer.value(&state, 0, at("2024-02-15T00:00:00Z")), Some(10.0));
+    let err =
+        compile_model(r#"{"id": "s", "decay": {"step": 0.5, "every": "month", "zone": "Mars/Olympus"}}"#)
+            .unwrap_err();
+    assert_eq!(err.diagnostics[0].path, "/scoring/models/0/decay/zone");
+}

@@ -10,11 +10,12 @@ use crate::expr::compile_with;
 use crate::limits::Limits;
 use crate::schema::Schema;
 use crate::scoring::cell::Bounds;
-use crate::scoring::decay::Decay;
+use crate::scoring::decay::{CalendarPeriod, Decay};
 use crate::scoring::engine::Scorer;
 use crate::scoring::model::{Group, PointRule, Repeat, ScoreModel};
 use crate::scoring::threshold::{Rearm, Threshold};
 use crate::time::Duration;
+use crate::time::TimeZone;
 
 /// A span of time as documents write it: CEL durations (`"36h"`, `"90m"`, `"1.5s"`) plus
 /// whole days (`"30d"`).
@@ -58,7 +59,7 @@ fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay
         }
         DecayDef::HalfLife { half_life } => period(half_life, format!("{path}/half_life"), diagnostics)
             .map_or(Decay::None, |half_life| Decay::HalfLife { half_life }),
-        DecayDef::Step { step, every } => {
+        DecayDef::Step { step, every, zone } => {
             if !(*step > 0.0 && *step <= 1.0) {
                 diagnostics.push(bad(
                     format!("{path}/step"),
@@ -67,8 +68,40 @@ fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay
                 ));
                 return Decay::None;
             }
-            period(every, format!("{path}/every"), diagnostics)
-                .map_or(Decay::None, |period| Decay::Step { fraction: *step, period })
+            let calendar = match every.as_str() {
+                "day" => Some(CalendarPeriod::Day),
+                "week" => Some(CalendarPeriod::Week),
+                "month" => Some(CalendarPeriod::Month),
+                _ => None,
+            };
+            match calendar {
+                Some(period) => {
+                    let zone = match zone.as_deref().map(TimeZone::parse) {
+                        None => TimeZone::UTC,
+                        Some(Ok(z)) => z,
+                        Some(Err(_)) => {
+                            diagnostics.push(bad(
+                                format!("{path}/zone"),
+                                format!("unknown time zone `{}`", zone.as_deref().unwrap_or_default()),
+                                "use an IANA name such as \"Europe/Paris\" or an offset such as \"+05:30\"",
+                            ));
+                            TimeZone::UTC
+                        }
+                    };
+                    Decay::Calendar { fraction: *step, period, zone }
+                }
+                None => {
+                    if zone.is_some() {
+                        diagnostics.push(bad(
+                            format!("{path}/zone"),
+                            "a zone applies only to calendar periods (\"day\", \"week\", \"month\")".into(),
+                            "remove `zone`, or step by calendar periods",
+                        ));
+                    }
+                    period(every, format!("{path}/every"), diagnostics)
+                        .map_or(Decay::None, |period| Decay::Step { fraction: *step, period })
+                }
+            }
         }
     }
 }

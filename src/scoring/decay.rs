@@ -7,7 +7,7 @@
 //! IEEE-754 addition, multiplication and division (correctly rounded everywhere) in a
 //! fixed order, and no fused multiply-add, so their results are bit-for-bit portable.
 
-use crate::time::{Duration, Timestamp};
+use crate::time::{Duration, TimeZone, Timestamp};
 
 /// `2^-x` for `x >= 0`, deterministically: the integer part scales by an exact power of
 /// two, the fraction goes through a fixed Taylor series of `e^-y` with `y = f ln 2`.
@@ -81,6 +81,49 @@ pub enum Decay {
         /// The period; positive.
         period: Duration,
     },
+    /// Calendar step decay: the value loses `fraction` at each start of a calendar day,
+    /// week (Monday) or month in `zone` since the last change.
+    Calendar {
+        /// The share lost per period, in `(0, 1]`.
+        fraction: f64,
+        /// The calendar period.
+        period: CalendarPeriod,
+        /// The time zone whose calendar counts.
+        zone: TimeZone,
+    },
+}
+
+/// A calendar period for [`Decay::Calendar`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CalendarPeriod {
+    /// Midnight.
+    Day,
+    /// Monday midnight.
+    Week,
+    /// The first of the month, midnight.
+    Month,
+}
+
+impl CalendarPeriod {
+    /// How many period starts lie in `(since, now]`, in `zone`.
+    pub fn boundaries(self, since: Timestamp, now: Timestamp, zone: TimeZone) -> u64 {
+        use chrono::Datelike;
+        if now <= since {
+            return 0;
+        }
+        let (a, b) = (zone.local_date(since), zone.local_date(now));
+        let index = |d: chrono::NaiveDate| -> i64 {
+            match self {
+                CalendarPeriod::Day => i64::from(d.num_days_from_ce()),
+                CalendarPeriod::Week => (i64::from(d.num_days_from_ce())
+                    - i64::from(d.weekday().num_days_from_monday()))
+                .div_euclid(7),
+                CalendarPeriod::Month => i64::from(d.year()) * 12 + i64::from(d.month0()),
+            }
+        };
+        u64::try_from(index(b) - index(a)).unwrap_or(0)
+    }
 }
 
 impl Decay {
@@ -114,11 +157,20 @@ impl Decay {
                 let steps = elapsed.as_nanos() / p;
                 pow_int(1.0 - fraction, u64::try_from(steps).unwrap_or(u64::MAX))
             }
+            // Calendar decay depends on where the span falls, not only on its length:
+            // see `apply`.
+            Decay::Calendar { .. } => 1.0,
         }
     }
 
     /// `value` after decaying from `since` to `now`.
     pub fn apply(&self, value: f64, since: Timestamp, now: Timestamp) -> f64 {
+        if let Decay::Calendar { fraction, period, zone } = *self {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return value;
+            }
+            return value * pow_int(1.0 - fraction, period.boundaries(since, now, zone));
+        }
         match now.duration_since(since) {
             Some(elapsed) => value * self.factor(elapsed),
             None => value,
@@ -143,7 +195,10 @@ impl Decay {
             return None;
         }
         let below = |secs: i64| -> bool {
-            Duration::from_secs(secs).map_or(true, |d| value * self.factor(d) < threshold)
+            Duration::from_secs(secs)
+                .ok()
+                .and_then(|d| since.checked_add(d))
+                .is_none_or(|t| self.apply(value, since, t) < threshold)
         };
         // Exponential search for an upper bound, then bisection: monotone, so exact.
         let mut hi: i64 = 1;
@@ -200,6 +255,24 @@ mod tests {
         assert_eq!(d.factor(day(29)), 1.0);
         assert_eq!(d.factor(day(30)), 0.75);
         assert_eq!(d.factor(day(60)), 0.5625);
+    }
+
+    #[test]
+    fn calendar_decay_counts_period_starts_in_the_zone() {
+        let zone = TimeZone::parse("Europe/Paris").unwrap();
+        let monthly = Decay::Calendar { fraction: 0.5, period: CalendarPeriod::Month, zone };
+        // 2026-01-31 22:30 UTC is already February 1st in Paris.
+        let jan31 = Timestamp::parse("2026-01-31T22:00:00Z").unwrap();
+        let feb = Timestamp::parse("2026-01-31T23:30:00Z").unwrap();
+        let april = Timestamp::parse("2026-04-15T12:00:00Z").unwrap();
+        assert_eq!(monthly.apply(80.0, jan31, feb), 40.0);
+        assert_eq!(monthly.apply(80.0, jan31, april), 10.0);
+        let weekly = Decay::Calendar { fraction: 0.25, period: CalendarPeriod::Week, zone: TimeZone::UTC };
+        let sunday = Timestamp::parse("2026-11-29T23:00:00Z").unwrap();
+        let monday = Timestamp::parse("2026-11-30T00:00:01Z").unwrap();
+        assert_eq!(weekly.apply(100.0, sunday, monday), 75.0);
+        let at = weekly.next_crossing_below(100.0, 80.0, sunday).unwrap();
+        assert_eq!(at, Timestamp::parse("2026-11-30T00:00:00Z").unwrap());
     }
 
     #[test]

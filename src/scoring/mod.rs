@@ -16,7 +16,7 @@ pub mod model;
 pub mod threshold;
 
 pub use cell::{Bounds, ScoreCell, ScoreError};
-pub use decay::Decay;
+pub use decay::{CalendarPeriod, Decay};
 pub use engine::{ContactScores, Explanation, LedgerEntry, ScoreScratch, ScoreUpdate, Scorer};
 pub use model::{Group, ModelError, PointRule, Repeat, ScoreModel, Trigger};
 pub use threshold::{Crossing, Rearm, Threshold, ThresholdState};
