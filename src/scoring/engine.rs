@@ -255,11 +255,17 @@ impl Scorer {
 
     /// A model's value: its own points, or the weighted sum of the models it combines.
     fn value_of(&self, state: &ContactScores, model: usize, now: Timestamp) -> f64 {
+        self.value_with(state, model, now, Precision::Exact)
+    }
+
+    /// [`Scorer::value_of`], exactly or (for searches) approximately.
+    fn value_with(&self, state: &ContactScores, model: usize, now: Timestamp, precision: Precision) -> f64 {
         let m = &self.models[model];
         if m.combine.is_empty() {
-            model_value(m, &state.models[model], now)
+            model_value(m, &state.models[model], now, precision)
         } else {
-            let sum: f64 = m.combine.iter().map(|(part, w)| w * self.value_of(state, *part, now)).sum();
+            let sum: f64 =
+                m.combine.iter().map(|(part, w)| w * self.value_with(state, *part, now, precision)).sum();
             clamp(m.bounds, sum)
         }
     }
@@ -274,6 +280,53 @@ impl Scorer {
     /// grades A to D) followed by the band of the `column` model (engagement 1 to 4).
     pub fn matrix(&self, state: &ContactScores, row: usize, column: usize, now: Timestamp) -> Option<String> {
         Some(format!("{}{}", self.band(state, row, now)?, self.band(state, column, now)?))
+    }
+
+    /// The model's value from `now` on as `constant + decaying · 2^(-t / half_life)`, when
+    /// every decaying part shares one half-life (`None` otherwise).
+    fn linear_form(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<LinearForm> {
+        let m = &self.models[model];
+        let mut form = LinearForm { constant: 0.0, decaying: 0.0, half_life: None };
+        if !m.combine.is_empty() {
+            for (part, w) in &m.combine {
+                let f = self.linear_form(state, *part, now)?;
+                form.merge(f.scaled(*w))?;
+            }
+            return Some(form);
+        }
+        let s = &state.models[model];
+        for (gi, g) in m.groups.iter().enumerate() {
+            let v = group_value(m, s, gi, now, Precision::Exact);
+            let f = match g.decay {
+                _ if g.window.is_some() => LinearForm { constant: v, decaying: 0.0, half_life: None },
+                Decay::None => LinearForm { constant: v, decaying: 0.0, half_life: None },
+                Decay::HalfLife { half_life } => {
+                    LinearForm { constant: 0.0, decaying: v, half_life: Some(half_life.as_secs_f64()) }
+                }
+                _ => return None,
+            };
+            form.merge(f)?;
+        }
+        form.constant += s.fit;
+        Some(form)
+    }
+
+    /// Where a model's value ends up if no event ever comes: decaying and timeframe
+    /// points gone, the rest (fit, non-decaying groups) kept.
+    fn limit_of(&self, state: &ContactScores, model: usize) -> f64 {
+        let m = &self.models[model];
+        if !m.combine.is_empty() {
+            let sum: f64 = m.combine.iter().map(|(part, w)| w * self.limit_of(state, *part)).sum();
+            return clamp(m.bounds, sum);
+        }
+        let s = &state.models[model];
+        let kept: f64 = m
+            .groups
+            .iter()
+            .zip(&s.groups)
+            .map(|(g, c)| if g.window.is_none() && matches!(g.decay, Decay::None) { c.stored() } else { 0.0 })
+            .sum();
+        clamp(m.bounds, kept + s.fit)
     }
 
     /// Feeds every model's current value to its thresholds and bands.
@@ -485,8 +538,16 @@ impl Scorer {
             if let Some(b) = ms.band.and_then(|b| model.bands.get(usize::from(b))) {
                 targets.push(b.from);
             }
-            for target in targets {
-                if let Some(at) = first_below(|t| self.value_of(state, mi, t), target, now, horizon) {
+            // A value never falls below where decay leaves it in the end: skip targets
+            // at or under that, which would otherwise be searched for nothing.
+            let floor = self.limit_of(state, mi);
+            for target in targets.into_iter().filter(|t| *t > floor) {
+                let fast = |t| self.value_with(state, mi, t, Precision::Approximate);
+                let exact = |t| self.value_with(state, mi, t, Precision::Exact);
+                // Most models are a constant plus points under one half-life: solve for
+                // the instant directly, then settle it exactly.
+                let guess = self.linear_form(state, mi, now).and_then(|form| form.crossing(target));
+                if let Some(at) = first_below(fast, exact, guess, target, now, horizon) {
                     wake = Some(wake.map_or(at, |w| w.min(at)));
                 }
             }
@@ -508,7 +569,7 @@ impl Scorer {
                 .groups
                 .iter()
                 .enumerate()
-                .map(|(gi, g)| (g.name.clone(), group_value(m, s, gi, now)))
+                .map(|(gi, g)| (g.name.clone(), group_value(m, s, gi, now, Precision::Exact)))
                 .collect(),
             rules: s
                 .rules
@@ -568,18 +629,70 @@ impl Scorer {
 }
 
 /// A model's total at `now`: its groups decayed, plus fit points, within its bounds.
-fn model_value(model: &ScoreModel, state: &ModelState, now: Timestamp) -> f64 {
-    clamp(model.bounds, raw_value(model, state, now))
+/// A value of the form `constant + decaying · 2^(-t / half_life)`.
+#[derive(Clone, Copy, Debug)]
+struct LinearForm {
+    constant: f64,
+    decaying: f64,
+    half_life: Option<f64>,
+}
+
+impl LinearForm {
+    fn scaled(self, w: f64) -> LinearForm {
+        LinearForm { constant: self.constant * w, decaying: self.decaying * w, ..self }
+    }
+
+    /// Adds another form; `None` when their half-lives differ.
+    fn merge(&mut self, other: LinearForm) -> Option<()> {
+        match (self.half_life, other.half_life) {
+            (Some(a), Some(b)) if a != b && other.decaying != 0.0 && self.decaying != 0.0 => return None,
+            (None, Some(_)) => self.half_life = other.half_life,
+            _ => {}
+        }
+        self.constant += other.constant;
+        self.decaying += other.decaying;
+        Some(())
+    }
+
+    /// Seconds from now until the value falls below `target`, estimated with the
+    /// platform's `log2` (settled exactly by the caller).
+    fn crossing(self, target: f64) -> Option<i64> {
+        let h = self.half_life?;
+        let excess = target - self.constant;
+        if excess <= 0.0 || self.decaying <= excess {
+            return None;
+        }
+        let t = h * (self.decaying / excess).log2();
+        (t.is_finite() && t >= 0.0 && t < 4.0e11).then(|| t.ceil() as i64)
+    }
+}
+
+/// Decisions use exact, portable arithmetic; searches for the instant of a decision may
+/// first narrow it down with the platform's faster functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Precision {
+    Exact,
+    Approximate,
+}
+
+fn model_value(model: &ScoreModel, state: &ModelState, now: Timestamp, precision: Precision) -> f64 {
+    clamp(model.bounds, raw_value(model, state, now, precision))
 }
 
 /// The groups' points plus fit points, before the model's bounds.
-fn raw_value(model: &ScoreModel, state: &ModelState, now: Timestamp) -> f64 {
-    (0..model.groups.len()).map(|gi| group_value(model, state, gi, now)).sum::<f64>() + state.fit
+fn raw_value(model: &ScoreModel, state: &ModelState, now: Timestamp, precision: Precision) -> f64 {
+    (0..model.groups.len()).map(|gi| group_value(model, state, gi, now, precision)).sum::<f64>() + state.fit
 }
 
 /// One group's points at `now`: decayed, or for a timeframe group the awards still
 /// inside the window (within the group's bounds).
-fn group_value(model: &ScoreModel, state: &ModelState, group: usize, now: Timestamp) -> f64 {
+fn group_value(
+    model: &ScoreModel,
+    state: &ModelState,
+    group: usize,
+    now: Timestamp,
+    precision: Precision,
+) -> f64 {
     let g = &model.groups[group];
     match g.window {
         Some(window) => {
@@ -587,7 +700,13 @@ fn group_value(model: &ScoreModel, state: &ModelState, group: usize, now: Timest
                 state.awards[group].iter().filter(|a| in_window(a.at, now, window)).map(|a| a.points).sum();
             clamp(g.bounds, sum)
         }
-        None => state.groups[group].value_at(now, &g.decay),
+        None => match precision {
+            Precision::Exact => state.groups[group].value_at(now, &g.decay),
+            Precision::Approximate => {
+                let cell = &state.groups[group];
+                cell.stored() * g.decay.factor_approx(cell.updated_at(), now)
+            }
+        },
     }
 }
 
@@ -633,7 +752,7 @@ fn next_expiry(model: &ScoreModel, state: &ModelState, now: Timestamp) -> Option
 fn within_total(model: &ScoreModel, state: &ModelState, now: Timestamp, points: f64) -> f64 {
     // Fit points sit on top and the total is clamped when read, so that the order of
     // fit changes and events never changes a score.
-    let raw = raw_value(model, state, now) - state.fit;
+    let raw = raw_value(model, state, now, Precision::Exact) - state.fit;
     if points > 0.0 {
         model.bounds.cap.map_or(points, |cap| points.min((cap - raw).max(0.0)))
     } else {
@@ -739,34 +858,69 @@ fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, update: &mut 
     }
 }
 
-/// The first whole second after `since` at which the non-increasing `value` is below
-/// `target`; `None` if that never happens within the timestamp range.
+/// The first whole second after `since` at which the non-increasing `exact` value is
+/// below `target`, searched no further than `horizon` (`None`: not before then, or
+/// never). `fast` approximates `exact` cheaply and narrows the search; the answer is
+/// then settled with `exact` alone, so it is the same on every platform.
 fn first_below(
-    value: impl Fn(Timestamp) -> f64,
+    fast: impl Fn(Timestamp) -> f64,
+    exact: impl Fn(Timestamp) -> f64,
+    guess: Option<i64>,
     target: f64,
     since: Timestamp,
     horizon: Option<Timestamp>,
 ) -> Option<Timestamp> {
     let at = |secs: i64| Duration::from_secs(secs).ok().and_then(|d| since.checked_add(d));
-    let limit = horizon.and_then(|h| h.duration_since(since)).map(|d| d.seconds());
-    let below = |secs: i64| at(secs).is_none_or(|t| value(t) < target);
-    if below(0) {
+    let limit = horizon.and_then(|h| h.duration_since(since)).map(|d| d.seconds()).unwrap_or(400_000_000_000);
+    let exact_below = |secs: i64| at(secs).is_none_or(|t| exact(t) < target);
+    if exact_below(0) {
         return None;
     }
-    let mut hi: i64 = 1;
-    while !below(hi) {
-        hi = hi.checked_mul(2)?;
-        if hi > 400_000_000_000 || limit.is_some_and(|l| hi > l.saturating_mul(2)) {
+    let fast_below = |secs: i64| at(secs).is_none_or(|t| fast(t) < target);
+    let guess = match guess {
+        Some(g) => g.clamp(1, limit),
+        None => {
+            // Narrow down with the fast function: exponential search, then bisection.
+            let mut hi: i64 = 1;
+            while !fast_below(hi) {
+                if hi >= limit {
+                    break;
+                }
+                hi = hi.saturating_mul(2).min(limit);
+            }
+            let mut lo = 0;
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if fast_below(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            hi
+        }
+    };
+    // Settle with the exact function around the estimate: widen a bracket until it holds
+    // the crossing, then bisect.
+    let (mut lo, mut hi) = (guess - 1, guess);
+    let mut step = 1i64;
+    while lo > 0 && exact_below(lo) {
+        hi = lo;
+        step = step.saturating_mul(2);
+        lo = (guess - step).max(0);
+    }
+    let mut step = 1i64;
+    while !exact_below(hi) {
+        if hi >= limit {
             return None;
         }
+        lo = hi;
+        step = step.saturating_mul(2);
+        hi = guess.saturating_add(step).min(limit);
     }
-    if limit.is_some_and(|l| hi > l && !below(l)) {
-        return None;
-    }
-    let mut lo = 0;
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if below(mid) {
+        if exact_below(mid) {
             hi = mid;
         } else {
             lo = mid;
