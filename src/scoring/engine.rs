@@ -663,7 +663,7 @@ impl LinearForm {
             return None;
         }
         let t = h * (self.decaying / excess).log2();
-        (t.is_finite() && t >= 0.0 && t < 4.0e11).then(|| t.ceil() as i64)
+        (0.0..4.0e11).contains(&t).then(|| t.ceil() as i64)
     }
 }
 
