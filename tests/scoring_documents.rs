@@ -322,3 +322,35 @@ fn calendar_step_decay_in_the_contacts_zone() {
             .unwrap_err();
     assert_eq!(err.diagnostics[0].path, "/scoring/models/0/decay/zone");
 }
+
+#[test]
+fn point_rules_read_scores_as_they_stand_before_the_event() {
+    let doc = r#"{
+      "version": 1,
+      "schema": {"events": {"page_visit": {"url": "string"}}, "scores": ["engagement"]},
+      "scoring": {"models": [{"id": "engagement", "rules": [
+        {"id": "visit", "on": "page_visit", "points": 10},
+        {"id": "loyal", "on": "page_visit", "when": "score.engagement >= 20.0", "points": 5}
+      ]}]}
+    }"#;
+    let program = Program::from_json(doc).unwrap_or_else(|e| panic!("{}", e.render()));
+    let (state, last) = {
+        let scorer = program.scorer().unwrap();
+        let schema = program.schema();
+        let contact = schema.contact("c").build();
+        let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+        let mut state = scorer.new_state(t0);
+        for n in 0..4 {
+            let e = schema
+                .event(format!("e{n}"), "c", "page_visit", t0)
+                .unwrap()
+                .set("url", "/")
+                .unwrap()
+                .build();
+            scorer.handle_event(&mut state, &contact, &e).unwrap();
+        }
+        (state, t0)
+    };
+    // 10, 20, then 20 >= 20 so +15 (35), then +15 (50).
+    assert_eq!(program.scorer().unwrap().value(&state, 0, last), Some(50.0));
+}

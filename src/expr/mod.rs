@@ -159,12 +159,21 @@ impl Expression {
 
     /// The contact fields (slots) the expression reads or tests with `has()`.
     pub(crate) fn contact_reads(&self) -> Vec<crate::schema::Slot> {
-        fn walk(node: &ir::Node, out: &mut Vec<crate::schema::Slot>) {
+        self.reads(ir::Scope::Contact)
+    }
+
+    /// Whether the expression reads any score (`score.NAME`).
+    pub(crate) fn reads_scores(&self) -> bool {
+        !self.reads(ir::Scope::Score).is_empty()
+    }
+
+    /// The slots of `scope` the expression reads or tests with `has()`.
+    fn reads(&self, scope: ir::Scope) -> Vec<crate::schema::Slot> {
+        fn walk(node: &ir::Node, scope: ir::Scope, out: &mut Vec<crate::schema::Slot>) {
             use ir::Node;
+            let walk = |n: &Node, out: &mut Vec<crate::schema::Slot>| walk(n, scope, out);
             match node {
-                Node::Load(ir::Scope::Contact, slot, _) | Node::Has(ir::Scope::Contact, slot) => {
-                    out.push(*slot)
-                }
+                Node::Load(s, slot, _) | Node::Has(s, slot) if *s == scope => out.push(*slot),
                 Node::Const(_)
                 | Node::Load(..)
                 | Node::Has(..)
@@ -198,7 +207,7 @@ impl Expression {
             }
         }
         let mut out = Vec::new();
-        walk(&self.node, &mut out);
+        walk(&self.node, scope, &mut out);
         out.sort_unstable();
         out.dedup();
         out

@@ -36,6 +36,8 @@ pub struct Scorer {
     contact_fields: Vec<std::sync::Arc<str>>,
     /// Per schema score (`score.NAME`, in declaration order): the model of that id.
     score_models: Vec<Option<usize>>,
+    /// Whether any engagement rule reads `score.NAME` (else scores are not bound).
+    reads_scores: bool,
 }
 
 /// Reusable buffers for [`Scorer::handle_event_with`]; one per thread.
@@ -180,6 +182,10 @@ impl Scorer {
                 .collect();
             indexes.push(RuleIndex::from_entries(event_types, &entries));
         }
+        let reads_scores = models.iter().flat_map(|m| &m.rules).any(|r| match &r.trigger {
+            Trigger::Event { condition: Some(c), .. } => c.reads_scores(),
+            _ => false,
+        });
         let fit_reads = models
             .iter()
             .map(|m| {
@@ -199,6 +205,7 @@ impl Scorer {
             fit_reads,
             contact_fields: Vec::new(),
             score_models: Vec::new(),
+            reads_scores,
         })
     }
 
@@ -374,8 +381,10 @@ impl Scorer {
         self.counters.values(&state.counters, now, &mut scratch.counts);
         // `score.NAME` reads the scores as they stand before this event.
         scratch.scores.clear();
-        for model in &self.score_models {
-            scratch.scores.push(model.map(|m| Value::Double(self.value_of(state, m, now))));
+        if self.reads_scores {
+            for model in &self.score_models {
+                scratch.scores.push(model.map(|m| Value::Double(self.value_of(state, m, now))));
+            }
         }
         let act = Activation::new()
             .with_contact(contact)
