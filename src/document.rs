@@ -495,8 +495,13 @@ pub(crate) fn schema_from_def(
     for score in &def.scores {
         builder = builder.score(score.clone());
     }
+    // Duplicates are reported with their document path when the counters are compiled.
+    let mut seen: Vec<&str> = Vec::new();
     for counter in counters {
-        builder = builder.counter(counter.id.clone());
+        if !seen.contains(&counter.id.as_str()) {
+            seen.push(&counter.id);
+            builder = builder.counter(counter.id.clone());
+        }
     }
     match builder.build() {
         Ok(schema) => schema,

@@ -433,6 +433,14 @@ fn compile_counters(
     let mut defs = Vec::with_capacity(docs.len());
     for (i, doc) in docs.iter().enumerate() {
         let path = format!("/counters/{i}");
+        if let Some(first) = docs[..i].iter().position(|d| d.id == doc.id) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateId, format!("counter id `{}` is used twice", doc.id))
+                    .with_path(format!("{path}/id"))
+                    .with_help(format!("the first use is /counters/{first}/id")),
+            );
+            continue;
+        }
         let Some(event_type) = schema.event_type_index(&doc.on) else {
             diagnostics.push(
                 Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{}`", doc.on))
@@ -452,11 +460,12 @@ fn compile_counters(
             );
             continue;
         };
-        // Counter conditions see the contact and the event, not other counters.
+        // Counter conditions see the contact and the event: not scores or other counters,
+        // which are not known while events are counted.
         let names = Names {
             contact: Some(schema.contact_fields()),
             event: schema.event_type(event_type).map(|e| e.properties()),
-            scores: Some(schema.scores()),
+            scores: None,
             counters: None,
             vars: None,
             now: true,

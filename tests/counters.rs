@@ -106,3 +106,11 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn duplicate_counter_ids_are_reported_at_their_path() {
+    let doc = doc(10).replace(r#""id": "visits_1h""#, r#""id": "pricing_7d""#);
+    let err = Program::from_json(&doc).unwrap_err();
+    let found: Vec<(Code, &str)> = err.diagnostics.iter().map(|d| (d.code, d.path.as_str())).collect();
+    assert!(found.contains(&(Code::DuplicateId, "/counters/1/id")), "{found:?}");
+}

@@ -198,6 +198,15 @@ fn model(
             cap: finite(g.cap, format!("{gpath}/cap"), diagnostics),
             floor: finite(g.floor, format!("{gpath}/floor"), diagnostics),
         };
+        if let (Some(floor), Some(cap)) = (g.floor, g.cap) {
+            if floor > cap {
+                diagnostics.push(bad(
+                    format!("{gpath}/floor"),
+                    format!("the floor {floor} is above the cap {cap}"),
+                    "the floor must not exceed the cap",
+                ));
+            }
+        }
         let group = Group::new(g.id.clone()).bounds(gb);
         let group = match (&g.decay, &g.timeframe) {
             (Some(_), Some(_)) => {
@@ -315,9 +324,9 @@ fn model(
                     ));
                     continue;
                 }
+                // Fit rules read the contact only (scores and counters change with events).
                 let names = Names {
                     contact: Some(schema.contact_fields()),
-                    scores: Some(schema.scores()),
                     now: true,
                     regexes: Some(regexes),
                     ..Names::default()
