@@ -114,8 +114,14 @@ pub struct Program {
 /// Reusable buffers for matching; one per thread.
 #[derive(Clone, Debug, Default)]
 pub struct MatchScratch {
-    pub(crate) candidates: Vec<u32>,
+    buffers: MatchBuffers,
     counts: Vec<Option<Value>>,
+}
+
+/// The buffers one matching pass fills.
+#[derive(Clone, Debug, Default)]
+struct MatchBuffers {
+    candidates: Vec<u32>,
     matched: Vec<RuleIndexId>,
     errors: Vec<(RuleIndexId, EvalError)>,
 }
@@ -206,45 +212,17 @@ impl Program {
                 now: true,
                 regexes: Some(&regexes),
             };
-            let source = match (&rule.when, &rule.filter) {
-                (Some(_), Some(_)) => {
-                    diagnostics.push(
-                        Diagnostic::new(Code::InvalidDocument, "a rule has both `when` and `filter`")
-                            .with_path(format!("{path}/filter"))
-                            .with_help("combine them into one `when` expression, or use only the filter"),
-                    );
-                    None
-                }
-                (Some(when), None) => Some((when.clone(), format!("{path}/when"))),
-                (None, Some(f)) => {
-                    let fpath = format!("{path}/filter");
-                    filter::to_cel(f, &names, limits, &fpath, &mut diagnostics).map(|cel| (cel, fpath))
-                }
-                (None, None) => None,
-            };
-            let condition = match source {
-                Some((text, cpath)) => match compile_with(&text, names, limits, &cpath) {
-                    Ok(expr) if matches!(expr.result_type(), Type::Bool | Type::Dyn) => Some(expr),
-                    Ok(expr) => {
-                        diagnostics.push(
-                            Diagnostic::new(
-                                Code::TypeMismatch,
-                                format!("a condition must be a bool, this one is {}", expr.result_type()),
-                            )
-                            .with_path(cpath)
-                            .with_source(Arc::from(text.as_str()))
-                            .with_span(crate::Span::new(0, text.len()))
-                            .with_help("compare the value with something, as in `x == 1`"),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        diagnostics.extend(e.diagnostics);
-                        None
-                    }
-                },
-                None => None,
-            };
+            let condition = compile_condition(
+                "a rule",
+                rule.when.as_ref(),
+                rule.filter.as_ref(),
+                names,
+                limits,
+                &path,
+                &mut diagnostics,
+            )
+            .ok()
+            .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
             rules.push(Rule {
                 id: RuleId::new(&rule.id),
@@ -317,25 +295,13 @@ impl Program {
         scratch: &'s mut MatchScratch,
     ) -> Matches<'s> {
         self.counters.observe(counters, contact, event);
-        let mut counts = std::mem::take(&mut scratch.counts);
-        self.counters.values(counters, now, &mut counts);
-        let activation =
-            Activation::new().with_contact(contact).with_event(event).with_now(now).with_counters(&counts);
-        self.index.candidates(event, &mut scratch.candidates);
-        scratch.matched.clear();
-        scratch.errors.clear();
-        for &i in &scratch.candidates {
-            let Some(condition) = self.conditions.get(i as usize) else {
-                continue;
-            };
-            match condition.test(&activation) {
-                Ok(true) => scratch.matched.push(RuleIndexId(i)),
-                Ok(false) => {}
-                Err(e) => scratch.errors.push((RuleIndexId(i), e)),
-            }
-        }
-        scratch.counts = counts;
-        Matches { rules: &scratch.matched, errors: &scratch.errors, evaluated: scratch.candidates.len() }
+        self.counters.values(counters, now, &mut scratch.counts);
+        let activation = Activation::new()
+            .with_contact(contact)
+            .with_event(event)
+            .with_now(now)
+            .with_counters(&scratch.counts);
+        self.run(event, &activation, &mut scratch.buffers)
     }
 
     /// The score models of the document's `scoring` section, compiled.
@@ -380,8 +346,8 @@ impl Program {
     /// The rules that can match `event` according to the index, in declaration order.
     /// Every rule that matches is among them; most that cannot are not.
     pub fn candidates<'s>(&self, event: &Event, scratch: &'s mut MatchScratch) -> &'s [u32] {
-        self.index.candidates(event, &mut scratch.candidates);
-        &scratch.candidates
+        self.index.candidates(event, &mut scratch.buffers.candidates);
+        &scratch.buffers.candidates
     }
 
     /// Evaluates every rule the event can trigger and returns those whose condition
@@ -405,20 +371,83 @@ impl Program {
         activation: &Activation<'_>,
         scratch: &'s mut MatchScratch,
     ) -> Matches<'s> {
-        self.index.candidates(event, &mut scratch.candidates);
-        scratch.matched.clear();
-        scratch.errors.clear();
-        for &i in &scratch.candidates {
+        self.run(event, activation, &mut scratch.buffers)
+    }
+
+    /// Evaluates the event's candidate rules against `activation`.
+    fn run<'s>(
+        &self,
+        event: &Event,
+        activation: &Activation<'_>,
+        buffers: &'s mut MatchBuffers,
+    ) -> Matches<'s> {
+        self.index.candidates(event, &mut buffers.candidates);
+        buffers.matched.clear();
+        buffers.errors.clear();
+        for &i in &buffers.candidates {
             let Some(condition) = self.conditions.get(i as usize) else {
                 continue;
             };
             match condition.test(activation) {
-                Ok(true) => scratch.matched.push(RuleIndexId(i)),
+                Ok(true) => buffers.matched.push(RuleIndexId(i)),
                 Ok(false) => {}
-                Err(e) => scratch.errors.push((RuleIndexId(i), e)),
+                Err(e) => buffers.errors.push((RuleIndexId(i), e)),
             }
         }
-        Matches { rules: &scratch.matched, errors: &scratch.errors, evaluated: scratch.candidates.len() }
+        Matches { rules: &buffers.matched, errors: &buffers.errors, evaluated: buffers.candidates.len() }
+    }
+}
+
+/// Compiles a `when` expression or a structured `filter` (at most one may be given) into
+/// a boolean condition, recording problems with their paths under `path`. `Ok(None)` when
+/// neither is given; `Err(())` when something was wrong (already recorded).
+pub(crate) fn compile_condition(
+    what: &str,
+    when: Option<&String>,
+    filter: Option<&crate::def::FilterDef>,
+    names: Names<'_>,
+    limits: &Limits,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<Option<Expression>, ()> {
+    let (text, cpath) = match (when, filter) {
+        (Some(_), Some(_)) => {
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, format!("{what} has both `when` and `filter`"))
+                    .with_path(format!("{path}/filter"))
+                    .with_help("combine them into one `when` expression, or use only the filter"),
+            );
+            return Err(());
+        }
+        (Some(when), None) => (when.clone(), format!("{path}/when")),
+        (None, Some(f)) => {
+            let fpath = format!("{path}/filter");
+            match filter::to_cel(f, &names, limits, &fpath, diagnostics) {
+                Some(cel) => (cel, fpath),
+                None => return Err(()),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    match compile_with(&text, names, limits, &cpath) {
+        Ok(expr) if matches!(expr.result_type(), Type::Bool | Type::Dyn) => Ok(Some(expr)),
+        Ok(expr) => {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::TypeMismatch,
+                    format!("a condition must be a bool, this one is {}", expr.result_type()),
+                )
+                .with_path(cpath)
+                .with_source(Arc::from(text.as_str()))
+                .with_span(crate::Span::new(0, text.len()))
+                .with_help("compare the value with something, as in `x == 1`"),
+            );
+            Err(())
+        }
+        Err(e) => {
+            diagnostics.extend(e.diagnostics);
+            Err(())
+        }
     }
 }
 
@@ -471,33 +500,16 @@ fn compile_counters(
             now: true,
             regexes: Some(regexes),
         };
-        let source = match (&doc.when, &doc.filter) {
-            (Some(_), Some(_)) => {
-                diagnostics.push(
-                    Diagnostic::new(Code::InvalidDocument, "a counter has both `when` and `filter`")
-                        .with_path(format!("{path}/filter")),
-                );
-                continue;
-            }
-            (Some(w), None) => Some((w.clone(), format!("{path}/when"))),
-            (None, Some(f)) => {
-                let fpath = format!("{path}/filter");
-                match filter::to_cel(f, &names, limits, &fpath, diagnostics) {
-                    Some(cel) => Some((cel, fpath)),
-                    None => continue,
-                }
-            }
-            (None, None) => None,
-        };
-        let condition = match source {
-            None => None,
-            Some((text, cpath)) => match compile_with(&text, names, limits, &cpath) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    diagnostics.extend(e.diagnostics);
-                    continue;
-                }
-            },
+        let Ok(condition) = compile_condition(
+            "a counter",
+            doc.when.as_ref(),
+            doc.filter.as_ref(),
+            names,
+            limits,
+            &path,
+            diagnostics,
+        ) else {
+            continue;
         };
         let max = doc.max.unwrap_or(crate::counters::DEFAULT_MAX);
         defs.push(CounterDef::new(event_type, condition, window, max));

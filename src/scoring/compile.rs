@@ -357,34 +357,16 @@ fn model(
                     now: true,
                     regexes: Some(regexes),
                 };
-                let source = match (&r.when, &r.filter) {
-                    (Some(_), Some(_)) => {
-                        diagnostics.push(bad(
-                            format!("{rpath}/filter"),
-                            "a point rule has both `when` and `filter`".into(),
-                            "keep one",
-                        ));
-                        continue;
-                    }
-                    (Some(w), None) => Some((w.clone(), format!("{rpath}/when"))),
-                    (None, Some(f)) => {
-                        let fpath = format!("{rpath}/filter");
-                        match crate::filter::to_cel(f, &names, limits, &fpath, diagnostics) {
-                            Some(cel) => Some((cel, fpath)),
-                            None => continue,
-                        }
-                    }
-                    (None, None) => None,
-                };
-                let condition = match source {
-                    None => None,
-                    Some((text, cpath)) => match compile_with(&text, names, limits, &cpath) {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            diagnostics.extend(e.diagnostics);
-                            continue;
-                        }
-                    },
+                let Ok(condition) = crate::program::compile_condition(
+                    "a point rule",
+                    r.when.as_ref(),
+                    r.filter.as_ref(),
+                    names,
+                    limits,
+                    &rpath,
+                    diagnostics,
+                ) else {
+                    continue;
                 };
                 PointRule::on_event(r.id.clone(), event_type, condition, r.points)
             }
