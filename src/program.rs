@@ -194,24 +194,12 @@ impl Program {
                         .with_help("give every rule a stable, unique id"),
                 );
             }
-            let Some(event_type) = schema.event_type_index(&rule.on) else {
-                diagnostics.push(
-                    Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{}`", rule.on))
-                        .with_path(format!("{path}/on"))
-                        .with_did_you_mean(schema.suggest_event_type(&rule.on))
-                        .with_help("declare the event type under `schema.events`"),
-                );
+            let Some(event_type) =
+                schema.resolve_event_type(&rule.on, format!("{path}/on"), &mut diagnostics)
+            else {
                 continue;
             };
-            let names = Names {
-                contact: Some(schema.contact_fields()),
-                event: schema.event_type(event_type).map(|e| e.properties()),
-                scores: Some(schema.scores()),
-                counters: Some(schema.counters()),
-                vars: None,
-                now: true,
-                regexes: Some(&regexes),
-            };
+            let names = schema.names_for_event(event_type, Some(&regexes));
             let condition = compile_condition(
                 "a rule",
                 rule.when.as_ref(),
@@ -470,12 +458,7 @@ fn compile_counters(
             );
             continue;
         }
-        let Some(event_type) = schema.event_type_index(&doc.on) else {
-            diagnostics.push(
-                Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{}`", doc.on))
-                    .with_path(format!("{path}/on"))
-                    .with_did_you_mean(schema.suggest_event_type(&doc.on)),
-            );
+        let Some(event_type) = schema.resolve_event_type(&doc.on, format!("{path}/on"), diagnostics) else {
             continue;
         };
         let Some(window) = crate::scoring::compile::parse_period(&doc.window) else {
@@ -491,15 +474,8 @@ fn compile_counters(
         };
         // Counter conditions see the contact and the event: not scores or other counters,
         // which are not known while events are counted.
-        let names = Names {
-            contact: Some(schema.contact_fields()),
-            event: schema.event_type(event_type).map(|e| e.properties()),
-            scores: None,
-            counters: None,
-            vars: None,
-            now: true,
-            regexes: Some(regexes),
-        };
+        let names =
+            Names { scores: None, counters: None, ..schema.names_for_event(event_type, Some(regexes)) };
         let Ok(condition) = compile_condition(
             "a counter",
             doc.when.as_ref(),

@@ -490,6 +490,43 @@ fn hint(name: &Option<String>) -> String {
 }
 
 impl Schema {
+    /// The names a condition triggered by `event_type` may use: `contact`, `event`,
+    /// `score`, `counter` and `now`.
+    pub(crate) fn names_for_event<'a>(
+        &'a self,
+        event_type: EventTypeIndex,
+        regexes: Option<&'a crate::expr::check::RegexCache>,
+    ) -> crate::expr::check::Names<'a> {
+        crate::expr::check::Names {
+            contact: Some(&self.contact),
+            event: self.event_type(event_type).map(|e| e.properties()),
+            scores: Some(&self.scores),
+            counters: Some(&self.counters),
+            vars: None,
+            now: true,
+            regexes,
+        }
+    }
+
+    /// Resolves an event type named in a document at `path`, or records why not.
+    pub(crate) fn resolve_event_type(
+        &self,
+        name: &str,
+        path: String,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<EventTypeIndex> {
+        let index = self.event_type_index(name);
+        if index.is_none() {
+            diagnostics.push(
+                Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{name}`"))
+                    .with_path(path)
+                    .with_did_you_mean(self.suggest_event_type(name))
+                    .with_help("declare the event type under `schema.events`"),
+            );
+        }
+        index
+    }
+
     /// Compiles a condition against this schema: over `contact`, `score` and `now`, and
     /// over `event` when an event type is given.
     ///

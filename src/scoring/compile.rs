@@ -340,23 +340,11 @@ fn model(
                 }
             }
             (Some(on), None) => {
-                let Some(event_type) = schema.event_type_index(on) else {
-                    diagnostics.push(
-                        Diagnostic::new(Code::UnknownEventType, format!("unknown event type `{on}`"))
-                            .with_path(format!("{rpath}/on"))
-                            .with_did_you_mean(schema.suggest_event_type(on)),
-                    );
+                let Some(event_type) = schema.resolve_event_type(on, format!("{rpath}/on"), diagnostics)
+                else {
                     continue;
                 };
-                let names = Names {
-                    contact: Some(schema.contact_fields()),
-                    event: schema.event_type(event_type).map(|e| e.properties()),
-                    scores: Some(schema.scores()),
-                    counters: Some(schema.counters()),
-                    vars: None,
-                    now: true,
-                    regexes: Some(regexes),
-                };
+                let names = schema.names_for_event(event_type, Some(regexes));
                 let Ok(condition) = crate::program::compile_condition(
                     "a point rule",
                     r.when.as_ref(),
