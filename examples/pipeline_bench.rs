@@ -35,9 +35,10 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use nurture::schema::EventBuilder;
-use nurture::scoring::engine::ModelState;
+
 use nurture::scoring::{
-    Bounds, ContactScores, Decay, Group, PointRule, Rearm, Repeat, ScoreModel, Scorer, Threshold,
+    BatchEvent, Bounds, ContactScores, Decay, Group, PointRule, Rearm, Repeat, ScoreModel, ScoreScratch,
+    Scorer, Threshold,
 };
 use nurture::{Contact, Duration, Event, EventId, Schema, Timestamp, Type, Value};
 use workload::Rng;
@@ -548,10 +549,10 @@ fn scaled_model(schema: &Schema, pools: &Pools, n: usize, rng: &mut Rng) -> Scor
 // ---------------------------------------------------------------------------------------
 // The host: per-contact slots and the three ways of feeding events.
 
-/// What a host keeps per contact: the library's state and its own counter.
-#[derive(Clone)]
+/// A contact's record for the touch floor: as large as the library's state, plus the
+/// host's own counter, so the floor touches memory with the same stride.
 struct Slot {
-    scores: ContactScores,
+    _scores: ContactScores,
     events: u32,
 }
 
@@ -574,28 +575,15 @@ impl Run {
 /// Checks the clock every this many events when a run has a time limit.
 const CLOCK_EVERY: usize = 4096;
 
-#[inline(always)]
-fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is only a hint; SSE is part of the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = p;
-    }
-}
-
 fn run_unbatched(
     scorer: &Scorer,
     stream: &Stream,
     contacts: &[Contact],
-    slots: &mut [Slot],
+    states: &mut [ContactScores],
     limit: Option<f64>,
 ) -> Run {
     let mut run = Run::default();
+    let mut scratch = ScoreScratch::default();
     let a0 = allocs();
     let t0 = Instant::now();
     for (i, (event, &c)) in stream.events.iter().zip(&stream.contact_of).enumerate() {
@@ -604,9 +592,7 @@ fn run_unbatched(
                 break;
             }
         }
-        let slot = &mut slots[c as usize];
-        slot.events += 1;
-        match scorer.handle_event(&mut slot.scores, &contacts[c as usize], event) {
+        match scorer.handle_event_in(&mut states[c as usize], &contacts[c as usize], event, &mut scratch) {
             Ok(update) => {
                 run.changes += update.changes.len();
                 run.crossings += update.crossings.len();
@@ -620,48 +606,43 @@ fn run_unbatched(
     run
 }
 
-/// Events per host-side batch.
+/// Events per call of the batch API.
 const BATCH: usize = 256;
 
-/// The best a host can do with a per-event API: take a chunk of events, resolve and
-/// prefetch every slot and contact of the chunk, then apply the chunk grouped by contact
-/// (a stable grouping: each contact's events stay in time order, so the results are
-/// those of the unbatched path, bit for bit, and a busy contact's state stays in cache
-/// across its events in the chunk). Scores the first `count` events.
+/// The library's batch API: chunks of events handed to `Scorer::handle_batch`, which
+/// fetches states ahead and applies each chunk grouped by contact (per-contact order
+/// kept, so the results are those of the unbatched path, bit for bit). The host only
+/// resolves each event's contact number. Scores the first `count` events.
 fn run_batched(
     scorer: &Scorer,
     stream: &Stream,
     contacts: &[Contact],
-    slots: &mut [Slot],
+    states: &mut [ContactScores],
     count: usize,
 ) -> Run {
     let mut run = Run::default();
     let n = count.min(stream.events.len());
-    let mut keys: Vec<u64> = Vec::with_capacity(BATCH);
+    let mut scratch = ScoreScratch::default();
+    let mut batch: Vec<BatchEvent<'_>> = Vec::with_capacity(BATCH);
     let a0 = allocs();
     let t0 = Instant::now();
     let mut start = 0;
     while start < n {
         let end = (start + BATCH).min(n);
-        keys.clear();
-        for (j, &c) in stream.contact_of[start..end].iter().enumerate() {
-            prefetch(&slots[c as usize]);
-            prefetch(&contacts[c as usize]);
-            keys.push(u64::from(c) << 32 | (start + j) as u64);
-        }
-        keys.sort_unstable();
-        for &key in &keys {
-            let c = (key >> 32) as usize;
-            let slot = &mut slots[c];
-            slot.events += 1;
-            match scorer.handle_event(&mut slot.scores, &contacts[c], &stream.events[key as u32 as usize]) {
-                Ok(update) => {
-                    run.changes += update.changes.len();
-                    run.crossings += update.crossings.len();
-                }
-                Err(_) => run.errors += 1,
+        batch.clear();
+        batch.extend(
+            stream.events[start..end]
+                .iter()
+                .zip(&stream.contact_of[start..end])
+                .map(|(event, &c)| BatchEvent { state: c as usize, contact: &contacts[c as usize], event }),
+        );
+        scorer.handle_batch(states, &batch, &mut scratch, |_, update| match update {
+            Ok(update) => {
+                run.changes += update.changes.len();
+                run.crossings += update.crossings.len();
             }
-        }
+            Err(_) => run.errors += 1,
+        });
         run.events += end - start;
         start = end;
     }
@@ -683,23 +664,34 @@ fn run_touch(stream: &Stream, slots: &mut [Slot]) -> Run {
 }
 
 /// A fingerprint of every contact's scores at `at`, to check that two runs agree.
-fn fingerprint(scorer: &Scorer, slots: &[Slot], at: Timestamp) -> u64 {
-    slots.iter().fold(0u64, |h, s| {
-        let v = scorer.value(&s.scores, 0, at).unwrap_or(f64::NAN);
+fn fingerprint(scorer: &Scorer, states: &[ContactScores], at: Timestamp) -> u64 {
+    states.iter().fold(0u64, |h, s| {
+        let v = scorer.value(s, 0, at).unwrap_or(f64::NAN);
         (h ^ v.to_bits()).wrapping_mul(0x0100_0000_01b3).rotate_left(5)
     })
 }
 
-/// Fresh slots for every contact, fit rules evaluated at `at` (outside any timing).
-fn fresh_slots(scorer: &Scorer, contacts: &[Contact], at: Timestamp) -> Vec<Slot> {
+/// Fresh states for every contact, fit rules evaluated at `at` (outside any timing).
+fn fresh_states(scorer: &Scorer, contacts: &[Contact], at: Timestamp) -> Vec<ContactScores> {
     contacts
         .iter()
         .map(|c| {
             let mut scores = scorer.new_state(at);
             scorer.handle_attributes(&mut scores, c, at).expect("in order");
-            Slot { scores, events: 0 }
+            scores
         })
         .collect()
+}
+
+/// Bytes per contact: the states themselves and their heap, split into the hot part
+/// and the explanation history (requested sizes, as `ContactScores::heap_bytes`).
+fn state_bytes(states: &[ContactScores]) -> (f64, f64) {
+    let (hot, history) = states.iter().fold((0usize, 0usize), |(h, x), s| {
+        let (sh, sx) = s.heap_bytes();
+        (h + sh, x + sx)
+    });
+    let n = states.len().max(1) as f64;
+    ((hot + std::mem::size_of_val(states)) as f64 / n, history as f64 / n)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -764,7 +756,6 @@ fn main() {
     // --- Setup (untimed) ------------------------------------------------------------
     let t = Instant::now();
     let pools = Pools::new(false);
-    let rng_at_model = rng.clone();
     let (model, n_rules) = main_model(&schema, &pools, &mut rng, true);
     let scorer = Scorer::new(vec![model], n_types).expect("valid model");
     let m0 = live();
@@ -812,48 +803,25 @@ fn main() {
     );
 
     // --- Hot state ----------------------------------------------------------------
-    let h0 = live();
-    let bare: Vec<ContactScores> = contacts.iter().map(|_| scorer.new_state(start)).collect();
-    let h1 = live();
-    drop(bare);
-    let h2 = live();
-    let initial = fresh_slots(&scorer, &contacts, start);
-    let h3 = live();
-    let n = contacts.len() as isize;
-    let struct_bytes = std::mem::size_of::<ContactScores>();
-    let model_state_bytes = std::mem::size_of::<ModelState>();
-    let bare_heap = ((h1 - h0) / n) as usize - struct_bytes;
-    let init_heap = ((h3 - h2) / n) as usize - std::mem::size_of::<Slot>();
-    let hot_state = struct_bytes + init_heap;
-    let ledger_entry = std::mem::size_of::<nurture::scoring::LedgerEntry>();
+    let initial = fresh_states(&scorer, &contacts, start);
+    let (hot_before, history_before) = state_bytes(&initial);
     println!();
-    println!("hot state per contact, before any event (measured with a counting allocator):");
-    println!("  size_of::<ContactScores>()                                  {struct_bytes:>5} B");
     println!(
-        "  + heap of Scorer::new_state: {bare_heap} B (1 model x size_of::<ModelState>() = {model_state_bytes}; \
-         the rest are per-group vectors allocated up front)"
+        "state per contact (size_of::<ContactScores>() = {} B inline, plus heap):",
+        size_of::<ContactScores>()
     );
     println!(
-        "  + heap after handle_attributes (fit rules; a non-zero fit pushes a ledger entry and \
-         VecDeque's first allocation holds 4 x {ledger_entry} B): {} B more on average",
-        init_heap as isize - bare_heap as isize
-    );
-    println!(
-        "  = {hot_state} B per contact ({} B without the fit ledger; requested bytes: glibc adds \
-         8-16 B per allocation), {:.0} MiB for {} contacts",
-        struct_bytes + bare_heap,
-        mib(hot_state as isize * n),
-        contacts.len()
+        "  before any event, fit rules evaluated: hot {hot_before:.0} B, explanation history {history_before:.0} B"
     );
 
     // --- Streaming ------------------------------------------------------------------
     println!();
     println!(
-        "streaming (single thread; each contact's state in a Vec indexed by its interned number; \
+        "streaming (single thread; states in a Vec indexed by the contact's interned number; \
          every path starts from the same fresh states):"
     );
 
-    let mut slots = initial.clone();
+    let mut slots: Vec<Slot> = initial.iter().map(|s| Slot { _scores: s.clone(), events: 0 }).collect();
     let touch = run_touch(&stream, &mut slots);
     drop(slots);
     println!(
@@ -863,12 +831,10 @@ fn main() {
         touch.events
     );
 
-    let mut slots = initial.clone();
-    let before = live();
-    let unbatched = run_unbatched(&scorer, &stream, &contacts, &mut slots, Some(args.time_cap));
-    let grown = live() - before;
-    let fp_unbatched = fingerprint(&scorer, &slots, end);
-    drop(slots);
+    let mut states = initial.clone();
+    let unbatched = run_unbatched(&scorer, &stream, &contacts, &mut states, Some(args.time_cap));
+    let fp_unbatched = fingerprint(&scorer, &states, end);
+    drop(states);
     let prefix = if unbatched.events < stream.events.len() {
         format!(
             "the first {} of {} events: stopped at the {:.0} s time cap",
@@ -880,56 +846,56 @@ fn main() {
         format!("all {} events", stream.events.len())
     };
     println!(
-        "  unbatched     {:>12.0} events/s  ({:.0} ns/event; {prefix})",
+        "  unbatched     {:>12.0} events/s  ({:.0} ns/event; Scorer::handle_event_in, one scratch; {prefix})",
         unbatched.rate(),
         1e9 / unbatched.rate()
     );
     println!(
-        "                {:.2} awards/event, {} threshold crossings, {:.2} allocations/event, {} errors",
+        "                {:.2} awards/event, {} threshold crossings, {:.3} allocations/event, {} errors",
         unbatched.changes as f64 / unbatched.events as f64,
         unbatched.crossings,
         unbatched.allocs as f64 / unbatched.events as f64,
         unbatched.errors
     );
 
-    let mut slots = initial.clone();
-    let batched = run_batched(&scorer, &stream, &contacts, &mut slots, unbatched.events);
-    let fp_batched = fingerprint(&scorer, &slots, end);
-    let final_slots = slots;
+    let mut states = initial.clone();
+    let batched = run_batched(&scorer, &stream, &contacts, &mut states, unbatched.events);
+    let fp_batched = fingerprint(&scorer, &states, end);
+    let (hot_after, history_after) = state_bytes(&states);
+    let final_states = states;
     println!(
-        "  host batch    {:>12.0} events/s  ({:.0} ns/event; same events; host-side batch, as the \
-         library has no batch API:",
+        "  batch API     {:>12.0} events/s  ({:.0} ns/event; Scorer::handle_batch, chunks of {BATCH}; same events; \
+         {:.3} allocations/event)",
         batched.rate(),
-        1e9 / batched.rate()
+        1e9 / batched.rate(),
+        batched.allocs as f64 / batched.events as f64
+    );
+    // Attribution: without the explanation history (no ledger, no per-rule breakdown).
+    let lean = scorer.clone().with_ledger(0);
+    let mut states = fresh_states(&lean, &contacts, start);
+    let lean_unbatched = run_unbatched(&lean, &stream, &contacts, &mut states, Some(args.time_cap));
+    let fp_lean = fingerprint(&lean, &states, end);
+    drop(states);
+    let mut states = fresh_states(&lean, &contacts, start);
+    let lean_batched = run_batched(&lean, &stream, &contacts, &mut states, lean_unbatched.events);
+    drop(states);
+    println!(
+        "  without the explanation history (Scorer::with_ledger(0)): unbatched {:.0} events/s, batch API {:.0} events/s",
+        lean_unbatched.rate(),
+        lean_batched.rate()
     );
     println!(
-        "                chunks of {BATCH}: prefetch every slot and contact, then apply grouped by contact, \
-         per-contact order kept)"
-    );
-    // Attribution: the same rules without the two thresholds, so that no event triggers
-    // the search for the next decay-driven crossing (`next_wake`).
-    let (plain, _) = main_model(&schema, &pools, &mut rng_at_model.clone(), false);
-    let plain = Scorer::new(vec![plain], n_types).expect("valid model");
-    let mut slots = fresh_slots(&plain, &contacts, start);
-    let without = run_unbatched(&plain, &stream, &contacts, &mut slots, Some(args.time_cap / 4.0));
-    drop(slots);
-    println!(
-        "  attribution: the same 200 rules without the 2 thresholds (nothing to wake for): \
-         {:.0} events/s unbatched over the first {} events",
-        without.rate(),
-        without.events
+        "  every contact's final score identical in all paths: {}",
+        fp_unbatched == fp_batched
+            && unbatched.events == batched.events
+            && (lean_unbatched.events != unbatched.events || fp_lean == fp_unbatched)
     );
     println!(
-        "  every contact's final score identical in both paths: {}",
-        fp_unbatched == fp_batched && unbatched.events == batched.events
+        "  after the stream, per contact (all {} contacts): hot {hot_after:.0} B, explanation history {history_after:.0} B",
+        contacts.len()
     );
     println!(
-        "  state heap grew by {:.0} MiB during the stream ({:.0} B per contact with events)",
-        mib(grown),
-        grown as f64 / touched.max(1) as f64
-    );
-    println!(
-        "  unbatched / touch floor = {:.5}, host batch / touch floor = {:.5}, host batch / unbatched = {:.2}",
+        "  unbatched / touch floor = {:.4}, batch / touch floor = {:.4}, batch / unbatched = {:.2}",
         unbatched.rate() / touch.rate(),
         batched.rate() / touch.rate(),
         batched.rate() / unbatched.rate()
@@ -963,8 +929,8 @@ fn main() {
     let rescore_seconds = t0.elapsed().as_secs_f64();
     let rescore_rate = history.len() as f64 / rescore_seconds;
     let agrees = if batched.events == stream.events.len() {
-        let same = rescored.iter().zip(&final_slots).all(|(r, s)| {
-            scorer.value(r, 0, end).map(f64::to_bits) == scorer.value(&s.scores, 0, end).map(f64::to_bits)
+        let same = rescored.iter().zip(&final_states).all(|(r, s)| {
+            scorer.value(r, 0, end).map(f64::to_bits) == scorer.value(s, 0, end).map(f64::to_bits)
         });
         format!("equal to the streamed scores: {same}")
     } else {
@@ -983,7 +949,7 @@ fn main() {
     );
     drop(rescored);
     drop(history);
-    drop(final_slots);
+    drop(final_states);
     drop(initial);
     let totals = (contacts.len(), n_rules, stream.events.len());
     drop(stream);
@@ -1016,13 +982,13 @@ fn main() {
             let model = scaled_model(&schema, &wide, n, &mut rng);
             let scorer = Scorer::new(vec![model], n_types).expect("valid model");
             let compile = t.elapsed().as_secs_f64();
-            let initial = fresh_slots(&scorer, &contacts, start);
-            let mut slots = initial.clone();
-            let u = run_unbatched(&scorer, &stream, &contacts, &mut slots, Some(args.scale_seconds));
-            drop(slots);
-            let mut slots = initial.clone();
-            let b = run_batched(&scorer, &stream, &contacts, &mut slots, u.events);
-            drop(slots);
+            let initial = fresh_states(&scorer, &contacts, start);
+            let mut states = initial.clone();
+            let u = run_unbatched(&scorer, &stream, &contacts, &mut states, Some(args.scale_seconds));
+            drop(states);
+            let mut states = initial.clone();
+            let b = run_batched(&scorer, &stream, &contacts, &mut states, u.events);
+            drop(states);
             // Per event, the rules on its type (what a per-type scan evaluates; the scorer may index).
             let per_type = n / n_types;
             let extra = n % n_types;
@@ -1056,7 +1022,7 @@ fn main() {
                 "events_per_sec": batched.rate().round(),
                 "events_per_sec_unbatched": unbatched.rate().round(),
                 "touch_events_per_sec": touch.rate().round(),
-                "hot_state_bytes_per_contact": hot_state,
+                "hot_state_bytes_per_contact": hot_after.max(hot_before).round(),
                 "rescore_events_per_sec": rescore_rate.round(),
             })
         );

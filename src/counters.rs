@@ -52,6 +52,19 @@ pub struct CounterState {
     hits: Vec<SmallVec<[Timestamp; 4]>>,
 }
 
+impl CounterState {
+    /// Heap bytes held (requested sizes).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.hits.capacity() * size_of::<SmallVec<[Timestamp; 4]>>()
+            + self
+                .hits
+                .iter()
+                .filter(|h| h.spilled())
+                .map(|h| h.capacity() * size_of::<Timestamp>())
+                .sum::<usize>()
+    }
+}
+
 impl Counters {
     /// Counters from definitions, in the schema's counter order.
     pub fn new(defs: Vec<CounterDef>) -> Counters {

@@ -253,3 +253,195 @@ proptest! {
         prop_assert_eq!(scorer.value(&again, 0, at(now)), scorer.value(&state, 0, at(now)));
     }
 }
+
+/// Two groups with different half-lives (so wake-ups are estimated by Newton's method
+/// and settled), two thresholds and three bands.
+fn two_speed_scorer(schema: &Schema) -> (Scorer, Vec<(String, Threshold)>, Vec<f64>) {
+    let visit_type = schema.event_type_index("page_visit").unwrap();
+    let click_type = schema.event_type_index("email_clicked").unwrap();
+    let cond = |src: &str| Some(schema.condition(Some("page_visit"), src).unwrap());
+    let thresholds = vec![
+        ("mql".to_string(), Threshold { enter: 40.0, exit: 30.0, rearm: Rearm::EveryCrossing }),
+        ("sales".to_string(), Threshold { enter: 70.0, exit: 55.0, rearm: Rearm::Once }),
+    ];
+    let bands = vec![0.0, 20.0, 50.0];
+    let mut model = ScoreModel::new("engagement")
+        .with_groups(vec![
+            Group::new("slow")
+                .bounds(Bounds { floor: None, cap: Some(80.0) })
+                .decay(Decay::HalfLife { half_life: Duration::from_days(30).unwrap() }),
+            Group::new("fast")
+                .bounds(Bounds { floor: None, cap: Some(60.0) })
+                .decay(Decay::HalfLife { half_life: Duration::from_hours(60).unwrap() }),
+        ])
+        .with_bounds(Bounds { floor: Some(0.0), cap: Some(100.0) })
+        .with_rule(PointRule::on_event("pricing", visit_type, cond("event.url == '/pricing'"), 12.0))
+        .with_rule(
+            PointRule::on_event("docs", visit_type, cond("event.url.startsWith('/docs')"), 4.0).in_group(1),
+        )
+        .with_rule(PointRule::on_event("careers", visit_type, cond("event.url == '/careers'"), -6.0))
+        .with_rule(PointRule::on_event("click", click_type, None, 7.0).in_group(1));
+    for (name, t) in &thresholds {
+        model = model.with_threshold(name.clone(), *t);
+    }
+    for (i, from) in bands.iter().enumerate() {
+        model = model.with_band(format!("b{i}"), *from);
+    }
+    (Scorer::new(vec![model], schema.event_types().count()).unwrap(), thresholds, bands)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Events between wake-ups skip the threshold check; that must never lose or invent a
+    /// crossing. The crossings reported equal those of checking the value after every
+    /// event and every timeout, whether or not the host honours the wake-ups; and every
+    /// wake-up is exact: nothing crosses a second before it, something crosses at it.
+    #[test]
+    fn skipped_checks_lose_no_crossing_and_wake_ups_are_exact(
+        steps in prop::collection::vec((0u8..6, 1i64..(6 * DAY), any::<bool>()), 1..50),
+    ) {
+        let schema = schema();
+        let (scorer, thresholds, bands) = two_speed_scorer(&schema);
+        let c = contact(&schema, "Engineer");
+        let mut state = scorer.new_state(at(0));
+        let mut reference: Vec<nurture::scoring::ThresholdState> = vec![Default::default(); thresholds.len()];
+        let mut band: Option<usize> = None;
+        // What checking the value at `t` reports: (threshold crossings, band change).
+        let mut check = |state: &nurture::scoring::ContactScores, t: i64, reference: &mut Vec<nurture::scoring::ThresholdState>| {
+            let v = scorer.value(state, 0, at(t)).unwrap();
+            let crossings: Vec<(String, Crossing)> = thresholds
+                .iter()
+                .zip(reference.iter_mut())
+                .filter_map(|((name, th), s)| s.observe(th, v).map(|c| (name.clone(), c)))
+                .collect();
+            let now_band = bands.iter().rposition(|b| v >= *b);
+            let changed = now_band != band;
+            band = now_band;
+            (crossings, changed)
+        };
+        let mut now = 0;
+        let mut wake: Option<Timestamp> = None;
+        for (n, (kind, gap, honour)) in steps.into_iter().enumerate() {
+            let next = now + gap;
+            while let Some(w) = wake.filter(|w| honour && w.unix_seconds() - T0 <= next) {
+                let ws = w.unix_seconds() - T0;
+                let mut early = state.clone();
+                let u = scorer.handle_timeout(&mut early, at(ws - 1)).unwrap();
+                prop_assert!(u.crossings.is_empty() && u.band_changes.is_empty(), "crossed before the wake-up");
+                let u = scorer.handle_timeout(&mut state, w).unwrap();
+                let (expected, band_changed) = check(&state, ws, &mut reference);
+                prop_assert!(!u.crossings.is_empty() || !u.band_changes.is_empty(), "a wake-up with nothing to do");
+                let got: Vec<(String, Crossing)> = u.crossings.iter().map(|(_, n, c)| (n.clone(), *c)).collect();
+                prop_assert_eq!(got, expected);
+                prop_assert_eq!(!u.band_changes.is_empty(), band_changed);
+                wake = u.next_wake;
+            }
+            now = next;
+            let event = match kind {
+                0 => visit(&schema, n, now, "/pricing"),
+                1 => visit(&schema, n, now, "/docs/x"),
+                2 => visit(&schema, n, now, "/careers"),
+                3 => click(&schema, n, now),
+                // Events no rule awards: only the threshold check can report anything.
+                _ => visit(&schema, n, now, "/about"),
+            };
+            let u = scorer.handle_event(&mut state, &c, &event).unwrap();
+            let (expected, band_changed) = check(&state, now, &mut reference);
+            let got: Vec<(String, Crossing)> = u.crossings.iter().map(|(_, n, c)| (n.clone(), *c)).collect();
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(!u.band_changes.is_empty(), band_changed);
+            prop_assert_eq!(u.next_wake, scorer.next_wake(&state, at(now)));
+            wake = u.next_wake;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// The batch API gives the states and the changes and crossings of one call per
+    /// event, per event; each contact's wake-up comes with its last event of a batch.
+    #[test]
+    fn batches_equal_one_event_at_a_time(
+        steps in prop::collection::vec((0u8..6, 0i64..(2 * DAY), 0usize..3), 1..80),
+        cuts in prop::collection::vec(1usize..20, 1..10),
+    ) {
+        use nurture::scoring::{BatchEvent, ScoreScratch, ScoreUpdate};
+        let schema = schema();
+        let (scorer, _, _) = two_speed_scorer(&schema);
+        let contacts: Vec<Contact> = (0..3).map(|_| contact(&schema, "Engineer")).collect();
+        let mut now = 0;
+        let mut events = Vec::new();
+        for (n, (kind, gap, who)) in steps.iter().copied().enumerate() {
+            now += gap;
+            let event = match kind {
+                0 => visit(&schema, n, now, "/pricing"),
+                1 => visit(&schema, n, now, "/docs/x"),
+                2 => visit(&schema, n, now, "/careers"),
+                3 => click(&schema, n, now),
+                _ => visit(&schema, n, now, "/about"),
+            };
+            events.push((who, event));
+        }
+        let mut one: Vec<_> = (0..3).map(|_| scorer.new_state(at(0))).collect();
+        let expected: Vec<ScoreUpdate> = events
+            .iter()
+            .map(|(who, e)| scorer.handle_event(&mut one[*who], &contacts[*who], e).unwrap())
+            .collect();
+        let mut many: Vec<_> = (0..3).map(|_| scorer.new_state(at(0))).collect();
+        let mut scratch = ScoreScratch::default();
+        let mut start = 0;
+        for cut in cuts.iter().cycle() {
+            if start >= events.len() {
+                break;
+            }
+            let end = (start + cut).min(events.len());
+            let batch: Vec<BatchEvent<'_>> = events[start..end]
+                .iter()
+                .map(|(who, event)| BatchEvent { state: *who, contact: &contacts[*who], event })
+                .collect();
+            let last_of = |i: usize| batch[i + 1..].iter().all(|b| b.state != batch[i].state);
+            let mut seen = vec![false; batch.len()];
+            scorer.handle_batch(&mut many, &batch, &mut scratch, |i, update| {
+                let update = update.expect("in order");
+                let want = &expected[start + i];
+                assert_eq!(update.changes, want.changes);
+                assert_eq!(update.crossings, want.crossings);
+                assert_eq!(update.band_changes, want.band_changes);
+                if last_of(i) {
+                    assert_eq!(update.next_wake, want.next_wake);
+                }
+                seen[i] = true;
+            });
+            prop_assert!(seen.iter().all(|s| *s), "every event reported once");
+            start = end;
+        }
+        prop_assert_eq!(many, one);
+    }
+}
+
+#[test]
+fn foreign_states_and_bad_batch_indexes_are_errors_not_panics() {
+    use nurture::scoring::{BatchEvent, ScoreScratch};
+    let schema = schema();
+    let (two, _, _) = two_speed_scorer(&schema);
+    let one = scorer(&schema);
+    let c = contact(&schema, "Engineer");
+    let mut state = two.new_state(at(0));
+    let before = state.clone();
+    let e = visit(&schema, 0, 10, "/pricing");
+    assert_eq!(one.handle_event(&mut state, &c, &e), Err(ScoreError::ForeignState));
+    assert_eq!(one.handle_timeout(&mut state, at(20)), Err(ScoreError::ForeignState));
+    assert_eq!(one.value(&state, 0, at(20)), None);
+    assert!(one.explain(&state, 0, at(20)).is_none());
+    assert_eq!(state, before);
+
+    let mut states = vec![two.new_state(at(0))];
+    let batch =
+        [BatchEvent { state: 0, contact: &c, event: &e }, BatchEvent { state: 7, contact: &c, event: &e }];
+    let mut results = Vec::new();
+    two.handle_batch(&mut states, &batch, &mut ScoreScratch::default(), |i, u| results.push((i, u.err())));
+    results.sort_by_key(|r| r.0);
+    assert_eq!(results, [(0, None), (1, Some(ScoreError::NoSuchState))]);
+}

@@ -36,6 +36,13 @@ pub enum ScoreError {
     /// A change dated before the score's last change; scores move forward in time.
     #[error("a score change is dated before the score's last change")]
     OutOfOrder,
+    /// A state that was not made by this scorer's models (for example one restored
+    /// from a snapshot of a different model); it is left unchanged.
+    #[error("the state does not fit this scorer's models")]
+    ForeignState,
+    /// A batch event names a state outside the slice of states.
+    #[error("a batch event names a state index outside the slice of states")]
+    NoSuchState,
 }
 
 /// A score value and the instant it was last written.
@@ -61,6 +68,11 @@ impl ScoreCell {
     /// A zero score as of `at`.
     pub fn new(at: Timestamp) -> ScoreCell {
         ScoreCell { value: 0.0, at }
+    }
+
+    /// A value written at `at` (the caller has decayed and bounded it).
+    pub(crate) fn written(value: f64, at: Timestamp) -> ScoreCell {
+        ScoreCell { value, at }
     }
 
     /// The value as stored, without decay.

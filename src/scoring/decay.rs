@@ -22,19 +22,24 @@ pub fn exp2_neg(x: f64) -> f64 {
     if x >= 1075.0 {
         return 0.0;
     }
-    let whole = x.floor();
-    let frac = x - whole;
-    let scaled = frac * 64.0;
-    let k = scaled.floor();
+    // `x` is in [0, 1075): truncation is the floor, without a libm call.
+    let whole = x as i64;
+    let frac = x - whole as f64;
+    let k = (frac * 64.0) as usize;
     // The remainder is below 1/64, so y < 0.0109 and 7 terms leave less than 1e-18.
-    let y = (frac - k / 64.0) * std::f64::consts::LN_2;
+    // Horner's scheme with the series' coefficients multiplied, not divided: the
+    // reciprocals are constants, rounded once at compile time, the same everywhere.
+    let y = (frac - k as f64 / 64.0) * std::f64::consts::LN_2;
     let mut series = 1.0f64;
-    for n in (1..=7u32).rev() {
-        series = 1.0 - series * y / f64::from(n);
+    for reciprocal in RECIPROCALS[1..].iter().rev() {
+        series = 1.0 - series * y * reciprocal;
     }
-    let table = EXP2_NEG_64[(k as usize).min(63)];
+    let table = EXP2_NEG_64[k.min(63)];
     scale_by_power_of_two(table * series, -(whole as i32))
 }
+
+/// `1/n` for the series' terms.
+const RECIPROCALS: [f64; 8] = [0.0, 1.0, 1.0 / 2.0, 1.0 / 3.0, 1.0 / 4.0, 1.0 / 5.0, 1.0 / 6.0, 1.0 / 7.0];
 
 /// `2^(-k/64)` for `k` in `0..64`, computed at compile time by a 24-term series (const
 /// evaluation uses the same IEEE arithmetic as run time, so the table is portable).
@@ -155,21 +160,20 @@ impl Decay {
         if elapsed <= Duration::ZERO {
             return 1.0;
         }
+        match i64::try_from(elapsed.as_nanos()) {
+            Ok(nanos) => self.factor_nanos(nanos),
+            // Spans beyond 292 years: the slow, exact path.
+            Err(_) => self.factor_wide(elapsed.as_nanos()),
+        }
+    }
+
+    /// [`Decay::factor`] for a positive span in nanoseconds (the common case, in `i64`).
+    fn factor_nanos(&self, e: i64) -> f64 {
         match *self {
-            Decay::None => 1.0,
+            Decay::None | Decay::Calendar { .. } => 1.0,
             Decay::HalfLife { half_life } => {
-                let (Ok(h), Ok(e)) = (i64::try_from(half_life.as_nanos()), i64::try_from(elapsed.as_nanos()))
-                else {
-                    // Spans beyond 292 years: the slow, exact path.
-                    let (h, e) = (half_life.as_nanos(), elapsed.as_nanos());
-                    if h <= 0 {
-                        return 1.0;
-                    }
-                    return if e / h >= 1075 {
-                        0.0
-                    } else {
-                        exp2_neg((e / h) as f64 + (e % h) as f64 / h as f64)
-                    };
+                let Ok(h) = i64::try_from(half_life.as_nanos()) else {
+                    return self.factor_wide(i128::from(e));
                 };
                 if h <= 0 {
                     return 1.0;
@@ -181,17 +185,32 @@ impl Decay {
                 }
                 exp2_neg(whole as f64 + (e % h) as f64 / h as f64)
             }
+            Decay::Step { .. } => self.factor_wide(i128::from(e)),
+        }
+    }
+
+    /// [`Decay::factor`] in 128-bit arithmetic, for any span.
+    fn factor_wide(&self, e: i128) -> f64 {
+        match *self {
+            Decay::None | Decay::Calendar { .. } => 1.0,
+            Decay::HalfLife { half_life } => {
+                let h = half_life.as_nanos();
+                if h <= 0 {
+                    return 1.0;
+                }
+                if e / h >= 1075 {
+                    0.0
+                } else {
+                    exp2_neg((e / h) as f64 + (e % h) as f64 / h as f64)
+                }
+            }
             Decay::Step { fraction, period } => {
                 let p = period.as_nanos();
                 if p <= 0 || !(fraction > 0.0 && fraction <= 1.0) {
                     return 1.0;
                 }
-                let steps = elapsed.as_nanos() / p;
-                pow_int(1.0 - fraction, u64::try_from(steps).unwrap_or(u64::MAX))
+                pow_int(1.0 - fraction, u64::try_from(e / p).unwrap_or(u64::MAX))
             }
-            // Calendar decay depends on where the span falls, not only on its length:
-            // see `apply`.
-            Decay::Calendar { .. } => 1.0,
         }
     }
 
@@ -226,9 +245,19 @@ impl Decay {
             }
             return value * pow_int(1.0 - fraction, period.boundaries(since, now, zone));
         }
-        match now.duration_since(since) {
-            Some(elapsed) => value * self.factor(elapsed),
-            None => value,
+        if now <= since {
+            return value;
+        }
+        // The span in `i64` nanoseconds when it fits (about 292 years): no 128-bit
+        // division on the hot path.
+        let nanos = now
+            .unix_seconds()
+            .checked_sub(since.unix_seconds())
+            .and_then(|s| s.checked_mul(1_000_000_000))
+            .and_then(|n| n.checked_add(i64::from(now.subsec_nanos()) - i64::from(since.subsec_nanos())));
+        match nanos {
+            Some(e) => value * self.factor_nanos(e),
+            None => now.duration_since(since).map_or(value, |elapsed| value * self.factor(elapsed)),
         }
     }
 

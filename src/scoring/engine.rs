@@ -1,26 +1,32 @@
-//! Incremental scoring: per-contact state, events applied one at a time, decay-driven
-//! crossings found by timeouts, explanations and recomputation from history.
+//! Incremental scoring: events applied one at a time or in batches, fit rules
+//! re-evaluated when attributes change, decay-driven crossings found by timeouts,
+//! explanations and recomputation from history.
 
-use std::collections::VecDeque;
-
-use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::counters::{CounterState, Counters};
+use crate::counters::Counters;
 use crate::expr::{Activation, Expression};
-use crate::id::{EventId, EventTypeIndex, RuleId, ScoreId};
+use crate::id::{EventTypeIndex, RuleId, ScoreId};
 use crate::index::{IndexEntry, RuleIndex};
 use crate::schema::Slot;
 use crate::schema::{Contact, Event};
 use crate::scoring::cell::{Bounds, ScoreCell, ScoreError};
 use crate::scoring::decay::Decay;
-use crate::scoring::model::{ModelError, Repeat, ScoreModel, Trigger};
+use crate::scoring::model::{ModelError, PointRule, Repeat, ScoreModel, Trigger};
+use crate::scoring::state::{
+    Award, ContactScores, History, LedgerEntry, ModelHistory, ModelState, RuleMemory, StoredEntry,
+};
 use crate::scoring::threshold::{Crossing, ThresholdState};
+use crate::scoring::wake::{first_below, DecayForm, Start};
 use crate::time::{Duration, Timestamp};
 use crate::value::Value;
 
-/// How many recent changes each contact's ledger keeps per model.
+/// How many recent changes each contact's ledger keeps per model, unless
+/// [`Scorer::with_ledger`] says otherwise.
 pub const LEDGER_LEN: usize = 32;
+
+/// How many events ahead [`Scorer::handle_batch`] asks the processor to fetch states.
+const PREFETCH_DISTANCE: usize = 6;
 
 /// Compiled score models, ready to score contacts.
 #[derive(Clone, Debug)]
@@ -38,27 +44,28 @@ pub struct Scorer {
     score_models: Vec<Option<usize>>,
     /// Whether any engagement rule reads `score.NAME` (else scores are not bound).
     reads_scores: bool,
+    /// Ledger entries kept per contact and model; 0 keeps no explanation history.
+    ledger_len: usize,
+    /// Per model: where its groups start in [`ScoreScratch::values`].
+    group_offsets: Vec<usize>,
 }
 
-/// Reusable buffers for [`Scorer::handle_event_with`]; one per thread.
+/// Reusable buffers for the scoring calls that take one; one per thread.
 #[derive(Clone, Debug, Default)]
 pub struct ScoreScratch {
     candidates: Vec<u32>,
     counts: Vec<Option<Value>>,
     scores: Vec<Option<Value>>,
-}
-
-/// A change to one score caused by one rule.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    /// The rule.
-    pub rule: RuleId,
-    /// The points that took effect (after caps).
-    pub delta: f64,
-    /// When.
-    pub at: Timestamp,
-    /// The event that caused it; `None` for fit changes.
-    pub event: Option<EventId>,
+    /// Every group's value at the event's instant, for the models settled so far.
+    values: Vec<f64>,
+    /// Per group: the decay factor since its last write, until the group is written.
+    factors: Vec<f64>,
+    /// Per model: whether its groups are in `values`.
+    settled: Vec<bool>,
+    model_values: Vec<f64>,
+    /// A batch's application order.
+    order: Vec<u64>,
+    update: ScoreUpdate,
 }
 
 /// What an event or a timeout changed.
@@ -76,45 +83,31 @@ pub struct ScoreUpdate {
     pub next_wake: Option<Timestamp>,
 }
 
-/// One model's state for one contact.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelState {
-    groups: SmallVec<[ScoreCell; 2]>,
-    fit: f64,
-    /// The fit rules that currently hold, by position.
-    fit_holds: SmallVec<[u32; 4]>,
-    thresholds: SmallVec<[ThresholdState; 2]>,
-    band: Option<u16>,
-    /// Per rule that has awarded points: recent award times (for repeat policies) and
-    /// its decayed contribution (for explanations). Sorted by rule.
-    rules: Vec<RuleState>,
-    ledger: VecDeque<LedgerEntry>,
-    /// Per timeframe group: the awards still inside its window (empty otherwise).
-    awards: Vec<Vec<Award>>,
+impl ScoreUpdate {
+    /// Empties the update, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.changes.clear();
+        self.crossings.clear();
+        self.band_changes.clear();
+        self.next_wake = None;
+    }
+
+    /// Whether nothing changed (the wake-up aside).
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.crossings.is_empty() && self.band_changes.is_empty()
+    }
 }
 
-/// Points a rule earned in a timeframe group, expiring one window later.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-struct Award {
-    at: Timestamp,
-    points: f64,
-    rule: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct RuleState {
-    rule: u32,
-    awards: SmallVec<[Timestamp; 2]>,
-    ever: bool,
-    contribution: ScoreCell,
-}
-
-/// A contact's scores under a [`Scorer`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ContactScores {
-    models: Vec<ModelState>,
-    counters: CounterState,
-    last: Timestamp,
+/// One event of a batch for [`Scorer::handle_batch`]: the position of the contact's
+/// state in the host's slice of states, the contact, and the event.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchEvent<'a> {
+    /// Index of the contact's state in the `states` slice.
+    pub state: usize,
+    /// The contact.
+    pub contact: &'a Contact,
+    /// The event.
+    pub event: &'a Event,
 }
 
 /// A score broken down by group and rule, with decay applied.
@@ -127,7 +120,8 @@ pub struct Explanation {
     pub value: f64,
     /// Each group's points: (group, points).
     pub groups: Vec<(String, f64)>,
-    /// Each rule's contribution: (rule, points).
+    /// Each rule's contribution: (rule, points), in rule order. Empty when the scorer
+    /// keeps no history ([`Scorer::with_ledger`] with 0).
     pub rules: Vec<(RuleId, f64)>,
     /// Points from fit rules that currently hold.
     pub fit: f64,
@@ -148,6 +142,21 @@ fn effective_bounds(bounds: Bounds, decay: &Decay) -> Bounds {
 fn clamp(bounds: Bounds, v: f64) -> f64 {
     let v = bounds.cap.map_or(v, |c| v.min(c));
     bounds.floor.map_or(v, |f| v.max(f))
+}
+
+/// Asks the processor to start loading `value`'s memory; only a hint.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and does not change program state; SSE is part of
+    // the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 impl Scorer {
@@ -198,6 +207,14 @@ impl Scorer {
                     .collect()
             })
             .collect();
+        let group_offsets = models
+            .iter()
+            .scan(0, |next, m| {
+                let at = *next;
+                *next += m.groups.len();
+                Some(at)
+            })
+            .collect();
         Ok(Scorer {
             models,
             indexes,
@@ -206,6 +223,8 @@ impl Scorer {
             contact_fields: Vec::new(),
             score_models: Vec::new(),
             reads_scores,
+            ledger_len: LEDGER_LEN,
+            group_offsets,
         })
     }
 
@@ -228,6 +247,15 @@ impl Scorer {
         self
     }
 
+    /// How many recent changes to keep per contact and model for explanations
+    /// (default [`LEDGER_LEN`]). With 0 the scorer keeps no explanation history at all:
+    /// no ledger and no per-rule breakdown, which saves memory and time per change.
+    /// Scores, thresholds and wake-ups are the same either way.
+    pub fn with_ledger(mut self, len: usize) -> Scorer {
+        self.ledger_len = len;
+        self
+    }
+
     /// The models.
     pub fn models(&self) -> &[ScoreModel] {
         &self.models
@@ -245,19 +273,52 @@ impl Scorer {
                     fit_holds: SmallVec::new(),
                     thresholds: m.thresholds.iter().map(|_| ThresholdState::default()).collect(),
                     band: None,
-                    rules: Vec::new(),
-                    ledger: VecDeque::new(),
-                    awards: m.groups.iter().map(|_| Vec::new()).collect(),
+                    memory: Vec::new(),
+                    awards: Vec::new(),
                 })
                 .collect(),
             counters: self.counters.new_state(),
             last: at,
+            // Due at once: the first event or timeout places the scores in their bands.
+            check_from: at,
+            history: None,
         }
+    }
+
+    /// Whether `state` has the shape this scorer's models give (a state restored from
+    /// elsewhere may not); every entry point checks, so that nothing indexes out of range.
+    pub fn fits(&self, state: &ContactScores) -> bool {
+        state.models.len() == self.models.len()
+            && self.models.iter().zip(&state.models).all(|(m, s)| {
+                s.groups.len() == m.groups.len()
+                    && s.thresholds.len() == m.thresholds.len()
+                    && s.awards.iter().all(|a| usize::from(a.group) < m.groups.len())
+            })
+            && state.history.as_ref().is_none_or(|h| {
+                h.models.len() == self.models.len()
+                    && h.models.iter().zip(&self.models).all(|(hm, m)| {
+                        hm.scales.len() == m.groups.len()
+                            && hm.contributions.iter().all(|c| usize::from(c.group) < m.groups.len())
+                    })
+            })
+    }
+
+    fn new_history(&self) -> Box<History> {
+        Box::new(History {
+            models: self
+                .models
+                .iter()
+                .map(|m| ModelHistory {
+                    scales: m.groups.iter().map(|_| 1.0).collect(),
+                    ..ModelHistory::default()
+                })
+                .collect(),
+        })
     }
 
     /// A score's value at `now`, decay applied.
     pub fn value(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<f64> {
-        (model < self.models.len() && model < state.models.len()).then(|| self.value_of(state, model, now))
+        (model < self.models.len() && self.fits(state)).then(|| self.value_of(state, model, now))
     }
 
     /// A model's value: its own points, or the weighted sum of the models it combines.
@@ -289,30 +350,27 @@ impl Scorer {
         Some(format!("{}{}", self.band(state, row, now)?, self.band(state, column, now)?))
     }
 
-    /// The model's value from `now` on as `constant + decaying · 2^(-t / half_life)`, when
-    /// every decaying part shares one half-life (`None` otherwise).
-    fn linear_form(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<LinearForm> {
+    /// The model's raw value from `now` on as a constant plus half-life terms; `None`
+    /// when a group decays in steps.
+    fn decay_form(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<DecayForm> {
         let m = &self.models[model];
-        let mut form = LinearForm { constant: 0.0, decaying: 0.0, half_life: None };
+        let mut form = DecayForm::default();
         if !m.combine.is_empty() {
             for (part, w) in &m.combine {
-                let f = self.linear_form(state, *part, now)?;
-                form.merge(f.scaled(*w))?;
+                form.add_scaled(&self.decay_form(state, *part, now)?, *w);
             }
             return Some(form);
         }
         let s = &state.models[model];
         for (gi, g) in m.groups.iter().enumerate() {
-            let v = group_value(m, s, gi, now, Precision::Exact);
-            let f = match g.decay {
-                _ if g.window.is_some() => LinearForm { constant: v, decaying: 0.0, half_life: None },
-                Decay::None => LinearForm { constant: v, decaying: 0.0, half_life: None },
-                Decay::HalfLife { half_life } => {
-                    LinearForm { constant: 0.0, decaying: v, half_life: Some(half_life.as_secs_f64()) }
-                }
+            // Only an estimate is made from the form: the fast functions do.
+            let v = group_value(m, s, gi, now, Precision::Approximate);
+            match g.decay {
+                _ if g.window.is_some() => form.constant += v,
+                Decay::None => form.constant += v,
+                Decay::HalfLife { half_life } => form.add_term(v, half_life.as_secs_f64()),
                 _ => return None,
-            };
-            form.merge(f)?;
+            }
         }
         form.constant += s.fit;
         Some(form)
@@ -336,11 +394,32 @@ impl Scorer {
         clamp(m.bounds, kept + s.fit)
     }
 
-    /// Feeds every model's current value to its thresholds and bands.
-    fn observe_all(&self, state: &mut ContactScores, now: Timestamp, update: &mut ScoreUpdate) {
-        for mi in 0..self.models.len() {
-            let value = self.value_of(state, mi, now);
-            observe(&self.models[mi], &mut state.models[mi], value, update);
+    /// Feeds every model's value at `now` to its thresholds and bands, using the group
+    /// values an event already settled; then computes the wake-up, or (`wake` false,
+    /// when a later event in a batch supersedes it) marks it unknown.
+    fn observe_all(&self, state: &mut ContactScores, now: Timestamp, scratch: &mut ScoreScratch, wake: bool) {
+        scratch.model_values.clear();
+        for (mi, m) in self.models.iter().enumerate() {
+            let value = if !m.combine.is_empty() {
+                let sum: f64 = m.combine.iter().map(|(part, w)| w * scratch.model_values[*part]).sum();
+                clamp(m.bounds, sum)
+            } else if scratch.settled.get(mi).copied().unwrap_or(false) {
+                let at = self.group_offsets[mi];
+                let raw = scratch.values[at..at + m.groups.len()].iter().sum::<f64>() + state.models[mi].fit;
+                clamp(m.bounds, raw)
+            } else {
+                model_value(m, &state.models[mi], now, Precision::Exact)
+            };
+            scratch.model_values.push(value);
+            observe(m, &mut state.models[mi], value, &mut scratch.update);
+        }
+        if wake {
+            let next = self.wake_after(state, Start { since: now, above: true });
+            state.check_from = next.unwrap_or(Timestamp::MAX);
+            scratch.update.next_wake = next;
+        } else {
+            state.check_from = Timestamp::MIN;
+            scratch.update.next_wake = None;
         }
     }
 
@@ -361,7 +440,7 @@ impl Scorer {
         self.handle_event_with(state, contact, event, &mut ScoreScratch::default())
     }
 
-    /// [`Scorer::handle_event`] with reusable buffers, for hot loops.
+    /// [`Scorer::handle_event`] with reusable buffers.
     ///
     /// # Errors
     ///
@@ -373,12 +452,135 @@ impl Scorer {
         event: &Event,
         scratch: &mut ScoreScratch,
     ) -> Result<ScoreUpdate, ScoreError> {
+        self.apply_event(state, contact, event, scratch, true)?;
+        Ok(std::mem::take(&mut scratch.update))
+    }
+
+    /// [`Scorer::handle_event`] without allocating: the update is left in `scratch` and
+    /// borrowed from it, valid until the scratch is used again. For hot loops.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scorer::handle_event`].
+    pub fn handle_event_in<'s>(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        event: &Event,
+        scratch: &'s mut ScoreScratch,
+    ) -> Result<&'s ScoreUpdate, ScoreError> {
+        self.apply_event(state, contact, event, scratch, true)?;
+        Ok(&scratch.update)
+    }
+
+    /// Applies a batch of events, each to the state at its `state` index, and hands each
+    /// event's update (or error) to `sink` with the event's position in the batch.
+    ///
+    /// The result is that of calling [`Scorer::handle_event`] for each event in batch
+    /// order: a contact's events are applied in batch order. Contacts are independent,
+    /// so the batch is applied grouped by contact (a busy contact's state stays in cache
+    /// across its events) and `sink` sees the events in that order. It is faster than
+    /// one call per event because states are fetched ahead and nothing is allocated.
+    ///
+    /// ```
+    /// # use nurture::scoring::{BatchEvent, PointRule, ScoreModel, ScoreScratch, Scorer};
+    /// # use nurture::{Schema, Timestamp, Type};
+    /// let schema = Schema::builder().event_type("page_visit", [("url", Type::String)]).build()?;
+    /// let visit = schema.event_type_index("page_visit").unwrap();
+    /// let model = ScoreModel::new("engagement").with_rule(PointRule::on_event("visit", visit, None, 5.0));
+    /// let scorer = Scorer::new(vec![model], schema.event_types().count())?;
+    /// let t = Timestamp::from_unix(1_700_000_000, 0)?;
+    /// let mut states = vec![scorer.new_state(t), scorer.new_state(t)];
+    /// let contact = schema.contact("c1").build();
+    /// let events: Vec<_> = (0..3)
+    ///     .map(|i| schema.event(format!("e{i}"), "c1", "page_visit", t).unwrap().set("url", "/").unwrap().build())
+    ///     .collect();
+    /// let batch: Vec<_> = events.iter().map(|event| BatchEvent { state: 1, contact: &contact, event }).collect();
+    /// let mut awarded = 0.0;
+    /// scorer.handle_batch(&mut states, &batch, &mut ScoreScratch::default(), |_, update| {
+    ///     awarded += update.map_or(0.0, |u| u.changes.iter().map(|c| c.2).sum());
+    /// });
+    /// assert_eq!(awarded, 15.0);
+    /// assert_eq!(scorer.value(&states[1], 0, t), Some(15.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_batch(
+        &self,
+        states: &mut [ContactScores],
+        batch: &[BatchEvent<'_>],
+        scratch: &mut ScoreScratch,
+        mut sink: impl FnMut(usize, Result<&ScoreUpdate, ScoreError>),
+    ) {
+        // Order: by state, then by position (a stable grouping), packed in one key; in
+        // batch order when the numbers do not fit the key.
+        let mut order = std::mem::take(&mut scratch.order);
+        order.clear();
+        let fits = |n: usize| u32::try_from(n).is_ok();
+        let packed = fits(batch.len()) && fits(states.len());
+        if packed {
+            order.extend(
+                batch.iter().enumerate().map(|(i, e)| (e.state.min(states.len()) as u64) << 32 | i as u64),
+            );
+            order.sort_unstable();
+        } else {
+            order.extend(0..batch.len() as u64);
+        }
+        let position = |key: u64| if packed { key as u32 as usize } else { key as usize };
+        for (k, &key) in order.iter().enumerate() {
+            // Two stages: a state far ahead, then (its inline part having arrived) the
+            // heap blocks it points to, nearer.
+            if let Some(ahead) = order.get(k + 2 * PREFETCH_DISTANCE).and_then(|&a| batch.get(position(a))) {
+                if let Some(s) = states.get(ahead.state) {
+                    prefetch(s);
+                    prefetch(&s.models);
+                }
+                prefetch(ahead.event);
+            }
+            if let Some(ahead) = order.get(k + PREFETCH_DISTANCE).and_then(|&a| batch.get(position(a))) {
+                if let Some(s) = states.get(ahead.state) {
+                    s.prefetch_heap(prefetch);
+                }
+            }
+            let i = position(key);
+            let item = &batch[i];
+            let Some(state) = states.get_mut(item.state) else {
+                sink(i, Err(ScoreError::NoSuchState));
+                continue;
+            };
+            // A contact's wake-up is computed after its last event of the batch only.
+            let last_of_contact =
+                order.get(k + 1).is_none_or(|&next| batch[position(next)].state != item.state);
+            match self.apply_event(state, item.contact, item.event, scratch, last_of_contact) {
+                Ok(()) => sink(i, Ok(&scratch.update)),
+                Err(e) => sink(i, Err(e)),
+            }
+        }
+        scratch.order = order;
+    }
+
+    /// The event step: the update is left in `scratch.update`; the wake-up is computed
+    /// when `wake` is set (else it is left unknown, and reported as `None`, when the
+    /// event changed anything).
+    fn apply_event(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        event: &Event,
+        scratch: &mut ScoreScratch,
+        wake: bool,
+    ) -> Result<(), ScoreError> {
+        scratch.update.clear();
         let now = event.at();
         if now < state.last {
             return Err(ScoreError::OutOfOrder);
         }
-        self.counters.observe(&mut state.counters, contact, event);
-        self.counters.values(&state.counters, now, &mut scratch.counts);
+        if !self.fits(state) {
+            return Err(ScoreError::ForeignState);
+        }
+        if !self.counters.is_empty() {
+            self.counters.observe(&mut state.counters, contact, event);
+            self.counters.values(&state.counters, now, &mut scratch.counts);
+        }
         // `score.NAME` reads the scores as they stand before this event.
         scratch.scores.clear();
         if self.reads_scores {
@@ -386,13 +588,15 @@ impl Scorer {
                 scratch.scores.push(model.map(|m| Value::Double(self.value_of(state, m, now))));
             }
         }
+        scratch.settled.clear();
+        scratch.settled.resize(self.models.len(), false);
         let act = Activation::new()
             .with_contact(contact)
             .with_event(event)
             .with_now(now)
             .with_counters(&scratch.counts)
             .with_scores(&scratch.scores);
-        let mut update = ScoreUpdate::default();
+        let mut changed = false;
         for (mi, model) in self.models.iter().enumerate() {
             self.indexes[mi].candidates(event, &mut scratch.candidates);
             let ms = &mut state.models[mi];
@@ -401,27 +605,46 @@ impl Scorer {
                 let Trigger::Event { condition, .. } = &rule.trigger else {
                     continue;
                 };
-                let holds = condition.as_ref().map_or(Ok(true), |c| c.eval_bool(&act));
-                if holds != Ok(true) || !allowed(ms, ri, rule.repeat, rule.min_interval, now) {
+                if condition.as_ref().is_some_and(|c| c.eval_bool(&act) != Ok(true))
+                    || !allowed(ms, ri, rule, now)
+                {
                     continue;
                 }
-                let group = &model.groups[rule.group];
-                let bounds = effective_bounds(group.bounds, &group.decay);
-                // The model's total bounds limit what may be added (points past a
-                // 100-point cap are not kept in reserve), then the group's own bounds.
-                let points = within_total(model, ms, now, rule.points);
-                let delta = match group.window {
-                    Some(window) => add_windowed(ms, rule.group, ri, points, now, window, bounds),
-                    None => ms.groups[rule.group].add(points, now, &group.decay, bounds)?,
-                };
-                record(model, ms, ri, delta, now, Some(event.id().clone()));
-                update.changes.push((model.id.clone(), rule.id.clone(), delta));
+                let at = self.group_offsets[mi];
+                let groups = at..at + model.groups.len();
+                if !scratch.settled[mi] {
+                    settle(model, ms, now, &mut scratch.values, &mut scratch.factors, at);
+                    scratch.settled[mi] = true;
+                }
+                let delta = award(model, ms, rule, ri, now, &mut scratch.values[groups.clone()])?;
+                remember(ms, ri, rule, now);
+                if self.ledger_len > 0 {
+                    let history = state.history.get_or_insert_with(|| self.new_history());
+                    let h = &mut history.models[mi];
+                    let factor = &mut scratch.factors[at + rule.group];
+                    if *factor != 1.0 {
+                        h.decay_group(rule.group, *factor);
+                        *factor = 1.0;
+                    }
+                    if model.groups[rule.group].window.is_none() {
+                        h.contribute(ri, rule.group, delta);
+                    }
+                    let entry = StoredEntry { rule: ri, delta, at: now, event: Some(event.id().clone()) };
+                    h.push(entry, self.ledger_len);
+                }
+                scratch.update.changes.push((model.id.clone(), rule.id.clone(), delta));
+                changed = true;
             }
         }
-        self.observe_all(state, now, &mut update);
+        // Without a change, only decay can have moved a score, and not before the wake-up
+        // computed at the last change.
+        if changed || state.check_from <= now {
+            self.observe_all(state, now, scratch, wake);
+        } else {
+            scratch.update.next_wake = (state.check_from != Timestamp::MAX).then_some(state.check_from);
+        }
         state.last = now;
-        update.next_wake = self.next_wake(state, now);
-        Ok(update)
+        Ok(())
     }
 
     /// Re-evaluates the fit rules against the contact's attributes, as of `now`; call it
@@ -472,8 +695,11 @@ impl Scorer {
         if now < state.last {
             return Err(ScoreError::OutOfOrder);
         }
+        if !self.fits(state) {
+            return Err(ScoreError::ForeignState);
+        }
         let act = Activation::new().with_contact(contact).with_now(now);
-        let mut update = ScoreUpdate::default();
+        let mut scratch = ScoreScratch::default();
         for (mi, model) in self.models.iter().enumerate() {
             let ms = &mut state.models[mi];
             for (ri, rule) in model.rules.iter().enumerate() {
@@ -497,16 +723,20 @@ impl Scorer {
                     }
                     _ => continue,
                 };
-                push_ledger(ms, LedgerEntry { rule: rule.id.clone(), delta, at: now, event: None });
-                update.changes.push((model.id.clone(), rule.id.clone(), delta));
+                if self.ledger_len > 0 {
+                    let history = state.history.get_or_insert_with(|| self.new_history());
+                    history.models[mi]
+                        .push(StoredEntry { rule: ri, delta, at: now, event: None }, self.ledger_len);
+                }
+                scratch.update.changes.push((model.id.clone(), rule.id.clone(), delta));
             }
             // Summed afresh, in rule order, so the total never drifts.
-            ms.fit = ms.fit_holds.iter().map(|&ri| model.rules[ri as usize].points).sum();
+            ms.fit =
+                ms.fit_holds.iter().filter_map(|&ri| model.rules.get(ri as usize)).map(|r| r.points).sum();
         }
-        self.observe_all(state, now, &mut update);
+        self.observe_all(state, now, &mut scratch, true);
         state.last = now;
-        update.next_wake = self.next_wake(state, now);
-        Ok(update)
+        Ok(scratch.update)
     }
 
     /// Checks thresholds and bands at `now` with decay applied: the crossings decay alone
@@ -523,54 +753,81 @@ impl Scorer {
         if now < state.last {
             return Err(ScoreError::OutOfOrder);
         }
-        let mut update = ScoreUpdate::default();
-        self.observe_all(state, now, &mut update);
+        if !self.fits(state) {
+            return Err(ScoreError::ForeignState);
+        }
+        let mut scratch = ScoreScratch::default();
+        self.observe_all(state, now, &mut scratch, true);
         state.last = now;
-        update.next_wake = self.next_wake(state, now);
-        Ok(update)
+        Ok(scratch.update)
     }
 
     /// The first instant after `now` at which decay alone moves a score below a
-    /// threshold it is inside, or below the lower bound of its band.
+    /// threshold it is inside, or below the lower bound of its band (or a timeframe
+    /// award expires).
     pub fn next_wake(&self, state: &ContactScores, now: Timestamp) -> Option<Timestamp> {
-        let mut wake: Option<Timestamp> = None;
+        if !self.fits(state) {
+            return None;
+        }
+        self.wake_after(state, Start { since: now, above: false })
+    }
+
+    /// [`Scorer::next_wake`] from `start`.
+    fn wake_after(&self, state: &ContactScores, start: Start) -> Option<Timestamp> {
+        let now = start.since;
         // Timeframe awards expire in steps: wake at the next expiry at the latest, and
         // search decay crossings only up to it (every value is monotone before it).
         let horizon = self.models.iter().zip(&state.models).filter_map(|(m, s)| next_expiry(m, s, now)).min();
+        let mut wake = horizon;
         for (mi, (model, ms)) in self.models.iter().zip(&state.models).enumerate() {
-            let mut targets: SmallVec<[f64; 4]> = SmallVec::new();
-            for ((_, t), ts) in model.thresholds.iter().zip(&ms.thresholds) {
-                if ts.inside() {
-                    targets.push(t.exit);
-                }
+            // The value falls through the highest level it is above first.
+            let inside = model.thresholds.iter().zip(&ms.thresholds).filter(|(_, ts)| ts.inside());
+            let band = ms.band.and_then(|b| model.bands.get(usize::from(b))).map(|b| b.from);
+            let Some(target) = inside.map(|((_, t), _)| t.exit).chain(band).reduce(f64::max) else {
+                continue;
+            };
+            // A value never falls below where decay leaves it in the end.
+            if target <= self.limit_of(state, mi) {
+                continue;
             }
-            if let Some(b) = ms.band.and_then(|b| model.bands.get(usize::from(b))) {
-                targets.push(b.from);
+            let fast = |t| self.value_with(state, mi, t, Precision::Approximate);
+            let exact = |t| self.value_with(state, mi, t, Precision::Exact);
+            let guess = self.decay_form(state, mi, now).and_then(|form| form.crossing(target));
+            if let Some(at) = first_below(fast, exact, guess, target, start, horizon) {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
             }
-            // A value never falls below where decay leaves it in the end: skip targets
-            // at or under that, which would otherwise be searched for nothing.
-            let floor = self.limit_of(state, mi);
-            for target in targets.into_iter().filter(|t| *t > floor) {
-                let fast = |t| self.value_with(state, mi, t, Precision::Approximate);
-                let exact = |t| self.value_with(state, mi, t, Precision::Exact);
-                // Most models are a constant plus points under one half-life: solve for
-                // the instant directly, then settle it exactly.
-                let guess = self.linear_form(state, mi, now).and_then(|form| form.crossing(target));
-                if let Some(at) = first_below(fast, exact, guess, target, now, horizon) {
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
-            }
-        }
-        if let Some(h) = horizon {
-            wake = Some(wake.map_or(h, |w| w.min(h)));
         }
         wake
     }
 
     /// A score broken down by group and rule at `now`, with the recent ledger.
     pub fn explain(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<Explanation> {
+        if !self.fits(state) {
+            return None;
+        }
         let m = self.models.get(model)?;
         let s = state.models.get(model)?;
+        let history = state.history.as_ref().and_then(|h| h.models.get(model));
+        let mut rules: Vec<(u32, f64)> = Vec::new();
+        if let Some(h) = history {
+            for c in &h.contributions {
+                let g = usize::from(c.group);
+                let (Some(group), Some(cell)) = (m.groups.get(g), s.groups.get(g)) else {
+                    continue;
+                };
+                rules.push((c.rule, group.decay.apply(h.at_last_write(c), cell.updated_at(), now)));
+            }
+        }
+        for a in &s.awards {
+            let window = m.groups.get(usize::from(a.group)).and_then(|g| g.window);
+            if window.is_some_and(|w| in_window(a.at, now, w)) {
+                match rules.iter_mut().find(|(r, _)| *r == a.rule) {
+                    Some(entry) => entry.1 += a.points,
+                    None => rules.push((a.rule, a.points)),
+                }
+            }
+        }
+        rules.sort_by_key(|(r, _)| *r);
         Some(Explanation {
             score: m.id.clone(),
             value: self.value_of(state, model, now),
@@ -580,25 +837,26 @@ impl Scorer {
                 .enumerate()
                 .map(|(gi, g)| (g.name.clone(), group_value(m, s, gi, now, Precision::Exact)))
                 .collect(),
-            rules: s
-                .rules
-                .iter()
-                .map(|r| {
-                    let rule = &m.rules[r.rule as usize];
-                    let group = &m.groups[rule.group];
-                    let points = match group.window {
-                        Some(window) => s.awards[rule.group]
-                            .iter()
-                            .filter(|a| a.rule == r.rule && in_window(a.at, now, window))
-                            .map(|a| a.points)
-                            .sum(),
-                        None => r.contribution.value_at(now, &group.decay),
-                    };
-                    (rule.id.clone(), points)
-                })
+            rules: rules
+                .into_iter()
+                .filter_map(|(r, p)| Some((m.rules.get(r as usize)?.id.clone(), p)))
                 .collect(),
             fit: s.fit,
-            ledger: s.ledger.iter().cloned().collect(),
+            ledger: history
+                .map(|h| {
+                    h.ledger
+                        .iter()
+                        .filter_map(|e| {
+                            Some(LedgerEntry {
+                                rule: m.rules.get(e.rule as usize)?.id.clone(),
+                                delta: e.delta,
+                                at: e.at,
+                                event: e.event.clone(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -614,10 +872,20 @@ impl Scorer {
         history: &[Event],
         start: Timestamp,
     ) -> Result<ContactScores, ScoreError> {
+        self.recompute_with(contact, history, start, &mut ScoreScratch::default())
+    }
+
+    fn recompute_with(
+        &self,
+        contact: &Contact,
+        history: &[Event],
+        start: Timestamp,
+        scratch: &mut ScoreScratch,
+    ) -> Result<ContactScores, ScoreError> {
         let mut state = self.new_state(start);
         self.handle_attributes(&mut state, contact, start)?;
         for event in history {
-            self.handle_event(&mut state, contact, event)?;
+            self.apply_event(&mut state, contact, event, scratch, true)?;
         }
         Ok(state)
     }
@@ -633,46 +901,8 @@ impl Scorer {
         contacts: impl IntoIterator<Item = (&'a Contact, &'a [Event])>,
         start: Timestamp,
     ) -> Result<Vec<ContactScores>, ScoreError> {
-        contacts.into_iter().map(|(c, h)| self.recompute(c, h, start)).collect()
-    }
-}
-
-/// A model's total at `now`: its groups decayed, plus fit points, within its bounds.
-/// A value of the form `constant + decaying · 2^(-t / half_life)`.
-#[derive(Clone, Copy, Debug)]
-struct LinearForm {
-    constant: f64,
-    decaying: f64,
-    half_life: Option<f64>,
-}
-
-impl LinearForm {
-    fn scaled(self, w: f64) -> LinearForm {
-        LinearForm { constant: self.constant * w, decaying: self.decaying * w, ..self }
-    }
-
-    /// Adds another form; `None` when their half-lives differ.
-    fn merge(&mut self, other: LinearForm) -> Option<()> {
-        match (self.half_life, other.half_life) {
-            (Some(a), Some(b)) if a != b && other.decaying != 0.0 && self.decaying != 0.0 => return None,
-            (None, Some(_)) => self.half_life = other.half_life,
-            _ => {}
-        }
-        self.constant += other.constant;
-        self.decaying += other.decaying;
-        Some(())
-    }
-
-    /// Seconds from now until the value falls below `target`, estimated with the
-    /// platform's `log2` (settled exactly by the caller).
-    fn crossing(self, target: f64) -> Option<i64> {
-        let h = self.half_life?;
-        let excess = target - self.constant;
-        if excess <= 0.0 || self.decaying <= excess {
-            return None;
-        }
-        let t = h * (self.decaying / excess).log2();
-        (0.0..4.0e11).contains(&t).then(|| t.ceil() as i64)
+        let mut scratch = ScoreScratch::default();
+        contacts.into_iter().map(|(c, h)| self.recompute_with(c, h, start, &mut scratch)).collect()
     }
 }
 
@@ -684,13 +914,11 @@ enum Precision {
     Approximate,
 }
 
+/// A model's total at `now`: its groups decayed, plus fit points, within its bounds.
 fn model_value(model: &ScoreModel, state: &ModelState, now: Timestamp, precision: Precision) -> f64 {
-    clamp(model.bounds, raw_value(model, state, now, precision))
-}
-
-/// The groups' points plus fit points, before the model's bounds.
-fn raw_value(model: &ScoreModel, state: &ModelState, now: Timestamp, precision: Precision) -> f64 {
-    (0..model.groups.len()).map(|gi| group_value(model, state, gi, now, precision)).sum::<f64>() + state.fit
+    let raw = (0..model.groups.len()).map(|gi| group_value(model, state, gi, now, precision)).sum::<f64>()
+        + state.fit;
+    clamp(model.bounds, raw)
 }
 
 /// One group's points at `now`: decayed, or for a timeframe group the awards still
@@ -704,11 +932,7 @@ fn group_value(
 ) -> f64 {
     let g = &model.groups[group];
     match g.window {
-        Some(window) => {
-            let sum: f64 =
-                state.awards[group].iter().filter(|a| in_window(a.at, now, window)).map(|a| a.points).sum();
-            clamp(g.bounds, sum)
-        }
+        Some(window) => clamp(g.bounds, window_sum(state, group, now, window)),
         None => match precision {
             Precision::Exact => state.groups[group].value_at(now, &g.decay),
             Precision::Approximate => {
@@ -719,137 +943,168 @@ fn group_value(
     }
 }
 
+/// A timeframe group's awards inside its window at `now`, before its bounds.
+fn window_sum(state: &ModelState, group: usize, now: Timestamp, window: Duration) -> f64 {
+    state
+        .awards
+        .iter()
+        .filter(|a| usize::from(a.group) == group && in_window(a.at, now, window))
+        .map(|a| a.points)
+        .sum()
+}
+
+/// Brings a model's groups to `now` in `values[at..]` (exactly as [`group_value`]), and
+/// their decay factors since their last writes in `factors[at..]`.
+fn settle(
+    model: &ScoreModel,
+    state: &ModelState,
+    now: Timestamp,
+    values: &mut Vec<f64>,
+    factors: &mut Vec<f64>,
+    at: usize,
+) {
+    let end = at + model.groups.len();
+    if values.len() < end {
+        values.resize(end, 0.0);
+        factors.resize(end, 1.0);
+    }
+    for (gi, g) in model.groups.iter().enumerate() {
+        let (value, factor) = match g.window {
+            Some(window) => (clamp(g.bounds, window_sum(state, gi, now, window)), 1.0),
+            None => {
+                let cell = &state.groups[gi];
+                // `apply` is the stored value times this factor, so the product below
+                // has the same bits as `ScoreCell::value_at`.
+                let factor = g.decay.apply(1.0, cell.updated_at(), now);
+                (cell.stored() * factor, factor)
+            }
+        };
+        values[at + gi] = value;
+        factors[at + gi] = factor;
+    }
+}
+
+/// Awards a rule's points to its group at `now`, within the group's and the model's
+/// bounds; `values` holds the model's groups as settled at `now` and is kept current.
+/// Returns the change that took effect.
+fn award(
+    model: &ScoreModel,
+    state: &mut ModelState,
+    rule: &PointRule,
+    index: u32,
+    now: Timestamp,
+    values: &mut [f64],
+) -> Result<f64, ScoreError> {
+    let g = rule.group;
+    let group = &model.groups[g];
+    let bounds = effective_bounds(group.bounds, &group.decay);
+    // The model's total bounds limit what may be added (points past a 100-point cap are
+    // not kept in reserve), then the group's own bounds. Fit points sit on top and the
+    // total is clamped when read, so the order of fit changes and events never matters.
+    let raw: f64 = values.iter().sum();
+    let points = if rule.points > 0.0 {
+        model.bounds.cap.map_or(rule.points, |cap| rule.points.min((cap - raw).max(0.0)))
+    } else {
+        model.bounds.floor.map_or(rule.points, |floor| rule.points.max((floor - raw).min(0.0)))
+    };
+    match group.window {
+        Some(window) => {
+            state.awards.retain(|a| usize::from(a.group) != g || in_window(a.at, now, window));
+            let current = window_sum(state, g, now, window);
+            let applied = clamp(bounds, current + points) - clamp(bounds, current);
+            if !applied.is_finite() {
+                return Err(ScoreError::NotFinite);
+            }
+            if applied != 0.0 {
+                let group = u16::try_from(g).map_err(|_| ScoreError::NotFinite)?;
+                state.awards.push(Award { at: now, points: applied, rule: index, group });
+            }
+            values[g] = clamp(group.bounds, current + applied);
+            Ok(applied)
+        }
+        None => {
+            let current = values[g];
+            let next = clamp(bounds, current + points);
+            if !next.is_finite() {
+                return Err(ScoreError::NotFinite);
+            }
+            state.groups[g] = ScoreCell::written(next, now);
+            values[g] = next;
+            Ok(next - current)
+        }
+    }
+}
+
 /// Whether an award earned `at` still counts at `now`: the window is `(now - window, now]`.
 fn in_window(at: Timestamp, now: Timestamp, window: Duration) -> bool {
     at <= now && now.checked_sub(window).is_none_or(|start| at > start)
 }
 
-/// Adds points to a timeframe group; returns the change that took effect.
-fn add_windowed(
-    state: &mut ModelState,
-    group: usize,
-    rule: u32,
-    points: f64,
-    now: Timestamp,
-    window: Duration,
-    bounds: Bounds,
-) -> f64 {
-    let awards = &mut state.awards[group];
-    awards.retain(|a| in_window(a.at, now, window));
-    let current: f64 = awards.iter().map(|a| a.points).sum();
-    let applied = clamp(bounds, current + points) - clamp(bounds, current);
-    if applied != 0.0 {
-        awards.push(Award { at: now, points: applied, rule });
-    }
-    applied
-}
-
 /// The first instant after `now` at which a timeframe award expires.
 fn next_expiry(model: &ScoreModel, state: &ModelState, now: Timestamp) -> Option<Timestamp> {
-    model
-        .groups
+    state
+        .awards
         .iter()
-        .zip(&state.awards)
-        .filter_map(|(g, awards)| {
-            let window = g.window?;
-            awards.iter().filter_map(|a| a.at.checked_add(window)).filter(|t| *t > now).min()
-        })
+        .filter_map(|a| model.groups.get(usize::from(a.group))?.window.and_then(|w| a.at.checked_add(w)))
+        .filter(|t| *t > now)
         .min()
 }
 
-/// The part of `points` the model's total bounds let through at `now`.
-fn within_total(model: &ScoreModel, state: &ModelState, now: Timestamp, points: f64) -> f64 {
-    // Fit points sit on top and the total is clamped when read, so that the order of
-    // fit changes and events never changes a score.
-    let raw = raw_value(model, state, now, Precision::Exact) - state.fit;
-    if points > 0.0 {
-        model.bounds.cap.map_or(points, |cap| points.min((cap - raw).max(0.0)))
-    } else {
-        model.bounds.floor.map_or(points, |floor| points.max((floor - raw).min(0.0)))
-    }
+/// Whether a rule needs repeat-policy memory at all.
+fn has_policy(rule: &PointRule) -> bool {
+    rule.min_interval.is_some() || !matches!(rule.repeat, Repeat::EveryTime)
 }
 
 /// Whether a rule may award at `now` under its repeat policy and minimum interval.
-fn allowed(
-    state: &ModelState,
-    rule: u32,
-    repeat: Repeat,
-    min_interval: Option<Duration>,
-    now: Timestamp,
-) -> bool {
-    let Ok(pos) = state.rules.binary_search_by_key(&rule, |r| r.rule) else {
+fn allowed(state: &ModelState, index: u32, rule: &PointRule, now: Timestamp) -> bool {
+    if !has_policy(rule) {
+        return true;
+    }
+    let Ok(pos) = state.memory.binary_search_by_key(&index, |r| r.rule) else {
         return true;
     };
-    let r = &state.rules[pos];
-    if let (Some(gap), Some(last)) = (min_interval, r.awards.last()) {
+    let r = &state.memory[pos];
+    if let (Some(gap), Some(last)) = (rule.min_interval, r.times.last()) {
         if now.duration_since(*last).is_some_and(|d| d < gap) {
             return false;
         }
     }
-    match repeat {
+    match rule.repeat {
         Repeat::EveryTime => true,
         Repeat::Once => !r.ever,
         Repeat::AtMost { max, per } => {
-            let recent = r.awards.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per)).count();
+            let recent = r.times.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per)).count();
             recent < max as usize
         }
     }
 }
 
-/// Records an award: repeat-policy memory, the rule's contribution, the ledger.
-fn record(
-    model: &ScoreModel,
-    state: &mut ModelState,
-    rule: u32,
-    delta: f64,
-    now: Timestamp,
-    event: Option<EventId>,
-) {
-    let point_rule = &model.rules[rule as usize];
-    let group = point_rule.group;
-    let decay = &model.groups[group].decay;
-    // Bring every contribution in the group to `now`, as the group itself just was:
-    // their sum then decays exactly like the group, whatever the decay (step decay
-    // counts periods from the last write).
-    for r in state.rules.iter_mut() {
-        if model.rules[r.rule as usize].group == group {
-            let v = r.contribution.value_at(now, decay);
-            r.contribution = ScoreCell::new(now);
-            let _ = r.contribution.add(v, now, &Decay::None, Bounds::NONE);
-        }
+/// Records an award in the rule's repeat-policy memory: the last `max` instants for
+/// "at most max per window", the last one for a minimum interval, none for "once".
+fn remember(state: &mut ModelState, index: u32, rule: &PointRule, now: Timestamp) {
+    if !has_policy(rule) {
+        return;
     }
-    let keep = match point_rule.repeat {
+    let keep = match rule.repeat {
         Repeat::AtMost { max, .. } => (max as usize).max(1),
-        Repeat::EveryTime | Repeat::Once => 1,
+        Repeat::EveryTime => 1,
+        Repeat::Once => usize::from(rule.min_interval.is_some()),
     };
-    let id = point_rule.id.clone();
-    let pos = match state.rules.binary_search_by_key(&rule, |r| r.rule) {
+    let pos = match state.memory.binary_search_by_key(&index, |r| r.rule) {
         Ok(p) => p,
         Err(p) => {
-            state.rules.insert(
-                p,
-                RuleState { rule, awards: SmallVec::new(), ever: false, contribution: ScoreCell::new(now) },
-            );
+            state.memory.insert(p, RuleMemory { rule: index, ever: false, times: SmallVec::new() });
             p
         }
     };
-    let r = &mut state.rules[pos];
+    let r = &mut state.memory[pos];
     r.ever = true;
-    r.awards.push(now);
-    // Keep only what the repeat policy can still need: the last `max` instants for
-    // "at most max per window", the last one for the minimum interval.
-    if r.awards.len() > keep {
-        r.awards.drain(..r.awards.len() - keep);
+    if keep > 0 {
+        r.times.push(now);
+        if r.times.len() > keep {
+            r.times.drain(..r.times.len() - keep);
+        }
     }
-    let _ = r.contribution.add(delta, now, decay, Bounds::NONE);
-    push_ledger(state, LedgerEntry { rule: id, delta, at: now, event });
-}
-
-fn push_ledger(state: &mut ModelState, entry: LedgerEntry) {
-    if state.ledger.len() == LEDGER_LEN {
-        state.ledger.pop_front();
-    }
-    state.ledger.push_back(entry);
 }
 
 /// Feeds the model's value at `now` to its thresholds and bands.
@@ -865,75 +1120,4 @@ fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, update: &mut 
         update.band_changes.push((model.id.clone(), name(state.band), name(band)));
         state.band = band;
     }
-}
-
-/// The first whole second after `since` at which the non-increasing `exact` value is
-/// below `target`, searched no further than `horizon` (`None`: not before then, or
-/// never). `fast` approximates `exact` cheaply and narrows the search; the answer is
-/// then settled with `exact` alone, so it is the same on every platform.
-fn first_below(
-    fast: impl Fn(Timestamp) -> f64,
-    exact: impl Fn(Timestamp) -> f64,
-    guess: Option<i64>,
-    target: f64,
-    since: Timestamp,
-    horizon: Option<Timestamp>,
-) -> Option<Timestamp> {
-    let at = |secs: i64| Duration::from_secs(secs).ok().and_then(|d| since.checked_add(d));
-    let limit = horizon.and_then(|h| h.duration_since(since)).map(|d| d.seconds()).unwrap_or(400_000_000_000);
-    let exact_below = |secs: i64| at(secs).is_none_or(|t| exact(t) < target);
-    if exact_below(0) {
-        return None;
-    }
-    let fast_below = |secs: i64| at(secs).is_none_or(|t| fast(t) < target);
-    let guess = match guess {
-        Some(g) => g.clamp(1, limit),
-        None => {
-            // Narrow down with the fast function: exponential search, then bisection.
-            let mut hi: i64 = 1;
-            while !fast_below(hi) {
-                if hi >= limit {
-                    break;
-                }
-                hi = hi.saturating_mul(2).min(limit);
-            }
-            let mut lo = 0;
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                if fast_below(mid) {
-                    hi = mid;
-                } else {
-                    lo = mid;
-                }
-            }
-            hi
-        }
-    };
-    // Settle with the exact function around the estimate: widen a bracket until it holds
-    // the crossing, then bisect.
-    let (mut lo, mut hi) = (guess - 1, guess);
-    let mut step = 1i64;
-    while lo > 0 && exact_below(lo) {
-        hi = lo;
-        step = step.saturating_mul(2);
-        lo = (guess - step).max(0);
-    }
-    let mut step = 1i64;
-    while !exact_below(hi) {
-        if hi >= limit {
-            return None;
-        }
-        lo = hi;
-        step = step.saturating_mul(2);
-        hi = guess.saturating_add(step).min(limit);
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if exact_below(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    at(hi)
 }

@@ -13,10 +13,13 @@ pub(crate) mod compile;
 pub mod decay;
 pub mod engine;
 pub mod model;
+mod state;
 pub mod threshold;
+mod wake;
 
 pub use cell::{Bounds, ScoreCell, ScoreError};
 pub use decay::{CalendarPeriod, Decay};
-pub use engine::{ContactScores, Explanation, LedgerEntry, ScoreScratch, ScoreUpdate, Scorer};
+pub use engine::{BatchEvent, Explanation, ScoreScratch, ScoreUpdate, Scorer, LEDGER_LEN};
 pub use model::{Group, ModelError, PointRule, Repeat, ScoreModel, Trigger};
+pub use state::{ContactScores, LedgerEntry};
 pub use threshold::{Crossing, Rearm, Threshold, ThresholdState};

@@ -1,0 +1,244 @@
+//! A contact's scoring state, in two parts: the hot part every event reads and writes
+//! (values, threshold and band memory, repeat-policy memory), and the explanation
+//! history (a ledger of recent changes and each rule's contribution), which is kept
+//! apart, allocated only when a contact first changes, and can be switched off.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::counters::CounterState;
+use crate::id::{EventId, RuleId};
+use crate::scoring::cell::ScoreCell;
+use crate::scoring::threshold::ThresholdState;
+use crate::time::Timestamp;
+
+/// A change to one score caused by one rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The rule.
+    pub rule: RuleId,
+    /// The points that took effect (after caps).
+    pub delta: f64,
+    /// When.
+    pub at: Timestamp,
+    /// The event that caused it; `None` for fit changes.
+    pub event: Option<EventId>,
+}
+
+/// A contact's scores under a [`Scorer`](crate::scoring::Scorer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContactScores {
+    pub(crate) models: SmallVec<[ModelState; 1]>,
+    pub(crate) counters: CounterState,
+    pub(crate) last: Timestamp,
+    /// Events at or after this instant must check thresholds and bands: the next
+    /// decay-driven wake-up as of the last change (`Timestamp::MAX` for never), or
+    /// `Timestamp::MIN` when it was not computed (inside a batch), so every event checks.
+    pub(crate) check_from: Timestamp,
+    /// Explanations: allocated on the first change, absent when the scorer keeps none.
+    pub(crate) history: Option<Box<History>>,
+}
+
+impl ContactScores {
+    /// When the state last changed (or was last checked): events must not be older.
+    pub fn last_change(&self) -> Timestamp {
+        self.last
+    }
+
+    /// Hands the first block of each heap allocation an event will touch to `fetch`
+    /// (a prefetch), so that batches can load them ahead.
+    pub(crate) fn prefetch_heap(&self, fetch: impl Fn(&u8)) {
+        for m in &self.models {
+            if let Some(first) = m.memory.first() {
+                fetch(bytes_of(first));
+            }
+        }
+        if let Some(h) = &self.history {
+            fetch(bytes_of(&**h));
+            if let Some(m) = h.models.first() {
+                fetch(bytes_of(m));
+                if let Some(e) = m.ledger.back() {
+                    fetch(bytes_of(e));
+                }
+            }
+        }
+    }
+
+    /// Heap bytes this state holds, split into the hot part and the explanation
+    /// history (requested sizes, without the allocator's own overhead).
+    pub fn heap_bytes(&self) -> (usize, usize) {
+        let models: usize = self.models.iter().map(ModelState::heap_bytes).sum();
+        let inline = if self.models.spilled() { self.models.capacity() * size_of::<ModelState>() } else { 0 };
+        let hot = models + inline + self.counters.heap_bytes();
+        let history = self.history.as_ref().map_or(0, |h| size_of::<History>() + h.heap_bytes());
+        (hot, history)
+    }
+}
+
+/// A value's first byte, for prefetching.
+fn bytes_of<T>(value: &T) -> &u8 {
+    // SAFETY: every `T` here is a non-zero-sized struct, so its first byte exists and
+    // lives as long as the reference.
+    unsafe { &*(value as *const T).cast::<u8>() }
+}
+
+/// One model's hot state for one contact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ModelState {
+    pub(crate) groups: SmallVec<[ScoreCell; 2]>,
+    pub(crate) fit: f64,
+    /// The fit rules that currently hold, by position.
+    pub(crate) fit_holds: SmallVec<[u32; 2]>,
+    pub(crate) thresholds: SmallVec<[ThresholdState; 4]>,
+    pub(crate) band: Option<u16>,
+    /// Repeat-policy memory of the rules that have a policy and have awarded points,
+    /// sorted by rule. Rules that award every time keep nothing.
+    pub(crate) memory: Vec<RuleMemory>,
+    /// Timeframe groups' awards still inside their windows.
+    pub(crate) awards: Vec<Award>,
+}
+
+impl ModelState {
+    fn heap_bytes(&self) -> usize {
+        let spilled = |spilled: bool, bytes: usize| if spilled { bytes } else { 0 };
+        spilled(self.groups.spilled(), self.groups.capacity() * size_of::<ScoreCell>())
+            + spilled(self.fit_holds.spilled(), self.fit_holds.capacity() * 4)
+            + spilled(self.thresholds.spilled(), self.thresholds.capacity() * size_of::<ThresholdState>())
+            + self.memory.capacity() * size_of::<RuleMemory>()
+            + self.memory.iter().map(|m| spilled(m.times.spilled(), m.times.capacity() * 16)).sum::<usize>()
+            + self.awards.capacity() * size_of::<Award>()
+    }
+}
+
+/// What a rule's repeat policy needs to remember: whether it ever awarded, and its
+/// most recent award instants (as many as "at most N per window" needs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RuleMemory {
+    pub(crate) rule: u32,
+    pub(crate) ever: bool,
+    pub(crate) times: SmallVec<[Timestamp; 1]>,
+}
+
+/// Points a rule earned in a timeframe group, expiring one window later.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Award {
+    pub(crate) at: Timestamp,
+    pub(crate) points: f64,
+    pub(crate) rule: u32,
+    pub(crate) group: u16,
+}
+
+/// Explanations for every model: read by `explain`, written on every change.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct History {
+    pub(crate) models: Vec<ModelHistory>,
+}
+
+impl History {
+    fn heap_bytes(&self) -> usize {
+        self.models.capacity() * size_of::<ModelHistory>()
+            + self
+                .models
+                .iter()
+                .map(|m| {
+                    m.ledger.capacity() * size_of::<StoredEntry>()
+                        + m.contributions.capacity() * size_of::<Contribution>()
+                        + if m.scales.spilled() { m.scales.capacity() * 8 } else { 0 }
+                })
+                .sum::<usize>()
+    }
+}
+
+/// A ledger entry as stored: the rule by position (its id is looked up when read).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StoredEntry {
+    pub(crate) rule: u32,
+    pub(crate) delta: f64,
+    pub(crate) at: Timestamp,
+    pub(crate) event: Option<EventId>,
+}
+
+/// One model's explanations for one contact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ModelHistory {
+    pub(crate) ledger: VecDeque<StoredEntry>,
+    /// Per group: the product of the decay factors applied at the group's writes. A
+    /// contribution is kept divided by the scale at which it was earned, so that every
+    /// contribution decays with its group without being touched at each write.
+    pub(crate) scales: SmallVec<[f64; 2]>,
+    /// Per rule that earned points in a decaying or plain group, sorted by rule.
+    pub(crate) contributions: Vec<Contribution>,
+}
+
+/// A rule's points, divided by its group's scale (see [`ModelHistory::scales`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Contribution {
+    pub(crate) rule: u32,
+    pub(crate) group: u16,
+    pub(crate) normalized: f64,
+}
+
+/// Scales below this are folded into the contributions, so that neither underflows.
+const MIN_SCALE: f64 = 1e-100;
+
+impl ModelHistory {
+    /// Applies the decay factor of a group's write to its scale.
+    pub(crate) fn decay_group(&mut self, group: usize, factor: f64) {
+        if group >= self.scales.len() {
+            self.scales.resize(group + 1, 1.0);
+        }
+        self.scales[group] *= factor;
+        if self.scales[group] < MIN_SCALE {
+            self.fold(group);
+        }
+    }
+
+    /// Folds a group's scale into its contributions and resets it to 1.
+    fn fold(&mut self, group: usize) {
+        let scale = self.scales[group];
+        for c in self.contributions.iter_mut().filter(|c| usize::from(c.group) == group) {
+            c.normalized *= scale;
+        }
+        self.scales[group] = 1.0;
+    }
+
+    /// Adds `delta` points (as of the group's current scale) to a rule's contribution.
+    pub(crate) fn contribute(&mut self, rule: u32, group: usize, delta: f64) {
+        if group >= self.scales.len() {
+            self.scales.resize(group + 1, 1.0);
+        }
+        if !(delta / self.scales[group]).is_finite() {
+            self.fold(group);
+        }
+        let normalized = delta / self.scales[group];
+        match self.contributions.binary_search_by_key(&rule, |c| c.rule) {
+            Ok(i) => self.contributions[i].normalized += normalized,
+            Err(i) => self.contributions.insert(
+                i,
+                Contribution { rule, group: u16::try_from(group).unwrap_or(u16::MAX), normalized },
+            ),
+        }
+    }
+
+    /// A contribution's points as of its group's last write.
+    pub(crate) fn at_last_write(&self, c: &Contribution) -> f64 {
+        c.normalized * self.scales.get(usize::from(c.group)).copied().unwrap_or(1.0)
+    }
+
+    /// Appends to the ledger, dropping the oldest entry past `len`. The ledger is
+    /// allocated at its full length on first use, so that it never grows by copying.
+    pub(crate) fn push(&mut self, entry: StoredEntry, len: usize) {
+        if len == 0 {
+            return;
+        }
+        if self.ledger.capacity() == 0 {
+            self.ledger.reserve_exact(len);
+        }
+        while self.ledger.len() >= len {
+            self.ledger.pop_front();
+        }
+        self.ledger.push_back(entry);
+    }
+}
