@@ -168,7 +168,7 @@ impl Decay {
     }
 
     /// [`Decay::factor`] for a positive span in nanoseconds (the common case, in `i64`).
-    fn factor_nanos(&self, e: i64) -> f64 {
+    pub(crate) fn factor_nanos(&self, e: i64) -> f64 {
         match *self {
             Decay::None | Decay::Calendar { .. } => 1.0,
             Decay::HalfLife { half_life } => {

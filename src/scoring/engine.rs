@@ -26,7 +26,7 @@ use crate::value::Value;
 pub const LEDGER_LEN: usize = 32;
 
 /// How many events ahead [`Scorer::handle_batch`] asks the processor to fetch states.
-const PREFETCH_DISTANCE: usize = 6;
+const PREFETCH_DISTANCE: usize = 8;
 
 /// Compiled score models, ready to score contacts.
 #[derive(Clone, Debug)]
@@ -63,8 +63,6 @@ pub struct ScoreScratch {
     /// Per model: whether its groups are in `values`.
     settled: Vec<bool>,
     model_values: Vec<f64>,
-    /// A batch's application order.
-    order: Vec<u64>,
     update: ScoreUpdate,
 }
 
@@ -286,21 +284,17 @@ impl Scorer {
     }
 
     /// Whether `state` has the shape this scorer's models give (a state restored from
-    /// elsewhere may not); every entry point checks, so that nothing indexes out of range.
+    /// elsewhere may not); every entry point checks, so that nothing indexes out of
+    /// range. (Positions stored inside, such as a rule's or a group's, are looked up
+    /// with bounds checks wherever they are read.)
     pub fn fits(&self, state: &ContactScores) -> bool {
         state.models.len() == self.models.len()
-            && self.models.iter().zip(&state.models).all(|(m, s)| {
-                s.groups.len() == m.groups.len()
-                    && s.thresholds.len() == m.thresholds.len()
-                    && s.awards.iter().all(|a| usize::from(a.group) < m.groups.len())
-            })
-            && state.history.as_ref().is_none_or(|h| {
-                h.models.len() == self.models.len()
-                    && h.models.iter().zip(&self.models).all(|(hm, m)| {
-                        hm.scales.len() == m.groups.len()
-                            && hm.contributions.iter().all(|c| usize::from(c.group) < m.groups.len())
-                    })
-            })
+            && self
+                .models
+                .iter()
+                .zip(&state.models)
+                .all(|(m, s)| s.groups.len() == m.groups.len() && s.thresholds.len() == m.thresholds.len())
+            && state.history.as_ref().is_none_or(|h| h.models.len() == self.models.len())
     }
 
     fn new_history(&self) -> Box<History> {
@@ -395,9 +389,8 @@ impl Scorer {
     }
 
     /// Feeds every model's value at `now` to its thresholds and bands, using the group
-    /// values an event already settled; then computes the wake-up, or (`wake` false,
-    /// when a later event in a batch supersedes it) marks it unknown.
-    fn observe_all(&self, state: &mut ContactScores, now: Timestamp, scratch: &mut ScoreScratch, wake: bool) {
+    /// values an event already settled; then computes and remembers the wake-up.
+    fn observe_all(&self, state: &mut ContactScores, now: Timestamp, scratch: &mut ScoreScratch) {
         scratch.model_values.clear();
         for (mi, m) in self.models.iter().enumerate() {
             let value = if !m.combine.is_empty() {
@@ -413,14 +406,9 @@ impl Scorer {
             scratch.model_values.push(value);
             observe(m, &mut state.models[mi], value, &mut scratch.update);
         }
-        if wake {
-            let next = self.wake_after(state, Start { since: now, above: true });
-            state.check_from = next.unwrap_or(Timestamp::MAX);
-            scratch.update.next_wake = next;
-        } else {
-            state.check_from = Timestamp::MIN;
-            scratch.update.next_wake = None;
-        }
+        let next = self.wake_after(state, Start { since: now, above: true });
+        state.check_from = next.unwrap_or(Timestamp::MAX);
+        scratch.update.next_wake = next;
     }
 
     /// Applies an event: every engagement rule of its type whose condition holds awards
@@ -452,7 +440,7 @@ impl Scorer {
         event: &Event,
         scratch: &mut ScoreScratch,
     ) -> Result<ScoreUpdate, ScoreError> {
-        self.apply_event(state, contact, event, scratch, true)?;
+        self.apply_event(state, contact, event, scratch)?;
         Ok(std::mem::take(&mut scratch.update))
     }
 
@@ -469,18 +457,16 @@ impl Scorer {
         event: &Event,
         scratch: &'s mut ScoreScratch,
     ) -> Result<&'s ScoreUpdate, ScoreError> {
-        self.apply_event(state, contact, event, scratch, true)?;
+        self.apply_event(state, contact, event, scratch)?;
         Ok(&scratch.update)
     }
 
-    /// Applies a batch of events, each to the state at its `state` index, and hands each
-    /// event's update (or error) to `sink` with the event's position in the batch.
-    ///
-    /// The result is that of calling [`Scorer::handle_event`] for each event in batch
-    /// order: a contact's events are applied in batch order. Contacts are independent,
-    /// so the batch is applied grouped by contact (a busy contact's state stays in cache
-    /// across its events) and `sink` sees the events in that order. It is faster than
-    /// one call per event because states are fetched ahead and nothing is allocated.
+    /// Applies a batch of events in order, each to the state at its `state` index, and
+    /// hands each event's update (or error) to `sink` with the event's position in the
+    /// batch. The result is exactly that of calling [`Scorer::handle_event`] for each
+    /// event in turn; it is faster because the states of events further on are fetched
+    /// into the cache ahead of their turn and nothing is allocated per event. An index
+    /// outside `states` is reported as [`ScoreError::NoSuchState`] for that event.
     ///
     /// ```
     /// # use nurture::scoring::{BatchEvent, PointRule, ScoreModel, ScoreScratch, Scorer};
@@ -511,63 +497,31 @@ impl Scorer {
         scratch: &mut ScoreScratch,
         mut sink: impl FnMut(usize, Result<&ScoreUpdate, ScoreError>),
     ) {
-        // Order: by state, then by position (a stable grouping), packed in one key; in
-        // batch order when the numbers do not fit the key.
-        let mut order = std::mem::take(&mut scratch.order);
-        order.clear();
-        let fits = |n: usize| u32::try_from(n).is_ok();
-        let packed = fits(batch.len()) && fits(states.len());
-        if packed {
-            order.extend(
-                batch.iter().enumerate().map(|(i, e)| (e.state.min(states.len()) as u64) << 32 | i as u64),
-            );
-            order.sort_unstable();
-        } else {
-            order.extend(0..batch.len() as u64);
-        }
-        let position = |key: u64| if packed { key as u32 as usize } else { key as usize };
-        for (k, &key) in order.iter().enumerate() {
-            // Two stages: a state far ahead, then (its inline part having arrived) the
-            // heap blocks it points to, nearer.
-            if let Some(ahead) = order.get(k + 2 * PREFETCH_DISTANCE).and_then(|&a| batch.get(position(a))) {
+        for (i, item) in batch.iter().enumerate() {
+            if let Some(ahead) = batch.get(i + PREFETCH_DISTANCE) {
                 if let Some(s) = states.get(ahead.state) {
                     prefetch(s);
-                    prefetch(&s.models);
                 }
                 prefetch(ahead.event);
             }
-            if let Some(ahead) = order.get(k + PREFETCH_DISTANCE).and_then(|&a| batch.get(position(a))) {
-                if let Some(s) = states.get(ahead.state) {
-                    s.prefetch_heap(prefetch);
-                }
-            }
-            let i = position(key);
-            let item = &batch[i];
             let Some(state) = states.get_mut(item.state) else {
                 sink(i, Err(ScoreError::NoSuchState));
                 continue;
             };
-            // A contact's wake-up is computed after its last event of the batch only.
-            let last_of_contact =
-                order.get(k + 1).is_none_or(|&next| batch[position(next)].state != item.state);
-            match self.apply_event(state, item.contact, item.event, scratch, last_of_contact) {
+            match self.apply_event(state, item.contact, item.event, scratch) {
                 Ok(()) => sink(i, Ok(&scratch.update)),
                 Err(e) => sink(i, Err(e)),
             }
         }
-        scratch.order = order;
     }
 
-    /// The event step: the update is left in `scratch.update`; the wake-up is computed
-    /// when `wake` is set (else it is left unknown, and reported as `None`, when the
-    /// event changed anything).
+    /// The event step: the update is left in `scratch.update`.
     fn apply_event(
         &self,
         state: &mut ContactScores,
         contact: &Contact,
         event: &Event,
         scratch: &mut ScoreScratch,
-        wake: bool,
     ) -> Result<(), ScoreError> {
         scratch.update.clear();
         let now = event.at();
@@ -639,7 +593,7 @@ impl Scorer {
         // Without a change, only decay can have moved a score, and not before the wake-up
         // computed at the last change.
         if changed || state.check_from <= now {
-            self.observe_all(state, now, scratch, wake);
+            self.observe_all(state, now, scratch);
         } else {
             scratch.update.next_wake = (state.check_from != Timestamp::MAX).then_some(state.check_from);
         }
@@ -734,7 +688,7 @@ impl Scorer {
             ms.fit =
                 ms.fit_holds.iter().filter_map(|&ri| model.rules.get(ri as usize)).map(|r| r.points).sum();
         }
-        self.observe_all(state, now, &mut scratch, true);
+        self.observe_all(state, now, &mut scratch);
         state.last = now;
         Ok(scratch.update)
     }
@@ -757,7 +711,7 @@ impl Scorer {
             return Err(ScoreError::ForeignState);
         }
         let mut scratch = ScoreScratch::default();
-        self.observe_all(state, now, &mut scratch, true);
+        self.observe_all(state, now, &mut scratch);
         state.last = now;
         Ok(scratch.update)
     }
@@ -790,10 +744,27 @@ impl Scorer {
             if target <= self.limit_of(state, mi) {
                 continue;
             }
-            let fast = |t| self.value_with(state, mi, t, Precision::Approximate);
-            let exact = |t| self.value_with(state, mi, t, Precision::Exact);
+            let at = |secs: i64| Duration::from_secs(secs).ok().and_then(|d| now.checked_add(d));
+            let value = |secs: i64, precision| {
+                at(secs).map_or(f64::NEG_INFINITY, |t| self.value_with(state, mi, t, precision))
+            };
+            let fast = |secs| value(secs, Precision::Approximate);
             let guess = self.decay_form(state, mi, now).and_then(|form| form.crossing(target));
-            if let Some(at) = first_below(fast, exact, guess, target, start, horizon) {
+            let found = match Trajectory::new(model, ms, now) {
+                // Most models: decayed values straight from integer spans.
+                Some(path) => first_below(
+                    fast,
+                    |secs| path.value(secs).unwrap_or_else(|| value(secs, Precision::Exact)),
+                    guess,
+                    target,
+                    start,
+                    horizon,
+                ),
+                None => {
+                    first_below(fast, |secs| value(secs, Precision::Exact), guess, target, start, horizon)
+                }
+            };
+            if let Some(at) = found {
                 wake = Some(wake.map_or(at, |w| w.min(at)));
             }
         }
@@ -885,7 +856,7 @@ impl Scorer {
         let mut state = self.new_state(start);
         self.handle_attributes(&mut state, contact, start)?;
         for event in history {
-            self.apply_event(&mut state, contact, event, scratch, true)?;
+            self.apply_event(&mut state, contact, event, scratch)?;
         }
         Ok(state)
     }
@@ -903,6 +874,57 @@ impl Scorer {
     ) -> Result<Vec<ContactScores>, ScoreError> {
         let mut scratch = ScoreScratch::default();
         contacts.into_iter().map(|(c, h)| self.recompute_with(c, h, start, &mut scratch)).collect()
+    }
+}
+
+/// A plain model's value from an instant on, computed as [`model_value`] computes it
+/// (the same bits) but from integer spans: per group, the stored value and the
+/// nanoseconds from its last write to the start. Only for models whose groups have no
+/// window and decay by half-life or not at all.
+struct Trajectory<'a> {
+    model: &'a ScoreModel,
+    groups: SmallVec<[(f64, i64); 4]>,
+    fit: f64,
+}
+
+impl<'a> Trajectory<'a> {
+    fn new(model: &'a ScoreModel, state: &ModelState, since: Timestamp) -> Option<Trajectory<'a>> {
+        if !model.combine.is_empty() {
+            return None;
+        }
+        let mut groups = SmallVec::new();
+        for (g, cell) in model.groups.iter().zip(&state.groups) {
+            if g.window.is_some() || !matches!(g.decay, Decay::None | Decay::HalfLife { .. }) {
+                return None;
+            }
+            let at = cell.updated_at();
+            let base = since
+                .unix_seconds()
+                .checked_sub(at.unix_seconds())?
+                .checked_mul(1_000_000_000)?
+                .checked_add(i64::from(since.subsec_nanos()) - i64::from(at.subsec_nanos()))?;
+            groups.push((cell.stored(), base));
+        }
+        Some(Trajectory { model, groups, fit: state.fit })
+    }
+
+    /// The value `secs` seconds after the start; `None` past the `i64` nanosecond range.
+    fn value(&self, secs: i64) -> Option<f64> {
+        let offset = secs.checked_mul(1_000_000_000)?;
+        let mut spans: SmallVec<[i64; 4]> = SmallVec::new();
+        for (_, base) in &self.groups {
+            spans.push(base.checked_add(offset)?);
+        }
+        let raw = self
+            .model
+            .groups
+            .iter()
+            .zip(&self.groups)
+            .zip(&spans)
+            .map(|((g, (stored, _)), &e)| if e <= 0 { *stored } else { stored * g.decay.factor_nanos(e) })
+            .sum::<f64>()
+            + self.fit;
+        Some(clamp(self.model.bounds, raw))
     }
 }
 

@@ -34,8 +34,7 @@ pub struct ContactScores {
     pub(crate) counters: CounterState,
     pub(crate) last: Timestamp,
     /// Events at or after this instant must check thresholds and bands: the next
-    /// decay-driven wake-up as of the last change (`Timestamp::MAX` for never), or
-    /// `Timestamp::MIN` when it was not computed (inside a batch), so every event checks.
+    /// decay-driven wake-up as of the last change (`Timestamp::MAX` for never).
     pub(crate) check_from: Timestamp,
     /// Explanations: allocated on the first change, absent when the scorer keeps none.
     pub(crate) history: Option<Box<History>>,
@@ -47,25 +46,6 @@ impl ContactScores {
         self.last
     }
 
-    /// Hands the first block of each heap allocation an event will touch to `fetch`
-    /// (a prefetch), so that batches can load them ahead.
-    pub(crate) fn prefetch_heap(&self, fetch: impl Fn(&u8)) {
-        for m in &self.models {
-            if let Some(first) = m.memory.first() {
-                fetch(bytes_of(first));
-            }
-        }
-        if let Some(h) = &self.history {
-            fetch(bytes_of(&**h));
-            if let Some(m) = h.models.first() {
-                fetch(bytes_of(m));
-                if let Some(e) = m.ledger.back() {
-                    fetch(bytes_of(e));
-                }
-            }
-        }
-    }
-
     /// Heap bytes this state holds, split into the hot part and the explanation
     /// history (requested sizes, without the allocator's own overhead).
     pub fn heap_bytes(&self) -> (usize, usize) {
@@ -75,13 +55,6 @@ impl ContactScores {
         let history = self.history.as_ref().map_or(0, |h| size_of::<History>() + h.heap_bytes());
         (hot, history)
     }
-}
-
-/// A value's first byte, for prefetching.
-fn bytes_of<T>(value: &T) -> &u8 {
-    // SAFETY: every `T` here is a non-zero-sized struct, so its first byte exists and
-    // lives as long as the reference.
-    unsafe { &*(value as *const T).cast::<u8>() }
 }
 
 /// One model's hot state for one contact.
@@ -133,12 +106,12 @@ pub(crate) struct Award {
 /// Explanations for every model: read by `explain`, written on every change.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct History {
-    pub(crate) models: Vec<ModelHistory>,
+    pub(crate) models: SmallVec<[ModelHistory; 1]>,
 }
 
 impl History {
     fn heap_bytes(&self) -> usize {
-        self.models.capacity() * size_of::<ModelHistory>()
+        (if self.models.spilled() { self.models.capacity() * size_of::<ModelHistory>() } else { 0 })
             + self
                 .models
                 .iter()
@@ -227,14 +200,11 @@ impl ModelHistory {
         c.normalized * self.scales.get(usize::from(c.group)).copied().unwrap_or(1.0)
     }
 
-    /// Appends to the ledger, dropping the oldest entry past `len`. The ledger is
-    /// allocated at its full length on first use, so that it never grows by copying.
+    /// Appends to the ledger, dropping the oldest entry past `len`. (It grows as
+    /// needed: most contacts never fill it.)
     pub(crate) fn push(&mut self, entry: StoredEntry, len: usize) {
         if len == 0 {
             return;
-        }
-        if self.ledger.capacity() == 0 {
-            self.ledger.reserve_exact(len);
         }
         while self.ledger.len() >= len {
             self.ledger.pop_front();

@@ -48,22 +48,25 @@ impl DecayForm {
         let ratio = (total / excess).log2();
         let shortest = self.terms.iter().map(|(_, h)| *h).fold(f64::INFINITY, f64::min);
         // Every term decays at least as fast as the slowest, at most as fast as the
-        // fastest: the crossing lies at or after `shortest · ratio`, where the value is
-        // still above target. From there Newton's method on the convex, decreasing
-        // value climbs to the crossing without overshooting it.
+        // fastest: the crossing lies at or after `shortest · ratio`. From there Newton's
+        // method on log2 of the decaying part (convex and decreasing, and linear for a
+        // single half-life) climbs to the crossing without overshooting, in a few steps.
         let mut t = shortest * ratio;
         if self.terms.len() > 1 {
+            let goal = excess.log2();
             for _ in 0..60 {
-                let (mut value, mut slope) = (self.constant - target, 0.0);
+                let (mut sum, mut rate) = (0.0, 0.0);
                 for &(amount, half_life) in &self.terms {
                     let term = amount * (-t / half_life).exp2();
-                    value += term;
-                    slope -= term * std::f64::consts::LN_2 / half_life;
+                    sum += term;
+                    rate += term / half_life;
                 }
-                if !(value > 0.0 && slope < 0.0) {
+                let gap = sum.log2() - goal;
+                if !(gap > 0.0 && rate > 0.0) {
                     break;
                 }
-                let step = -value / slope;
+                // d/dt log2(sum) = -rate / sum.
+                let step = gap * sum / rate;
                 t += step;
                 if step < 0.25 {
                     break;
@@ -86,11 +89,12 @@ pub(crate) struct Start {
 
 /// The first whole second after `start.since` at which the non-increasing `exact`
 /// value is below `target`, searched no further than `horizon` (`None`: not before
-/// then, or never). `guess` (seconds from `since`) or else `fast`, a cheap
-/// approximation of `exact`, narrows the search; the answer is settled with `exact`.
+/// then, or never). Both functions take seconds after `since`. `guess` or else `fast`,
+/// a cheap approximation of `exact`, narrows the search; the answer is settled with
+/// `exact` alone.
 pub(crate) fn first_below(
-    fast: impl Fn(Timestamp) -> f64,
-    exact: impl Fn(Timestamp) -> f64,
+    fast: impl Fn(i64) -> f64,
+    exact: impl Fn(i64) -> f64,
     guess: Option<i64>,
     target: f64,
     start: Start,
@@ -98,14 +102,21 @@ pub(crate) fn first_below(
 ) -> Option<Timestamp> {
     let since = start.since;
     let at = |secs: i64| Duration::from_secs(secs).ok().and_then(|d| since.checked_add(d));
-    let limit = horizon.and_then(|h| h.duration_since(since)).map(|d| d.seconds()).unwrap_or(MAX_SECONDS);
-    let exact_below = |secs: i64| at(secs).is_none_or(|t| exact(t) < target);
+    let limit = horizon
+        .map(|h| {
+            h.unix_seconds().saturating_sub(since.unix_seconds())
+                - i64::from(h.subsec_nanos() < since.subsec_nanos())
+        })
+        .unwrap_or(MAX_SECONDS)
+        .min(MAX_SECONDS);
+    // Past the end of time every value counts as fallen.
+    let exact_below = |secs: i64| at(secs).is_none() || exact(secs) < target;
     if !start.above && exact_below(0) {
         return None;
     }
     let guess = match guess {
         Some(g) => g.clamp(1, limit.max(1)),
-        None => search(|secs| at(secs).is_none_or(|t| fast(t) < target), limit),
+        None => search(|secs| at(secs).is_none() || fast(secs) < target, limit),
     };
     // Widen a bracket around the estimate until it holds the crossing, then bisect.
     let (mut lo, mut hi) = (guess - 1, guess);
