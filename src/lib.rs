@@ -72,6 +72,7 @@ pub mod counters;
 pub mod def;
 pub mod diagnostic;
 mod document;
+pub mod engine;
 pub mod expr;
 mod filter;
 pub mod id;

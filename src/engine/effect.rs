@@ -1,0 +1,161 @@
+//! Effects: what the host must perform, each with a deterministic idempotency key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::def::ActionDef;
+use crate::id::{EventId, RuleId, ScoreId};
+use crate::scoring::Crossing;
+use crate::time::Timestamp;
+
+/// What caused an effect: an event, or the passage of time (a timeout).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Cause {
+    /// An event, by id.
+    Event(EventId),
+    /// A timeout at this instant.
+    Timeout(Timestamp),
+}
+
+/// Whether an effect may be performed now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Status {
+    /// Perform it.
+    Ready,
+    /// Held until a person approves it ([`Engine::approve`](crate::engine::Engine::approve)).
+    PendingApproval,
+}
+
+/// What to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum EffectKind {
+    /// A rule's action, as the rule set declares it.
+    Action {
+        /// The rule.
+        rule: RuleId,
+        /// The action's position among the rule's actions.
+        index: u32,
+        /// The action.
+        action: ActionDef,
+    },
+    /// A score crossed a threshold.
+    ThresholdCrossed {
+        /// The score.
+        score: ScoreId,
+        /// The threshold's id.
+        threshold: String,
+        /// Up or down.
+        direction: Crossing,
+    },
+    /// A score moved into another band (`None`: below every band).
+    BandChanged {
+        /// The score.
+        score: ScoreId,
+        /// The band before.
+        from: Option<String>,
+        /// The band after.
+        to: Option<String>,
+    },
+    /// A rule's condition failed to evaluate (the rule did not fire).
+    RuleError {
+        /// The rule.
+        rule: RuleId,
+        /// The error, as text.
+        message: String,
+    },
+}
+
+/// One thing the host must do (or know), in a deterministic order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Effect {
+    /// Stable across retries and replays: the same contact, cause and effect give the
+    /// same key on every machine, so a delivery layer can drop duplicates.
+    pub key: IdempotencyKey,
+    /// What caused it.
+    pub cause: Cause,
+    /// When (the event's instant, or the timeout's).
+    pub at: Timestamp,
+    /// Whether it may be performed now.
+    pub status: Status,
+    /// What to do.
+    pub kind: EffectKind,
+}
+
+/// A 64-bit idempotency key, shown as 16 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IdempotencyKey(pub u64);
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// FNV-1a, 64-bit: fixed, portable, and enough to tell effects apart (keys are for
+/// deduplication, not security).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn bytes(mut self, bytes: &[u8]) -> Fnv {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        self
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+/// The key of an effect: contact, cause, and what distinguishes the effect within it.
+pub(crate) fn key_of(contact: &str, cause: &Cause, parts: &[&[u8]]) -> IdempotencyKey {
+    let mut h = Fnv::new().bytes(contact.as_bytes());
+    h = match cause {
+        Cause::Event(id) => h.bytes(b"event").bytes(id.as_str().as_bytes()),
+        Cause::Timeout(at) => h
+            .bytes(b"timeout")
+            .bytes(&at.unix_seconds().to_le_bytes())
+            .bytes(&at.subsec_nanos().to_le_bytes()),
+    };
+    for p in parts {
+        h = h.bytes(p);
+    }
+    IdempotencyKey(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_the_published_test_vector() {
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c; ours appends a separator byte.
+        let mut h = Fnv::new();
+        h.0 ^= u64::from(b'a');
+        h.0 = h.0.wrapping_mul(0x0100_0000_01b3);
+        assert_eq!(h.finish(), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn keys_separate_their_parts() {
+        let cause = Cause::Event(EventId::from("e1"));
+        assert_ne!(key_of("c", &cause, &[b"ab", b"c"]), key_of("c", &cause, &[b"a", b"bc"]));
+        assert_eq!(key_of("c", &cause, &[b"x"]), key_of("c", &cause, &[b"x"]));
+    }
+}

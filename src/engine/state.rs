@@ -1,0 +1,107 @@
+//! A contact's engine state: scores, counters, tags, lists, lifecycle stage, owner,
+//! recent event ids (for duplicates) and effects awaiting approval. Serializable, with
+//! a format version.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::counters::CounterState;
+use crate::engine::effect::{Effect, IdempotencyKey};
+use crate::id::{ContactId, EventId};
+use crate::scoring::ContactScores;
+use crate::time::Timestamp;
+
+/// The format version [`ContactState`] serializes with.
+pub const STATE_FORMAT: u32 = 1;
+
+/// How many recent event ids a contact remembers to ignore duplicates: a redelivered
+/// event is ignored if fewer than this many of the contact's events came after it.
+pub const DEDUP_WINDOW: usize = 64;
+
+/// Everything the engine keeps for one contact. The host stores it (serde) and hands it
+/// back with the contact's next event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContactState {
+    pub(crate) format: u32,
+    pub(crate) contact: ContactId,
+    pub(crate) scores: Option<ContactScores>,
+    pub(crate) counters: CounterState,
+    pub(crate) tags: BTreeSet<String>,
+    pub(crate) lists: BTreeSet<String>,
+    pub(crate) stage: Option<String>,
+    pub(crate) owner: Option<String>,
+    pub(crate) seen: VecDeque<EventId>,
+    pub(crate) pending: Vec<Effect>,
+    pub(crate) last: Timestamp,
+}
+
+impl ContactState {
+    /// The format version this state was written with.
+    pub fn format(&self) -> u32 {
+        self.format
+    }
+
+    /// The contact.
+    pub fn contact(&self) -> &ContactId {
+        &self.contact
+    }
+
+    /// The contact's scores, when the program has a `scoring` section.
+    pub fn scores(&self) -> Option<&ContactScores> {
+        self.scores.as_ref()
+    }
+
+    /// Tags, in order.
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.tags.iter().map(String::as_str)
+    }
+
+    /// Whether the contact has a tag.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.contains(tag)
+    }
+
+    /// Static lists the contact is on, in order.
+    pub fn lists(&self) -> impl Iterator<Item = &str> {
+        self.lists.iter().map(String::as_str)
+    }
+
+    /// The lifecycle stage, once an action set one.
+    pub fn stage(&self) -> Option<&str> {
+        self.stage.as_deref()
+    }
+
+    /// The owner, once an action assigned one.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// Effects held for approval, oldest first.
+    pub fn pending(&self) -> &[Effect] {
+        &self.pending
+    }
+
+    /// When the state last changed.
+    pub fn last_change(&self) -> Timestamp {
+        self.last
+    }
+
+    /// Remembers an event id; `false` when it was already among the recent ones.
+    pub(crate) fn remember(&mut self, id: &EventId) -> bool {
+        if self.seen.contains(id) {
+            return false;
+        }
+        if self.seen.len() >= DEDUP_WINDOW {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(id.clone());
+        true
+    }
+
+    /// Takes a pending effect out by key.
+    pub(crate) fn take_pending(&mut self, key: IdempotencyKey) -> Option<Effect> {
+        let i = self.pending.iter().position(|e| e.key == key)?;
+        Some(self.pending.remove(i))
+    }
+}
