@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("{:<32} {:>18} {:>10} {:>8}", "rule", "on", "matched", "errors");
     for (i, rule) in program.rules().iter().enumerate() {
-        let on = schema.event_type(rule.event_type()).map_or("?", |t| t.name().as_str());
+        let on = rule.event_type().and_then(|t| schema.event_type(t)).map_or("?", |t| t.name().as_str());
         println!("{:<32} {:>18} {:>10} {:>8}", rule.id().as_str(), on, matches[i], errors[i]);
     }
     let total: u64 = matches.iter().sum();

@@ -107,6 +107,21 @@ impl Counters {
         }
     }
 
+    /// The first instant after `now` at which a count falls because a counted event
+    /// leaves its window (`None`: none will).
+    pub fn next_change(&self, state: &CounterState, now: Timestamp) -> Option<Timestamp> {
+        self.defs
+            .iter()
+            .zip(&state.hits)
+            .filter_map(|(def, hits)| {
+                let horizon = now.checked_sub(def.window);
+                let oldest = hits.iter().find(|t| **t <= now && horizon.is_none_or(|h| **t > h))?;
+                oldest.checked_add(def.window)
+            })
+            .filter(|t| *t > now)
+            .min()
+    }
+
     /// The counts at `now`, in counter order, ready for [`Activation::with_counters`].
     pub fn values(&self, state: &CounterState, now: Timestamp, out: &mut Vec<Option<Value>>) {
         out.clear();

@@ -31,6 +31,115 @@ pub struct RuleSetDef {
     /// Windowed event counters, read in conditions as `counter.ID`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub counters: Vec<CounterDoc>,
+    /// Dynamic segments, read in conditions as `segment.ID`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentDef>,
+}
+
+/// A dynamic segment: the contacts whose condition holds. The condition may read
+/// contact attributes, `score.NAME`, `counter.NAME`, `segment.NAME` (of other segments;
+/// no cycles) and `now`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SegmentDef {
+    /// The segment's id; conditions read `segment.ID`.
+    pub id: String,
+    /// What the segment is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A CEL condition. Exactly one of `when` and `filter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A structured filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+}
+
+/// What starts a rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum TriggerDef {
+    /// An event of this type (its name).
+    Event(String),
+    /// A score crossing a threshold.
+    Threshold {
+        /// The score.
+        score: String,
+        /// The threshold's id.
+        threshold: String,
+        /// `"up"` (default) or `"down"`.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// A score entering or leaving a band.
+    Band {
+        /// The score.
+        score: String,
+        /// The band's name.
+        band: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// A contact entering or leaving a segment.
+    Segment {
+        /// The segment's id.
+        segment: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// A contact attribute changing, optionally from and to given values.
+    Attribute {
+        /// The contact field.
+        attribute: String,
+        /// Only changes from this value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<serde_json::Value>,
+        /// Only changes to this value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<serde_json::Value>,
+    },
+    /// No event of a type (or of any type, `"*"`) for a period, such as `"60d"`; fires
+    /// once per quiet spell, and activity starts the count again.
+    Inactivity {
+        /// The event type, or `"*"`.
+        inactive: String,
+        /// The quiet period.
+        #[serde(rename = "for")]
+        period: String,
+    },
+}
+
+impl TriggerDef {
+    /// The event type name, for an event trigger.
+    pub fn event_type(&self) -> Option<&str> {
+        match self {
+            TriggerDef::Event(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for TriggerDef {
+    fn from(event_type: &str) -> TriggerDef {
+        TriggerDef::Event(event_type.to_string())
+    }
+}
+
+/// Up or down through a threshold; into or out of a band or segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Upward, or entering.
+    #[default]
+    #[serde(alias = "enter")]
+    Up,
+    /// Downward, or leaving.
+    #[serde(alias = "exit")]
+    Down,
 }
 
 /// A windowed event counter: events of type `on` whose condition holds, within the last
@@ -84,8 +193,8 @@ pub struct RuleDef {
     /// What the rule is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The event type that triggers the rule.
-    pub on: String,
+    /// What starts the rule: an event type's name, or a trigger object.
+    pub on: TriggerDef,
     /// A CEL condition. At most one of `when` and `filter`; neither means "always".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
@@ -95,6 +204,10 @@ pub struct RuleDef {
     /// What to do.
     #[serde(default)]
     pub actions: Vec<ActionDef>,
+    /// How often the rule may fire per contact: `"every_time"` (default), `"once"`, or
+    /// `{"max": N, "per": "1d"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<RepeatDef>,
     /// A disabled rule is compiled and checked but never matches.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub enabled: bool,

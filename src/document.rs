@@ -103,6 +103,8 @@ enum Child {
     Decay,
     /// A repeat policy name or `{"max", "per"}`.
     Repeat,
+    /// An event type's name or a trigger object.
+    Trigger,
 }
 
 static HALF_LIFE: Shape =
@@ -128,6 +130,7 @@ static ROOT: Shape = Shape {
         ("rules", Child::ListOf(&RULE)),
         ("scoring", Child::Object(&SCORING)),
         ("counters", Child::ListOf(&COUNTER)),
+        ("segments", Child::ListOf(&SEGMENT)),
     ],
 };
 
@@ -216,13 +219,54 @@ static RULE: Shape = Shape {
     keys: &[
         ("id", Child::Leaf),
         ("description", Child::Leaf),
-        ("on", Child::Leaf),
+        ("on", Child::Trigger),
         ("when", Child::Leaf),
         ("filter", Child::Filter),
         ("actions", Child::Actions),
+        ("repeat", Child::Repeat),
         ("enabled", Child::Leaf),
     ],
 };
+
+static SEGMENT: Shape = Shape {
+    what: "segment",
+    required: &["id"],
+    keys: &[
+        ("id", Child::Leaf),
+        ("description", Child::Leaf),
+        ("when", Child::Leaf),
+        ("filter", Child::Filter),
+    ],
+};
+
+/// The object forms of a trigger, told apart by their first key.
+static TRIGGERS: &[Shape] = &[
+    Shape {
+        what: "threshold trigger",
+        required: &["score", "threshold"],
+        keys: &[("score", Child::Leaf), ("threshold", Child::Leaf), ("direction", Child::Leaf)],
+    },
+    Shape {
+        what: "band trigger",
+        required: &["score", "band"],
+        keys: &[("score", Child::Leaf), ("band", Child::Leaf), ("direction", Child::Leaf)],
+    },
+    Shape {
+        what: "segment trigger",
+        required: &["segment"],
+        keys: &[("segment", Child::Leaf), ("direction", Child::Leaf)],
+    },
+    Shape {
+        what: "attribute trigger",
+        required: &["attribute"],
+        keys: &[("attribute", Child::Leaf), ("from", Child::Leaf), ("to", Child::Leaf)],
+    },
+    Shape {
+        what: "inactivity trigger",
+        required: &["inactive", "for"],
+        keys: &[("inactive", Child::Leaf), ("for", Child::Leaf)],
+    },
+];
 
 static FILTER_TEST: Shape = Shape {
     what: "filter test",
@@ -337,6 +381,34 @@ fn check_child(value: &mut Json, kind: Child, path: &str, diagnostics: &mut Vec<
             Json::Object(_) => check_shape(value, &STEP, path, diagnostics),
             Json::String(_) => {}
             _ => diagnostics.push(not_a("a decay (an object or \"none\")", path)),
+        },
+        Child::Trigger => match value {
+            Json::String(_) => {}
+            Json::Object(map) => {
+                let shape = if map.contains_key("threshold") {
+                    &TRIGGERS[0]
+                } else if map.contains_key("band") {
+                    &TRIGGERS[1]
+                } else if map.contains_key("segment") {
+                    &TRIGGERS[2]
+                } else if map.contains_key("attribute") {
+                    &TRIGGERS[3]
+                } else if map.contains_key("inactive") {
+                    &TRIGGERS[4]
+                } else {
+                    diagnostics.push(
+                        Diagnostic::new(Code::InvalidDocument, "a trigger object names no trigger")
+                            .with_path(path.to_string())
+                            .with_help(
+                                "write an event type's name, or an object with `score` and `threshold` or `band`, \
+                                 `segment`, `attribute`, or `inactive` and `for`",
+                            ),
+                    );
+                    return;
+                };
+                check_shape(value, shape, path, diagnostics);
+            }
+            _ => diagnostics.push(not_a("a trigger (an event type's name or an object)", path)),
         },
         Child::Repeat => match value {
             Json::Object(_) => check_shape(value, &AT_MOST, path, diagnostics),
@@ -462,6 +534,7 @@ fn check_action(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
 pub(crate) fn schema_from_def(
     def: &SchemaDef,
     counters: &[crate::def::CounterDoc],
+    segments: &[crate::def::SegmentDef],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Schema {
     let type_names = ["bool", "int", "double", "string", "timestamp", "duration", "dyn", "list(", "map("];
@@ -501,6 +574,14 @@ pub(crate) fn schema_from_def(
         if !seen.contains(&counter.id.as_str()) {
             seen.push(&counter.id);
             builder = builder.counter(counter.id.clone());
+        }
+    }
+    // Likewise for segments, when the segments are compiled.
+    let mut seen: Vec<&str> = Vec::new();
+    for segment in segments {
+        if !seen.contains(&segment.id.as_str()) {
+            seen.push(&segment.id);
+            builder = builder.segment(segment.id.clone());
         }
     }
     match builder.build() {

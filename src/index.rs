@@ -83,7 +83,12 @@ impl RuleIndex {
     pub(crate) fn build(schema: &Schema, rules: &[Rule]) -> RuleIndex {
         let entries: Vec<IndexEntry<'_>> = rules
             .iter()
-            .map(|r| IndexEntry { event_type: r.event_type(), condition: r.pred(), enabled: r.enabled() })
+            .map(|r| IndexEntry {
+                event_type: r.event_type().unwrap_or(crate::id::EventTypeIndex(0)),
+                condition: r.pred(),
+                // Rules started by other triggers are not matched against events.
+                enabled: r.enabled() && r.event_type().is_some(),
+            })
             .collect();
         RuleIndex::from_entries(schema.event_types().count(), &entries)
     }

@@ -81,7 +81,9 @@ pub mod limits;
 pub mod program;
 pub mod schema;
 pub mod scoring;
+pub mod segment;
 pub mod time;
+pub mod trigger;
 pub mod value;
 
 pub use diagnostic::{Code, CompileError, Diagnostic, Span};

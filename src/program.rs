@@ -19,7 +19,10 @@ use crate::id::{EventTypeIndex, RuleId};
 use crate::index::RuleIndex;
 use crate::limits::Limits;
 use crate::schema::{Contact, Event, Schema};
+use crate::scoring::Repeat;
+use crate::segment::Segments;
 use crate::time::Timestamp;
+use crate::trigger::Trigger;
 use crate::value::{Type, Value};
 
 /// A compiled rule.
@@ -27,9 +30,10 @@ use crate::value::{Type, Value};
 pub struct Rule {
     id: RuleId,
     description: Option<String>,
-    event_type: EventTypeIndex,
+    trigger: Trigger,
     condition: Option<Expression>,
     actions: Vec<ActionDef>,
+    repeat: Repeat,
     enabled: bool,
 }
 
@@ -42,9 +46,17 @@ impl Rule {
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
     }
-    /// The event type that triggers it.
-    pub fn event_type(&self) -> EventTypeIndex {
-        self.event_type
+    /// What starts it.
+    pub fn trigger(&self) -> &Trigger {
+        &self.trigger
+    }
+    /// The event type that triggers it, for a rule started by events.
+    pub fn event_type(&self) -> Option<EventTypeIndex> {
+        self.trigger.event_type()
+    }
+    /// How often it may fire per contact.
+    pub fn repeat(&self) -> Repeat {
+        self.repeat
     }
     /// Its condition; `None` means it always holds.
     pub fn condition(&self) -> Option<&Expression> {
@@ -109,6 +121,7 @@ pub struct Program {
     index: RuleIndex,
     scorer: Option<crate::scoring::Scorer>,
     counters: Counters,
+    segments: Segments,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -162,7 +175,8 @@ impl Program {
                     .with_help("this release reads version 1"),
             );
         }
-        let schema = crate::document::schema_from_def(&def.schema, &def.counters, &mut diagnostics);
+        let schema =
+            crate::document::schema_from_def(&def.schema, &def.counters, &def.segments, &mut diagnostics);
         let schema = Arc::new(schema);
         if def.rules.len() > limits.max_rules {
             diagnostics.push(
@@ -175,8 +189,21 @@ impl Program {
             );
             return Err(CompileError::new(diagnostics));
         }
-        let mut rules = Vec::with_capacity(def.rules.len());
         let regexes = crate::expr::check::RegexCache::default();
+        let counters = compile_counters(&def.counters, &schema, limits, &regexes, &mut diagnostics);
+        let scorer = def.scoring.as_ref().and_then(|scoring| {
+            crate::scoring::compile::compile_scoring(scoring, &schema, limits, &regexes, &mut diagnostics)
+                .map(|s| s.with_counters(counters.clone()).with_schema(&schema))
+        });
+        let segments = crate::segment::compile_segments(
+            &def.segments,
+            &schema,
+            scorer.as_ref(),
+            limits,
+            &regexes,
+            &mut diagnostics,
+        );
+        let mut rules = Vec::with_capacity(def.rules.len());
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(def.rules.len());
         for (i, rule) in def.rules.iter().enumerate() {
             let path = format!("/rules/{i}");
@@ -194,12 +221,19 @@ impl Program {
                         .with_help("give every rule a stable, unique id"),
                 );
             }
-            let Some(event_type) =
-                schema.resolve_event_type(&rule.on, format!("{path}/on"), &mut diagnostics)
-            else {
+            let Some(trigger) = crate::trigger::compile_trigger(
+                &rule.on,
+                &schema,
+                scorer.as_ref(),
+                &format!("{path}/on"),
+                &mut diagnostics,
+            ) else {
                 continue;
             };
-            let names = schema.names_for_event(event_type, Some(&regexes));
+            let names = match trigger.event_type() {
+                Some(event_type) => schema.names_for_event(event_type, Some(&regexes)),
+                None => schema.names_without_event(Some(&regexes)),
+            };
             let condition = compile_condition(
                 "a rule",
                 rule.when.as_ref(),
@@ -212,26 +246,27 @@ impl Program {
             .ok()
             .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
+            let repeat = crate::scoring::compile::compile_repeat(
+                rule.repeat.as_ref(),
+                &format!("{path}/repeat"),
+                &mut diagnostics,
+            );
             rules.push(Rule {
                 id: RuleId::new(&rule.id),
                 description: rule.description.clone(),
-                event_type,
+                trigger,
                 condition,
                 actions: rule.actions.clone(),
+                repeat,
                 enabled: rule.enabled,
             });
         }
-        let counters = compile_counters(&def.counters, &schema, limits, &regexes, &mut diagnostics);
-        let scorer = def.scoring.as_ref().and_then(|scoring| {
-            crate::scoring::compile::compile_scoring(scoring, &schema, limits, &regexes, &mut diagnostics)
-                .map(|s| s.with_counters(counters.clone()).with_schema(&schema))
-        });
         if !diagnostics.is_empty() {
             return Err(CompileError::new(diagnostics));
         }
         let index = RuleIndex::build(&schema, &rules);
         let conditions = rules.iter().map(|r| r.pred().cloned().unwrap_or(Pred::Const(true))).collect();
-        Ok(Program { name: def.name.clone(), schema, rules, conditions, index, scorer, counters })
+        Ok(Program { name: def.name.clone(), schema, rules, conditions, index, scorer, counters, segments })
     }
 
     /// Reads and compiles a JSON rule-set document.
@@ -290,6 +325,11 @@ impl Program {
             .with_now(now)
             .with_counters(&scratch.counts);
         self.run(event, &activation, &mut scratch.buffers)
+    }
+
+    /// The dynamic segments of the document's `segments` section, compiled.
+    pub fn segments(&self) -> &Segments {
+        &self.segments
     }
 
     /// The score models of the document's `scoring` section, compiled.
@@ -474,8 +514,12 @@ fn compile_counters(
         };
         // Counter conditions see the contact and the event: not scores or other counters,
         // which are not known while events are counted.
-        let names =
-            Names { scores: None, counters: None, ..schema.names_for_event(event_type, Some(regexes)) };
+        let names = Names {
+            scores: None,
+            counters: None,
+            segments: None,
+            ..schema.names_for_event(event_type, Some(regexes))
+        };
         let Ok(condition) = compile_condition(
             "a counter",
             doc.when.as_ref(),

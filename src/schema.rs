@@ -109,6 +109,7 @@ pub struct Schema {
     contact: FieldSet,
     scores: FieldSet,
     counters: FieldSet,
+    segments: FieldSet,
     events: Vec<EventType>,
     event_index: HashMap<Arc<str>, EventTypeIndex>,
 }
@@ -132,6 +133,11 @@ impl Schema {
     /// The windowed event counters that conditions read as `counter.NAME` (ints).
     pub fn counters(&self) -> &FieldSet {
         &self.counters
+    }
+
+    /// The segments that conditions read as `segment.NAME` (bools).
+    pub fn segments(&self) -> &FieldSet {
+        &self.segments
     }
 
     /// The declared event types in declaration order.
@@ -198,6 +204,7 @@ pub struct SchemaBuilder {
     contact: Vec<(String, Type)>,
     scores: Vec<String>,
     counters: Vec<String>,
+    segments: Vec<String>,
     events: Vec<(String, Vec<(String, Type)>)>,
 }
 
@@ -218,6 +225,13 @@ impl SchemaBuilder {
     /// counts is defined with [`crate::counters::Counters`].
     pub fn counter(mut self, name: impl Into<String>) -> SchemaBuilder {
         self.counters.push(name.into());
+        self
+    }
+
+    /// Declares a segment that conditions read as `segment.NAME` (whether the contact
+    /// is a member); the engine defines and maintains its membership.
+    pub fn segment(mut self, name: impl Into<String>) -> SchemaBuilder {
+        self.segments.push(name.into());
         self
     }
 
@@ -250,6 +264,12 @@ impl SchemaBuilder {
             check_name(name, "/counters", &mut diagnostics);
             if let Err(message) = schema.counters.add(name, Type::Int) {
                 diagnostics.push(duplicate(message, format!("/counters/{name}")));
+            }
+        }
+        for name in &self.segments {
+            check_name(name, "/segments", &mut diagnostics);
+            if let Err(message) = schema.segments.add(name, Type::Bool) {
+                diagnostics.push(duplicate(message, format!("/segments/{name}")));
             }
         }
         for name in &self.scores {
@@ -319,6 +339,17 @@ impl Record {
         Record { values: vec![None; len].into_boxed_slice() }
     }
 
+    /// Replaces a slot's value (already of the field's type); `false` for no such slot.
+    pub(crate) fn put(&mut self, slot: Slot, value: Option<Value>) -> bool {
+        match self.values.get_mut(slot as usize) {
+            Some(v) => {
+                *v = value;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn slots(&self) -> &[Option<Value>] {
         &self.values
     }
@@ -364,6 +395,16 @@ impl Contact {
     /// The attribute record.
     pub fn attributes(&self) -> &Record {
         &self.attributes
+    }
+
+    /// An attribute's value by slot (`None` when absent).
+    pub(crate) fn get(&self, slot: Slot) -> Option<&Value> {
+        self.attributes.slots().get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// Replaces an attribute by slot; `false` for no such slot.
+    pub(crate) fn put(&mut self, slot: Slot, value: Option<Value>) -> bool {
+        self.attributes.put(slot, value)
     }
 }
 
@@ -502,6 +543,25 @@ impl Schema {
             event: self.event_type(event_type).map(|e| e.properties()),
             scores: Some(&self.scores),
             counters: Some(&self.counters),
+            segments: Some(&self.segments),
+            vars: None,
+            now: true,
+            regexes,
+        }
+    }
+
+    /// The names a condition without an event may read: the contact, scores, counters,
+    /// segments and `now`.
+    pub(crate) fn names_without_event<'a>(
+        &'a self,
+        regexes: Option<&'a crate::expr::check::RegexCache>,
+    ) -> crate::expr::check::Names<'a> {
+        crate::expr::check::Names {
+            contact: Some(&self.contact),
+            event: None,
+            scores: Some(&self.scores),
+            counters: Some(&self.counters),
+            segments: Some(&self.segments),
             vars: None,
             now: true,
             regexes,
@@ -568,6 +628,7 @@ impl Schema {
             event,
             scores: Some(&self.scores),
             counters: Some(&self.counters),
+            segments: Some(&self.segments),
             vars: None,
             now: true,
             regexes: None,

@@ -91,7 +91,7 @@ fn effects_come_in_the_documented_order_and_change_the_state() {
     assert_eq!(state.lists().collect::<Vec<_>>(), ["hot-leads"]);
     // Decay alone crosses down at the wake-up.
     let wake = third.next_wake.expect("a wake-up");
-    let timeout = engine.handle_timeout(&mut state, wake).unwrap();
+    let timeout = engine.handle_timeout(&mut state, &c, wake, &mut scratch).unwrap();
     assert_eq!(kinds(&timeout), ["threshold_crossed"]);
 }
 

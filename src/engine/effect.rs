@@ -61,7 +61,23 @@ pub enum EffectKind {
         /// The band after.
         to: Option<String>,
     },
-    /// A rule's condition failed to evaluate (the rule did not fire).
+    /// The contact entered a segment.
+    SegmentEntered {
+        /// The segment's id.
+        segment: String,
+    },
+    /// The contact left a segment.
+    SegmentExited {
+        /// The segment's id.
+        segment: String,
+    },
+    /// State changes kept starting rules for this many rounds; the step stopped there.
+    CascadeLimit {
+        /// The rounds run.
+        rounds: u32,
+    },
+    /// A rule's condition failed to evaluate (the rule did not fire), or one of its
+    /// actions could not apply (the others did).
     RuleError {
         /// The rule.
         rule: RuleId,

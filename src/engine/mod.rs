@@ -2,20 +2,26 @@
 //! event (or the passage of time) it returns what must happen, as [`Effect`]s in a
 //! documented order, and when the contact next needs waking.
 //!
-//! One event is handled in this order:
+//! One event is handled in this order (`docs/engine.md` has the whole lifecycle):
 //!
 //! 1. **Duplicates.** An event whose id is among the contact's last [`DEDUP_WINDOW`]
 //!    events is ignored: the outcome is marked `duplicate` and carries no effects.
 //! 2. **Scores.** The event is scored; each threshold crossing and band change becomes an
 //!    effect, models in declaration order, thresholds before bands.
-//! 3. **Rules.** The event is counted in the windowed counters, then matched against the
-//!    rules with `score.NAME` bound to the scores after step 2. Each matched rule's
-//!    actions become effects, rules in declaration order and actions in the rule's
-//!    order. Tags, lists, the lifecycle stage and the owner change in the state as their
-//!    actions are emitted. Rules whose condition fails to evaluate come last, as
-//!    `RuleError` effects.
-//! 4. **Wake-up.** `next_wake` is when decay alone can next move a score across a
-//!    threshold or band; the host calls [`Engine::handle_timeout`] then.
+//! 3. **Counters and activity.** The event is counted in the windowed counters and
+//!    ends the quiet spell of inactivity rules watching its type.
+//! 4. **Event rules.** Rules started by this event type whose condition holds (with
+//!    `score.NAME`, `counter.NAME` and `segment.NAME` bound) and whose repeat policy
+//!    allows fire: their actions become effects, rules in declaration order, actions in
+//!    the rule's order. Rules whose condition fails to evaluate give `RuleError` effects.
+//! 5. **Cascade.** What those actions changed (attributes, tags, stage, scores) and the
+//!    crossings of step 2 start the rules that listen for them: threshold and band rules,
+//!    then attribute rules, then segments are re-evaluated and segment rules fire for
+//!    each entry and exit. Their actions can change state again; the cascade repeats up
+//!    to [`MAX_CASCADE`] rounds, then stops with a `CascadeLimit` effect.
+//! 6. **Wake-up.** `next_wake` is the earliest instant at which time alone can change
+//!    something: decay crossing a threshold, a band or a level a segment compares with,
+//!    a counted event leaving its window, or an inactivity rule's deadline.
 //!
 //! Sends and owner notifications marked `needs_approval` are emitted as
 //! [`Status::PendingApproval`] and kept in the state until [`Engine::approve`] or
@@ -31,15 +37,20 @@ pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, Status};
 pub use shard::shard_of;
 pub use state::{ContactState, DEDUP_WINDOW, STATE_FORMAT};
 
-use crate::def::ActionDef;
+use crate::def::{ActionDef, Direction};
 use crate::expr::Activation;
 use crate::id::ContactId;
-use crate::program::{MatchScratch, Program};
+use crate::program::{MatchScratch, Program, Rule};
 use crate::schema::{Contact, Event};
-use crate::scoring::{ScoreError, ScoreScratch, ScoreUpdate};
+use crate::scoring::{Crossing, Repeat, ScoreError, ScoreScratch, ScoreUpdate};
 use crate::time::Timestamp;
+use crate::trigger::Trigger;
 use crate::value::Value;
 use effect::key_of;
+use state::RuleMemo;
+
+/// How many rounds of state changes starting further rules one step may run.
+pub const MAX_CASCADE: usize = 8;
 
 /// Why the engine refused an input; the state is left unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +84,9 @@ pub struct Outcome {
     pub next_wake: Option<Timestamp>,
     /// The event was a duplicate and was ignored.
     pub duplicate: bool,
+    /// The contact with the attributes actions set or cleared, when any did; the host
+    /// stores it and passes it with the contact's next event.
+    pub contact: Option<Contact>,
 }
 
 /// Reusable buffers for the engine's calls; one per thread.
@@ -82,6 +96,7 @@ pub struct EngineScratch {
     scoring: ScoreScratch,
     counts: Vec<Option<Value>>,
     scores: Vec<Option<Value>>,
+    segments: Vec<Option<Value>>,
 }
 
 /// A compiled program, ready to run contacts through.
@@ -90,7 +105,29 @@ pub struct Engine {
     program: Arc<Program>,
     /// Per schema score (`score.NAME`, in declaration order): the model of that id.
     score_models: Vec<Option<usize>>,
+    /// The lifecycle stages `set_lifecycle_stage` may name, in order.
+    lifecycle: Vec<String>,
 }
+
+/// A change inside one step that can start rules.
+#[derive(Clone, Debug)]
+enum Change {
+    Crossing { model: usize, threshold: String, direction: Direction },
+    Band { model: usize, band: Option<String>, direction: Direction },
+    Attribute { field: crate::schema::Slot, from: Option<Value>, to: Option<Value> },
+}
+
+/// One step's working data.
+struct Step<'a> {
+    cause: Cause,
+    now: Timestamp,
+    contact: std::borrow::Cow<'a, Contact>,
+    outcome: Outcome,
+    changes: Vec<Change>,
+}
+
+/// The default lifecycle stages, in order.
+pub const LIFECYCLE_STAGES: [&str; 6] = ["subscriber", "lead", "mql", "sql", "opportunity", "customer"];
 
 impl Engine {
     /// An engine for a compiled program.
@@ -104,7 +141,14 @@ impl Engine {
                 .collect(),
             None => Vec::new(),
         };
-        Engine { program, score_models }
+        Engine { program, score_models, lifecycle: LIFECYCLE_STAGES.iter().map(|s| s.to_string()).collect() }
+    }
+
+    /// Replaces the lifecycle stages (in order); `set_lifecycle_stage` actions naming
+    /// another stage give a `RuleError` effect instead.
+    pub fn with_lifecycle_stages(mut self, stages: impl IntoIterator<Item = impl Into<String>>) -> Engine {
+        self.lifecycle = stages.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The program.
@@ -112,7 +156,8 @@ impl Engine {
         &self.program
     }
 
-    /// A fresh state for `contact` as of `at`, fit rules evaluated.
+    /// A fresh state for `contact` as of `at`, fit rules evaluated and segments placed
+    /// (without effects: a new contact enters its segments silently).
     pub fn new_state(&self, contact: &Contact, at: Timestamp) -> ContactState {
         let scores = self.program.scorer().map(|scorer| {
             let mut scores = scorer.new_state(at);
@@ -120,7 +165,7 @@ impl Engine {
             let _ = scorer.handle_attributes(&mut scores, contact, at);
             scores
         });
-        ContactState {
+        let mut state = ContactState {
             format: STATE_FORMAT,
             contact: contact.id().clone(),
             scores,
@@ -132,7 +177,17 @@ impl Engine {
             seen: Default::default(),
             pending: Vec::new(),
             last: at,
-        }
+            since: at,
+            segments: Default::default(),
+            fired: Default::default(),
+            last_seen: Default::default(),
+            quiet: Default::default(),
+        };
+        let mut scratch = EngineScratch::default();
+        self.bind_values(&state, at, &mut scratch);
+        self.evaluate_segments(contact, at, &mut scratch);
+        state.segments = self.members(&scratch.segments);
+        state
     }
 
     /// Handles one event for the contact whose state this is.
@@ -153,92 +208,135 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         if state.seen.contains(event.id()) {
-            let next_wake = state.scores.as_ref().and_then(|s| self.scorer_wake(s));
-            return Ok(Outcome { effects: Vec::new(), next_wake, duplicate: true });
+            let next_wake = self.next_wake(state, contact, state.last, scratch);
+            return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
         let now = event.at();
-        let cause = Cause::Event(event.id().clone());
-        let mut outcome = Outcome::default();
-        // 2. Scores (checked first: a refused event changes nothing).
+        let mut step = Step {
+            cause: Cause::Event(event.id().clone()),
+            now,
+            contact: std::borrow::Cow::Borrowed(contact),
+            outcome: Outcome::default(),
+            changes: Vec::new(),
+        };
+        // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_event_in(scores, contact, event, &mut scratch.scoring)?;
-            self.score_effects(state.contact.as_str(), &cause, now, update, &mut outcome);
+            self.score_effects(state.contact.as_str(), &mut step, update);
         }
         state.remember(event.id());
-        // 3. Rules, with the scores as they now stand.
-        let counters = self.program.counters();
-        counters.observe(&mut state.counters, contact, event);
-        counters.values(&state.counters, now, &mut scratch.counts);
-        scratch.scores.clear();
-        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_ref()) {
-            for model in &self.score_models {
-                scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
-            }
-        }
-        let activation = Activation::new()
-            .with_contact(contact)
-            .with_event(event)
-            .with_now(now)
-            .with_counters(&scratch.counts)
-            .with_scores(&scratch.scores);
-        let matches = self.program.match_activation(event, &activation, &mut scratch.matching);
-        for &rule in matches.rules {
-            let rule = self.program.rule(rule);
-            for (index, action) in rule.actions().iter().enumerate() {
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                let key = key_of(
-                    state.contact.as_str(),
-                    &cause,
-                    &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
-                );
-                let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
-                apply_to_state(state, action);
-                let effect = Effect {
+        // 3. Counters and activity.
+        self.program.counters().observe(&mut state.counters, contact, event);
+        let type_name = event.type_name().as_str().to_string();
+        state.last_seen.insert(type_name, now);
+        state.last_seen.insert("*".to_string(), now);
+        let ended: Vec<String> = state
+            .quiet
+            .iter()
+            .filter(|id| {
+                self.program.rule_by_id(id).is_some_and(|r| match self.program.rule(r).trigger() {
+                    Trigger::Inactivity { event_type: Some(t), .. } => *t == event.event_type(),
+                    _ => true,
+                })
+            })
+            .cloned()
+            .collect();
+        ended.iter().for_each(|id| {
+            state.quiet.remove(id);
+        });
+        // 4. Event rules.
+        self.bind_values(state, now, scratch);
+        scratch.segments = self.member_values(state);
+        let matched: Vec<_> = {
+            let activation = Activation::new()
+                .with_contact(contact)
+                .with_event(event)
+                .with_now(now)
+                .with_counters(&scratch.counts)
+                .with_scores(&scratch.scores)
+                .with_segments(&scratch.segments);
+            let matches = self.program.match_activation(event, &activation, &mut scratch.matching);
+            for (rule, error) in matches.errors {
+                let rule = self.program.rule(*rule);
+                let key =
+                    key_of(state.contact.as_str(), &step.cause, &[b"error", rule.id().as_str().as_bytes()]);
+                let kind = EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() };
+                step.outcome.effects.push(Effect {
                     key,
-                    cause: cause.clone(),
+                    cause: step.cause.clone(),
                     at: now,
-                    status,
-                    kind: EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
-                };
-                if status == Status::PendingApproval {
-                    state.pending.push(effect.clone());
-                }
-                outcome.effects.push(effect);
+                    status: Status::Ready,
+                    kind,
+                });
             }
+            matches.rules.to_vec()
+        };
+        for rule in matched {
+            self.fire(state, self.program.rule(rule), &mut step)?;
         }
-        for (rule, error) in matches.errors {
-            let rule = self.program.rule(*rule);
-            outcome.effects.push(Effect {
-                key: key_of(state.contact.as_str(), &cause, &[b"error", rule.id().as_str().as_bytes()]),
-                cause: cause.clone(),
-                at: now,
-                status: Status::Ready,
-                kind: EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() },
-            });
-        }
+        // 5. Cascade.
+        self.cascade(state, &mut step, scratch)?;
         state.last = now;
+        let mut outcome = step.outcome;
+        let contact_now = match step.contact {
+            std::borrow::Cow::Owned(c) => {
+                outcome.contact = Some(c.clone());
+                std::borrow::Cow::Owned(c)
+            }
+            std::borrow::Cow::Borrowed(c) => std::borrow::Cow::Borrowed(c),
+        };
+        outcome.next_wake = self.next_wake(state, &contact_now, now, scratch);
         Ok(outcome)
     }
 
-    /// Handles the passage of time to `now`: the crossings decay alone caused.
+    /// Handles the passage of time to `now`: decay crossings, counted events leaving
+    /// their windows, segment changes and inactivity deadlines.
     ///
     /// # Errors
     ///
     /// As [`Engine::handle_event`] for an instant before the state's last change.
-    pub fn handle_timeout(&self, state: &mut ContactState, now: Timestamp) -> Result<Outcome, EngineError> {
-        if state.format != STATE_FORMAT {
-            return Err(EngineError::Format(state.format));
-        }
+    pub fn handle_timeout(
+        &self,
+        state: &mut ContactState,
+        contact: &Contact,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, contact.id())?;
         if now < state.last {
             return Err(ScoreError::OutOfOrder.into());
         }
-        let cause = Cause::Timeout(now);
-        let mut outcome = Outcome::default();
+        let mut step = Step {
+            cause: Cause::Timeout(now),
+            now,
+            contact: std::borrow::Cow::Borrowed(contact),
+            outcome: Outcome::default(),
+            changes: Vec::new(),
+        };
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_timeout(scores, now)?;
-            self.score_effects(state.contact.as_str(), &cause, now, &update, &mut outcome);
+            self.score_effects(state.contact.as_str(), &mut step, &update);
         }
+        // Inactivity deadlines that have come, in rule order.
+        for rule in self.program.rules() {
+            if let Some(deadline) = self.quiet_deadline(state, rule) {
+                if deadline <= now && rule.enabled() {
+                    state.quiet.insert(rule.id().as_str().to_string());
+                    self.bind_values(state, now, scratch);
+                    scratch.segments = self.member_values(state);
+                    if self.holds(rule, scratch, state, &mut step) {
+                        self.fire(state, rule, &mut step)?;
+                    }
+                }
+            }
+        }
+        self.cascade(state, &mut step, scratch)?;
         state.last = now;
+        let mut outcome = step.outcome;
+        if let std::borrow::Cow::Owned(c) = &step.contact {
+            outcome.contact = Some(c.clone());
+        }
+        outcome.next_wake = self.next_wake(state, &step.contact, now, scratch);
         Ok(outcome)
     }
 
@@ -268,33 +366,379 @@ impl Engine {
         Ok(())
     }
 
-    fn scorer_wake(&self, scores: &crate::scoring::ContactScores) -> Option<Timestamp> {
-        let scorer = self.program.scorer()?;
-        scorer.next_wake(scores, scores.last_change())
+    /// Counts and scores at `now` into the scratch, for activations.
+    fn bind_values(&self, state: &ContactState, now: Timestamp, scratch: &mut EngineScratch) {
+        self.program.counters().values(&state.counters, now, &mut scratch.counts);
+        scratch.scores.clear();
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_ref()) {
+            for model in &self.score_models {
+                scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
+            }
+        }
     }
 
-    /// Threshold crossings and band changes as effects; the wake-up into the outcome.
-    fn score_effects(
-        &self,
-        contact: &str,
-        cause: &Cause,
-        at: Timestamp,
-        update: &ScoreUpdate,
-        outcome: &mut Outcome,
-    ) {
-        for (score, threshold, direction) in &update.crossings {
-            let dir: &[u8] = match direction {
-                crate::scoring::Crossing::Up => b"up",
-                crate::scoring::Crossing::Down => b"down",
+    /// The state's memberships as values, in the schema's segment order.
+    fn member_values(&self, state: &ContactState) -> Vec<Option<Value>> {
+        self.program.segments().iter().map(|s| Some(Value::Bool(state.segments.contains(s.id())))).collect()
+    }
+
+    /// Memberships from evaluated values.
+    fn members(&self, values: &[Option<Value>]) -> std::collections::BTreeSet<String> {
+        self.program
+            .segments()
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| matches!(v, Some(Value::Bool(true))))
+            .map(|(s, _)| s.id().to_string())
+            .collect()
+    }
+
+    /// Evaluates every segment into `scratch.segments` (counts and scores bound).
+    fn evaluate_segments(&self, contact: &Contact, now: Timestamp, scratch: &mut EngineScratch) {
+        let (counts, scores) = (&scratch.counts, &scratch.scores);
+        self.program.segments().evaluate(
+            |condition, members| {
+                let activation = Activation::new()
+                    .with_contact(contact)
+                    .with_now(now)
+                    .with_counters(counts)
+                    .with_scores(scores)
+                    .with_segments(members);
+                condition.eval_bool(&activation) == Ok(true)
+            },
+            &mut scratch.segments,
+        );
+    }
+
+    /// Whether a rule not started by an event may fire now: its condition holds and its
+    /// repeat policy allows. A condition error becomes a `RuleError` effect.
+    fn holds(&self, rule: &Rule, scratch: &EngineScratch, state: &ContactState, step: &mut Step<'_>) -> bool {
+        let now = step.now;
+        if !rule.enabled() || !self.allowed(state, rule, now) {
+            return false;
+        }
+        let Some(condition) = rule.condition() else {
+            return true;
+        };
+        let activation = Activation::new()
+            .with_contact(&step.contact)
+            .with_now(now)
+            .with_counters(&scratch.counts)
+            .with_scores(&scratch.scores)
+            .with_segments(&scratch.segments);
+        let result = condition.eval_bool(&activation);
+        match result {
+            Ok(holds) => holds,
+            Err(error) => {
+                let key =
+                    key_of(state.contact.as_str(), &step.cause, &[b"error", rule.id().as_str().as_bytes()]);
+                let kind = EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() };
+                step.outcome.effects.push(Effect {
+                    key,
+                    cause: step.cause.clone(),
+                    at: now,
+                    status: Status::Ready,
+                    kind,
+                });
+                false
+            }
+        }
+    }
+
+    /// Whether a rule's repeat policy lets it fire at `now`.
+    fn allowed(&self, state: &ContactState, rule: &Rule, now: Timestamp) -> bool {
+        let Some(memo) = state.fired.get(rule.id().as_str()) else {
+            return true;
+        };
+        match rule.repeat() {
+            Repeat::EveryTime => true,
+            Repeat::Once => memo.times.is_empty(),
+            Repeat::AtMost { max, per } => {
+                memo.times.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per)).count()
+                    < max as usize
+            }
+        }
+    }
+
+    /// Fires a rule: its repeat memory, then each action as an effect (state-changing
+    /// actions applied, their changes queued for the cascade).
+    fn fire(&self, state: &mut ContactState, rule: &Rule, step: &mut Step<'_>) -> Result<(), EngineError> {
+        let now = step.now;
+        match rule.repeat() {
+            Repeat::EveryTime => {}
+            repeat => {
+                let memo =
+                    state.fired.entry(rule.id().as_str().to_string()).or_insert_with(RuleMemo::default);
+                memo.times.push(now);
+                let keep = match repeat {
+                    Repeat::AtMost { max, .. } => (max as usize).max(1),
+                    _ => 1,
+                };
+                if memo.times.len() > keep {
+                    let extra = memo.times.len() - keep;
+                    memo.times.drain(..extra);
+                }
+            }
+        }
+        for (index, action) in rule.actions().iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let key = key_of(
+                state.contact.as_str(),
+                &step.cause,
+                &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
+            );
+            if let Err(message) = self.apply(state, action, step) {
+                let key = key_of(
+                    state.contact.as_str(),
+                    &step.cause,
+                    &[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
+                );
+                let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
+                step.outcome.effects.push(Effect {
+                    key,
+                    cause: step.cause.clone(),
+                    at: now,
+                    status: Status::Ready,
+                    kind,
+                });
+                continue;
+            }
+            let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
+            let effect = Effect {
+                key,
+                cause: step.cause.clone(),
+                at: now,
+                status,
+                kind: EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
             };
-            outcome.effects.push(Effect {
+            if status == Status::PendingApproval {
+                state.pending.push(effect.clone());
+            }
+            step.outcome.effects.push(effect);
+        }
+        Ok(())
+    }
+
+    /// Applies what an action changes inside the engine; queues the changes that can
+    /// start rules. `Err` (with why) for an action that cannot apply.
+    fn apply(&self, state: &mut ContactState, action: &ActionDef, step: &mut Step<'_>) -> Result<(), String> {
+        match action {
+            ActionDef::AddTag { tag } => {
+                state.tags.insert(tag.clone());
+            }
+            ActionDef::RemoveTag { tag } => {
+                state.tags.remove(tag);
+            }
+            ActionDef::AddToList { list } => {
+                state.lists.insert(list.clone());
+            }
+            ActionDef::RemoveFromList { list } => {
+                state.lists.remove(list);
+            }
+            ActionDef::SetLifecycleStage { stage } => {
+                if !self.lifecycle.iter().any(|s| s == stage) {
+                    return Err(format!(
+                        "`{stage}` is not a lifecycle stage ({})",
+                        self.lifecycle.join(", ")
+                    ));
+                }
+                state.stage = Some(stage.clone());
+            }
+            ActionDef::AssignOwner { owner } => state.owner = Some(owner.clone()),
+            ActionDef::SetAttribute { field, value } => {
+                let fields = self.program.schema().contact_fields();
+                let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;
+                let value = Value::from_json(value, fields.ty(slot))
+                    .ok_or_else(|| format!("the value does not fit `{field}` ({})", fields.ty(slot)))?;
+                self.set_attribute(step, slot, Some(value));
+            }
+            ActionDef::ClearAttribute { field } => {
+                let slot = self
+                    .program
+                    .schema()
+                    .contact_fields()
+                    .slot(field)
+                    .ok_or_else(|| format!("no contact field `{field}`"))?;
+                self.set_attribute(step, slot, None);
+            }
+            ActionDef::AdjustScore { score, points } => {
+                let scorer = self.program.scorer().ok_or("the program has no scores")?;
+                let model = scorer
+                    .models()
+                    .iter()
+                    .position(|m| m.id().as_str() == score)
+                    .ok_or_else(|| format!("no score `{score}`"))?;
+                let scores = state.scores.as_mut().ok_or("the state has no scores")?;
+                let update = scorer.adjust(scores, model, *points, step.now).map_err(|e| e.to_string())?;
+                self.score_effects(state.contact.as_str(), step, &update);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sets an attribute on the step's working contact, queueing the change.
+    fn set_attribute(&self, step: &mut Step<'_>, slot: crate::schema::Slot, value: Option<Value>) {
+        let from = step.contact.get(slot).cloned();
+        if from == value {
+            return;
+        }
+        step.contact.to_mut().put(slot, value.clone());
+        step.changes.push(Change::Attribute { field: slot, from, to: value });
+    }
+
+    /// Runs the cascade of step 5 until nothing more changes, or [`MAX_CASCADE`] rounds.
+    fn cascade(
+        &self,
+        state: &mut ContactState,
+        step: &mut Step<'_>,
+        scratch: &mut EngineScratch,
+    ) -> Result<(), EngineError> {
+        for _round in 0..MAX_CASCADE {
+            let changes = std::mem::take(&mut step.changes);
+            // Fit rules see attribute changes.
+            if changes.iter().any(|c| matches!(c, Change::Attribute { .. })) {
+                if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
+                    let update = scorer.handle_attributes(scores, &step.contact, step.now)?;
+                    self.score_effects(state.contact.as_str(), step, &update);
+                }
+            }
+            self.bind_values(state, step.now, scratch);
+            // Segments, re-evaluated on the state as it now stands.
+            self.evaluate_segments(&step.contact, step.now, scratch);
+            let members = self.members(&scratch.segments);
+            let mut segment_changes = Vec::new();
+            for (i, segment) in self.program.segments().iter().enumerate() {
+                let (was, is) = (state.segments.contains(segment.id()), members.contains(segment.id()));
+                if was != is {
+                    segment_changes.push((i, if is { Direction::Up } else { Direction::Down }));
+                }
+            }
+            state.segments = members;
+            if changes.is_empty() && segment_changes.is_empty() {
+                return Ok(());
+            }
+            for &(i, direction) in &segment_changes {
+                let id =
+                    self.program.segments().iter().nth(i).map(|s| s.id().to_string()).unwrap_or_default();
+                let dir: &[u8] = if direction == Direction::Up { b"enter" } else { b"exit" };
+                let key = key_of(state.contact.as_str(), &step.cause, &[b"segment", id.as_bytes(), dir]);
+                let kind = if direction == Direction::Up {
+                    EffectKind::SegmentEntered { segment: id }
+                } else {
+                    EffectKind::SegmentExited { segment: id }
+                };
+                step.outcome.effects.push(Effect {
+                    key,
+                    cause: step.cause.clone(),
+                    at: step.now,
+                    status: Status::Ready,
+                    kind,
+                });
+            }
+            // Rules listening for these changes, in rule order per change.
+            for rule in self.program.rules() {
+                let listens = match rule.trigger() {
+                    Trigger::Threshold { model, threshold, direction } => changes.iter().any(|c| {
+                        matches!(c, Change::Crossing { model: m, threshold: t, direction: d } if m == model && t == threshold && d == direction)
+                    }),
+                    Trigger::Band { model, band, direction } => changes.iter().any(|c| {
+                        matches!(c, Change::Band { model: m, band: Some(b), direction: d } if m == model && b == band && d == direction)
+                    }),
+                    Trigger::Attribute { field, from, to } => changes.iter().any(|c| {
+                        matches!(c, Change::Attribute { field: f, from: old, to: new }
+                            if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
+                    }),
+                    Trigger::Segment { segment, direction } => segment_changes.iter().any(|(s, d)| s == segment && d == direction),
+                    _ => false,
+                };
+                if listens && self.holds(rule, scratch, state, step) {
+                    self.fire(state, rule, step)?;
+                }
+            }
+        }
+        if !step.changes.is_empty() {
+            let key = key_of(state.contact.as_str(), &step.cause, &[b"cascade"]);
+            step.outcome.effects.push(Effect {
+                key,
+                cause: step.cause.clone(),
+                at: step.now,
+                status: Status::Ready,
+                kind: EffectKind::CascadeLimit { rounds: MAX_CASCADE as u32 },
+            });
+            step.changes.clear();
+        }
+        Ok(())
+    }
+
+    /// When an inactivity rule's quiet period ends (`None`: not an inactivity rule, or
+    /// it already fired in this quiet spell).
+    fn quiet_deadline(&self, state: &ContactState, rule: &Rule) -> Option<Timestamp> {
+        let Trigger::Inactivity { event_type, period } = rule.trigger() else {
+            return None;
+        };
+        if state.quiet.contains(rule.id().as_str()) {
+            return None;
+        }
+        let name = match event_type {
+            Some(t) => self.program.schema().event_type(*t)?.name().as_str().to_string(),
+            None => "*".to_string(),
+        };
+        let last = state.last_seen.get(&name).copied().unwrap_or(state.since);
+        last.checked_add(*period)
+    }
+
+    /// The earliest instant at which time alone can change something (step 6).
+    fn next_wake(
+        &self,
+        state: &ContactState,
+        contact: &Contact,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Option<Timestamp> {
+        let _ = (contact, scratch);
+        let mut wake: Option<Timestamp> = None;
+        let mut consider = |t: Option<Timestamp>| {
+            if let Some(t) = t.filter(|t| *t > now) {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_ref()) {
+            consider(scorer.next_wake(scores, now));
+            for (model, level) in self.program.segments().levels() {
+                consider(scorer.next_below(scores, model, level, now));
+            }
+        }
+        if !self.program.segments().is_empty() {
+            consider(self.program.counters().next_change(&state.counters, now));
+        }
+        for rule in self.program.rules().iter().filter(|r| r.enabled()) {
+            consider(self.quiet_deadline(state, rule));
+        }
+        wake
+    }
+
+    /// Threshold crossings and band changes as effects, queued for the cascade.
+    fn score_effects(&self, contact: &str, step: &mut Step<'_>, update: &ScoreUpdate) {
+        let model_of = |score: &crate::id::ScoreId| {
+            self.program
+                .scorer()
+                .and_then(|s| s.models().iter().position(|m| m.id() == score))
+                .unwrap_or(usize::MAX)
+        };
+        for (score, threshold, direction) in &update.crossings {
+            let (dir, d): (&[u8], Direction) = match direction {
+                Crossing::Up => (b"up", Direction::Up),
+                Crossing::Down => (b"down", Direction::Down),
+            };
+            step.outcome.effects.push(Effect {
                 key: key_of(
                     contact,
-                    cause,
+                    &step.cause,
                     &[b"threshold", score.as_str().as_bytes(), threshold.as_bytes(), dir],
                 ),
-                cause: cause.clone(),
-                at,
+                cause: step.cause.clone(),
+                at: step.now,
                 status: Status::Ready,
                 kind: EffectKind::ThresholdCrossed {
                     score: score.clone(),
@@ -302,21 +746,28 @@ impl Engine {
                     direction: *direction,
                 },
             });
+            step.changes.push(Change::Crossing {
+                model: model_of(score),
+                threshold: threshold.clone(),
+                direction: d,
+            });
         }
         for (score, from, to) in &update.band_changes {
-            outcome.effects.push(Effect {
+            step.outcome.effects.push(Effect {
                 key: key_of(
                     contact,
-                    cause,
+                    &step.cause,
                     &[b"band", score.as_str().as_bytes(), to.as_deref().unwrap_or("").as_bytes()],
                 ),
-                cause: cause.clone(),
-                at,
+                cause: step.cause.clone(),
+                at: step.now,
                 status: Status::Ready,
                 kind: EffectKind::BandChanged { score: score.clone(), from: from.clone(), to: to.clone() },
             });
+            let model = model_of(score);
+            step.changes.push(Change::Band { model, band: from.clone(), direction: Direction::Down });
+            step.changes.push(Change::Band { model, band: to.clone(), direction: Direction::Up });
         }
-        outcome.next_wake = update.next_wake;
     }
 }
 
@@ -325,25 +776,4 @@ fn needs_approval(action: &ActionDef) -> bool {
         action,
         ActionDef::Send { needs_approval: true, .. } | ActionDef::NotifyOwner { needs_approval: true, .. }
     )
-}
-
-/// The state an action changes inside the engine (the host mirrors it from the effect).
-fn apply_to_state(state: &mut ContactState, action: &ActionDef) {
-    match action {
-        ActionDef::AddTag { tag } => {
-            state.tags.insert(tag.clone());
-        }
-        ActionDef::RemoveTag { tag } => {
-            state.tags.remove(tag);
-        }
-        ActionDef::AddToList { list } => {
-            state.lists.insert(list.clone());
-        }
-        ActionDef::RemoveFromList { list } => {
-            state.lists.remove(list);
-        }
-        ActionDef::SetLifecycleStage { stage } => state.stage = Some(stage.clone()),
-        ActionDef::AssignOwner { owner } => state.owner = Some(owner.clone()),
-        _ => {}
-    }
 }

@@ -2,7 +2,7 @@
 //! recent event ids (for duplicates) and effects awaiting approval. Serializable, with
 //! a format version.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,22 @@ pub struct ContactState {
     pub(crate) seen: VecDeque<EventId>,
     pub(crate) pending: Vec<Effect>,
     pub(crate) last: Timestamp,
+    /// When the state was created: inactivity counts from here until a first event.
+    pub(crate) since: Timestamp,
+    /// The segments the contact is in, by id (ids survive program changes).
+    pub(crate) segments: BTreeSet<String>,
+    /// Per rule that has fired and has a repeat policy, by rule id.
+    pub(crate) fired: BTreeMap<String, RuleMemo>,
+    /// The last event per event type name (and `*` for any).
+    pub(crate) last_seen: BTreeMap<String, Timestamp>,
+    /// Inactivity rules that fired in the current quiet spell, by rule id.
+    pub(crate) quiet: BTreeSet<String>,
+}
+
+/// What a rule's repeat policy needs: whether it fired, and its recent firing instants.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RuleMemo {
+    pub(crate) times: Vec<Timestamp>,
 }
 
 impl ContactState {
@@ -75,6 +91,16 @@ impl ContactState {
     /// The owner, once an action assigned one.
     pub fn owner(&self) -> Option<&str> {
         self.owner.as_deref()
+    }
+
+    /// The segments the contact is in, by id, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(String::as_str)
+    }
+
+    /// Whether the contact is in a segment.
+    pub fn in_segment(&self, id: &str) -> bool {
+        self.segments.contains(id)
     }
 
     /// Effects held for approval, oldest first.

@@ -22,6 +22,8 @@ pub(crate) struct Names<'a> {
     pub(crate) scores: Option<&'a FieldSet>,
     /// `counter.NAME`: windowed event counts.
     pub(crate) counters: Option<&'a FieldSet>,
+    /// `segment.NAME`: segment memberships.
+    pub(crate) segments: Option<&'a FieldSet>,
     /// Host-declared variables, each a root name.
     pub(crate) vars: Option<&'a FieldSet>,
     /// `now`
@@ -41,6 +43,7 @@ impl<'a> Names<'a> {
             "event" => self.event.map(|f| (Scope::Event, f)),
             "score" => self.scores.map(|f| (Scope::Score, f)),
             "counter" => self.counters.map(|f| (Scope::Counter, f)),
+            "segment" => self.segments.map(|f| (Scope::Segment, f)),
             _ => None,
         }
     }
@@ -58,6 +61,9 @@ impl<'a> Names<'a> {
         }
         if self.counters.is_some() {
             names.push("counter");
+        }
+        if self.segments.is_some() {
+            names.push("segment");
         }
         if self.now {
             names.push("now");

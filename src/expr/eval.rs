@@ -27,7 +27,7 @@ use crate::value::{Map, Value};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Activation<'a> {
     /// Slot records by [`Scope`]: contact, event, scores, variables, counters.
-    pub(crate) scopes: [&'a [Option<Value>]; 5],
+    pub(crate) scopes: [&'a [Option<Value>]; 6],
     pub(crate) event_meta: Option<&'a Event>,
     pub(crate) now: Option<Timestamp>,
 }
@@ -67,6 +67,12 @@ impl<'a> Activation<'a> {
     /// declarations (see [`crate::counters::Counters::values`]).
     pub fn with_counters(mut self, counts: &'a [Option<Value>]) -> Activation<'a> {
         self.scopes[Scope::Counter as usize] = counts;
+        self
+    }
+
+    /// Binds segment memberships (`segment.NAME`), in the schema's segment order.
+    pub fn with_segments(mut self, members: &'a [Option<Value>]) -> Activation<'a> {
+        self.scopes[Scope::Segment as usize] = members;
         self
     }
 

@@ -22,6 +22,8 @@ pub(crate) enum Scope {
     Var,
     /// Windowed event counts.
     Counter,
+    /// Segment memberships (booleans).
+    Segment,
 }
 
 /// Fields every event has besides its declared properties.
@@ -111,6 +113,33 @@ pub(crate) enum Node {
     List(Box<[Node]>),
     Map(Box<[(Node, Node)]>),
     Comprehension(Box<Comprehension>),
+}
+
+impl Node {
+    /// The node's direct children, in evaluation order.
+    pub(crate) fn children(&self) -> impl Iterator<Item = &Node> {
+        let mut out: Vec<&Node> = Vec::new();
+        match self {
+            Node::Const(_)
+            | Node::Load(..)
+            | Node::Has(..)
+            | Node::EventMeta(_)
+            | Node::Now
+            | Node::Local(_) => {}
+            Node::SelectKey(n, _) | Node::HasKey(n, _) | Node::Not(n) | Node::Neg(n) => out.push(n),
+            Node::Index(a, b) | Node::Binary(_, a, b) => out.extend([&**a, &**b]),
+            Node::Cond(a, b, c) => out.extend([&**a, &**b, &**c]),
+            Node::And(items) | Node::Or(items) | Node::Call(_, items) | Node::List(items) => {
+                out.extend(items.iter())
+            }
+            Node::Map(entries) => entries.iter().for_each(|(k, v)| out.extend([k, v])),
+            Node::Comprehension(c) => {
+                out.extend([&c.range, &c.body]);
+                out.extend(c.map.as_ref());
+            }
+        }
+        out.into_iter()
+    }
 }
 
 /// A macro application.

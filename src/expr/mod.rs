@@ -162,6 +162,38 @@ impl Expression {
         self.reads(ir::Scope::Contact)
     }
 
+    /// The segments (slots) the expression reads.
+    pub(crate) fn segment_reads(&self) -> Vec<crate::schema::Slot> {
+        self.reads(ir::Scope::Segment)
+    }
+
+    /// Score levels the expression compares a score with (`score.X >= 50.0` and the
+    /// like, either way round): (score slot, level). What decay can make true or false
+    /// without an event.
+    pub(crate) fn score_levels(&self) -> Vec<(crate::schema::Slot, f64)> {
+        fn walk(node: &ir::Node, out: &mut Vec<(crate::schema::Slot, f64)>) {
+            use ir::Node;
+            if let Node::Binary(_, a, b) = node {
+                for (x, y) in [(a, b), (b, a)] {
+                    if let (Node::Load(ir::Scope::Score, slot, _), Node::Const(v)) = (&**x, &**y) {
+                        let level = match v {
+                            Value::Int(i) => *i as f64,
+                            Value::Double(d) => *d,
+                            _ => continue,
+                        };
+                        out.push((*slot, level));
+                    }
+                }
+            }
+            node.children().for_each(|n| walk(n, out));
+        }
+        let mut out = Vec::new();
+        walk(&self.node, &mut out);
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        out.dedup();
+        out
+    }
+
     /// Whether the expression reads any score (`score.NAME`).
     pub(crate) fn reads_scores(&self) -> bool {
         !self.reads(ir::Scope::Score).is_empty()
@@ -170,40 +202,9 @@ impl Expression {
     /// The slots of `scope` the expression reads or tests with `has()`.
     fn reads(&self, scope: ir::Scope) -> Vec<crate::schema::Slot> {
         fn walk(node: &ir::Node, scope: ir::Scope, out: &mut Vec<crate::schema::Slot>) {
-            use ir::Node;
-            let walk = |n: &Node, out: &mut Vec<crate::schema::Slot>| walk(n, scope, out);
             match node {
-                Node::Load(s, slot, _) | Node::Has(s, slot) if *s == scope => out.push(*slot),
-                Node::Const(_)
-                | Node::Load(..)
-                | Node::Has(..)
-                | Node::EventMeta(_)
-                | Node::Now
-                | Node::Local(_) => {}
-                Node::SelectKey(n, _) | Node::HasKey(n, _) | Node::Not(n) | Node::Neg(n) => walk(n, out),
-                Node::Index(a, b) | Node::Binary(_, a, b) => {
-                    walk(a, out);
-                    walk(b, out);
-                }
-                Node::Cond(a, b, c) => {
-                    walk(a, out);
-                    walk(b, out);
-                    walk(c, out);
-                }
-                Node::And(items) | Node::Or(items) | Node::Call(_, items) | Node::List(items) => {
-                    items.iter().for_each(|n| walk(n, out))
-                }
-                Node::Map(entries) => entries.iter().for_each(|(k, v)| {
-                    walk(k, out);
-                    walk(v, out);
-                }),
-                Node::Comprehension(c) => {
-                    walk(&c.range, out);
-                    walk(&c.body, out);
-                    if let Some(m) = &c.map {
-                        walk(m, out);
-                    }
-                }
+                ir::Node::Load(s, slot, _) | ir::Node::Has(s, slot) if *s == scope => out.push(*slot),
+                _ => node.children().for_each(|n| walk(n, scope, out)),
             }
         }
         let mut out = Vec::new();

@@ -19,6 +19,36 @@ use crate::time::TimeZone;
 
 /// A span of time as documents write it: CEL durations (`"36h"`, `"90m"`, `"1.5s"`) plus
 /// whole days (`"30d"`).
+/// A repeat policy from the document (`None`: every time), problems recorded at `path`.
+pub(crate) fn compile_repeat(
+    def: Option<&RepeatDef>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Repeat {
+    match def {
+        None => Repeat::EveryTime,
+        Some(RepeatDef::Named(name)) => match name.as_str() {
+            "every_time" => Repeat::EveryTime,
+            "once" => Repeat::Once,
+            other => {
+                diagnostics.push(
+                    bad(
+                        path.to_string(),
+                        format!("unknown repeat policy `{other}`"),
+                        "write \"every_time\", \"once\" or {\"max\": N, \"per\": \"1d\"}",
+                    )
+                    .with_did_you_mean(did_you_mean(other, ["every_time", "once"])),
+                );
+                Repeat::EveryTime
+            }
+        },
+        Some(RepeatDef::AtMost { max, per }) => match period(per, format!("{path}/per"), diagnostics) {
+            Some(per) => Repeat::AtMost { max: *max, per },
+            None => Repeat::EveryTime,
+        },
+    }
+}
+
 pub(crate) fn parse_period(text: &str) -> Option<Duration> {
     let d = match text.strip_suffix('d').and_then(|n| n.trim().parse::<i64>().ok()) {
         Some(days) => Duration::from_days(days).ok()?,
@@ -344,7 +374,8 @@ fn model(
                 else {
                     continue;
                 };
-                let names = schema.names_for_event(event_type, Some(regexes));
+                // Segments depend on scores, so point rules cannot read them.
+                let names = Names { segments: None, ..schema.names_for_event(event_type, Some(regexes)) };
                 let Ok(condition) = crate::program::compile_condition(
                     "a point rule",
                     r.when.as_ref(),
@@ -360,26 +391,7 @@ fn model(
             }
         };
         let mut rule = rule.in_group(group);
-        match &r.repeat {
-            None => {}
-            Some(RepeatDef::Named(name)) => match name.as_str() {
-                "every_time" => {}
-                "once" => rule = rule.repeat(Repeat::Once),
-                other => diagnostics.push(
-                    bad(
-                        format!("{rpath}/repeat"),
-                        format!("unknown repeat policy `{other}`"),
-                        "write \"every_time\", \"once\" or {\"max\": N, \"per\": \"1d\"}",
-                    )
-                    .with_did_you_mean(did_you_mean(other, ["every_time", "once"])),
-                ),
-            },
-            Some(RepeatDef::AtMost { max, per }) => {
-                if let Some(per) = period(per, format!("{rpath}/repeat/per"), diagnostics) {
-                    rule = rule.repeat(Repeat::AtMost { max: *max, per });
-                }
-            }
-        }
+        rule = rule.repeat(compile_repeat(r.repeat.as_ref(), &format!("{rpath}/repeat"), diagnostics));
         if let Some(gap) = &r.min_interval {
             if let Some(gap) = period(gap, format!("{rpath}/min_interval"), diagnostics) {
                 rule = rule.min_interval(gap);

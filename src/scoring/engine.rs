@@ -601,6 +601,75 @@ impl Scorer {
         Ok(())
     }
 
+    /// Adds `points` (negative to subtract) to a model's first group at `now`, within
+    /// the group's and the model's bounds, as a rule action does; then checks
+    /// thresholds and bands. The change shows in values and crossings, not under a rule
+    /// in explanations.
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::NotFinite`] for non-finite points, [`ScoreError::OutOfOrder`] for an
+    /// instant before the last change, [`ScoreError::ForeignState`]; nothing changes.
+    pub fn adjust(
+        &self,
+        state: &mut ContactScores,
+        model: usize,
+        points: f64,
+        now: Timestamp,
+    ) -> Result<ScoreUpdate, ScoreError> {
+        if !points.is_finite() {
+            return Err(ScoreError::NotFinite);
+        }
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder);
+        }
+        if !self.fits(state) {
+            return Err(ScoreError::ForeignState);
+        }
+        let mut scratch = ScoreScratch::default();
+        scratch.settled.resize(self.models.len(), false);
+        if let Some(m) = self.models.get(model).filter(|m| m.combine.is_empty() && !m.groups.is_empty()) {
+            let at = self.group_offsets[model];
+            settle(m, &state.models[model], now, &mut scratch.values, &mut scratch.factors, at);
+            scratch.settled[model] = true;
+            let rule = PointRule::on_event("adjust", EventTypeIndex(0), None, points);
+            let values = &mut scratch.values[at..at + m.groups.len()];
+            award(m, &mut state.models[model], &rule, u32::MAX, now, values)?;
+        }
+        self.observe_all(state, now, &mut scratch);
+        state.last = now;
+        Ok(scratch.update)
+    }
+
+    /// The first whole second after `now` at which decay alone takes a score below
+    /// `level` (`None`: it is below already, or never will be before an event).
+    pub fn next_below(
+        &self,
+        state: &ContactScores,
+        model: usize,
+        level: f64,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        if model >= self.models.len() || !self.fits(state) || level <= self.limit_of(state, model) {
+            return None;
+        }
+        let at = |secs: i64| Duration::from_secs(secs).ok().and_then(|d| now.checked_add(d));
+        let value = |secs: i64, precision| {
+            at(secs).map_or(f64::NEG_INFINITY, |t| self.value_with(state, model, t, precision))
+        };
+        let guess = self.decay_form(state, model, now).and_then(|form| form.crossing(level));
+        let horizon = self.models.iter().zip(&state.models).filter_map(|(m, s)| next_expiry(m, s, now)).min();
+        first_below(
+            |secs| value(secs, Precision::Approximate),
+            |secs| value(secs, Precision::Exact),
+            guess,
+            level,
+            Start { since: now, above: false },
+            horizon,
+        )
+        .or(horizon)
+    }
+
     /// Re-evaluates the fit rules against the contact's attributes, as of `now`; call it
     /// when attributes change. Fit points count while their condition holds; they do
     /// not decay.

@@ -1,0 +1,191 @@
+//! Dynamic segments: conditions over a contact's attributes, scores, counters and other
+//! segments, compiled and put in dependency order (cycles are compile errors).
+
+use crate::def::SegmentDef;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::expr::Expression;
+use crate::limits::Limits;
+use crate::program::compile_condition;
+use crate::schema::Schema;
+use crate::scoring::Scorer;
+use crate::value::Value;
+
+/// One compiled segment.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    id: String,
+    condition: Option<Expression>,
+    /// Score levels the condition compares with: (model position, level). Decay can
+    /// move a score through them without an event, so they are watched for wake-ups.
+    levels: Vec<(usize, f64)>,
+}
+
+impl Segment {
+    /// The segment's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its condition (`None`: every contact).
+    pub fn condition(&self) -> Option<&Expression> {
+        self.condition.as_ref()
+    }
+}
+
+/// Every segment of a program, with an evaluation order in which each segment comes
+/// after the segments it reads.
+#[derive(Clone, Debug, Default)]
+pub struct Segments {
+    segments: Vec<Segment>,
+    order: Vec<usize>,
+}
+
+impl Segments {
+    /// The segments, in declaration order (the schema's segment order).
+    pub fn iter(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Every (model, level) some segment compares a score with.
+    pub(crate) fn levels(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.segments.iter().flat_map(|s| s.levels.iter().copied())
+    }
+
+    /// Evaluates every segment for one contact, dependencies first, into `members`
+    /// (`Some(Bool)` per segment, in declaration order). `holds` evaluates a condition
+    /// with `segment.NAME` bound to the memberships so far (a condition that fails to
+    /// evaluate should count as not holding).
+    pub(crate) fn evaluate(
+        &self,
+        mut holds: impl FnMut(&Expression, &[Option<Value>]) -> bool,
+        members: &mut Vec<Option<Value>>,
+    ) {
+        members.clear();
+        members.resize(self.segments.len(), Some(Value::Bool(false)));
+        for &i in &self.order {
+            let member = self.segments[i].condition.as_ref().is_none_or(|c| holds(c, members));
+            members[i] = Some(Value::Bool(member));
+        }
+    }
+}
+
+/// Compiles the document's segments; problems go to `diagnostics`.
+pub(crate) fn compile_segments(
+    defs: &[SegmentDef],
+    schema: &Schema,
+    scorer: Option<&Scorer>,
+    limits: &Limits,
+    regexes: &crate::expr::check::RegexCache,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Segments {
+    let score_model = |slot: usize| {
+        let name = schema.scores().iter().nth(slot)?.0;
+        scorer?.models().iter().position(|m| m.id().as_str() == name)
+    };
+    let mut segments = Vec::with_capacity(defs.len());
+    let mut reads = Vec::with_capacity(defs.len());
+    for (i, def) in defs.iter().enumerate() {
+        let path = format!("/segments/{i}");
+        if let Some(first) = defs[..i].iter().position(|d| d.id == def.id) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateId, format!("segment id `{}` is used twice", def.id))
+                    .with_path(format!("{path}/id"))
+                    .with_help(format!("the first use is /segments/{first}/id")),
+            );
+        }
+        let names = schema.names_without_event(Some(regexes));
+        let condition = compile_condition(
+            "a segment",
+            def.when.as_ref(),
+            def.filter.as_ref(),
+            names,
+            limits,
+            &path,
+            diagnostics,
+        )
+        .ok()
+        .flatten();
+        let levels = condition
+            .as_ref()
+            .map(|c| {
+                c.score_levels()
+                    .into_iter()
+                    .filter_map(|(slot, level)| Some((score_model(slot as usize)?, level)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        reads.push(condition.as_ref().map(|c| c.segment_reads()).unwrap_or_default());
+        segments.push(Segment { id: def.id.clone(), condition, levels });
+    }
+    let order = dependency_order(&reads, defs, diagnostics);
+    Segments { segments, order }
+}
+
+/// Positions in an order where each segment follows those it reads; a cycle is
+/// reported at the first segment found on it.
+fn dependency_order(
+    reads: &[Vec<crate::schema::Slot>],
+    defs: &[SegmentDef],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut marks = vec![Mark::New; reads.len()];
+    let mut order = Vec::with_capacity(reads.len());
+    for start in 0..reads.len() {
+        if marks[start] != Mark::New {
+            continue;
+        }
+        // Depth-first, iteratively (no recursion on input-sized depth).
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        marks[start] = Mark::Open;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&dep) = reads[node].get(*next) {
+                *next += 1;
+                let dep = dep as usize;
+                match marks.get(dep) {
+                    Some(Mark::New) => {
+                        marks[dep] = Mark::Open;
+                        stack.push((dep, 0));
+                    }
+                    Some(Mark::Open) => {
+                        let cycle: Vec<&str> = stack
+                            .iter()
+                            .skip_while(|(n, _)| *n != dep)
+                            .map(|(n, _)| defs[*n].id.as_str())
+                            .chain([defs[dep].id.as_str()])
+                            .collect();
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::InvalidDocument,
+                                format!("segments depend on each other in a cycle: {}", cycle.join(" -> ")),
+                            )
+                            .with_path(format!("/segments/{node}"))
+                            .with_help("a segment may read only segments that do not read it back"),
+                        );
+                    }
+                    _ => {}
+                }
+            } else {
+                marks[node] = Mark::Done;
+                order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    order
+}
