@@ -47,7 +47,6 @@ use crate::time::Timestamp;
 use crate::trigger::Trigger;
 use crate::value::Value;
 use effect::key_of;
-use state::RuleMemo;
 
 /// How many rounds of state changes starting further rules one step may run.
 pub const MAX_CASCADE: usize = 8;
@@ -340,6 +339,16 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// The segments `contact` is in at `now`, evaluated from scratch on the state's
+    /// scores and counters (a full re-evaluation, changing nothing; the incremental
+    /// membership in the state equals it once every wake-up up to `now` was handled).
+    pub fn segments_at(&self, state: &ContactState, contact: &Contact, now: Timestamp) -> Vec<String> {
+        let mut scratch = EngineScratch::default();
+        self.bind_values(state, now, &mut scratch);
+        self.evaluate_segments(contact, now, &mut scratch);
+        self.members(&scratch.segments).into_iter().collect()
+    }
+
     /// Approves a pending effect: it comes back [`Status::Ready`], to be performed.
     /// `None` when no pending effect has this key.
     pub fn approve(&self, state: &mut ContactState, key: IdempotencyKey) -> Option<Effect> {
@@ -467,8 +476,7 @@ impl Engine {
         match rule.repeat() {
             Repeat::EveryTime => {}
             repeat => {
-                let memo =
-                    state.fired.entry(rule.id().as_str().to_string()).or_insert_with(RuleMemo::default);
+                let memo = state.fired.entry(rule.id().as_str().to_string()).or_default();
                 memo.times.push(now);
                 let keep = match repeat {
                     Repeat::AtMost { max, .. } => (max as usize).max(1),

@@ -1,0 +1,239 @@
+//! Triggers beyond events, segments and the cascade: each kind starts its rules at the
+//! right moment, once per change, within the repeat policy; document mistakes are
+//! reported at their paths.
+
+use std::sync::Arc;
+
+use nurture::engine::{ContactState, Effect, EffectKind, Engine, EngineScratch, Outcome};
+use nurture::{Contact, Event, Program, Timestamp};
+
+const DAY: i64 = 86_400;
+const T0: i64 = 1_767_225_600;
+
+const RULES: &str = r#"{
+  "version": 1,
+  "schema": {
+    "contact": {"plan": "string", "seats": "int"},
+    "events": {"page_visit": {"url": "string"}, "purchase": {"amount": "double"}},
+    "scores": ["engagement"]
+  },
+  "counters": [{"id": "visits_7d", "on": "page_visit", "window": "7d"}],
+  "segments": [
+    {"id": "engaged", "when": "score.engagement >= 20.0"},
+    {"id": "busy", "when": "counter.visits_7d >= 3"},
+    {"id": "champion", "when": "segment.engaged && segment.busy"},
+    {"id": "paying", "when": "has(contact.plan) && contact.plan != 'free'"}
+  ],
+  "rules": [
+    {"id": "mql-alert", "on": {"score": "engagement", "threshold": "mql"},
+     "actions": [{"type": "notify_owner", "message": "new MQL"}, {"type": "set_lifecycle_stage", "stage": "mql"}]},
+    {"id": "mql-lost", "on": {"score": "engagement", "threshold": "mql", "direction": "down"},
+     "actions": [{"type": "add_tag", "tag": "went-cold"}]},
+    {"id": "welcome-champion", "on": {"segment": "champion"}, "repeat": "once",
+     "actions": [{"type": "send", "channel": "email", "template": "champion"}]},
+    {"id": "upgrade", "on": "purchase", "when": "event.amount >= 100.0",
+     "actions": [{"type": "set_attribute", "field": "plan", "value": "pro"}]},
+    {"id": "onboard-pro", "on": {"attribute": "plan", "to": "pro"},
+     "actions": [{"type": "add_tag", "tag": "pro-onboarding"}]},
+    {"id": "paying-list", "on": {"segment": "paying"},
+     "actions": [{"type": "add_to_list", "list": "customers"}]},
+    {"id": "win-back", "on": {"inactive": "page_visit", "for": "30d"},
+     "actions": [{"type": "send", "channel": "email", "template": "we-miss-you"}]}
+  ],
+  "scoring": {"models": [{
+    "id": "engagement", "cap": 100, "decay": {"half_life": "7d"},
+    "rules": [{"id": "visit", "on": "page_visit", "points": 8}],
+    "thresholds": [{"id": "mql", "enter": 30, "exit": 20}]
+  }]}
+}"#;
+
+fn engine() -> Engine {
+    Engine::new(Arc::new(Program::from_json(RULES).expect("valid rules")))
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_unix(T0 + secs, 0).unwrap()
+}
+
+fn visit(engine: &Engine, n: u32, secs: i64) -> Event {
+    let s = engine.program().schema();
+    s.event(format!("v{n}"), "c", "page_visit", at(secs)).unwrap().set("url", "/").unwrap().build()
+}
+
+fn purchase(engine: &Engine, n: u32, secs: i64, amount: f64) -> Event {
+    let s = engine.program().schema();
+    s.event(format!("p{n}"), "c", "purchase", at(secs)).unwrap().set("amount", amount).unwrap().build()
+}
+
+fn rules_fired(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .effects
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::Action { rule, index: 0, .. } => Some(rule.as_str().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn segment_changes(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .effects
+        .iter()
+        .filter_map(|e: &Effect| match &e.kind {
+            EffectKind::SegmentEntered { segment } => Some(format!("+{segment}")),
+            EffectKind::SegmentExited { segment } => Some(format!("-{segment}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn setup() -> (Engine, Contact, ContactState, EngineScratch) {
+    let engine = engine();
+    let contact = engine
+        .program()
+        .schema()
+        .contact("c")
+        .set("plan", "free")
+        .unwrap()
+        .set("seats", 3i64)
+        .unwrap()
+        .build();
+    let state = engine.new_state(&contact, at(0));
+    (engine, contact, state, EngineScratch::default())
+}
+
+#[test]
+fn threshold_segment_and_once_triggers_fire_in_order() {
+    let (engine, c, mut state, mut scratch) = setup();
+    let mut log = Vec::new();
+    for n in 0..4 {
+        let o =
+            engine.handle_event(&mut state, &c, &visit(&engine, n, 60 * i64::from(n)), &mut scratch).unwrap();
+        log.push((rules_fired(&o), segment_changes(&o)));
+    }
+    // 8, 16, 24, 32 points; 3 visits make `busy`, 20 points `engaged`, both `champion`;
+    // 32 crosses the MQL threshold.
+    assert_eq!(log[0], (vec![], vec![]));
+    assert_eq!(
+        log[2],
+        (vec!["welcome-champion".to_string()], vec!["+engaged".into(), "+busy".into(), "+champion".into()])
+    );
+    assert_eq!(log[3].0, ["mql-alert"]);
+    assert_eq!(state.stage(), Some("mql"));
+    // Once: leaving and re-entering `champion` does not send again.
+    let quiet = engine.handle_timeout(&mut state, &c, at(8 * DAY), &mut scratch).unwrap();
+    assert!(segment_changes(&quiet).contains(&"-champion".to_string()), "{:?}", segment_changes(&quiet));
+    for n in 10..14 {
+        let o = engine
+            .handle_event(&mut state, &c, &visit(&engine, n, 8 * DAY + 60 * i64::from(n)), &mut scratch)
+            .unwrap();
+        assert!(!rules_fired(&o).contains(&"welcome-champion".to_string()));
+    }
+}
+
+#[test]
+fn decay_makes_segments_and_thresholds_change_at_the_wake_up() {
+    let (engine, c, mut state, mut scratch) = setup();
+    let mut last = None;
+    for n in 0..5 {
+        last = Some(
+            engine.handle_event(&mut state, &c, &visit(&engine, n, i64::from(n)), &mut scratch).unwrap(),
+        );
+    }
+    // 40 points, MQL, engaged; then only time passes.
+    let mut wake = last.unwrap().next_wake.expect("decay will change something");
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let o = engine.handle_timeout(&mut state, &c, wake, &mut scratch).unwrap();
+        let mut what = segment_changes(&o);
+        what.extend(rules_fired(&o));
+        seen.push((wake.unix_seconds() - T0, what));
+        match o.next_wake {
+            Some(w) if w.unix_seconds() - T0 < 40 * DAY => wake = w,
+            _ => break,
+        }
+    }
+    let flat: Vec<&String> = seen.iter().flat_map(|(_, w)| w).collect();
+    // `busy` ends when the first visit leaves the 7-day window; the score falls below
+    // the MQL exit (20) and `engaged` (20) at the same instant; 30 quiet days: win-back.
+    for expected in ["-busy", "-champion", "-engaged", "mql-lost", "win-back"] {
+        assert!(flat.iter().any(|s| s.as_str() == expected), "{expected} missing from {seen:?}");
+    }
+    // Wake-ups move forward, and there are few: a counted visit leaving its window may
+    // wake the contact without changing a segment, nothing else wakes it for nothing.
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+    assert!(seen.len() <= 8, "{seen:?}");
+    assert!(state.has_tag("went-cold"));
+}
+
+#[test]
+fn attribute_changes_cascade_within_the_step() {
+    let (engine, c, mut state, mut scratch) = setup();
+    let o = engine.handle_event(&mut state, &c, &purchase(&engine, 1, 10, 250.0), &mut scratch).unwrap();
+    // upgrade sets plan = pro, which starts onboard-pro and moves the contact into
+    // `paying`, which starts paying-list: one step.
+    assert_eq!(rules_fired(&o), ["upgrade", "onboard-pro", "paying-list"]);
+    assert_eq!(segment_changes(&o), ["+paying"]);
+    let updated = o.contact.expect("the contact changed");
+    assert!(state.has_tag("pro-onboarding"));
+    assert_eq!(state.lists().collect::<Vec<_>>(), ["customers"]);
+    // Setting the same value again changes nothing, so nothing more fires.
+    let again =
+        engine.handle_event(&mut state, &updated, &purchase(&engine, 2, 20, 300.0), &mut scratch).unwrap();
+    assert_eq!(rules_fired(&again), ["upgrade"]);
+}
+
+#[test]
+fn cycles_are_stopped_by_the_cascade_limit() {
+    let doc = r#"{
+      "version": 1,
+      "schema": {"contact": {"a": "int"}, "events": {"ping": {}}},
+      "rules": [
+        {"id": "start", "on": "ping", "actions": [{"type": "set_attribute", "field": "a", "value": 1}]},
+        {"id": "flip", "on": {"attribute": "a", "to": 1}, "actions": [{"type": "set_attribute", "field": "a", "value": 2}]},
+        {"id": "flop", "on": {"attribute": "a", "to": 2}, "actions": [{"type": "set_attribute", "field": "a", "value": 1}]}
+      ]
+    }"#;
+    let engine = Engine::new(Arc::new(Program::from_json(doc).unwrap()));
+    let c = engine.program().schema().contact("c").build();
+    let mut state = engine.new_state(&c, at(0));
+    let e = engine.program().schema().event("e1", "c", "ping", at(1)).unwrap().build();
+    let o = engine.handle_event(&mut state, &c, &e, &mut EngineScratch::default()).unwrap();
+    assert!(o.effects.iter().any(|e| matches!(e.kind, EffectKind::CascadeLimit { .. })));
+}
+
+#[test]
+fn trigger_mistakes_are_reported_at_their_paths() {
+    let doc = r#"{
+      "version": 1,
+      "schema": {"contact": {"a": "int"}, "events": {"ping": {}}, "scores": ["s"]},
+      "segments": [{"id": "x", "when": "segment.y"}, {"id": "y", "when": "segment.x"}],
+      "rules": [
+        {"id": "r1", "on": {"score": "s", "threshold": "nope"}},
+        {"id": "r2", "on": {"segment": "z"}},
+        {"id": "r3", "on": {"attribute": "b"}},
+        {"id": "r4", "on": {"inactive": "ping", "for": "soon"}},
+        {"id": "r5", "on": "ping", "repeat": "twice"}
+      ],
+      "scoring": {"models": [{"id": "s", "rules": [], "thresholds": [{"id": "mql", "enter": 10}]}]}
+    }"#;
+    let err = Program::from_json(doc).unwrap_err();
+    let paths: Vec<String> = err.diagnostics.iter().map(|d| d.path.clone()).collect();
+    for expected in [
+        "/rules/0/on/threshold",
+        "/rules/1/on/segment",
+        "/rules/2/on/attribute",
+        "/rules/3/on/for",
+        "/rules/4/repeat",
+    ] {
+        assert!(paths.iter().any(|p| p == expected), "{expected} not in {paths:?}");
+    }
+    assert!(err.diagnostics.iter().any(|d| d.message.contains("cycle")), "{err}");
+    // A trigger object of no known kind is a shape error, with the other shape errors.
+    let doc = r#"{"version": 1, "schema": {"events": {"ping": {}}},
+      "rules": [{"id": "r", "on": {"bogus": 1}}, {"id": "s", "on": "ping", "colour": "red"}]}"#;
+    let err = Program::from_json(doc).unwrap_err();
+    let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["/rules/0/on", "/rules/1/colour"]);
+}
