@@ -75,6 +75,7 @@ mod document;
 pub mod engine;
 pub mod expr;
 mod filter;
+pub mod host;
 pub mod id;
 mod index;
 pub mod limits;

@@ -181,6 +181,8 @@ impl Engine {
             fired: Default::default(),
             last_seen: Default::default(),
             quiet: Default::default(),
+            score_models: self.score_ids(),
+            counter_count: self.program.schema().counters().len(),
         };
         let mut scratch = EngineScratch::default();
         self.bind_values(&state, at, &mut scratch);
@@ -207,7 +209,7 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         if state.seen.contains(event.id()) {
-            let next_wake = self.next_wake(state, contact, state.last, scratch);
+            let next_wake = self.wake_after(state, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
         let now = event.at();
@@ -277,14 +279,10 @@ impl Engine {
         self.cascade(state, &mut step, scratch)?;
         state.last = now;
         let mut outcome = step.outcome;
-        let contact_now = match step.contact {
-            std::borrow::Cow::Owned(c) => {
-                outcome.contact = Some(c.clone());
-                std::borrow::Cow::Owned(c)
-            }
-            std::borrow::Cow::Borrowed(c) => std::borrow::Cow::Borrowed(c),
-        };
-        outcome.next_wake = self.next_wake(state, &contact_now, now, scratch);
+        if let std::borrow::Cow::Owned(c) = step.contact {
+            outcome.contact = Some(c);
+        }
+        outcome.next_wake = self.wake_after(state, now);
         Ok(outcome)
     }
 
@@ -332,11 +330,70 @@ impl Engine {
         self.cascade(state, &mut step, scratch)?;
         state.last = now;
         let mut outcome = step.outcome;
-        if let std::borrow::Cow::Owned(c) = &step.contact {
-            outcome.contact = Some(c.clone());
+        if let std::borrow::Cow::Owned(c) = step.contact {
+            outcome.contact = Some(c);
         }
-        outcome.next_wake = self.next_wake(state, &step.contact, now, scratch);
+        outcome.next_wake = self.wake_after(state, now);
         Ok(outcome)
+    }
+
+    fn score_ids(&self) -> Vec<crate::id::ScoreId> {
+        self.program.scorer().map(|s| s.models().iter().map(|m| m.id().clone()).collect()).unwrap_or_default()
+    }
+
+    /// Whether a state was made under this program's shape (same score models and
+    /// counters); if not, [`Engine::adopt`] carries it over.
+    pub fn fits(&self, state: &ContactState) -> bool {
+        state.format == STATE_FORMAT
+            && state.score_models == self.score_ids()
+            && state.counter_count == self.program.schema().counters().len()
+            && match (self.program.scorer(), &state.scores) {
+                (Some(scorer), Some(scores)) => scorer.fits(scores),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    /// Carries a state made under an earlier program over to this one, by stable ids:
+    /// score models still present with an unchanged shape keep their points (others
+    /// start at zero, fit rules evaluated); repeat-policy and inactivity memory is kept
+    /// for rules still present; tags, lists, stage, owner, duplicates and pending
+    /// approvals are kept; counters are kept when their number is unchanged (they are
+    /// matched by position); segments are re-evaluated at `now`, silently.
+    pub fn adopt(&self, mut state: ContactState, contact: &Contact, now: Timestamp) -> ContactState {
+        let at = now.max(state.last);
+        state.scores = match (self.program.scorer(), state.scores.take()) {
+            (Some(scorer), Some(scores))
+                if state.score_models == self.score_ids() && scorer.fits(&scores) =>
+            {
+                Some(scores)
+            }
+            (Some(scorer), old) => {
+                let mut scores = match old {
+                    Some(old) => scorer.adopt(&state.score_models, old, at),
+                    None => scorer.new_state(at),
+                };
+                let _ = scorer.handle_attributes(&mut scores, contact, at);
+                Some(scores)
+            }
+            (None, _) => None,
+        };
+        state.score_models = self.score_ids();
+        let counters = self.program.schema().counters().len();
+        if state.counter_count != counters {
+            state.counters = self.program.counters().new_state();
+            state.counter_count = counters;
+        }
+        let present = |id: &String| self.program.rule_by_id(id).is_some();
+        state.fired.retain(|id, _| present(id));
+        state.quiet.retain(present);
+        state.format = STATE_FORMAT;
+        let mut scratch = EngineScratch::default();
+        self.bind_values(&state, at, &mut scratch);
+        self.evaluate_segments(contact, at, &mut scratch);
+        state.segments = self.members(&scratch.segments);
+        state.last = at;
+        state
     }
 
     /// The segments `contact` is in at `now`, evaluated from scratch on the state's
@@ -696,15 +753,10 @@ impl Engine {
         last.checked_add(*period)
     }
 
-    /// The earliest instant at which time alone can change something (step 6).
-    fn next_wake(
-        &self,
-        state: &ContactState,
-        contact: &Contact,
-        now: Timestamp,
-        scratch: &mut EngineScratch,
-    ) -> Option<Timestamp> {
-        let _ = (contact, scratch);
+    /// The first instant after `now` at which time alone can change something for this
+    /// contact (what every outcome's `next_wake` reports, step 6); for a host scheduling
+    /// a contact it has just added or restored.
+    pub fn wake_after(&self, state: &ContactState, now: Timestamp) -> Option<Timestamp> {
         let mut wake: Option<Timestamp> = None;
         let mut consider = |t: Option<Timestamp>| {
             if let Some(t) = t.filter(|t| *t > now) {

@@ -44,6 +44,11 @@ pub struct ContactState {
     pub(crate) last_seen: BTreeMap<String, Timestamp>,
     /// Inactivity rules that fired in the current quiet spell, by rule id.
     pub(crate) quiet: BTreeSet<String>,
+    /// The score models' ids when the scores were made, to carry them over to a
+    /// changed program by id.
+    pub(crate) score_models: Vec<crate::id::ScoreId>,
+    /// How many windowed counters the program had when they were counted.
+    pub(crate) counter_count: usize,
 }
 
 /// What a rule's repeat policy needs: whether it fired, and its recent firing instants.

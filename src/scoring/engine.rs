@@ -283,6 +283,34 @@ impl Scorer {
         }
     }
 
+    /// Carries a state made under other models (`old_ids`, their ids in order) over to
+    /// this scorer: each model whose id is still here and whose shape (groups and
+    /// thresholds) is unchanged keeps its points, memory and history; the others start
+    /// fresh at `at`. Fit rules are not re-evaluated (call `handle_attributes`).
+    pub fn adopt(&self, old_ids: &[ScoreId], mut state: ContactScores, at: Timestamp) -> ContactScores {
+        let mut fresh = self.new_state(at);
+        fresh.last = state.last.max(at);
+        let mut history = state.history.take();
+        for (mi, model) in self.models.iter().enumerate() {
+            let Some(old) = old_ids.iter().position(|id| *id == model.id) else {
+                continue;
+            };
+            let fits = state.models.get(old).is_some_and(|s| {
+                s.groups.len() == model.groups.len() && s.thresholds.len() == model.thresholds.len()
+            });
+            if fits {
+                fresh.models[mi] = state.models[old].clone();
+                if let Some(h) = history.as_mut().and_then(|h| h.models.get_mut(old)) {
+                    let target = fresh.history.get_or_insert_with(|| self.new_history());
+                    target.models[mi] = std::mem::take(h);
+                }
+            }
+        }
+        // Wake-ups are recomputed at the next step.
+        fresh.check_from = at;
+        fresh
+    }
+
     /// Whether `state` has the shape this scorer's models give (a state restored from
     /// elsewhere may not); every entry point checks, so that nothing indexes out of
     /// range. (Positions stored inside, such as a rule's or a group's, are looked up

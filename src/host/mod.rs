@@ -1,0 +1,11 @@
+//! The host side: storage and delivery as traits, an in-memory store, and a runtime
+//! that drives the engine with a timer queue. Everything here is optional glue; the
+//! engine itself never does I/O.
+
+mod delivery;
+mod runtime;
+mod store;
+
+pub use delivery::{Delivery, DeliveryError, RecordingDelivery};
+pub use runtime::{Runtime, RuntimeError, RuntimeStats};
+pub use store::{ContactStore, MemoryStore, StoreError, StoredContact, Versioned};

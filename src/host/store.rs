@@ -1,0 +1,124 @@
+//! Where contacts and their engine states live: a trait the host implements over its
+//! database, with compare-and-swap versions, and an in-memory implementation.
+
+use hashbrown::HashMap;
+
+use crate::engine::ContactState;
+use crate::id::ContactId;
+use crate::schema::Contact;
+
+/// A contact's attributes and engine state, as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredContact {
+    /// The attributes.
+    pub contact: Contact,
+    /// The engine's state.
+    pub state: ContactState,
+}
+
+/// A stored value and its version (incremented by every save).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its version.
+    pub version: u64,
+}
+
+/// Why a store refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Someone saved the contact since it was loaded (compare-and-swap failed).
+    #[error(
+        "contact `{contact}` was saved by someone else (expected version {expected:?}, found {found:?})"
+    )]
+    Conflict {
+        /// The contact.
+        contact: String,
+        /// The version the save expected.
+        expected: Option<u64>,
+        /// The version found.
+        found: Option<u64>,
+    },
+    /// The store itself failed (I/O, connection); the host's message.
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// Loads and saves contacts; implement it over the host's database.
+pub trait ContactStore {
+    /// The contact and its version, if stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store fails.
+    fn load(&mut self, id: &ContactId) -> Result<Option<Versioned<StoredContact>>, StoreError>;
+
+    /// Saves the contact if its stored version is still `expected` (`None`: not stored
+    /// yet), and returns the new version.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the version differs; nothing is written.
+    fn save(
+        &mut self,
+        id: &ContactId,
+        value: StoredContact,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// An in-memory [`ContactStore`], for tests, examples and single-process hosts.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    contacts: HashMap<ContactId, Versioned<StoredContact>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// How many contacts it holds.
+    pub fn len(&self) -> usize {
+        self.contacts.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.contacts.is_empty()
+    }
+
+    /// Every stored contact, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &StoredContact> {
+        self.contacts.values().map(|v| &v.value)
+    }
+
+    /// One stored contact.
+    pub fn get(&self, id: &ContactId) -> Option<&StoredContact> {
+        self.contacts.get(id).map(|v| &v.value)
+    }
+}
+
+impl ContactStore for MemoryStore {
+    fn load(&mut self, id: &ContactId) -> Result<Option<Versioned<StoredContact>>, StoreError> {
+        Ok(self.contacts.get(id).cloned())
+    }
+
+    fn save(
+        &mut self,
+        id: &ContactId,
+        value: StoredContact,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let found = self.contacts.get(id).map(|v| v.version);
+        if found != expected {
+            return Err(StoreError::Conflict { contact: id.as_str().to_string(), expected, found });
+        }
+        let version = found.map_or(1, |v| v + 1);
+        self.contacts.insert(id.clone(), Versioned { value, version });
+        Ok(version)
+    }
+}
