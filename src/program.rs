@@ -261,6 +261,9 @@ impl Program {
                 enabled: rule.enabled,
             });
         }
+        if diagnostics.is_empty() {
+            crate::trigger::check_attribute_cycles(&rules, &schema, &mut diagnostics);
+        }
         if !diagnostics.is_empty() {
             return Err(CompileError::new(diagnostics));
         }

@@ -202,3 +202,90 @@ pub(crate) fn compile_trigger(
         }
     }
 }
+
+/// Rejects rules that would start each other forever through attribute changes: rule A
+/// sets a field to a value, and rule B, started by that field changing to that value
+/// (or to anything), sets a field that starts A again. Only constant values are set, so
+/// every such loop is visible here; loops through segments are stopped at run time by
+/// the cascade limit instead.
+pub(crate) fn check_attribute_cycles(
+    rules: &[crate::program::Rule],
+    schema: &Schema,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let fields = schema.contact_fields();
+    // What each rule sets: (field, value; `None` for a clear).
+    let sets: Vec<Vec<(Slot, Option<Value>)>> = rules
+        .iter()
+        .map(|r| {
+            r.actions()
+                .iter()
+                .filter_map(|a| match a {
+                    crate::def::ActionDef::SetAttribute { field, value } => {
+                        let slot = fields.slot(field)?;
+                        Some((slot, Value::from_json(value, fields.ty(slot))))
+                    }
+                    crate::def::ActionDef::ClearAttribute { field } => Some((fields.slot(field)?, None)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let starts = |from: usize, to: usize| match rules[to].trigger() {
+        Trigger::Attribute { field, to: wanted, .. } if rules[to].enabled() => sets[from]
+            .iter()
+            .any(|(f, v)| f == field && wanted.as_ref().is_none_or(|w| v.as_ref() == Some(w))),
+        _ => false,
+    };
+    // Depth-first search for a cycle among the rules (iterative).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut marks = vec![Mark::New; rules.len()];
+    for start in 0..rules.len() {
+        if marks[start] != Mark::New || sets[start].is_empty() {
+            continue;
+        }
+        let mut stack = vec![(start, 0usize)];
+        marks[start] = Mark::Open;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if *next < rules.len() {
+                let to = *next;
+                *next += 1;
+                if !starts(node, to) {
+                    continue;
+                }
+                match marks[to] {
+                    Mark::New => {
+                        marks[to] = Mark::Open;
+                        stack.push((to, 0));
+                    }
+                    Mark::Open => {
+                        let cycle: Vec<&str> = stack
+                            .iter()
+                            .skip_while(|(n, _)| *n != to)
+                            .map(|(n, _)| rules[*n].id().as_str())
+                            .chain([rules[to].id().as_str()])
+                            .collect();
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::InvalidDocument,
+                                format!("rules start each other in a cycle through attribute changes: {}", cycle.join(" -> ")),
+                            )
+                            .with_path(format!("/rules/{to}/on"))
+                            .with_help("break the loop: narrow an attribute trigger with `from`/`to`, or set another field"),
+                        );
+                        return;
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                marks[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+}

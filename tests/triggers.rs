@@ -185,7 +185,8 @@ fn attribute_changes_cascade_within_the_step() {
 }
 
 #[test]
-fn cycles_are_stopped_by_the_cascade_limit() {
+fn attribute_cycles_are_rejected_and_segment_cycles_stopped() {
+    // Visible in the document: flip sets a = 2, which starts flop, which sets a = 1.
     let doc = r#"{
       "version": 1,
       "schema": {"contact": {"a": "int"}, "events": {"ping": {}}},
@@ -193,6 +194,28 @@ fn cycles_are_stopped_by_the_cascade_limit() {
         {"id": "start", "on": "ping", "actions": [{"type": "set_attribute", "field": "a", "value": 1}]},
         {"id": "flip", "on": {"attribute": "a", "to": 1}, "actions": [{"type": "set_attribute", "field": "a", "value": 2}]},
         {"id": "flop", "on": {"attribute": "a", "to": 2}, "actions": [{"type": "set_attribute", "field": "a", "value": 1}]}
+      ]
+    }"#;
+    let err = Program::from_json(doc).unwrap_err();
+    assert!(err.diagnostics.iter().any(|d| d.message.contains("flip -> flop -> flip")), "{err}");
+    // Narrowed with `to`, the same shape is fine: setting 2 does not start `flip`.
+    let fine = doc.replace(
+        r#""value": 1}]}
+      ]"#,
+        r#""value": 3}]}
+      ]"#,
+    );
+    assert!(Program::from_json(&fine).is_ok());
+    // Through a segment (not analysed at compile time): entering `one` sets a = 2, which
+    // leaves it; leaving sets a = 1, which enters it again. The cascade limit stops it.
+    let doc = r#"{
+      "version": 1,
+      "schema": {"contact": {"a": "int"}, "events": {"ping": {}}},
+      "segments": [{"id": "one", "when": "has(contact.a) && contact.a == 1"}],
+      "rules": [
+        {"id": "start", "on": "ping", "actions": [{"type": "set_attribute", "field": "a", "value": 1}]},
+        {"id": "enter", "on": {"segment": "one"}, "actions": [{"type": "set_attribute", "field": "a", "value": 2}]},
+        {"id": "leave", "on": {"segment": "one", "direction": "exit"}, "actions": [{"type": "set_attribute", "field": "a", "value": 1}]}
       ]
     }"#;
     let engine = Engine::new(Arc::new(Program::from_json(doc).unwrap()));
