@@ -102,6 +102,46 @@ pub enum TriggerDef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<serde_json::Value>,
     },
+    /// A date relative to a contact's timestamp attribute: `offset` days after it
+    /// (`"-7d"`: a week before), at local time `at` (default `"09:00"`) in `zone` (an
+    /// IANA name, `"contact.FIELD"` for a string attribute holding one, default UTC);
+    /// with `every_year`, on every anniversary (29 February falls on 28 February in
+    /// other years).
+    Date {
+        /// The contact's timestamp field.
+        date: String,
+        /// Days after (negative: before), such as `"-7d"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<String>,
+        /// Local time of day, `"HH:MM"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+        /// The time zone: an IANA name or `"contact.FIELD"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+        /// Every year, on the anniversary.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        every_year: bool,
+    },
+    /// A schedule on the host's clock: `"daily"`, `"weekly"` (on `weekday`, default
+    /// Monday) or `"monthly"` (on `day`, default 1; clamped to the month's last day), at
+    /// local time `at` (default `"09:00"`) in `zone`, for every contact.
+    Schedule {
+        /// `"daily"`, `"weekly"` or `"monthly"`.
+        schedule: String,
+        /// Local time of day, `"HH:MM"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+        /// For weekly schedules: `"monday"` to `"sunday"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weekday: Option<String>,
+        /// For monthly schedules: the day of the month.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        day: Option<u32>,
+        /// The time zone: an IANA name or `"contact.FIELD"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+    },
     /// No event of a type (or of any type, `"*"`) for a period, such as `"60d"`; fires
     /// once per quiet spell, and activity starts the count again.
     Inactivity {

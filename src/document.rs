@@ -266,6 +266,28 @@ static TRIGGERS: &[Shape] = &[
         required: &["inactive", "for"],
         keys: &[("inactive", Child::Leaf), ("for", Child::Leaf)],
     },
+    Shape {
+        what: "date trigger",
+        required: &["date"],
+        keys: &[
+            ("date", Child::Leaf),
+            ("offset", Child::Leaf),
+            ("at", Child::Leaf),
+            ("zone", Child::Leaf),
+            ("every_year", Child::Leaf),
+        ],
+    },
+    Shape {
+        what: "schedule trigger",
+        required: &["schedule"],
+        keys: &[
+            ("schedule", Child::Leaf),
+            ("at", Child::Leaf),
+            ("weekday", Child::Leaf),
+            ("day", Child::Leaf),
+            ("zone", Child::Leaf),
+        ],
+    },
 ];
 
 static FILTER_TEST: Shape = Shape {
@@ -395,13 +417,17 @@ fn check_child(value: &mut Json, kind: Child, path: &str, diagnostics: &mut Vec<
                     &TRIGGERS[3]
                 } else if map.contains_key("inactive") {
                     &TRIGGERS[4]
+                } else if map.contains_key("date") {
+                    &TRIGGERS[5]
+                } else if map.contains_key("schedule") {
+                    &TRIGGERS[6]
                 } else {
                     diagnostics.push(
                         Diagnostic::new(Code::InvalidDocument, "a trigger object names no trigger")
                             .with_path(path.to_string())
                             .with_help(
                                 "write an event type's name, or an object with `score` and `threshold` or `band`, \
-                                 `segment`, `attribute`, or `inactive` and `for`",
+                                 `segment`, `attribute`, `inactive` and `for`, `date`, or `schedule`",
                             ),
                     );
                     return;

@@ -4,9 +4,10 @@
 use crate::def::{Direction, TriggerDef};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::id::EventTypeIndex;
-use crate::schema::{Schema, Slot};
+use crate::schema::{Contact, Schema, Slot};
 use crate::scoring::Scorer;
-use crate::time::Duration;
+use crate::time::{Duration, TimeZone, Timestamp};
+use crate::value::Type;
 use crate::value::Value;
 
 /// What starts a compiled rule.
@@ -49,6 +50,28 @@ pub enum Trigger {
         /// Only changes to this value.
         to: Option<Value>,
     },
+    /// A date relative to a contact's timestamp attribute (see [`TriggerDef::Date`]).
+    Date {
+        /// The timestamp field.
+        field: Slot,
+        /// Days after the date (negative: before).
+        offset_days: i64,
+        /// Local time of day.
+        at: chrono::NaiveTime,
+        /// Where the time zone comes from.
+        zone: ZoneSource,
+        /// On every anniversary.
+        every_year: bool,
+    },
+    /// A schedule on the host's clock (see [`TriggerDef::Schedule`]).
+    Schedule {
+        /// How often.
+        every: Every,
+        /// Local time of day.
+        at: chrono::NaiveTime,
+        /// Where the time zone comes from.
+        zone: ZoneSource,
+    },
     /// No event of a type (`None`: of any type) for a period.
     Inactivity {
         /// The event type watched, or any.
@@ -56,6 +79,41 @@ pub enum Trigger {
         /// The quiet period.
         period: Duration,
     },
+}
+
+/// The time zone of a calendar trigger.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ZoneSource {
+    /// One zone for every contact.
+    Fixed(TimeZone),
+    /// A contact string attribute holding an IANA name or offset (UTC when absent or
+    /// not a zone).
+    Field(Slot),
+}
+
+impl ZoneSource {
+    fn of(&self, contact: &Contact) -> TimeZone {
+        match self {
+            ZoneSource::Fixed(zone) => *zone,
+            ZoneSource::Field(slot) => match contact.get(*slot) {
+                Some(Value::String(name)) => TimeZone::parse(name).unwrap_or(TimeZone::UTC),
+                _ => TimeZone::UTC,
+            },
+        }
+    }
+}
+
+/// How often a schedule fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Every {
+    /// Every day.
+    Day,
+    /// Every week on this day.
+    Week(chrono::Weekday),
+    /// Every month on this day (clamped to the month's last day).
+    Month(u32),
 }
 
 impl Trigger {
@@ -66,6 +124,62 @@ impl Trigger {
             _ => None,
         }
     }
+
+    /// For a date or schedule trigger: its first occurrence strictly after `after`
+    /// for `contact` (`None`: none, or not a calendar trigger). Local times are
+    /// resolved in the zone: a time skipped by a daylight-saving change moves forward
+    /// by the gap, a repeated one takes the earlier instant.
+    pub fn occurrence_after(&self, contact: &Contact, after: Timestamp) -> Option<Timestamp> {
+        use chrono::Datelike;
+        match self {
+            Trigger::Date { field, offset_days, at, zone, every_year } => {
+                let zone = zone.of(contact);
+                let Some(Value::Timestamp(date)) = contact.get(*field) else {
+                    return None;
+                };
+                let base = zone.local_date(*date);
+                let resolve = |day: chrono::NaiveDate| {
+                    let day = day.checked_add_signed(chrono::TimeDelta::days(*offset_days))?;
+                    zone.resolve_local(day.and_time(*at)).ok()
+                };
+                if !*every_year {
+                    return resolve(base).filter(|t| *t > after);
+                }
+                let year = zone.local_date(after).year();
+                (year - 1..=year + 1).find_map(|y| {
+                    // 29 February falls on 28 February in other years.
+                    let day = chrono::NaiveDate::from_ymd_opt(y, base.month(), base.day())
+                        .or_else(|| chrono::NaiveDate::from_ymd_opt(y, base.month(), base.day() - 1))?;
+                    resolve(day).filter(|t| *t > after)
+                })
+            }
+            Trigger::Schedule { every, at, zone } => {
+                let zone = zone.of(contact);
+                let first = zone.local_date(after);
+                (0..=62).find_map(|k| {
+                    let day = first.checked_add_signed(chrono::TimeDelta::days(k))?;
+                    let due = match every {
+                        Every::Day => true,
+                        Every::Week(weekday) => day.weekday() == *weekday,
+                        Every::Month(n) => {
+                            let last = (28..=31).rev().find(|d| day.with_day(*d).is_some()).unwrap_or(28);
+                            day.day() == (*n).clamp(1, last)
+                        }
+                    };
+                    if !due {
+                        return None;
+                    }
+                    zone.resolve_local(day.and_time(*at)).ok().filter(|t| *t > after)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the trigger fires on the calendar (date or schedule).
+    pub fn is_calendar(&self) -> bool {
+        matches!(self, Trigger::Date { .. } | Trigger::Schedule { .. })
+    }
 }
 
 fn unknown(what: &str, name: &str, path: String, known: Vec<&str>, help: &str) -> Diagnostic {
@@ -73,6 +187,63 @@ fn unknown(what: &str, name: &str, path: String, known: Vec<&str>, help: &str) -
         .with_path(path)
         .with_did_you_mean(did_you_mean(name, known))
         .with_help(help.to_string())
+}
+
+/// A local time of day, `"HH:MM"` (default 09:00).
+fn time_of_day(
+    text: Option<&str>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<chrono::NaiveTime> {
+    let text = text.unwrap_or("09:00");
+    let parsed = chrono::NaiveTime::parse_from_str(text, "%H:%M").ok();
+    if parsed.is_none() {
+        diagnostics.push(
+            Diagnostic::new(Code::InvalidDocument, format!("`{text}` is not a time of day"))
+                .with_path(format!("{path}/at"))
+                .with_help("write a 24-hour local time such as \"09:00\""),
+        );
+    }
+    parsed
+}
+
+/// A trigger's time zone: an IANA name or offset, or `contact.FIELD` (a string
+/// attribute); UTC by default.
+fn zone_source(
+    text: Option<&str>,
+    schema: &Schema,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<ZoneSource> {
+    let Some(text) = text else {
+        return Some(ZoneSource::Fixed(TimeZone::UTC));
+    };
+    if let Some(field) = text.strip_prefix("contact.") {
+        let fields = schema.contact_fields();
+        return match fields.slot(field) {
+            Some(slot) if *fields.ty(slot) == Type::String => Some(ZoneSource::Field(slot)),
+            _ => {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidDocument,
+                        format!("`{field}` is not a string field of `schema.contact`"),
+                    )
+                    .with_path(format!("{path}/zone"))
+                    .with_help("name a string attribute holding an IANA zone such as \"Europe/Paris\""),
+                );
+                None
+            }
+        };
+    }
+    match TimeZone::parse(text) {
+        Ok(zone) => Some(ZoneSource::Fixed(zone)),
+        Err(e) => {
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, e.to_string()).with_path(format!("{path}/zone")),
+            );
+            None
+        }
+    }
 }
 
 /// Compiles a trigger at `path` (the rule's `/on`), recording problems.
@@ -180,6 +351,96 @@ pub(crate) fn compile_trigger(
             };
             let (from, to) = (value(from, "from"), value(to, "to"));
             Some(Trigger::Attribute { field, from: from?, to: to? })
+        }
+        TriggerDef::Date { date, offset, at, zone, every_year } => {
+            let fields = schema.contact_fields();
+            let field = match fields.slot(date) {
+                Some(slot) if *fields.ty(slot) == Type::Timestamp => slot,
+                Some(slot) => {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("`{date}` is declared {}, not a timestamp", fields.ty(slot)),
+                        )
+                        .with_path(format!("{path}/date"))
+                        .with_help("a date trigger reads a timestamp attribute"),
+                    );
+                    return None;
+                }
+                None => {
+                    let known = fields.iter().map(|(n, _)| n).collect();
+                    diagnostics.push(unknown(
+                        "contact field",
+                        date,
+                        format!("{path}/date"),
+                        known,
+                        "name a timestamp field of `schema.contact`",
+                    ));
+                    return None;
+                }
+            };
+            let offset_days = match offset.as_deref() {
+                None => Some(0),
+                Some(text) => text
+                    .strip_suffix('d')
+                    .and_then(|n| n.trim().parse::<i64>().ok())
+                    .filter(|d| d.abs() <= 36_600),
+            };
+            if offset_days.is_none() {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidDocument,
+                        "an offset is a whole number of days, such as \"-7d\"",
+                    )
+                    .with_path(format!("{path}/offset")),
+                );
+            }
+            let at = time_of_day(at.as_deref(), path, diagnostics);
+            let zone = zone_source(zone.as_deref(), schema, path, diagnostics);
+            Some(Trigger::Date {
+                field,
+                offset_days: offset_days?,
+                at: at?,
+                zone: zone?,
+                every_year: *every_year,
+            })
+        }
+        TriggerDef::Schedule { schedule, at, weekday, day, zone } => {
+            let every = match schedule.as_str() {
+                "daily" => Some(Every::Day),
+                "weekly" => match weekday.as_deref().unwrap_or("monday").parse::<chrono::Weekday>() {
+                    Ok(w) => Some(Every::Week(w)),
+                    Err(_) => {
+                        diagnostics.push(
+                            Diagnostic::new(Code::InvalidDocument, "a weekday is \"monday\" to \"sunday\"")
+                                .with_path(format!("{path}/weekday")),
+                        );
+                        None
+                    }
+                },
+                "monthly" => match day.unwrap_or(1) {
+                    d @ 1..=31 => Some(Every::Month(d)),
+                    _ => {
+                        diagnostics.push(
+                            Diagnostic::new(Code::InvalidDocument, "a day of the month is 1 to 31")
+                                .with_path(format!("{path}/day")),
+                        );
+                        None
+                    }
+                },
+                other => {
+                    diagnostics.push(
+                        Diagnostic::new(Code::InvalidDocument, format!("unknown schedule `{other}`"))
+                            .with_path(format!("{path}/schedule"))
+                            .with_did_you_mean(did_you_mean(other, ["daily", "weekly", "monthly"]))
+                            .with_help("write \"daily\", \"weekly\" or \"monthly\""),
+                    );
+                    None
+                }
+            };
+            let at = time_of_day(at.as_deref(), path, diagnostics);
+            let zone = zone_source(zone.as_deref(), schema, path, diagnostics);
+            Some(Trigger::Schedule { every: every?, at: at?, zone: zone? })
         }
         TriggerDef::Inactivity { inactive, period } => {
             let event_type = if inactive == "*" {

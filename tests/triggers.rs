@@ -260,3 +260,104 @@ fn trigger_mistakes_are_reported_at_their_paths() {
     let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(paths, ["/rules/0/on", "/rules/1/colour"]);
 }
+
+mod calendar {
+    use super::*;
+    use nurture::host::{MemoryStore, RecordingDelivery, Runtime};
+
+    const DOC: &str = r#"{
+      "version": 1,
+      "schema": {"contact": {"renews_at": "timestamp", "born": "timestamp", "tz": "string"}, "events": {"ping": {}}},
+      "rules": [
+        {"id": "renewal", "on": {"date": "renews_at", "offset": "-7d", "at": "09:00", "zone": "Europe/Paris"},
+         "actions": [{"type": "send", "channel": "email", "template": "renewal"}]},
+        {"id": "birthday", "on": {"date": "born", "every_year": true, "at": "08:30", "zone": "contact.tz"},
+         "actions": [{"type": "send", "channel": "email", "template": "birthday"}]},
+        {"id": "digest", "on": {"schedule": "weekly", "weekday": "monday", "at": "07:00", "zone": "contact.tz"},
+         "actions": [{"type": "send", "channel": "email", "template": "digest"}]}
+      ]
+    }"#;
+
+    fn ts(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    fn fired(
+        doc: &str,
+        contact: impl Fn(&nurture::Schema) -> Contact,
+        from: &str,
+        to: &str,
+    ) -> Vec<(String, String)> {
+        let engine = Arc::new(Engine::new(Arc::new(Program::from_json(doc).expect("valid"))));
+        let schema = engine.program().schema().clone();
+        let mut rt = Runtime::new(engine, MemoryStore::new(), RecordingDelivery::default(), ts(from));
+        rt.add_contact(contact(&schema)).unwrap();
+        rt.advance_to(ts(to)).unwrap();
+        rt.delivery()
+            .delivered
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EffectKind::Action { rule, .. } => Some((rule.as_str().to_string(), e.at.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dates_anniversaries_and_schedules_fire_in_local_time() {
+        let all = fired(
+            DOC,
+            |s| {
+                s.contact("c")
+                    // Renewal on 3 April 2026: a week before is 27 March, 09:00 Paris,
+                    // the Friday before the switch to summer time (UTC+1).
+                    .set("renews_at", ts("2026-04-03T10:00:00Z"))
+                    .unwrap()
+                    .set("born", ts("1992-02-29T12:00:00Z"))
+                    .unwrap()
+                    .set("tz", "America/New_York")
+                    .unwrap()
+                    .build()
+            },
+            "2026-02-20T00:00:00Z",
+            "2028-03-02T00:00:00Z",
+        );
+        let of =
+            |rule: &str| all.iter().filter(|(r, _)| r == rule).map(|(_, t)| t.as_str()).collect::<Vec<_>>();
+        assert_eq!(of("renewal"), ["2026-03-27T08:00:00Z"]);
+        // 29 February: 28 February in 2026 and 2027, 29 February in 2028; 08:30 in New
+        // York (UTC-5).
+        assert_eq!(of("birthday"), ["2026-02-28T13:30:00Z", "2027-02-28T13:30:00Z", "2028-02-29T13:30:00Z"]);
+        let digests = of("digest");
+        // Mondays at 07:00 New York time: UTC-5 in winter, UTC-4 after 8 March 2026.
+        assert_eq!(digests[0], "2026-02-23T12:00:00Z");
+        assert_eq!(digests[2], "2026-03-09T11:00:00Z");
+        // Every Monday from 23 February 2026 to 28 February 2028: 735 days, 106 Mondays.
+        assert_eq!(digests.len(), 106);
+    }
+
+    #[test]
+    fn calendar_trigger_mistakes_are_reported() {
+        let doc = r#"{"version": 1, "schema": {"contact": {"n": "int", "d": "timestamp"}, "events": {"ping": {}}},
+          "rules": [
+            {"id": "a", "on": {"date": "n"}},
+            {"id": "b", "on": {"date": "d", "offset": "a week", "at": "25:00", "zone": "Mars/Base"}},
+            {"id": "c", "on": {"schedule": "hourly"}},
+            {"id": "d", "on": {"schedule": "weekly", "weekday": "someday", "zone": "contact.n"}}
+          ]}"#;
+        let err = Program::from_json(doc).unwrap_err();
+        let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/rules/0/on/date",
+                "/rules/1/on/offset",
+                "/rules/1/on/at",
+                "/rules/1/on/zone",
+                "/rules/2/on/schedule",
+                "/rules/3/on/weekday",
+                "/rules/3/on/zone"
+            ]
+        );
+    }
+}

@@ -181,6 +181,7 @@ impl Engine {
             fired: Default::default(),
             last_seen: Default::default(),
             quiet: Default::default(),
+            occurred: Default::default(),
             score_models: self.score_ids(),
             counter_count: self.program.schema().counters().len(),
         };
@@ -209,7 +210,7 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         if state.seen.contains(event.id()) {
-            let next_wake = self.wake_after(state, state.last);
+            let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
         let now = event.at();
@@ -279,10 +280,10 @@ impl Engine {
         self.cascade(state, &mut step, scratch)?;
         state.last = now;
         let mut outcome = step.outcome;
+        outcome.next_wake = self.wake_after(state, &step.contact, now);
         if let std::borrow::Cow::Owned(c) = step.contact {
             outcome.contact = Some(c);
         }
-        outcome.next_wake = self.wake_after(state, now);
         Ok(outcome)
     }
 
@@ -314,7 +315,23 @@ impl Engine {
             let update = scorer.handle_timeout(scores, now)?;
             self.score_effects(state.contact.as_str(), &mut step, &update);
         }
-        // Inactivity deadlines that have come, in rule order.
+        // Date and schedule occurrences since the last step, then inactivity deadlines
+        // that have come, in rule order.
+        let since = state.last;
+        for rule in self.program.rules().iter().filter(|r| r.enabled() && r.trigger().is_calendar()) {
+            let Some(occurrence) = rule.trigger().occurrence_after(&step.contact, since) else {
+                continue;
+            };
+            let already = state.occurred.get(rule.id().as_str()).is_some_and(|t| *t >= occurrence);
+            if occurrence <= now && !already {
+                state.occurred.insert(rule.id().as_str().to_string(), occurrence);
+                self.bind_values(state, now, scratch);
+                scratch.segments = self.member_values(state);
+                if self.holds(rule, scratch, state, &mut step) {
+                    self.fire(state, rule, &mut step)?;
+                }
+            }
+        }
         for rule in self.program.rules() {
             if let Some(deadline) = self.quiet_deadline(state, rule) {
                 if deadline <= now && rule.enabled() {
@@ -330,10 +347,10 @@ impl Engine {
         self.cascade(state, &mut step, scratch)?;
         state.last = now;
         let mut outcome = step.outcome;
+        outcome.next_wake = self.wake_after(state, &step.contact, now);
         if let std::borrow::Cow::Owned(c) = step.contact {
             outcome.contact = Some(c);
         }
-        outcome.next_wake = self.wake_after(state, now);
         Ok(outcome)
     }
 
@@ -387,6 +404,7 @@ impl Engine {
         let present = |id: &String| self.program.rule_by_id(id).is_some();
         state.fired.retain(|id, _| present(id));
         state.quiet.retain(present);
+        state.occurred.retain(|id, _| present(id));
         state.format = STATE_FORMAT;
         let mut scratch = EngineScratch::default();
         self.bind_values(&state, at, &mut scratch);
@@ -756,7 +774,7 @@ impl Engine {
     /// The first instant after `now` at which time alone can change something for this
     /// contact (what every outcome's `next_wake` reports, step 6); for a host scheduling
     /// a contact it has just added or restored.
-    pub fn wake_after(&self, state: &ContactState, now: Timestamp) -> Option<Timestamp> {
+    pub fn wake_after(&self, state: &ContactState, contact: &Contact, now: Timestamp) -> Option<Timestamp> {
         let mut wake: Option<Timestamp> = None;
         let mut consider = |t: Option<Timestamp>| {
             if let Some(t) = t.filter(|t| *t > now) {
@@ -774,6 +792,7 @@ impl Engine {
         }
         for rule in self.program.rules().iter().filter(|r| r.enabled()) {
             consider(self.quiet_deadline(state, rule));
+            consider(rule.trigger().occurrence_after(contact, now));
         }
         wake
     }

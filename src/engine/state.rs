@@ -44,6 +44,8 @@ pub struct ContactState {
     pub(crate) last_seen: BTreeMap<String, Timestamp>,
     /// Inactivity rules that fired in the current quiet spell, by rule id.
     pub(crate) quiet: BTreeSet<String>,
+    /// The last occurrence each date or schedule rule fired for, by rule id.
+    pub(crate) occurred: BTreeMap<String, Timestamp>,
     /// The score models' ids when the scores were made, to carry them over to a
     /// changed program by id.
     pub(crate) score_models: Vec<crate::id::ScoreId>,

@@ -152,7 +152,7 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
                 Some(v) => (v.value.state, Some(v.version)),
                 None => (self.engine.new_state(&contact, self.clock), None),
             };
-            let wake = self.engine.wake_after(&state, self.clock);
+            let wake = self.engine.wake_after(&state, &contact, self.clock);
             match self.store.save(&id, StoredContact { contact: contact.clone(), state }, version) {
                 Ok(_) => {
                     self.schedule(&id, wake);
