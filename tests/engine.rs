@@ -115,8 +115,9 @@ fn duplicates_approvals_and_refusals() {
     let other = contact(&engine, "c2");
     let wrong = engine.handle_event(&mut state, &other, &event(&engine, 2, "c2", 0, 20), &mut scratch);
     assert!(matches!(wrong, Err(EngineError::WrongContact { .. })));
-    let late = engine.handle_event(&mut state, &c, &event(&engine, 3, "c1", 0, 5), &mut scratch);
-    assert!(matches!(late, Err(EngineError::Score(_))));
+    let strict = engine.clone().with_max_lateness(nurture::Duration::ZERO);
+    let late = strict.handle_event(&mut state, &c, &event(&engine, 3, "c1", 0, 5), &mut scratch);
+    assert!(matches!(late, Err(EngineError::TooLate { .. })), "{late:?}");
     assert_eq!(state, before);
 }
 
@@ -191,4 +192,35 @@ proptest! {
         prop_assert_eq!(got, expected);
         prop_assert_eq!(state, straight);
     }
+}
+
+#[test]
+fn late_events_are_credited_at_their_own_instant_and_nothing_is_dated_back() {
+    let engine = engine();
+    let c = contact(&engine, "c1");
+    let mut scratch = EngineScratch::default();
+    let day = 86_400;
+    // In order: a visit on day 0 and a demo on day 7 (the half-life).
+    let mut ordered = engine.new_state(&c, at(0));
+    for (n, kind, secs) in [(1, 1, 0), (2, 2, 7 * day)] {
+        let _ = engine
+            .handle_event(&mut ordered, &c, &event(&engine, n, "c1", kind, secs), &mut scratch)
+            .unwrap();
+    }
+    // The same two events, the visit arriving after the demo.
+    let mut late = engine.new_state(&c, at(0));
+    let _ = engine.handle_event(&mut late, &c, &event(&engine, 2, "c1", 2, 7 * day), &mut scratch).unwrap();
+    let outcome = engine.handle_event(&mut late, &c, &event(&engine, 1, "c1", 1, 0), &mut scratch).unwrap();
+    let scorer = engine.program().scorer().unwrap();
+    let value = |s: &ContactState| scorer.value(s.scores().unwrap(), 0, at(7 * day)).unwrap();
+    // 4 visit points decayed by one half-life, plus 25: the same either way.
+    assert!((value(&ordered) - 27.0).abs() < 1e-9, "{}", value(&ordered));
+    assert!((value(&late) - value(&ordered)).abs() < 1e-9, "{} vs {}", value(&late), value(&ordered));
+    // Its effects are dated when it was handled, not back at day 0.
+    assert!(outcome.effects.iter().all(|e| e.at == at(7 * day)));
+    // Later than the limit (7 days by default): refused, nothing changes.
+    let before = late.clone();
+    let too_late = engine.handle_event(&mut late, &c, &event(&engine, 3, "c1", 1, -day), &mut scratch);
+    assert!(matches!(too_late, Err(EngineError::TooLate { .. })));
+    assert_eq!(late, before);
 }

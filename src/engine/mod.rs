@@ -67,6 +67,15 @@ pub enum EngineError {
         /// The state's contact.
         state: String,
     },
+    /// The event is older than the contact's last change by more than the engine's
+    /// lateness limit ([`Engine::with_max_lateness`]).
+    #[error("the event is {late} older than the contact's last change; the limit is {limit}")]
+    TooLate {
+        /// How late.
+        late: String,
+        /// The limit.
+        limit: String,
+    },
     /// A state written by a format this version does not read.
     #[error("state format {0} is not supported (this version writes {STATE_FORMAT})")]
     Format(u32),
@@ -106,7 +115,12 @@ pub struct Engine {
     score_models: Vec<Option<usize>>,
     /// The lifecycle stages `set_lifecycle_stage` may name, in order.
     lifecycle: Vec<String>,
+    /// How much older than a contact's last change an event may be.
+    max_lateness: crate::time::Duration,
 }
+
+/// How much older than a contact's last change an event may be, by default: 7 days.
+pub const DEFAULT_MAX_LATENESS_DAYS: i64 = 7;
 
 /// A change inside one step that can start rules.
 #[derive(Clone, Debug)]
@@ -140,7 +154,23 @@ impl Engine {
                 .collect(),
             None => Vec::new(),
         };
-        Engine { program, score_models, lifecycle: LIFECYCLE_STAGES.iter().map(|s| s.to_string()).collect() }
+        Engine {
+            program,
+            score_models,
+            lifecycle: LIFECYCLE_STAGES.iter().map(|s| s.to_string()).collect(),
+            max_lateness: crate::time::Duration::from_days(DEFAULT_MAX_LATENESS_DAYS)
+                .unwrap_or(crate::time::Duration::ZERO),
+        }
+    }
+
+    /// How much older than a contact's last change an event may be and still be taken
+    /// (default [`DEFAULT_MAX_LATENESS_DAYS`] days; zero refuses every late event). A
+    /// late event is handled at the contact's last change: its points are credited as
+    /// earned at its own instant and decayed since, counters count it at its own
+    /// instant, and everything it starts is emitted then, never dated back.
+    pub fn with_max_lateness(mut self, limit: crate::time::Duration) -> Engine {
+        self.max_lateness = limit;
+        self
     }
 
     /// Replaces the lifecycle stages (in order); `set_lifecycle_stage` actions naming
@@ -206,14 +236,21 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.check(state, event.contact())?;
-        if event.at() < state.last {
-            return Err(ScoreError::OutOfOrder.into());
+        if let Some(late) = state.last.duration_since(event.at()).filter(|d| *d > crate::time::Duration::ZERO)
+        {
+            if late > self.max_lateness {
+                return Err(EngineError::TooLate {
+                    late: late.to_string(),
+                    limit: self.max_lateness.to_string(),
+                });
+            }
         }
         if state.seen.contains(event.id()) {
             let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
-        let now = event.at();
+        // A late event is handled at the contact's last change: nothing is dated back.
+        let now = event.at().max(state.last);
         let mut step = Step {
             cause: Cause::Event(event.id().clone()),
             now,
@@ -223,15 +260,17 @@ impl Engine {
         };
         // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
-            let update = scorer.handle_event_in(scores, contact, event, &mut scratch.scoring)?;
+            let update = scorer.handle_late_event_in(scores, contact, event, &mut scratch.scoring)?;
             self.score_effects(state.contact.as_str(), &mut step, update);
         }
         state.remember(event.id());
         // 3. Counters and activity.
         self.program.counters().observe(&mut state.counters, contact, event);
         let type_name = event.type_name().as_str().to_string();
-        state.last_seen.insert(type_name, now);
-        state.last_seen.insert("*".to_string(), now);
+        for name in [type_name, "*".to_string()] {
+            let seen = state.last_seen.entry(name).or_insert(event.at());
+            *seen = (*seen).max(event.at());
+        }
         let ended: Vec<String> = state
             .quiet
             .iter()

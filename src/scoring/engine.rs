@@ -551,11 +551,44 @@ impl Scorer {
         event: &Event,
         scratch: &mut ScoreScratch,
     ) -> Result<(), ScoreError> {
-        scratch.update.clear();
-        let now = event.at();
-        if now < state.last {
+        if event.at() < state.last {
             return Err(ScoreError::OutOfOrder);
         }
+        self.apply_event_at(state, contact, event, scratch)
+    }
+
+    /// A late event: one older than the state's last change, applied at that last
+    /// change. Its points are credited as if earned at the event's own instant (decayed
+    /// since; a timeframe award keeps its own expiry, or is nothing if already expired)
+    /// and counters count it at its own instant; conditions, repeat policies, caps and
+    /// thresholds are applied as of the last change, and crossings are reported then.
+    /// An event that is not late is applied as [`Scorer::handle_event_in`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`ScoreError::ForeignState`]; the state is left unchanged.
+    pub fn handle_late_event_in<'s>(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        event: &Event,
+        scratch: &'s mut ScoreScratch,
+    ) -> Result<&'s ScoreUpdate, ScoreError> {
+        self.apply_event_at(state, contact, event, scratch)?;
+        Ok(&scratch.update)
+    }
+
+    /// The event step at `max(event instant, last change)`.
+    fn apply_event_at(
+        &self,
+        state: &mut ContactScores,
+        contact: &Contact,
+        event: &Event,
+        scratch: &mut ScoreScratch,
+    ) -> Result<(), ScoreError> {
+        scratch.update.clear();
+        let earned = event.at();
+        let now = earned.max(state.last);
         if !self.fits(state) {
             return Err(ScoreError::ForeignState);
         }
@@ -598,7 +631,8 @@ impl Scorer {
                     settle(model, ms, now, &mut scratch.values, &mut scratch.factors, at);
                     scratch.settled[mi] = true;
                 }
-                let delta = award(model, ms, rule, ri, now, &mut scratch.values[groups.clone()])?;
+                let when = Earned { now, at: earned };
+                let delta = award(model, ms, rule, ri, when, &mut scratch.values[groups.clone()])?;
                 remember(ms, ri, rule, now);
                 if self.ledger_len > 0 {
                     let history = state.history.get_or_insert_with(|| self.new_history());
@@ -611,7 +645,7 @@ impl Scorer {
                     if model.groups[rule.group].window.is_none() {
                         h.contribute(ri, rule.group, delta);
                     }
-                    let entry = StoredEntry { rule: ri, delta, at: now, event: Some(event.id().clone()) };
+                    let entry = StoredEntry { rule: ri, delta, at: earned, event: Some(event.id().clone()) };
                     h.push(entry, self.ledger_len);
                 }
                 scratch.update.changes.push((model.id.clone(), rule.id.clone(), delta));
@@ -662,7 +696,7 @@ impl Scorer {
             scratch.settled[model] = true;
             let rule = PointRule::on_event("adjust", EventTypeIndex(0), None, points);
             let values = &mut scratch.values[at..at + m.groups.len()];
-            award(m, &mut state.models[model], &rule, u32::MAX, now, values)?;
+            award(m, &mut state.models[model], &rule, u32::MAX, Earned { now, at: now }, values)?;
         }
         self.observe_all(state, now, &mut scratch);
         state.last = now;
@@ -1111,20 +1145,29 @@ fn award(
     state: &mut ModelState,
     rule: &PointRule,
     index: u32,
-    now: Timestamp,
+    when: Earned,
     values: &mut [f64],
 ) -> Result<f64, ScoreError> {
+    let Earned { now, at: earned } = when;
     let g = rule.group;
     let group = &model.groups[g];
     let bounds = effective_bounds(group.bounds, &group.decay);
+    // Points earned before `now` (a late event) arrive as decayed as if they had been
+    // credited then; a timeframe award that has already expired arrives as nothing.
+    let points = match group.window {
+        Some(window) if !in_window(earned, now, window) => 0.0,
+        Some(_) => rule.points,
+        None if earned < now => rule.points * group.decay.apply(1.0, earned, now),
+        None => rule.points,
+    };
     // The model's total bounds limit what may be added (points past a 100-point cap are
     // not kept in reserve), then the group's own bounds. Fit points sit on top and the
     // total is clamped when read, so the order of fit changes and events never matters.
     let raw: f64 = values.iter().sum();
-    let points = if rule.points > 0.0 {
-        model.bounds.cap.map_or(rule.points, |cap| rule.points.min((cap - raw).max(0.0)))
+    let points = if points > 0.0 {
+        model.bounds.cap.map_or(points, |cap| points.min((cap - raw).max(0.0)))
     } else {
-        model.bounds.floor.map_or(rule.points, |floor| rule.points.max((floor - raw).min(0.0)))
+        model.bounds.floor.map_or(points, |floor| points.max((floor - raw).min(0.0)))
     };
     match group.window {
         Some(window) => {
@@ -1136,7 +1179,7 @@ fn award(
             }
             if applied != 0.0 {
                 let group = u16::try_from(g).map_err(|_| ScoreError::NotFinite)?;
-                state.awards.push(Award { at: now, points: applied, rule: index, group });
+                state.awards.push(Award { at: earned, points: applied, rule: index, group });
             }
             values[g] = clamp(group.bounds, current + applied);
             Ok(applied)
@@ -1152,6 +1195,14 @@ fn award(
             Ok(next - current)
         }
     }
+}
+
+/// When points are credited (`now`) and when they were earned (`at`; earlier for a
+/// late event).
+#[derive(Clone, Copy, Debug)]
+struct Earned {
+    now: Timestamp,
+    at: Timestamp,
 }
 
 /// Whether an award earned `at` still counts at `now`: the window is `(now - window, now]`.
