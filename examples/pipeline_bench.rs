@@ -37,11 +37,13 @@ use std::time::Instant;
 
 use nurture::schema::EventBuilder;
 
+use nurture::engine::{ContactState, EffectKind, Engine, EngineScratch};
 use nurture::scoring::{
     BatchEvent, Bounds, ContactScores, Decay, Group, PointRule, Rearm, Repeat, ScoreModel, ScoreScratch,
     Scorer, Threshold,
 };
-use nurture::{Contact, Duration, Event, EventId, Schema, Timestamp, Type, Value};
+use nurture::{Contact, Duration, Event, EventId, Program, Schema, Timestamp, Type, Value};
+use std::sync::Arc;
 use workload::Rng;
 
 // ---------------------------------------------------------------------------------------
@@ -137,20 +139,30 @@ fn event_types() -> Vec<EventTypeSpec> {
     ]
 }
 
+/// The schema, declared in the order a rule-set document gives (names sorted), so that
+/// the same prepared events and contacts fit the full engine's compiled program.
 fn schema() -> Schema {
-    let mut b = Schema::builder()
-        .contact_field("job_title", Type::String)
-        .contact_field("seniority", Type::String)
-        .contact_field("company_size", Type::Int)
-        .contact_field("annual_revenue_usd", Type::Double)
-        .contact_field("country", Type::String)
-        .contact_field("industry", Type::String)
-        .contact_field("lifecycle_stage", Type::String)
-        .contact_field("email_opt_in", Type::Bool)
-        .contact_field("created_at", Type::Timestamp)
-        .contact_field("tags", Type::list(Type::String))
-        .score("engagement");
-    for (name, _, props) in event_types() {
+    let mut contact = vec![
+        ("job_title", Type::String),
+        ("seniority", Type::String),
+        ("company_size", Type::Int),
+        ("annual_revenue_usd", Type::Double),
+        ("country", Type::String),
+        ("industry", Type::String),
+        ("lifecycle_stage", Type::String),
+        ("email_opt_in", Type::Bool),
+        ("created_at", Type::Timestamp),
+        ("tags", Type::list(Type::String)),
+    ];
+    contact.sort_by_key(|(name, _)| *name);
+    let mut b = Schema::builder().score("engagement");
+    for (name, ty) in contact {
+        b = b.contact_field(name, ty);
+    }
+    let mut types = event_types();
+    types.sort_by_key(|(name, _, _)| *name);
+    for (name, _, mut props) in types {
+        props.sort_by_key(|(p, _)| *p);
         b = b.event_type(name, props);
     }
     b.build().expect("valid schema")
@@ -454,20 +466,38 @@ fn engagement_rule(
     index: usize,
     rng: &mut Rng,
     broad: bool,
-) -> PointRule {
+) -> (PointRule, serde_json::Value) {
     let source = condition_source(kind, pools, rng, broad);
-    let condition = source.map(|s| schema.condition(Some(kind), &s).unwrap_or_else(|e| panic!("{s}: {e}")));
+    let condition =
+        source.as_ref().map(|s| schema.condition(Some(kind), s).unwrap_or_else(|e| panic!("{s}: {e}")));
     let negative = kind == "email_unsubscribed" || (broad && kind == "page_visit" && index % 25 == 7);
     let points = if negative { -(5.0 + rng.below(16) as f64) } else { 1.0 + rng.below(20) as f64 };
     let ty = schema.event_type_index(kind).expect("declared");
-    let rule = PointRule::on_event(format!("{kind}-{index}"), ty, condition, points).in_group(group_of(kind));
-    let day = Duration::from_days(1).expect("in range");
-    match rng.below(100) {
-        0..=59 => rule,
-        60..=74 => rule.repeat(Repeat::Once),
-        75..=94 => rule.repeat(Repeat::AtMost { max: 1 + rng.below(3) as u32, per: day }),
-        _ => rule.min_interval(Duration::from_hours(1).expect("in range")),
+    let id = format!("{kind}-{index}");
+    let rule = PointRule::on_event(id.clone(), ty, condition, points).in_group(group_of(kind));
+    let group = ["behaviour", "intent"][group_of(kind)];
+    let mut json = serde_json::json!({"id": id, "on": kind, "points": points, "group": group});
+    if let Some(s) = source {
+        json["when"] = serde_json::Value::String(s);
     }
+    let day = Duration::from_days(1).expect("in range");
+    let rule = match rng.below(100) {
+        0..=59 => rule,
+        60..=74 => {
+            json["repeat"] = "once".into();
+            rule.repeat(Repeat::Once)
+        }
+        75..=94 => {
+            let max = 1 + rng.below(3) as u32;
+            json["repeat"] = serde_json::json!({"max": max, "per": "1d"});
+            rule.repeat(Repeat::AtMost { max, per: day })
+        }
+        _ => {
+            json["min_interval"] = "1h".into();
+            rule.min_interval(Duration::from_hours(1).expect("in range"))
+        }
+    };
+    (rule, json)
 }
 
 fn base_model(thresholds: bool) -> ScoreModel {
@@ -491,7 +521,12 @@ fn base_model(thresholds: bool) -> ScoreModel {
 }
 
 /// The headline model: 194 engagement rules (more on the frequent types) and 6 fit rules.
-fn main_model(schema: &Schema, pools: &Pools, rng: &mut Rng, thresholds: bool) -> (ScoreModel, usize) {
+fn main_model(
+    schema: &Schema,
+    pools: &Pools,
+    rng: &mut Rng,
+    thresholds: bool,
+) -> (ScoreModel, usize, Vec<serde_json::Value>) {
     let per_type: &[(&str, usize)] = &[
         ("page_visit", 70),
         ("email_clicked", 22),
@@ -509,10 +544,13 @@ fn main_model(schema: &Schema, pools: &Pools, rng: &mut Rng, thresholds: bool) -
         ("job_changed", 5),
     ];
     let mut model = base_model(thresholds);
+    let mut json = Vec::new();
     let mut n = 0;
     for &(kind, count) in per_type {
         for i in 0..count {
-            model = model.with_rule(engagement_rule(schema, pools, kind, i, rng, true));
+            let (rule, doc) = engagement_rule(schema, pools, kind, i, rng, true);
+            model = model.with_rule(rule);
+            json.push(doc);
             n += 1;
         }
     }
@@ -531,9 +569,52 @@ fn main_model(schema: &Schema, pools: &Pools, rng: &mut Rng, thresholds: bool) -
     for (id, source, points) in fit {
         let condition = schema.condition(None, source).unwrap_or_else(|e| panic!("{source}: {e}"));
         model = model.with_rule(PointRule::fit(id, condition, points));
+        json.push(serde_json::json!({"id": id, "fit": source, "points": points}));
         n += 1;
     }
-    (model, n)
+    (model, n, json)
+}
+
+/// The headline model as a rule-set document, for the full engine: the same schema
+/// (same field and event-type order, so the prepared events fit), the model as a
+/// `scoring` section, and a rule on the MQL threshold (an owner alert and the lifecycle
+/// stage), as a production rule set has.
+fn engine_document(schema: &Schema, rules: &[serde_json::Value]) -> String {
+    let contact: serde_json::Map<String, serde_json::Value> =
+        schema.contact_fields().iter().map(|(name, ty)| (name.to_string(), ty.to_string().into())).collect();
+    let events: serde_json::Map<String, serde_json::Value> = event_types()
+        .iter()
+        .map(|(name, _, props)| {
+            let props: serde_json::Map<String, serde_json::Value> =
+                props.iter().map(|(p, ty)| (p.to_string(), ty.to_string().into())).collect();
+            (name.to_string(), props.into())
+        })
+        .collect();
+    serde_json::json!({
+        "version": 1,
+        "schema": {"contact": contact, "events": events, "scores": ["engagement"]},
+        "rules": [{
+            "id": "mql-alert",
+            "on": {"score": "engagement", "threshold": "mql"},
+            "actions": [
+                {"type": "notify_owner", "message": "new MQL"},
+                {"type": "set_lifecycle_stage", "stage": "mql"}
+            ]
+        }],
+        "scoring": {"models": [{
+            "id": "engagement", "cap": 100, "floor": 0,
+            "groups": [
+                {"id": "behaviour", "cap": 80, "decay": {"half_life": "30d"}},
+                {"id": "intent", "cap": 60, "decay": {"half_life": "14d"}}
+            ],
+            "rules": rules,
+            "thresholds": [
+                {"id": "mql", "enter": 60, "exit": 50, "rearm": "every_crossing"},
+                {"id": "sales_ready", "enter": 85, "exit": 70, "rearm": "once"}
+            ]
+        }]}
+    })
+    .to_string()
 }
 
 /// `n` selective engagement rules spread round-robin over the event types.
@@ -542,7 +623,7 @@ fn scaled_model(schema: &Schema, pools: &Pools, n: usize, rng: &mut Rng) -> Scor
     let mut model = base_model(true);
     for i in 0..n {
         let kind = types[i % types.len()].0;
-        model = model.with_rule(engagement_rule(schema, pools, kind, i, rng, false));
+        model = model.with_rule(engagement_rule(schema, pools, kind, i, rng, false).0);
     }
     model
 }
@@ -646,6 +727,43 @@ fn run_batched(
         });
         run.events += end - start;
         start = end;
+    }
+    run.seconds = t0.elapsed().as_secs_f64();
+    run.allocs = allocs() - a0;
+    run
+}
+
+/// The full engine, one event at a time: duplicates, scoring, rules (the MQL alert),
+/// effects with idempotency keys, wake-ups.
+fn run_engine(
+    engine: &Engine,
+    stream: &Stream,
+    contacts: &[Contact],
+    states: &mut [ContactState],
+    limit: Option<f64>,
+) -> Run {
+    let mut run = Run::default();
+    let mut scratch = EngineScratch::default();
+    let a0 = allocs();
+    let t0 = Instant::now();
+    for (i, (event, &c)) in stream.events.iter().zip(&stream.contact_of).enumerate() {
+        if let Some(limit) = limit {
+            if i % CLOCK_EVERY == 0 && t0.elapsed().as_secs_f64() > limit {
+                break;
+            }
+        }
+        match engine.handle_event(&mut states[c as usize], &contacts[c as usize], event, &mut scratch) {
+            Ok(outcome) => {
+                run.changes += outcome.effects.len();
+                run.crossings += outcome
+                    .effects
+                    .iter()
+                    .filter(|e| matches!(e.kind, EffectKind::ThresholdCrossed { .. }))
+                    .count();
+            }
+            Err(_) => run.errors += 1,
+        }
+        run.events += 1;
     }
     run.seconds = t0.elapsed().as_secs_f64();
     run.allocs = allocs() - a0;
@@ -757,7 +875,8 @@ fn main() {
     // --- Setup (untimed) ------------------------------------------------------------
     let t = Instant::now();
     let pools = Pools::new(false);
-    let (model, n_rules) = main_model(&schema, &pools, &mut rng, true);
+    let (model, n_rules, rules_json) = main_model(&schema, &pools, &mut rng, true);
+    let document = engine_document(&schema, &rules_json);
     let scorer = Scorer::new(vec![model], n_types).expect("valid model");
     let m0 = live();
     let contacts = workload::contacts(&schema, args.contacts, &mut rng);
@@ -902,6 +1021,34 @@ fn main() {
         batched.rate() / unbatched.rate()
     );
 
+    // --- The full engine -----------------------------------------------------------
+    let program = Program::from_json(&document).unwrap_or_else(|e| panic!("{}", e.render()));
+    let engine = Engine::new(Arc::new(program));
+    let mut engine_states: Vec<ContactState> = contacts.iter().map(|c| engine.new_state(c, start)).collect();
+    let full = run_engine(&engine, &stream, &contacts, &mut engine_states, Some(args.time_cap));
+    let engine_scorer = engine.program().scorer().expect("a scoring section");
+    let same_scores = full.events == unbatched.events
+        && engine_states.iter().zip(&final_states).all(|(e, s)| {
+            engine_scorer.value(e.scores().expect("scores"), 0, end).map(f64::to_bits)
+                == scorer.value(s, 0, end).map(f64::to_bits)
+        });
+    drop(engine_states);
+    println!(
+        "  full engine   {:>12.0} events/s  ({:.0} ns/event; Engine::handle_event: duplicates, scoring, the MQL rule, \
+         effects with idempotency keys, wake-ups; {} events)",
+        full.rate(),
+        1e9 / full.rate(),
+        full.events
+    );
+    println!(
+        "                {:.2} effects/event, {} threshold crossings, {:.3} allocations/event, {} errors; \
+         scores identical to the scorer's: {same_scores}",
+        full.changes as f64 / full.events.max(1) as f64,
+        full.crossings,
+        full.allocs as f64 / full.events.max(1) as f64,
+        full.errors
+    );
+
     // --- Rescoring --------------------------------------------------------------------
     let subset = args.rescore_contacts.min(contacts.len());
     let mut offsets = vec![0usize; subset + 1];
@@ -1025,6 +1172,7 @@ fn main() {
                 "touch_events_per_sec": touch.rate().round(),
                 "hot_state_bytes_per_contact": hot_after.max(hot_before).round(),
                 "rescore_events_per_sec": rescore_rate.round(),
+                "engine_events_per_sec": full.rate().round(),
             })
         );
     }

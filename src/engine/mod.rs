@@ -245,7 +245,7 @@ impl Engine {
                 });
             }
         }
-        if state.seen.contains(event.id()) {
+        if state.has_seen(event.id()) {
             let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
@@ -266,28 +266,26 @@ impl Engine {
         state.remember(event.id());
         // 3. Counters and activity.
         self.program.counters().observe(&mut state.counters, contact, event);
-        let type_name = event.type_name().as_str().to_string();
-        for name in [type_name, "*".to_string()] {
-            let seen = state.last_seen.entry(name).or_insert(event.at());
-            *seen = (*seen).max(event.at());
+        let type_name = event.type_name().as_str();
+        for name in [type_name, "*"] {
+            match state.last_seen.get_mut(name) {
+                Some(seen) => *seen = (*seen).max(event.at()),
+                None => {
+                    state.last_seen.insert(name.to_string(), event.at());
+                }
+            }
         }
-        let ended: Vec<String> = state
-            .quiet
-            .iter()
-            .filter(|id| {
-                self.program.rule_by_id(id).is_some_and(|r| match self.program.rule(r).trigger() {
+        if !state.quiet.is_empty() {
+            state.quiet.retain(|id| {
+                !self.program.rule_by_id(id).is_some_and(|r| match self.program.rule(r).trigger() {
                     Trigger::Inactivity { event_type: Some(t), .. } => *t == event.event_type(),
                     _ => true,
                 })
-            })
-            .cloned()
-            .collect();
-        ended.iter().for_each(|id| {
-            state.quiet.remove(id);
-        });
+            });
+        }
         // 4. Event rules.
         self.bind_values(state, now, scratch);
-        scratch.segments = self.member_values(state);
+        self.member_values(state, &mut scratch.segments);
         let matched: Vec<_> = {
             let activation = Activation::new()
                 .with_contact(contact)
@@ -365,7 +363,7 @@ impl Engine {
             if occurrence <= now && !already {
                 state.occurred.insert(rule.id().as_str().to_string(), occurrence);
                 self.bind_values(state, now, scratch);
-                scratch.segments = self.member_values(state);
+                self.member_values(state, &mut scratch.segments);
                 if self.holds(rule, scratch, state, &mut step) {
                     self.fire(state, rule, &mut step)?;
                 }
@@ -376,7 +374,7 @@ impl Engine {
                 if deadline <= now && rule.enabled() {
                     state.quiet.insert(rule.id().as_str().to_string());
                     self.bind_values(state, now, scratch);
-                    scratch.segments = self.member_values(state);
+                    self.member_values(state, &mut scratch.segments);
                     if self.holds(rule, scratch, state, &mut step) {
                         self.fire(state, rule, &mut step)?;
                     }
@@ -501,8 +499,11 @@ impl Engine {
     }
 
     /// The state's memberships as values, in the schema's segment order.
-    fn member_values(&self, state: &ContactState) -> Vec<Option<Value>> {
-        self.program.segments().iter().map(|s| Some(Value::Bool(state.segments.contains(s.id())))).collect()
+    fn member_values(&self, state: &ContactState, out: &mut Vec<Option<Value>>) {
+        out.clear();
+        out.extend(
+            self.program.segments().iter().map(|s| Some(Value::Bool(state.segments.contains(s.id())))),
+        );
     }
 
     /// Memberships from evaluated values.
@@ -717,6 +718,10 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<(), EngineError> {
         for _round in 0..MAX_CASCADE {
+            // Nothing changed and no segments to re-check: the usual case, done at once.
+            if step.changes.is_empty() && self.program.segments().is_empty() {
+                return Ok(());
+            }
             let changes = std::mem::take(&mut step.changes);
             // Fit rules see attribute changes.
             if changes.iter().any(|c| matches!(c, Change::Attribute { .. })) {
@@ -821,7 +826,12 @@ impl Engine {
             }
         };
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_ref()) {
-            consider(scorer.next_wake(scores, now));
+            // The scorer remembers its wake-up from its last change; only a due one (a
+            // fresh or adopted state) is computed afresh.
+            match scores.remembered_wake() {
+                Some(w) if w <= now => consider(scorer.next_wake(scores, now)),
+                w => consider(w),
+            }
             for (model, level) in self.program.segments().levels() {
                 consider(scorer.next_below(scores, model, level, now));
             }

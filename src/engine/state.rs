@@ -31,7 +31,10 @@ pub struct ContactState {
     pub(crate) lists: BTreeSet<String>,
     pub(crate) stage: Option<String>,
     pub(crate) owner: Option<String>,
-    pub(crate) seen: VecDeque<EventId>,
+    /// 64-bit fingerprints (FNV-1a) of the recent event ids: a fixed 8 bytes each, and
+    /// a compare per id instead of a string compare. Two distinct ids share one with
+    /// probability about 2^-64 per pair.
+    pub(crate) seen: VecDeque<u64>,
     pub(crate) pending: Vec<Effect>,
     pub(crate) last: Timestamp,
     /// When the state was created: inactivity counts from here until a first event.
@@ -122,14 +125,20 @@ impl ContactState {
 
     /// Remembers an event id; `false` when it was already among the recent ones.
     pub(crate) fn remember(&mut self, id: &EventId) -> bool {
-        if self.seen.contains(id) {
+        let print = fingerprint(id);
+        if self.seen.contains(&print) {
             return false;
         }
         if self.seen.len() >= DEDUP_WINDOW {
             self.seen.pop_front();
         }
-        self.seen.push_back(id.clone());
+        self.seen.push_back(print);
         true
+    }
+
+    /// Whether an event id is among the recent ones.
+    pub(crate) fn has_seen(&self, id: &EventId) -> bool {
+        self.seen.contains(&fingerprint(id))
     }
 
     /// Takes a pending effect out by key.
@@ -137,4 +146,9 @@ impl ContactState {
         let i = self.pending.iter().position(|e| e.key == key)?;
         Some(self.pending.remove(i))
     }
+}
+
+/// An event id's fingerprint for the duplicate window.
+fn fingerprint(id: &EventId) -> u64 {
+    crate::engine::effect::Fnv::new().bytes(id.as_str().as_bytes()).finish()
 }

@@ -46,6 +46,12 @@ impl ContactScores {
         self.last
     }
 
+    /// The wake-up remembered at the last change (`None`: never), which may be due
+    /// already (a fresh or adopted state is due at once).
+    pub(crate) fn remembered_wake(&self) -> Option<Timestamp> {
+        (self.check_from != Timestamp::MAX).then_some(self.check_from)
+    }
+
     /// Heap bytes this state holds, split into the hot part and the explanation
     /// history (requested sizes, without the allocator's own overhead).
     pub fn heap_bytes(&self) -> (usize, usize) {
