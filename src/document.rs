@@ -602,10 +602,11 @@ pub(crate) fn schema_from_def(
             builder = builder.counter(counter.id.clone());
         }
     }
-    // Likewise for segments, when the segments are compiled.
+    // Likewise for segments, when the segments are compiled (invalid names too, there:
+    // a bad segment name must not make the whole schema unusable).
     let mut seen: Vec<&str> = Vec::new();
     for segment in segments {
-        if !seen.contains(&segment.id.as_str()) {
+        if !seen.contains(&segment.id.as_str()) && crate::schema::is_name(&segment.id) {
             seen.push(&segment.id);
             builder = builder.segment(segment.id.clone());
         }

@@ -122,6 +122,8 @@ pub struct Program {
     scorer: Option<crate::scoring::Scorer>,
     counters: Counters,
     segments: Segments,
+    /// Whether a rule or segment reads `tags` or `bands` (else the engine binds none).
+    reads_engine_vars: bool,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -269,7 +271,22 @@ impl Program {
         }
         let index = RuleIndex::build(&schema, &rules);
         let conditions = rules.iter().map(|r| r.pred().cloned().unwrap_or(Pred::Const(true))).collect();
-        Ok(Program { name: def.name.clone(), schema, rules, conditions, index, scorer, counters, segments })
+        let reads_engine_vars = rules
+            .iter()
+            .filter_map(Rule::condition)
+            .chain(segments.iter().filter_map(|s| s.condition()))
+            .any(Expression::reads_vars);
+        Ok(Program {
+            name: def.name.clone(),
+            schema,
+            rules,
+            conditions,
+            index,
+            scorer,
+            counters,
+            segments,
+            reads_engine_vars,
+        })
     }
 
     /// Reads and compiles a JSON rule-set document.
@@ -328,6 +345,11 @@ impl Program {
             .with_now(now)
             .with_counters(&scratch.counts);
         self.run(event, &activation, &mut scratch.buffers)
+    }
+
+    /// Whether a rule or segment condition reads the engine's `tags` or `bands`.
+    pub(crate) fn reads_engine_vars(&self) -> bool {
+        self.reads_engine_vars
     }
 
     /// The dynamic segments of the document's `segments` section, compiled.
@@ -521,6 +543,7 @@ fn compile_counters(
             scores: None,
             counters: None,
             segments: None,
+            vars: None,
             ..schema.names_for_event(event_type, Some(regexes))
         };
         let Ok(condition) = compile_condition(

@@ -110,6 +110,8 @@ pub struct Schema {
     scores: FieldSet,
     counters: FieldSet,
     segments: FieldSet,
+    /// What the engine binds for rules and segments: `tags` and `bands`.
+    engine_vars: FieldSet,
     events: Vec<EventType>,
     event_index: HashMap<Arc<str>, EventTypeIndex>,
 }
@@ -266,6 +268,9 @@ impl SchemaBuilder {
                 diagnostics.push(duplicate(message, format!("/counters/{name}")));
             }
         }
+        // Engine rules and segments read the contact's tags and its score bands.
+        let _ = schema.engine_vars.add("tags", Type::list(Type::String));
+        let _ = schema.engine_vars.add("bands", Type::Map(Box::new(Type::String), Box::new(Type::String)));
         for name in &self.segments {
             check_name(name, "/segments", &mut diagnostics);
             if let Err(message) = schema.segments.add(name, Type::Bool) {
@@ -314,12 +319,16 @@ fn duplicate(message: String, path: String) -> Diagnostic {
         .with_help("remove or rename one of the declarations")
 }
 
+/// Whether `name` is a CEL identifier.
+pub(crate) fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Names are CEL identifiers so that expressions can reach them with `.name`.
 fn check_name(name: &str, path: &str, diagnostics: &mut Vec<Diagnostic>) {
-    let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
+    if !is_name(name) {
         diagnostics.push(
             Diagnostic::new(Code::InvalidDocument, format!("`{name}` is not a valid name"))
                 .with_path(path.to_string())
@@ -544,7 +553,7 @@ impl Schema {
             scores: Some(&self.scores),
             counters: Some(&self.counters),
             segments: Some(&self.segments),
-            vars: None,
+            vars: Some(&self.engine_vars),
             now: true,
             regexes,
         }
@@ -562,7 +571,7 @@ impl Schema {
             scores: Some(&self.scores),
             counters: Some(&self.counters),
             segments: Some(&self.segments),
-            vars: None,
+            vars: Some(&self.engine_vars),
             now: true,
             regexes,
         }

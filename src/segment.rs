@@ -96,6 +96,13 @@ pub(crate) fn compile_segments(
     let mut reads = Vec::with_capacity(defs.len());
     for (i, def) in defs.iter().enumerate() {
         let path = format!("/segments/{i}");
+        if !crate::schema::is_name(&def.id) {
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, format!("`{}` is not a valid segment id", def.id))
+                    .with_path(format!("{path}/id"))
+                    .with_help("conditions read segments as `segment.ID`: start with a letter or `_`, then letters, digits and `_`"),
+            );
+        }
         if let Some(first) = defs[..i].iter().position(|d| d.id == def.id) {
             diagnostics.push(
                 Diagnostic::new(Code::DuplicateId, format!("segment id `{}` is used twice", def.id))

@@ -243,6 +243,7 @@ fn trigger_mistakes_are_reported_at_their_paths() {
     }"#;
     let err = Program::from_json(doc).unwrap_err();
     let paths: Vec<String> = err.diagnostics.iter().map(|d| d.path.clone()).collect();
+    assert!(!paths.iter().any(|p| p.starts_with("/segments/") && p.ends_with("/id")), "{paths:?}");
     for expected in [
         "/rules/0/on/threshold",
         "/rules/1/on/segment",
@@ -360,4 +361,41 @@ mod calendar {
             ]
         );
     }
+}
+
+#[test]
+fn segments_read_tags_and_bands() {
+    let doc = r#"{
+      "version": 1,
+      "schema": {"events": {"visit": {}, "vip": {}}, "scores": ["engagement"]},
+      "segments": [{"id": "hot_vip", "when": "'vip' in tags && has(bands.engagement) && bands.engagement == 'hot'"}],
+      "rules": [{"id": "mark", "on": "vip", "actions": [{"type": "add_tag", "tag": "vip"}]}],
+      "scoring": {"models": [{"id": "engagement", "decay": {"half_life": "1d"},
+        "rules": [{"id": "v", "on": "visit", "points": 30}],
+        "bands": [{"name": "warm", "from": 20}, {"name": "hot", "from": 50}]}]}
+    }"#;
+    let engine = Engine::new(Arc::new(Program::from_json(doc).expect("valid")));
+    let schema = engine.program().schema();
+    let c = schema.contact("c").build();
+    let mut state = engine.new_state(&c, at(0));
+    let mut scratch = EngineScratch::default();
+    let mut step = |id: &str, kind: &str, secs: i64, state: &mut ContactState| {
+        let e = schema.event(id, "c", kind, at(secs)).unwrap().build();
+        segment_changes(&engine.handle_event(state, &c, &e, &mut scratch).unwrap())
+    };
+    assert!(step("e1", "vip", 1, &mut state).is_empty(), "tagged, but cold");
+    assert!(step("e2", "visit", 2, &mut state).is_empty(), "30 points: warm");
+    assert_eq!(step("e3", "visit", 3, &mut state), ["+hot_vip"], "60 points: hot");
+    // A day later the score has halved to about 30: warm again, out of the segment.
+    assert_eq!(step("e4", "vip", DAY, &mut state), ["-hot_vip"]);
+}
+
+#[test]
+fn a_bad_segment_id_is_one_diagnostic_not_a_cascade() {
+    let doc = r#"{"version": 1, "schema": {"events": {"ping": {}}},
+      "segments": [{"id": "bad-id", "when": "true"}],
+      "rules": [{"id": "r", "on": "ping"}]}"#;
+    let err = Program::from_json(doc).unwrap_err();
+    let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["/segments/0/id"]);
 }

@@ -105,6 +105,7 @@ pub struct EngineScratch {
     counts: Vec<Option<Value>>,
     scores: Vec<Option<Value>>,
     segments: Vec<Option<Value>>,
+    vars: Vec<Option<Value>>,
 }
 
 /// A compiled program, ready to run contacts through.
@@ -293,7 +294,8 @@ impl Engine {
                 .with_now(now)
                 .with_counters(&scratch.counts)
                 .with_scores(&scratch.scores)
-                .with_segments(&scratch.segments);
+                .with_segments(&scratch.segments)
+                .with_var_slots(&scratch.vars);
             let matches = self.program.match_activation(event, &activation, &mut scratch.matching);
             for (rule, error) in matches.errors {
                 let rule = self.program.rule(*rule);
@@ -496,6 +498,21 @@ impl Engine {
                 scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
             }
         }
+        // `tags` and `bands.SCORE`, only for programs that read them.
+        scratch.vars.clear();
+        if self.program.reads_engine_vars() {
+            let tags = Value::list(state.tags.iter().map(|t| Value::from(t.as_str())));
+            let mut bands = crate::value::Map::new();
+            if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_ref()) {
+                for (m, model) in scorer.models().iter().enumerate() {
+                    if let Some(band) = scorer.band(scores, m, now) {
+                        bands.insert(Value::from(model.id().as_str()), Value::from(band));
+                    }
+                }
+            }
+            scratch.vars.push(Some(tags));
+            scratch.vars.push(Some(Value::Map(std::sync::Arc::new(bands))));
+        }
     }
 
     /// The state's memberships as values, in the schema's segment order.
@@ -519,7 +536,7 @@ impl Engine {
 
     /// Evaluates every segment into `scratch.segments` (counts and scores bound).
     fn evaluate_segments(&self, contact: &Contact, now: Timestamp, scratch: &mut EngineScratch) {
-        let (counts, scores) = (&scratch.counts, &scratch.scores);
+        let (counts, scores, vars) = (&scratch.counts, &scratch.scores, &scratch.vars);
         self.program.segments().evaluate(
             |condition, members| {
                 let activation = Activation::new()
@@ -527,7 +544,8 @@ impl Engine {
                     .with_now(now)
                     .with_counters(counts)
                     .with_scores(scores)
-                    .with_segments(members);
+                    .with_segments(members)
+                    .with_var_slots(vars);
                 condition.eval_bool(&activation) == Ok(true)
             },
             &mut scratch.segments,
@@ -549,7 +567,8 @@ impl Engine {
             .with_now(now)
             .with_counters(&scratch.counts)
             .with_scores(&scratch.scores)
-            .with_segments(&scratch.segments);
+            .with_segments(&scratch.segments)
+            .with_var_slots(&scratch.vars);
         let result = condition.eval_bool(&activation);
         match result {
             Ok(holds) => holds,

@@ -63,6 +63,12 @@ impl<'a> Activation<'a> {
         self
     }
 
+    /// Binds root variables by slot (the engine's `tags` and `bands`).
+    pub(crate) fn with_var_slots(mut self, slots: &'a [Option<Value>]) -> Activation<'a> {
+        self.scopes[Scope::Var as usize] = slots;
+        self
+    }
+
     /// Binds `counter`: windowed event counts in the order of the schema's counter
     /// declarations (see [`crate::counters::Counters::values`]).
     pub fn with_counters(mut self, counts: &'a [Option<Value>]) -> Activation<'a> {

@@ -162,6 +162,11 @@ impl Expression {
         self.reads(ir::Scope::Contact)
     }
 
+    /// Whether the expression reads a root variable (the engine's `tags` or `bands`).
+    pub(crate) fn reads_vars(&self) -> bool {
+        !self.reads(ir::Scope::Var).is_empty()
+    }
+
     /// The segments (slots) the expression reads.
     pub(crate) fn segment_reads(&self) -> Vec<crate::schema::Slot> {
         self.reads(ir::Scope::Segment)

@@ -375,7 +375,8 @@ fn model(
                     continue;
                 };
                 // Segments depend on scores, so point rules cannot read them.
-                let names = Names { segments: None, ..schema.names_for_event(event_type, Some(regexes)) };
+                let names =
+                    Names { segments: None, vars: None, ..schema.names_for_event(event_type, Some(regexes)) };
                 let Ok(condition) = crate::program::compile_condition(
                     "a point rule",
                     r.when.as_ref(),
