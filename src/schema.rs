@@ -271,6 +271,7 @@ impl SchemaBuilder {
         // Engine rules and segments read the contact's tags and its score bands.
         let _ = schema.engine_vars.add("tags", Type::list(Type::String));
         let _ = schema.engine_vars.add("bands", Type::Map(Box::new(Type::String), Box::new(Type::String)));
+        let _ = schema.engine_vars.add("stage", Type::String);
         for name in &self.segments {
             check_name(name, "/segments", &mut diagnostics);
             if let Err(message) = schema.segments.add(name, Type::Bool) {

@@ -369,7 +369,8 @@ fn segments_read_tags_and_bands() {
       "version": 1,
       "schema": {"events": {"visit": {}, "vip": {}}, "scores": ["engagement"]},
       "segments": [{"id": "hot_vip", "when": "'vip' in tags && has(bands.engagement) && bands.engagement == 'hot'"}],
-      "rules": [{"id": "mark", "on": "vip", "actions": [{"type": "add_tag", "tag": "vip"}]}],
+      "rules": [{"id": "mark", "on": "vip", "when": "stage == ''", "actions": [{"type": "add_tag", "tag": "vip"}, {"type": "set_lifecycle_stage", "stage": "lead"}]},
+                {"id": "again", "on": "vip", "when": "stage == 'lead'", "actions": [{"type": "add_tag", "tag": "seen-twice"}]}],
       "scoring": {"models": [{"id": "engagement", "decay": {"half_life": "1d"},
         "rules": [{"id": "v", "on": "visit", "points": 30}],
         "bands": [{"name": "warm", "from": 20}, {"name": "hot", "from": 50}]}]}
@@ -388,6 +389,8 @@ fn segments_read_tags_and_bands() {
     assert_eq!(step("e3", "visit", 3, &mut state), ["+hot_vip"], "60 points: hot");
     // A day later the score has halved to about 30: warm again, out of the segment.
     assert_eq!(step("e4", "vip", DAY, &mut state), ["-hot_vip"]);
+    // `stage` was empty at the first `vip` event and `lead` at the second.
+    assert!(state.has_tag("seen-twice") && state.stage() == Some("lead"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::def::ActionDef;
-use crate::id::{EventId, RuleId, ScoreId};
+use crate::id::{ContactId, EventId, RuleId, ScoreId};
 use crate::scoring::Crossing;
 use crate::time::Timestamp;
 
@@ -93,6 +93,8 @@ pub struct Effect {
     /// Stable across retries and replays: the same contact, cause and effect give the
     /// same key on every machine, so a delivery layer can drop duplicates.
     pub key: IdempotencyKey,
+    /// The contact it is for.
+    pub contact: ContactId,
     /// What caused it.
     pub cause: Cause,
     /// When (the event's instant, or the timeout's).

@@ -133,11 +133,34 @@ enum Change {
 
 /// One step's working data.
 struct Step<'a> {
+    /// The contact's id (the state's).
+    id: ContactId,
     cause: Cause,
     now: Timestamp,
     contact: std::borrow::Cow<'a, Contact>,
     outcome: Outcome,
     changes: Vec<Change>,
+}
+
+impl Step<'_> {
+    /// An effect of this step: its key from the contact, the cause and `parts` (what
+    /// tells it apart from the step's other effects).
+    fn effect(&self, parts: &[&[u8]], status: Status, kind: EffectKind) -> Effect {
+        Effect {
+            key: key_of(self.id.as_str(), &self.cause, parts),
+            contact: self.id.clone(),
+            cause: self.cause.clone(),
+            at: self.now,
+            status,
+            kind,
+        }
+    }
+
+    /// Emits a ready effect.
+    fn emit(&mut self, parts: &[&[u8]], kind: EffectKind) {
+        let effect = self.effect(parts, Status::Ready, kind);
+        self.outcome.effects.push(effect);
+    }
 }
 
 /// The default lifecycle stages, in order.
@@ -253,6 +276,7 @@ impl Engine {
         // A late event is handled at the contact's last change: nothing is dated back.
         let now = event.at().max(state.last);
         let mut step = Step {
+            id: state.contact.clone(),
             cause: Cause::Event(event.id().clone()),
             now,
             contact: std::borrow::Cow::Borrowed(contact),
@@ -262,7 +286,7 @@ impl Engine {
         // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_late_event_in(scores, contact, event, &mut scratch.scoring)?;
-            self.score_effects(state.contact.as_str(), &mut step, update);
+            self.score_effects(&mut step, update);
         }
         state.remember(event.id());
         // 3. Counters and activity.
@@ -299,16 +323,8 @@ impl Engine {
             let matches = self.program.match_activation(event, &activation, &mut scratch.matching);
             for (rule, error) in matches.errors {
                 let rule = self.program.rule(*rule);
-                let key =
-                    key_of(state.contact.as_str(), &step.cause, &[b"error", rule.id().as_str().as_bytes()]);
                 let kind = EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() };
-                step.outcome.effects.push(Effect {
-                    key,
-                    cause: step.cause.clone(),
-                    at: now,
-                    status: Status::Ready,
-                    kind,
-                });
+                step.emit(&[b"error", rule.id().as_str().as_bytes()], kind);
             }
             matches.rules.to_vec()
         };
@@ -344,6 +360,7 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         let mut step = Step {
+            id: state.contact.clone(),
             cause: Cause::Timeout(now),
             now,
             contact: std::borrow::Cow::Borrowed(contact),
@@ -352,7 +369,7 @@ impl Engine {
         };
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_timeout(scores, now)?;
-            self.score_effects(state.contact.as_str(), &mut step, &update);
+            self.score_effects(&mut step, &update);
         }
         // Date and schedule occurrences since the last step, then inactivity deadlines
         // that have come, in rule order.
@@ -498,7 +515,7 @@ impl Engine {
                 scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
             }
         }
-        // `tags` and `bands.SCORE`, only for programs that read them.
+        // `tags`, `bands.SCORE` and `stage`, only for programs that read them.
         scratch.vars.clear();
         if self.program.reads_engine_vars() {
             let tags = Value::list(state.tags.iter().map(|t| Value::from(t.as_str())));
@@ -512,6 +529,8 @@ impl Engine {
             }
             scratch.vars.push(Some(tags));
             scratch.vars.push(Some(Value::Map(std::sync::Arc::new(bands))));
+            // The lifecycle stage; empty before an action sets one.
+            scratch.vars.push(Some(Value::from(state.stage.as_deref().unwrap_or(""))));
         }
     }
 
@@ -573,16 +592,8 @@ impl Engine {
         match result {
             Ok(holds) => holds,
             Err(error) => {
-                let key =
-                    key_of(state.contact.as_str(), &step.cause, &[b"error", rule.id().as_str().as_bytes()]);
                 let kind = EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() };
-                step.outcome.effects.push(Effect {
-                    key,
-                    cause: step.cause.clone(),
-                    at: now,
-                    status: Status::Ready,
-                    kind,
-                });
+                step.emit(&[b"error", rule.id().as_str().as_bytes()], kind);
                 false
             }
         }
@@ -624,35 +635,17 @@ impl Engine {
         }
         for (index, action) in rule.actions().iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            let key = key_of(
-                state.contact.as_str(),
-                &step.cause,
-                &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
-            );
             if let Err(message) = self.apply(state, action, step) {
-                let key = key_of(
-                    state.contact.as_str(),
-                    &step.cause,
-                    &[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
-                );
                 let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
-                step.outcome.effects.push(Effect {
-                    key,
-                    cause: step.cause.clone(),
-                    at: now,
-                    status: Status::Ready,
-                    kind,
-                });
+                step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
                 continue;
             }
             let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
-            let effect = Effect {
-                key,
-                cause: step.cause.clone(),
-                at: now,
+            let effect = step.effect(
+                &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
                 status,
-                kind: EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
-            };
+                EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
+            );
             if status == Status::PendingApproval {
                 state.pending.push(effect.clone());
             }
@@ -712,7 +705,7 @@ impl Engine {
                     .ok_or_else(|| format!("no score `{score}`"))?;
                 let scores = state.scores.as_mut().ok_or("the state has no scores")?;
                 let update = scorer.adjust(scores, model, *points, step.now).map_err(|e| e.to_string())?;
-                self.score_effects(state.contact.as_str(), step, &update);
+                self.score_effects(step, &update);
             }
             _ => {}
         }
@@ -746,7 +739,7 @@ impl Engine {
             if changes.iter().any(|c| matches!(c, Change::Attribute { .. })) {
                 if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
                     let update = scorer.handle_attributes(scores, &step.contact, step.now)?;
-                    self.score_effects(state.contact.as_str(), step, &update);
+                    self.score_effects(step, &update);
                 }
             }
             self.bind_values(state, step.now, scratch);
@@ -768,19 +761,17 @@ impl Engine {
                 let id =
                     self.program.segments().iter().nth(i).map(|s| s.id().to_string()).unwrap_or_default();
                 let dir: &[u8] = if direction == Direction::Up { b"enter" } else { b"exit" };
-                let key = key_of(state.contact.as_str(), &step.cause, &[b"segment", id.as_bytes(), dir]);
-                let kind = if direction == Direction::Up {
-                    EffectKind::SegmentEntered { segment: id }
-                } else {
-                    EffectKind::SegmentExited { segment: id }
-                };
-                step.outcome.effects.push(Effect {
-                    key,
-                    cause: step.cause.clone(),
-                    at: step.now,
-                    status: Status::Ready,
-                    kind,
-                });
+                let parts: [&[u8]; 3] = [b"segment", id.as_bytes(), dir];
+                let effect = step.effect(
+                    &parts,
+                    Status::Ready,
+                    if direction == Direction::Up {
+                        EffectKind::SegmentEntered { segment: id.clone() }
+                    } else {
+                        EffectKind::SegmentExited { segment: id.clone() }
+                    },
+                );
+                step.outcome.effects.push(effect);
             }
             // Rules listening for these changes, in rule order per change.
             for rule in self.program.rules() {
@@ -804,14 +795,7 @@ impl Engine {
             }
         }
         if !step.changes.is_empty() {
-            let key = key_of(state.contact.as_str(), &step.cause, &[b"cascade"]);
-            step.outcome.effects.push(Effect {
-                key,
-                cause: step.cause.clone(),
-                at: step.now,
-                status: Status::Ready,
-                kind: EffectKind::CascadeLimit { rounds: MAX_CASCADE as u32 },
-            });
+            step.emit(&[b"cascade"], EffectKind::CascadeLimit { rounds: MAX_CASCADE as u32 });
             step.changes.clear();
         }
         Ok(())
@@ -866,7 +850,7 @@ impl Engine {
     }
 
     /// Threshold crossings and band changes as effects, queued for the cascade.
-    fn score_effects(&self, contact: &str, step: &mut Step<'_>, update: &ScoreUpdate) {
+    fn score_effects(&self, step: &mut Step<'_>, update: &ScoreUpdate) {
         let model_of = |score: &crate::id::ScoreId| {
             self.program
                 .scorer()
@@ -878,21 +862,12 @@ impl Engine {
                 Crossing::Up => (b"up", Direction::Up),
                 Crossing::Down => (b"down", Direction::Down),
             };
-            step.outcome.effects.push(Effect {
-                key: key_of(
-                    contact,
-                    &step.cause,
-                    &[b"threshold", score.as_str().as_bytes(), threshold.as_bytes(), dir],
-                ),
-                cause: step.cause.clone(),
-                at: step.now,
-                status: Status::Ready,
-                kind: EffectKind::ThresholdCrossed {
-                    score: score.clone(),
-                    threshold: threshold.clone(),
-                    direction: *direction,
-                },
-            });
+            let kind = EffectKind::ThresholdCrossed {
+                score: score.clone(),
+                threshold: threshold.clone(),
+                direction: *direction,
+            };
+            step.emit(&[b"threshold", score.as_str().as_bytes(), threshold.as_bytes(), dir], kind);
             step.changes.push(Change::Crossing {
                 model: model_of(score),
                 threshold: threshold.clone(),
@@ -900,17 +875,8 @@ impl Engine {
             });
         }
         for (score, from, to) in &update.band_changes {
-            step.outcome.effects.push(Effect {
-                key: key_of(
-                    contact,
-                    &step.cause,
-                    &[b"band", score.as_str().as_bytes(), to.as_deref().unwrap_or("").as_bytes()],
-                ),
-                cause: step.cause.clone(),
-                at: step.now,
-                status: Status::Ready,
-                kind: EffectKind::BandChanged { score: score.clone(), from: from.clone(), to: to.clone() },
-            });
+            let kind = EffectKind::BandChanged { score: score.clone(), from: from.clone(), to: to.clone() };
+            step.emit(&[b"band", score.as_str().as_bytes(), to.as_deref().unwrap_or("").as_bytes()], kind);
             let model = model_of(score);
             step.changes.push(Change::Band { model, band: from.clone(), direction: Direction::Down });
             step.changes.push(Change::Band { model, band: to.clone(), direction: Direction::Up });
