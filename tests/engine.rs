@@ -224,3 +224,12 @@ fn late_events_are_credited_at_their_own_instant_and_nothing_is_dated_back() {
     assert!(matches!(too_late, Err(EngineError::TooLate { .. })));
     assert_eq!(late, before);
 }
+
+#[test]
+fn idempotency_keys_serialize_as_hex_strings() {
+    let key = nurture::engine::IdempotencyKey(0x00ab_cdef_0123_4567);
+    let json = serde_json::to_string(&key).unwrap();
+    assert_eq!(json, "\"00abcdef01234567\"");
+    assert_eq!(serde_json::from_str::<nurture::engine::IdempotencyKey>(&json).unwrap(), key);
+    assert!(serde_json::from_str::<nurture::engine::IdempotencyKey>("\"xyz\"").is_err());
+}

@@ -224,6 +224,34 @@ fn attribute_cycles_are_rejected_and_segment_cycles_stopped() {
     let e = engine.program().schema().event("e1", "c", "ping", at(1)).unwrap().build();
     let o = engine.handle_event(&mut state, &c, &e, &mut EngineScratch::default()).unwrap();
     assert!(o.effects.iter().any(|e| matches!(e.kind, EffectKind::CascadeLimit { .. })));
+    // The same rules fired several times in the step: every effect still has its own key.
+    let mut keys: Vec<_> = o.effects.iter().map(|e| e.key).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+}
+
+#[test]
+fn repeat_policies_hold_for_event_rules() {
+    let doc = r#"{"version": 1, "schema": {"events": {"ping": {}}},
+      "rules": [
+        {"id": "first", "on": "ping", "repeat": "once", "actions": [{"type": "add_tag", "tag": "x"}]},
+        {"id": "daily", "on": "ping", "repeat": {"max": 2, "per": "1d"}, "actions": [{"type": "add_tag", "tag": "y"}]}
+      ]}"#;
+    let engine = Engine::new(Arc::new(Program::from_json(doc).unwrap()));
+    let c = engine.program().schema().contact("c").build();
+    let mut state = engine.new_state(&c, at(0));
+    let mut scratch = EngineScratch::default();
+    let fired: Vec<Vec<String>> = [0, 60, 120, DAY + 200]
+        .iter()
+        .enumerate()
+        .map(|(n, secs)| {
+            let e = engine.program().schema().event(format!("e{n}"), "c", "ping", at(*secs)).unwrap().build();
+            rules_fired(&engine.handle_event(&mut state, &c, &e, &mut scratch).unwrap())
+        })
+        .collect();
+    assert_eq!(fired, [vec!["first", "daily"], vec!["daily"], vec![], vec!["daily"]]);
 }
 
 #[test]

@@ -105,9 +105,26 @@ pub struct Effect {
     pub kind: EffectKind,
 }
 
-/// A 64-bit idempotency key, shown as 16 hex digits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A 64-bit idempotency key, shown (and serialized) as 16 hex digits, so that JSON
+/// readers whose numbers are doubles keep it exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdempotencyKey(pub u64);
+
+impl Serialize for IdempotencyKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for IdempotencyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<IdempotencyKey, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.len() != 16 {
+            return Err(serde::de::Error::custom("an idempotency key is 16 hex digits"));
+        }
+        u64::from_str_radix(&text, 16).map(IdempotencyKey).map_err(serde::de::Error::custom)
+    }
+}
 
 impl std::fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -11,17 +11,23 @@
 //! 3. **Counters and activity.** The event is counted in the windowed counters and
 //!    ends the quiet spell of inactivity rules watching its type.
 //! 4. **Event rules.** Rules started by this event type whose condition holds (with
-//!    `score.NAME`, `counter.NAME` and `segment.NAME` bound) and whose repeat policy
-//!    allows fire: their actions become effects, rules in declaration order, actions in
-//!    the rule's order. Rules whose condition fails to evaluate give `RuleError` effects.
-//! 5. **Cascade.** What those actions changed (attributes, tags, stage, scores) and the
-//!    crossings of step 2 start the rules that listen for them: threshold and band rules,
-//!    then attribute rules, then segments are re-evaluated and segment rules fire for
-//!    each entry and exit. Their actions can change state again; the cascade repeats up
-//!    to [`MAX_CASCADE`] rounds, then stops with a `CascadeLimit` effect.
+//!    `score.NAME`, `counter.NAME`, `segment.NAME`, `tags`, `bands.SCORE` and `stage`
+//!    bound) and whose repeat policy allows fire: their actions become effects, rules
+//!    in declaration order, actions in the rule's order. Rules whose condition fails to
+//!    evaluate give `RuleError` effects.
+//! 5. **Cascade.** In rounds: fit rules are re-scored if attributes changed, segments
+//!    are re-evaluated (entries and exits become effects), then every rule listening for
+//!    this round's changes (threshold and band crossings, attribute changes, segment
+//!    entries and exits) fires, in declaration order, if its condition and repeat
+//!    policy allow. Their actions can change state again; after [`MAX_CASCADE`] rounds
+//!    a `CascadeLimit` effect ends the step.
 //! 6. **Wake-up.** `next_wake` is the earliest instant at which time alone can change
 //!    something: decay crossing a threshold, a band or a level a segment compares with,
-//!    a counted event leaving its window, or an inactivity rule's deadline.
+//!    a counted event leaving its window (when there are segments), an inactivity
+//!    deadline, or a date or schedule occurrence.
+//!
+//! [`Engine::handle_timeout`] does steps 2, then the date, schedule and inactivity rules
+//! that are due, then 5 and 6.
 //!
 //! Sends and owner notifications marked `needs_approval` are emitted as
 //! [`Status::PendingApproval`] and kept in the state until [`Engine::approve`] or
@@ -135,6 +141,8 @@ enum Change {
 struct Step<'a> {
     /// The contact's id (the state's).
     id: ContactId,
+    /// The keys given so far in this step (before numbering repeats).
+    keys: Vec<IdempotencyKey>,
     cause: Cause,
     now: Timestamp,
     contact: std::borrow::Cow<'a, Contact>,
@@ -145,15 +153,16 @@ struct Step<'a> {
 impl Step<'_> {
     /// An effect of this step: its key from the contact, the cause and `parts` (what
     /// tells it apart from the step's other effects).
-    fn effect(&self, parts: &[&[u8]], status: Status, kind: EffectKind) -> Effect {
-        Effect {
-            key: key_of(self.id.as_str(), &self.cause, parts),
-            contact: self.id.clone(),
-            cause: self.cause.clone(),
-            at: self.now,
-            status,
-            kind,
+    fn effect(&mut self, parts: &[&[u8]], status: Status, kind: EffectKind) -> Effect {
+        // The same effect can happen twice in one step (a rule started again in the
+        // cascade): the repeat's number goes into its key, so keys stay unique.
+        let mut key = key_of(self.id.as_str(), &self.cause, parts);
+        let seen = self.keys.iter().filter(|k| **k == key).count() as u32;
+        self.keys.push(key);
+        if seen > 0 {
+            key = key_of(self.id.as_str(), &self.cause, &[parts, &[b"again", &seen.to_le_bytes()]].concat());
         }
+        Effect { key, contact: self.id.clone(), cause: self.cause.clone(), at: self.now, status, kind }
     }
 
     /// Emits a ready effect.
@@ -260,6 +269,7 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.check(state, event.contact())?;
+        self.check(state, contact.id())?;
         if let Some(late) = state.last.duration_since(event.at()).filter(|d| *d > crate::time::Duration::ZERO)
         {
             if late > self.max_lateness {
@@ -277,6 +287,7 @@ impl Engine {
         let now = event.at().max(state.last);
         let mut step = Step {
             id: state.contact.clone(),
+            keys: Vec::new(),
             cause: Cause::Event(event.id().clone()),
             now,
             contact: std::borrow::Cow::Borrowed(contact),
@@ -329,7 +340,10 @@ impl Engine {
             matches.rules.to_vec()
         };
         for rule in matched {
-            self.fire(state, self.program.rule(rule), &mut step)?;
+            let rule = self.program.rule(rule);
+            if self.allowed(state, rule, now) {
+                self.fire(state, rule, &mut step)?;
+            }
         }
         // 5. Cascade.
         self.cascade(state, &mut step, scratch)?;
@@ -361,6 +375,7 @@ impl Engine {
         }
         let mut step = Step {
             id: state.contact.clone(),
+            keys: Vec::new(),
             cause: Cause::Timeout(now),
             now,
             contact: std::borrow::Cow::Borrowed(contact),
@@ -703,6 +718,9 @@ impl Engine {
                     .iter()
                     .position(|m| m.id().as_str() == score)
                     .ok_or_else(|| format!("no score `{score}`"))?;
+                if scorer.models()[model].is_combined() {
+                    return Err(format!("`{score}` is a combined score: adjust one of its parts"));
+                }
                 let scores = state.scores.as_mut().ok_or("the state has no scores")?;
                 let update = scorer.adjust(scores, model, *points, step.now).map_err(|e| e.to_string())?;
                 self.score_effects(step, &update);

@@ -2,7 +2,7 @@
 
 use crate::engine::effect::Fnv;
 
-/// The shard, in `0..shards`, that owns `contact`: FNV-1a of the id, then Lamport and
+/// The shard, in `0..shards`, that owns `contact`: FNV-1a of the id, then Lamping and
 /// Veach's jump consistent hash, so the answer is the same on every machine and
 /// growing from `n` to `n + 1` shards moves only about `1 / (n + 1)` of the contacts.
 /// `shards == 0` is treated as 1.

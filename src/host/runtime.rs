@@ -208,7 +208,11 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
                 Ok(_) => handled += 1,
                 // A wake-up older than the contact's last change has nothing to do.
                 Err(RuntimeError::Engine(EngineError::Score(crate::scoring::ScoreError::OutOfOrder))) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Kept, so that the wake-up is not lost: the next advance retries it.
+                    self.schedule(&id, Some(at));
+                    return Err(e);
+                }
             }
         }
         self.clock = self.clock.max(now);

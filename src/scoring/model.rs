@@ -260,6 +260,11 @@ impl ScoreModel {
         &self.id
     }
 
+    /// Whether this is a combined score (a weighted sum of other models).
+    pub fn is_combined(&self) -> bool {
+        !self.combine.is_empty()
+    }
+
     /// Checks the model's numbers and references.
     ///
     /// # Errors
