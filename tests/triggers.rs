@@ -430,3 +430,26 @@ fn a_bad_segment_id_is_one_diagnostic_not_a_cascade() {
     let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(paths, ["/segments/0/id"]);
 }
+
+#[test]
+fn host_attribute_changes_start_attribute_rules_and_rescore_fit() {
+    let doc = r#"{"version": 1,
+      "schema": {"contact": {"plan": "string", "title": "string"}, "events": {"ping": {}}, "scores": ["fit"]},
+      "segments": [{"id": "paying", "when": "has(contact.plan) && contact.plan != 'free'"}],
+      "rules": [{"id": "upgraded", "on": {"attribute": "plan", "from": "free", "to": "pro"},
+                 "actions": [{"type": "add_tag", "tag": "upgraded"}]}],
+      "scoring": {"models": [{"id": "fit", "rules": [{"id": "vp", "fit": "has(contact.title) && contact.title == 'VP'", "points": 20}]}]}
+    }"#;
+    let engine = Engine::new(Arc::new(Program::from_json(doc).unwrap()));
+    let schema = engine.program().schema();
+    let before = schema.contact("c").set("plan", "free").unwrap().set("title", "Engineer").unwrap().build();
+    let after = schema.contact("c").set("plan", "pro").unwrap().set("title", "VP").unwrap().build();
+    let mut state = engine.new_state(&before, at(0));
+    let o = engine
+        .handle_attribute_change(&mut state, &before, &after, at(10), &mut EngineScratch::default())
+        .unwrap();
+    assert_eq!(rules_fired(&o), ["upgraded"]);
+    assert_eq!(segment_changes(&o), ["+paying"]);
+    let fit = engine.program().scorer().unwrap().value(state.scores().unwrap(), 0, at(10)).unwrap();
+    assert_eq!(fit, 20.0);
+}

@@ -16,6 +16,8 @@ pub enum Cause {
     Event(EventId),
     /// A timeout at this instant.
     Timeout(Timestamp),
+    /// Attributes the host changed, at this instant.
+    AttributeChange(Timestamp),
 }
 
 /// Whether an effect may be performed now.
@@ -165,6 +167,10 @@ pub(crate) fn key_of(contact: &str, cause: &Cause, parts: &[&[u8]]) -> Idempoten
         Cause::Event(id) => h.bytes(b"event").bytes(id.as_str().as_bytes()),
         Cause::Timeout(at) => h
             .bytes(b"timeout")
+            .bytes(&at.unix_seconds().to_le_bytes())
+            .bytes(&at.subsec_nanos().to_le_bytes()),
+        Cause::AttributeChange(at) => h
+            .bytes(b"attributes")
             .bytes(&at.unix_seconds().to_le_bytes())
             .bytes(&at.subsec_nanos().to_le_bytes()),
     };

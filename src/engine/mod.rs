@@ -356,6 +356,55 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Handles attributes the host changed (a CRM sync, a form the host processed):
+    /// `before` is the contact as the state last saw it, `after` as it is now. Fit rules
+    /// are re-scored, and every changed field starts the attribute rules listening for
+    /// it (then the cascade runs, and segments are re-evaluated), at `now`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::handle_event`]: another contact, an instant before the state's last
+    /// change, or a state of another format or program; nothing changes.
+    pub fn handle_attribute_change(
+        &self,
+        state: &mut ContactState,
+        before: &Contact,
+        after: &Contact,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, before.id())?;
+        self.check(state, after.id())?;
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder.into());
+        }
+        let mut step = Step {
+            id: state.contact.clone(),
+            keys: Vec::new(),
+            cause: Cause::AttributeChange(now),
+            now,
+            contact: std::borrow::Cow::Borrowed(after),
+            outcome: Outcome::default(),
+            changes: Vec::new(),
+        };
+        let (old, new) = (before.attributes().slots(), after.attributes().slots());
+        for field in 0..old.len().max(new.len()) {
+            let (from, to) = (old.get(field).cloned().flatten(), new.get(field).cloned().flatten());
+            if from != to {
+                step.changes.push(Change::Attribute { field: field as crate::schema::Slot, from, to });
+            }
+        }
+        // The cascade re-scores fit rules for attribute changes, then starts the rules.
+        self.cascade(state, &mut step, scratch)?;
+        state.last = now;
+        let mut outcome = step.outcome;
+        outcome.next_wake = self.wake_after(state, &step.contact, now);
+        if let std::borrow::Cow::Owned(c) = step.contact {
+            outcome.contact = Some(c);
+        }
+        Ok(outcome)
+    }
+
     /// Handles the passage of time to `now`: decay crossings, counted events leaving
     /// their windows, segment changes and inactivity deadlines.
     ///

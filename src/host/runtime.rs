@@ -139,13 +139,30 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
         self.scheduled.len()
     }
 
-    /// Adds a contact (or replaces its attributes, keeping its state) as of the clock.
+    /// Adds a contact as of the clock; for a contact already stored, its attributes are
+    /// replaced as a change ([`Engine::handle_attribute_change`]: fit re-scored,
+    /// attribute rules started).
     ///
     /// # Errors
     ///
-    /// [`RuntimeError::Store`] when the store fails.
+    /// [`RuntimeError::Store`] when the store fails; as [`Engine::handle_attribute_change`].
     pub fn add_contact(&mut self, contact: Contact) -> Result<(), RuntimeError> {
         let id = contact.id().clone();
+        if self.store.load(&id)?.is_some() {
+            let now = self.clock;
+            let _ = self.step(&id, |engine, stored, scratch| {
+                let outcome = engine.handle_attribute_change(
+                    &mut stored.state,
+                    &stored.contact,
+                    &contact,
+                    now,
+                    scratch,
+                )?;
+                stored.contact = contact.clone();
+                Ok(outcome)
+            })?;
+            return Ok(());
+        }
         for _ in 0..SAVE_ATTEMPTS {
             let loaded = self.store.load(&id)?;
             let (state, version) = match loaded {
