@@ -110,10 +110,22 @@ impl Counters {
     /// The first instant after `now` at which a count falls because a counted event
     /// leaves its window (`None`: none will).
     pub fn next_change(&self, state: &CounterState, now: Timestamp) -> Option<Timestamp> {
+        self.next_change_of(state, now, |_| true)
+    }
+
+    /// [`Counters::next_change`] for the counters (by slot) `watched` selects.
+    pub(crate) fn next_change_of(
+        &self,
+        state: &CounterState,
+        now: Timestamp,
+        watched: impl Fn(usize) -> bool,
+    ) -> Option<Timestamp> {
         self.defs
             .iter()
             .zip(&state.hits)
-            .filter_map(|(def, hits)| {
+            .enumerate()
+            .filter(|(i, _)| watched(*i))
+            .filter_map(|(_, (def, hits))| {
                 let horizon = now.checked_sub(def.window);
                 let oldest = hits.iter().find(|t| **t <= now && horizon.is_none_or(|h| **t > h))?;
                 oldest.checked_add(def.window)

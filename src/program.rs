@@ -124,6 +124,8 @@ pub struct Program {
     segments: Segments,
     /// Whether a rule or segment reads `tags` or `bands` (else the engine binds none).
     reads_engine_vars: bool,
+    /// Whether a rule or segment reads `score.NAME` (else the engine binds no scores).
+    reads_scores: bool,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -276,6 +278,11 @@ impl Program {
             .filter_map(Rule::condition)
             .chain(segments.iter().filter_map(|s| s.condition()))
             .any(Expression::reads_vars);
+        let reads_scores = rules
+            .iter()
+            .filter_map(Rule::condition)
+            .chain(segments.iter().filter_map(|s| s.condition()))
+            .any(Expression::reads_any_score);
         Ok(Program {
             name: def.name.clone(),
             schema,
@@ -286,6 +293,7 @@ impl Program {
             counters,
             segments,
             reads_engine_vars,
+            reads_scores,
         })
     }
 
@@ -345,6 +353,11 @@ impl Program {
             .with_now(now)
             .with_counters(&scratch.counts);
         self.run(event, &activation, &mut scratch.buffers)
+    }
+
+    /// Whether a rule or segment condition reads `score.NAME`.
+    pub(crate) fn reads_scores(&self) -> bool {
+        self.reads_scores
     }
 
     /// Whether a rule or segment condition reads the engine's `tags` or `bands`.

@@ -137,6 +137,20 @@ impl Schema {
         &self.counters
     }
 
+    /// A contact's attribute by field name (`None`: no such field, or absent).
+    ///
+    /// ```
+    /// use nurture::{Schema, Type, Value};
+    /// let schema = Schema::builder().contact_field("plan", Type::String).build()?;
+    /// let contact = schema.contact("c1").set("plan", "pro")?.build();
+    /// assert_eq!(schema.attribute(&contact, "plan"), Some(&Value::from("pro")));
+    /// assert_eq!(schema.attribute(&contact, "seats"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attribute<'c>(&self, contact: &'c Contact, name: &str) -> Option<&'c Value> {
+        contact.get(self.contact.slot(name)?)
+    }
+
     /// The segments that conditions read as `segment.NAME` (bools).
     pub fn segments(&self) -> &FieldSet {
         &self.segments

@@ -38,6 +38,9 @@ impl Segment {
 pub struct Segments {
     segments: Vec<Segment>,
     order: Vec<usize>,
+    /// The counters (slots) some segment reads: only their windows can change a
+    /// membership as time passes.
+    counters: Vec<crate::schema::Slot>,
 }
 
 impl Segments {
@@ -54,6 +57,11 @@ impl Segments {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
+    }
+
+    /// The counters (slots) some segment reads.
+    pub(crate) fn counters(&self) -> &[crate::schema::Slot] {
+        &self.counters
     }
 
     /// Every (model, level) some segment compares a score with.
@@ -135,7 +143,11 @@ pub(crate) fn compile_segments(
         segments.push(Segment { id: def.id.clone(), condition, levels });
     }
     let order = dependency_order(&reads, defs, diagnostics);
-    Segments { segments, order }
+    let mut counters: Vec<crate::schema::Slot> =
+        segments.iter().filter_map(|s| s.condition.as_ref()).flat_map(Expression::counter_reads).collect();
+    counters.sort_unstable();
+    counters.dedup();
+    Segments { segments, order, counters }
 }
 
 /// Positions in an order where each segment follows those it reads; a cycle is

@@ -574,7 +574,8 @@ impl Engine {
     fn bind_values(&self, state: &ContactState, now: Timestamp, scratch: &mut EngineScratch) {
         self.program.counters().values(&state.counters, now, &mut scratch.counts);
         scratch.scores.clear();
-        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_ref()) {
+        let scores = state.scores.as_ref().filter(|_| self.program.reads_scores());
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), scores) {
             for model in &self.score_models {
                 scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
             }
@@ -906,8 +907,13 @@ impl Engine {
                 consider(scorer.next_below(scores, model, level, now));
             }
         }
-        if !self.program.segments().is_empty() {
-            consider(self.program.counters().next_change(&state.counters, now));
+        // Only counters a segment reads can change a membership as they fall.
+        let watched = self.program.segments().counters();
+        if !watched.is_empty() {
+            let next = self.program.counters().next_change_of(&state.counters, now, |i| {
+                watched.binary_search(&(i as crate::schema::Slot)).is_ok()
+            });
+            consider(next);
         }
         for rule in self.program.rules().iter().filter(|r| r.enabled()) {
             consider(self.quiet_deadline(state, rule));

@@ -167,6 +167,16 @@ impl Expression {
         !self.reads(ir::Scope::Var).is_empty()
     }
 
+    /// The counters (slots) the expression reads.
+    pub(crate) fn counter_reads(&self) -> Vec<crate::schema::Slot> {
+        self.reads(ir::Scope::Counter)
+    }
+
+    /// Whether the expression reads a score (`score.NAME`).
+    pub(crate) fn reads_any_score(&self) -> bool {
+        !self.reads(ir::Scope::Score).is_empty()
+    }
+
     /// The segments (slots) the expression reads.
     pub(crate) fn segment_reads(&self) -> Vec<crate::schema::Slot> {
         self.reads(ir::Scope::Segment)
