@@ -150,7 +150,19 @@ struct Step<'a> {
     changes: Vec<Change>,
 }
 
-impl Step<'_> {
+impl<'a> Step<'a> {
+    fn new(state: &ContactState, cause: Cause, now: Timestamp, contact: &'a Contact) -> Step<'a> {
+        Step {
+            id: state.contact.clone(),
+            keys: Vec::new(),
+            cause,
+            now,
+            contact: std::borrow::Cow::Borrowed(contact),
+            outcome: Outcome::default(),
+            changes: Vec::new(),
+        }
+    }
+
     /// An effect of this step: its key from the contact, the cause and `parts` (what
     /// tells it apart from the step's other effects).
     fn effect(&mut self, parts: &[&[u8]], status: Status, kind: EffectKind) -> Effect {
@@ -285,15 +297,7 @@ impl Engine {
         }
         // A late event is handled at the contact's last change: nothing is dated back.
         let now = event.at().max(state.last);
-        let mut step = Step {
-            id: state.contact.clone(),
-            keys: Vec::new(),
-            cause: Cause::Event(event.id().clone()),
-            now,
-            contact: std::borrow::Cow::Borrowed(contact),
-            outcome: Outcome::default(),
-            changes: Vec::new(),
-        };
+        let mut step = Step::new(state, Cause::Event(event.id().clone()), now, contact);
         // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_late_event_in(scores, contact, event, &mut scratch.scoring)?;
@@ -345,15 +349,8 @@ impl Engine {
                 self.fire(state, rule, &mut step)?;
             }
         }
-        // 5. Cascade.
-        self.cascade(state, &mut step, scratch)?;
-        state.last = now;
-        let mut outcome = step.outcome;
-        outcome.next_wake = self.wake_after(state, &step.contact, now);
-        if let std::borrow::Cow::Owned(c) = step.contact {
-            outcome.contact = Some(c);
-        }
-        Ok(outcome)
+        // 5. Cascade, then the wake-up.
+        self.finish(state, step, scratch)
     }
 
     /// Handles attributes the host changed (a CRM sync, a form the host processed):
@@ -378,15 +375,7 @@ impl Engine {
         if now < state.last {
             return Err(ScoreError::OutOfOrder.into());
         }
-        let mut step = Step {
-            id: state.contact.clone(),
-            keys: Vec::new(),
-            cause: Cause::AttributeChange(now),
-            now,
-            contact: std::borrow::Cow::Borrowed(after),
-            outcome: Outcome::default(),
-            changes: Vec::new(),
-        };
+        let mut step = Step::new(state, Cause::AttributeChange(now), now, after);
         let (old, new) = (before.attributes().slots(), after.attributes().slots());
         for field in 0..old.len().max(new.len()) {
             let (from, to) = (old.get(field).cloned().flatten(), new.get(field).cloned().flatten());
@@ -395,14 +384,7 @@ impl Engine {
             }
         }
         // The cascade re-scores fit rules for attribute changes, then starts the rules.
-        self.cascade(state, &mut step, scratch)?;
-        state.last = now;
-        let mut outcome = step.outcome;
-        outcome.next_wake = self.wake_after(state, &step.contact, now);
-        if let std::borrow::Cow::Owned(c) = step.contact {
-            outcome.contact = Some(c);
-        }
-        Ok(outcome)
+        self.finish(state, step, scratch)
     }
 
     /// Handles the passage of time to `now`: decay crossings, counted events leaving
@@ -422,15 +404,7 @@ impl Engine {
         if now < state.last {
             return Err(ScoreError::OutOfOrder.into());
         }
-        let mut step = Step {
-            id: state.contact.clone(),
-            keys: Vec::new(),
-            cause: Cause::Timeout(now),
-            now,
-            contact: std::borrow::Cow::Borrowed(contact),
-            outcome: Outcome::default(),
-            changes: Vec::new(),
-        };
+        let mut step = Step::new(state, Cause::Timeout(now), now, contact);
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_timeout(scores, now)?;
             self.score_effects(&mut step, &update);
@@ -464,14 +438,7 @@ impl Engine {
                 }
             }
         }
-        self.cascade(state, &mut step, scratch)?;
-        state.last = now;
-        let mut outcome = step.outcome;
-        outcome.next_wake = self.wake_after(state, &step.contact, now);
-        if let std::borrow::Cow::Owned(c) = step.contact {
-            outcome.contact = Some(c);
-        }
-        Ok(outcome)
+        self.finish(state, step, scratch)
     }
 
     fn score_ids(&self) -> Vec<crate::id::ScoreId> {
@@ -542,6 +509,24 @@ impl Engine {
         self.bind_values(state, now, &mut scratch);
         self.evaluate_segments(contact, now, &mut scratch);
         self.members(&scratch.segments).into_iter().collect()
+    }
+
+    /// Ends a step: the cascade, the step's instant as the state's last change, the
+    /// wake-up, and the contact if actions changed it.
+    fn finish(
+        &self,
+        state: &mut ContactState,
+        mut step: Step<'_>,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.cascade(state, &mut step, scratch)?;
+        state.last = step.now;
+        let mut outcome = step.outcome;
+        outcome.next_wake = self.wake_after(state, &step.contact, step.now);
+        if let std::borrow::Cow::Owned(c) = step.contact {
+            outcome.contact = Some(c);
+        }
+        Ok(outcome)
     }
 
     /// Approves a pending effect: it comes back [`Status::Ready`], to be performed.
