@@ -233,3 +233,43 @@ fn idempotency_keys_serialize_as_hex_strings() {
     assert_eq!(serde_json::from_str::<nurture::engine::IdempotencyKey>(&json).unwrap(), key);
     assert!(serde_json::from_str::<nurture::engine::IdempotencyKey>("\"xyz\"").is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Delivering an event late (within the lateness limit, below every cap) gives the
+    /// same score as delivering it in order: its points are credited as earned at its
+    /// own instant.
+    #[test]
+    fn late_delivery_gives_the_in_order_score(
+        steps in prop::collection::vec((0u8..3, 0i64..86_400), 2..5),
+        late in 0usize..6,
+    ) {
+        let engine = engine();
+        let c = contact(&engine, "c1");
+        let mut scratch = EngineScratch::default();
+        let mut now = 0;
+        let events: Vec<Event> = steps
+            .iter()
+            .enumerate()
+            .map(|(n, &(kind, gap))| {
+                now += gap;
+                event(&engine, n as u64, "c1", kind, now)
+            })
+            .collect();
+        let late = late.min(events.len() - 1);
+        let mut in_order = engine.new_state(&c, at(0));
+        for e in &events {
+            let _ = engine.handle_event(&mut in_order, &c, e, &mut scratch).unwrap();
+        }
+        // The same events with one of them delivered last.
+        let mut shuffled = engine.new_state(&c, at(0));
+        for e in events.iter().enumerate().filter(|(i, _)| *i != late).map(|(_, e)| e).chain([&events[late]]) {
+            let _ = engine.handle_event(&mut shuffled, &c, e, &mut scratch).unwrap();
+        }
+        let scorer = engine.program().scorer().unwrap();
+        let read = |s: &ContactState| scorer.value(s.scores().unwrap(), 0, at(now)).unwrap();
+        let (a, b) = (read(&in_order), read(&shuffled));
+        prop_assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0), "{a} vs {b}");
+    }
+}
