@@ -151,6 +151,79 @@ impl Schema {
         contact.get(self.contact.slot(name)?)
     }
 
+    /// A contact as JSON, for a host's store: `{"id": ..., "attributes": {...}}` with
+    /// the fields present (timestamps and durations as text). Read it back with
+    /// [`Schema::contact_from_json`].
+    ///
+    /// ```
+    /// use nurture::{Schema, Timestamp, Type};
+    /// let schema = Schema::builder()
+    ///     .contact_field("plan", Type::String)
+    ///     .contact_field("renews_at", Type::Timestamp)
+    ///     .build()?;
+    /// let t = Timestamp::parse("2026-04-03T10:00:00Z")?;
+    /// let contact = schema.contact("c1").set("plan", "pro")?.set("renews_at", t)?.build();
+    /// let json = schema.contact_to_json(&contact)?;
+    /// assert_eq!(json["attributes"]["renews_at"], "2026-04-03T10:00:00Z");
+    /// assert_eq!(schema.contact_from_json(&json)?, contact);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::TypeMismatch`] for a value JSON cannot hold (a non-finite double).
+    pub fn contact_to_json(&self, contact: &Contact) -> Result<serde_json::Value, RecordError> {
+        let mut attributes = serde_json::Map::new();
+        for (slot, value) in contact.attributes().slots().iter().enumerate() {
+            let Some(value) = value else {
+                continue;
+            };
+            let name = self.contact.name(slot as Slot).to_string();
+            let json = value.to_json().ok_or_else(|| RecordError::TypeMismatch {
+                name: name.clone(),
+                expected: self.contact.ty(slot as Slot).clone(),
+                found: "value JSON cannot hold".to_string(),
+            })?;
+            attributes.insert(name, json);
+        }
+        Ok(serde_json::json!({"id": contact.id().as_str(), "attributes": attributes}))
+    }
+
+    /// Reads a contact written by [`Schema::contact_to_json`].
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::UnknownField`] for a field the schema does not declare, and
+    /// [`RecordError::TypeMismatch`] for a value of the wrong type or a missing id.
+    pub fn contact_from_json(&self, json: &serde_json::Value) -> Result<Contact, RecordError> {
+        let id =
+            json.get("id").and_then(serde_json::Value::as_str).ok_or_else(|| RecordError::TypeMismatch {
+                name: "id".to_string(),
+                expected: Type::String,
+                found: "a missing or non-string id".to_string(),
+            })?;
+        let mut contact = Contact { id: ContactId::from(id), attributes: Record::new(self.contact.len()) };
+        if let Some(attributes) = json.get("attributes").and_then(serde_json::Value::as_object) {
+            for (name, value) in attributes {
+                let slot = self.contact.slot(name).ok_or_else(|| RecordError::UnknownField {
+                    name: name.clone(),
+                    did_you_mean: self.contact.suggest(name),
+                })?;
+                let ty = self.contact.ty(slot);
+                let value =
+                    Value::from_json(value, ty).filter(|v| !matches!(v, Value::Null)).ok_or_else(|| {
+                        RecordError::TypeMismatch {
+                            name: name.clone(),
+                            expected: ty.clone(),
+                            found: "JSON of another type".into(),
+                        }
+                    })?;
+                contact.attributes.put(slot, Some(value));
+            }
+        }
+        Ok(contact)
+    }
+
     /// The segments that conditions read as `segment.NAME` (bools).
     pub fn segments(&self) -> &FieldSet {
         &self.segments

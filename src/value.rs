@@ -205,6 +205,33 @@ impl Value {
         }
     }
 
+    /// The value as JSON, the inverse of [`Value::from_json`] (timestamps and durations
+    /// as their CEL text). `None` for what JSON cannot hold: non-finite doubles, and
+    /// maps whose keys are not strings.
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        use serde_json::Value as Json;
+        Some(match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => Json::from(*i),
+            Value::Double(d) => Json::Number(serde_json::Number::from_f64(*d)?),
+            Value::String(s) => Json::String(s.to_string()),
+            Value::Timestamp(t) => Json::String(t.to_string()),
+            Value::Duration(d) => Json::String(d.to_string()),
+            Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect::<Option<_>>()?),
+            Value::Map(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map.iter() {
+                    let Value::String(key) = k else {
+                        return None;
+                    };
+                    out.insert(key.to_string(), v.to_json()?);
+                }
+                Json::Object(out)
+            }
+        })
+    }
+
     /// A string value.
     pub fn string(s: impl AsRef<str>) -> Value {
         Value::String(Arc::from(s.as_ref()))

@@ -174,3 +174,29 @@ fn a_replaced_program_adopts_states_by_id() {
     assert!(state.has_tag("visited"));
     assert!(engine_b.fits(state));
 }
+
+#[test]
+fn contacts_round_trip_through_json_for_stores() {
+    use nurture::{Type, Value};
+    let schema = nurture::Schema::builder()
+        .contact_field("tags", Type::list(Type::String))
+        .contact_field("score", Type::Double)
+        .contact_field("seen", Type::Duration)
+        .build()
+        .unwrap();
+    let c = schema
+        .contact("c")
+        .set("tags", Value::list([Value::from("a"), Value::from("b")]))
+        .unwrap()
+        .set("score", 0.1 + 0.2)
+        .unwrap()
+        .set("seen", nurture::Duration::from_secs(90).unwrap())
+        .unwrap()
+        .build();
+    let json = schema.contact_to_json(&c).unwrap();
+    assert_eq!(schema.contact_from_json(&json).unwrap(), c);
+    let bad = schema.contact("c").set("score", f64::NAN).unwrap().build();
+    assert!(schema.contact_to_json(&bad).is_err(), "NaN has no JSON form");
+    let unknown = serde_json::json!({"id": "c", "attributes": {"colour": "red"}});
+    assert!(schema.contact_from_json(&unknown).is_err());
+}
