@@ -290,27 +290,41 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
         (self.stats.delivered - before) as usize
     }
 
-    /// Loads a contact, adopts its state if the program changed, runs `f`, saves with
-    /// compare-and-swap (retrying a lost race from a fresh load), delivers the effects
-    /// and schedules the wake-up.
+    /// Runs `f` on a contact through [`ContactStore::modify`] (adopting its state if the
+    /// program changed), saving with compare-and-swap (retrying a lost race from a fresh
+    /// load), then delivers the effects and schedules the wake-up.
     fn step(
         &mut self,
         id: &ContactId,
         mut f: impl FnMut(&Engine, &mut StoredContact, &mut EngineScratch) -> Result<Outcome, EngineError>,
     ) -> Result<Outcome, RuntimeError> {
         for _ in 0..SAVE_ATTEMPTS {
-            let loaded =
-                self.store.load(id)?.ok_or_else(|| RuntimeError::UnknownContact(id.as_str().to_string()))?;
-            let (mut stored, version) = (loaded.value, loaded.version);
-            if !self.engine.fits(&stored.state) {
-                stored.state = self.engine.adopt(stored.state, &stored.contact, self.clock);
-            }
-            let outcome = f(&self.engine, &mut stored, &mut self.scratch)?;
-            if let Some(contact) = &outcome.contact {
-                stored.contact = contact.clone();
-            }
-            match self.store.save(id, stored, Some(version)) {
-                Ok(_) => {
+            let (engine, scratch, clock) = (&self.engine, &mut self.scratch, self.clock);
+            let mut result: Option<Result<Outcome, EngineError>> = None;
+            let saved = self.store.modify(id, &mut |stored| {
+                let adopted = (!engine.fits(&stored.state))
+                    .then(|| engine.adopt(stored.state.clone(), &stored.contact, clock));
+                let before = adopted.map(|state| std::mem::replace(&mut stored.state, state));
+                let outcome = f(engine, stored, scratch);
+                let keep = outcome.is_ok();
+                match &outcome {
+                    Ok(Outcome { contact: Some(contact), .. }) => stored.contact = contact.clone(),
+                    Ok(_) => {}
+                    // A refused step leaves the contact as it was, adoption included.
+                    Err(_) => {
+                        if let Some(state) = before {
+                            stored.state = state;
+                        }
+                    }
+                }
+                result = Some(outcome);
+                keep
+            });
+            match saved {
+                Ok(None) => return Err(RuntimeError::UnknownContact(id.as_str().to_string())),
+                Ok(Some(_)) => {
+                    let outcome = result
+                        .ok_or_else(|| StoreError::Backend("the store did not run the step".into()))??;
                     for effect in &outcome.effects {
                         match effect.status {
                             Status::Ready => self.deliver(effect.clone()),

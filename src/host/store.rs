@@ -67,6 +67,29 @@ pub trait ContactStore {
         value: StoredContact,
         expected: Option<u64>,
     ) -> Result<u64, StoreError>;
+
+    /// Loads a contact, lets `change` modify it, and saves it if `change` returns `true`
+    /// (compare-and-swap against the version loaded). Returns `None` for a contact not
+    /// stored, else whether it was saved. The default loads a copy and calls `save`; an
+    /// in-memory store can change the contact in place instead, without the copy. A
+    /// `change` that returns `false` must have left the contact as it was.
+    ///
+    /// # Errors
+    ///
+    /// As [`ContactStore::load`] and [`ContactStore::save`].
+    fn modify(
+        &mut self,
+        id: &ContactId,
+        change: &mut dyn FnMut(&mut StoredContact) -> bool,
+    ) -> Result<Option<bool>, StoreError> {
+        let Some(Versioned { mut value, version }) = self.load(id)? else {
+            return Ok(None);
+        };
+        if !change(&mut value) {
+            return Ok(Some(false));
+        }
+        self.save(id, value, Some(version)).map(|_| Some(true))
+    }
 }
 
 /// An in-memory [`ContactStore`], for tests, examples and single-process hosts.
@@ -105,6 +128,22 @@ impl MemoryStore {
 impl ContactStore for MemoryStore {
     fn load(&mut self, id: &ContactId) -> Result<Option<Versioned<StoredContact>>, StoreError> {
         Ok(self.contacts.get(id).cloned())
+    }
+
+    fn modify(
+        &mut self,
+        id: &ContactId,
+        change: &mut dyn FnMut(&mut StoredContact) -> bool,
+    ) -> Result<Option<bool>, StoreError> {
+        // In place: no copy of the state per step.
+        let Some(stored) = self.contacts.get_mut(id) else {
+            return Ok(None);
+        };
+        let changed = change(&mut stored.value);
+        if changed {
+            stored.version += 1;
+        }
+        Ok(Some(changed))
     }
 
     fn save(
