@@ -441,3 +441,19 @@ fn foreign_states_and_bad_batch_indexes_are_errors_not_panics() {
     results.sort_by_key(|r| r.0);
     assert_eq!(results, [(0, None), (1, Some(ScoreError::NoSuchState))]);
 }
+
+#[test]
+fn adjustments_are_explained_under_their_own_name() {
+    let schema = schema();
+    let scorer = scorer(&schema);
+    let c = contact(&schema, "Engineer");
+    let mut state = scorer.new_state(at(0));
+    scorer.handle_event(&mut state, &c, &visit(&schema, 1, 0, "/pricing")).unwrap();
+    scorer.adjust(&mut state, 0, 7.0, at(10)).unwrap();
+    let e = scorer.explain(&state, 0, at(10)).unwrap();
+    let adjusted: f64 = e.rules.iter().filter(|(r, _)| r.as_str() == "adjust_score").map(|(_, p)| p).sum();
+    assert!((adjusted - 7.0).abs() < 1e-12, "{:?}", e.rules);
+    let total: f64 = e.rules.iter().map(|(_, p)| p).sum::<f64>() + e.fit;
+    assert!((total - e.value).abs() < 1e-9, "{total} vs {}", e.value);
+    assert_eq!(e.ledger.last().map(|l| l.rule.as_str()), Some("adjust_score"));
+}

@@ -25,6 +25,12 @@ use crate::value::Value;
 /// [`Scorer::with_ledger`] says otherwise.
 pub const LEDGER_LEN: usize = 32;
 
+/// The pseudo-rule under which [`Scorer::adjust`] points are explained.
+pub const ADJUSTMENT: &str = "adjust_score";
+
+/// Its position in explanations (after every real rule).
+const ADJUSTED: u32 = u32::MAX;
+
 /// How many events ahead [`Scorer::handle_batch`] asks the processor to fetch states.
 const PREFETCH_DISTANCE: usize = 8;
 
@@ -694,9 +700,22 @@ impl Scorer {
             let at = self.group_offsets[model];
             settle(m, &state.models[model], now, &mut scratch.values, &mut scratch.factors, at);
             scratch.settled[model] = true;
-            let rule = PointRule::on_event("adjust", EventTypeIndex(0), None, points);
+            let rule = PointRule::on_event(ADJUSTMENT, EventTypeIndex(0), None, points);
             let values = &mut scratch.values[at..at + m.groups.len()];
-            award(m, &mut state.models[model], &rule, u32::MAX, Earned { now, at: now }, values)?;
+            let delta = award(m, &mut state.models[model], &rule, ADJUSTED, Earned { now, at: now }, values)?;
+            // Explained under one pseudo-rule, `adjust_score`, like any other points.
+            if self.ledger_len > 0 {
+                let history = state.history.get_or_insert_with(|| self.new_history());
+                let h = &mut history.models[model];
+                let factor = scratch.factors[at];
+                if factor != 1.0 {
+                    h.decay_group(0, factor);
+                }
+                if m.groups[0].window.is_none() {
+                    h.contribute(ADJUSTED, 0, delta);
+                }
+                h.push(StoredEntry { rule: ADJUSTED, delta, at: now, event: None }, self.ledger_len);
+            }
         }
         self.observe_all(state, now, &mut scratch);
         state.last = now;
@@ -939,10 +958,7 @@ impl Scorer {
                 .enumerate()
                 .map(|(gi, g)| (g.name.clone(), group_value(m, s, gi, now, Precision::Exact)))
                 .collect(),
-            rules: rules
-                .into_iter()
-                .filter_map(|(r, p)| Some((m.rules.get(r as usize)?.id.clone(), p)))
-                .collect(),
+            rules: rules.into_iter().filter_map(|(r, p)| Some((rule_id(m, r)?, p))).collect(),
             fit: s.fit,
             ledger: history
                 .map(|h| {
@@ -950,7 +966,7 @@ impl Scorer {
                         .iter()
                         .filter_map(|e| {
                             Some(LedgerEntry {
-                                rule: m.rules.get(e.rule as usize)?.id.clone(),
+                                rule: rule_id(m, e.rule)?,
                                 delta: e.delta,
                                 at: e.at,
                                 event: e.event.clone(),
@@ -1056,6 +1072,14 @@ impl<'a> Trajectory<'a> {
             .sum::<f64>()
             + self.fit;
         Some(clamp(self.model.bounds, raw))
+    }
+}
+
+/// A rule's id by position, or the adjustment pseudo-rule.
+fn rule_id(model: &ScoreModel, rule: u32) -> Option<RuleId> {
+    match rule {
+        ADJUSTED => Some(RuleId::from(ADJUSTMENT)),
+        r => model.rules.get(r as usize).map(|r| r.id.clone()),
     }
 }
 
