@@ -558,12 +558,12 @@ fn explain_one<D: Delivery>(
             let rules: Vec<String> = e.rules.iter().map(|(r, p)| format!("{r} {p:+.1}")).collect();
             print_wrapped("    by rule (decayed): ", &rules);
         }
-        // Points from `adjust_score` actions are in the groups but not in the per-rule
-        // history, and caps clip after it: show what the rules do not account for.
+        // Caps can clip a total after the points were recorded: show what the rules
+        // (and the `adjust_score` pseudo-rule) do not account for.
         let unexplained =
             e.groups.iter().map(|(_, v)| v).sum::<f64>() - e.rules.iter().map(|(_, p)| p).sum::<f64>();
         if !e.rules.is_empty() && unexplained.abs() >= 0.05 {
-            println!("    not itemised: {unexplained:+.1} (adjust_score actions of rules, and caps)");
+            println!("    not itemised: {unexplained:+.1} (caps)");
         }
         if e.fit != 0.0 {
             println!("    fit rules holding: {:+.1}", e.fit);
