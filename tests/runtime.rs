@@ -200,3 +200,22 @@ fn contacts_round_trip_through_json_for_stores() {
     let unknown = serde_json::json!({"id": "c", "attributes": {"colour": "red"}});
     assert!(schema.contact_from_json(&unknown).is_err());
 }
+
+#[test]
+fn rescheduling_after_a_program_change_wakes_new_time_rules() {
+    // Program A has nothing time-based for a contact without events...
+    let plain = r#"{"version": 1, "schema": {"events": {"visit": {}}}, "rules": []}"#;
+    let engine_a = Arc::new(Engine::new(Arc::new(Program::from_json(plain).unwrap())));
+    let schema = engine_a.program().schema().clone();
+    let mut rt = Runtime::new(engine_a, MemoryStore::new(), RecordingDelivery::default(), at(0));
+    rt.add_contact(schema.contact("a").build()).unwrap();
+    assert_eq!(rt.scheduled(), 0);
+    // ...program B adds an inactivity rule: rescheduling finds its deadline.
+    let with_rule = r#"{"version": 1, "schema": {"events": {"visit": {}}},
+      "rules": [{"id": "nudge", "on": {"inactive": "*", "for": "10d"},
+                 "actions": [{"type": "send", "channel": "email", "template": "nudge"}]}]}"#;
+    rt.replace_engine(Arc::new(Engine::new(Arc::new(Program::from_json(with_rule).unwrap()))));
+    assert_eq!(rt.reschedule(&ContactId::from("a")).unwrap(), Some(at(10 * DAY)));
+    rt.advance_to(at(11 * DAY)).unwrap();
+    assert_eq!(action_templates(&rt.delivery().delivered), ["nudge"]);
+}

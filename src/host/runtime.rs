@@ -237,9 +237,27 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
     }
 
     /// Replaces the program while running: each contact's state is carried over
-    /// ([`Engine::adopt`]) the next time it is loaded.
+    /// ([`Engine::adopt`]) the next time it is loaded. Contacts with a wake-up keep it;
+    /// a contact without one that the new program may need to wake (a new inactivity,
+    /// date or schedule rule) is scheduled by [`Runtime::reschedule`].
     pub fn replace_engine(&mut self, engine: Arc<Engine>) {
         self.engine = engine;
+    }
+
+    /// Computes a contact's wake-up afresh under the current program (adopting its
+    /// state if the program changed) and schedules it; for after [`Runtime::replace_engine`]
+    /// or a restart, when the timer queue is empty. Returns the wake-up.
+    ///
+    /// # Errors
+    ///
+    /// As [`RuntimeError`].
+    pub fn reschedule(&mut self, contact: &ContactId) -> Result<Option<Timestamp>, RuntimeError> {
+        let clock = self.clock;
+        let outcome = self.step(contact, |engine, stored, _| {
+            let next_wake = engine.wake_after(&stored.state, &stored.contact, clock);
+            Ok(Outcome { next_wake, ..Outcome::default() })
+        })?;
+        Ok(outcome.next_wake)
     }
 
     /// Approves a pending effect of a contact and delivers it. `false` when the contact
