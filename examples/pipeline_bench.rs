@@ -657,15 +657,15 @@ impl Run {
 /// Checks the clock every this many events when a run has a time limit.
 const CLOCK_EVERY: usize = 4096;
 
-fn run_unbatched(
-    scorer: &Scorer,
+/// One pass over the stream, one event at a time: `step` handles an event for the
+/// contact with the given number and returns (changes, crossings), or `None` for an
+/// error. Stops at `limit` seconds.
+fn run_stream(
     stream: &Stream,
-    contacts: &[Contact],
-    states: &mut [ContactScores],
     limit: Option<f64>,
+    mut step: impl FnMut(&Event, usize) -> Option<(usize, usize)>,
 ) -> Run {
     let mut run = Run::default();
-    let mut scratch = ScoreScratch::default();
     let a0 = allocs();
     let t0 = Instant::now();
     for (i, (event, &c)) in stream.events.iter().zip(&stream.contact_of).enumerate() {
@@ -674,18 +674,32 @@ fn run_unbatched(
                 break;
             }
         }
-        match scorer.handle_event_in(&mut states[c as usize], &contacts[c as usize], event, &mut scratch) {
-            Ok(update) => {
-                run.changes += update.changes.len();
-                run.crossings += update.crossings.len();
+        match step(event, c as usize) {
+            Some((changes, crossings)) => {
+                run.changes += changes;
+                run.crossings += crossings;
             }
-            Err(_) => run.errors += 1,
+            None => run.errors += 1,
         }
         run.events += 1;
     }
     run.seconds = t0.elapsed().as_secs_f64();
     run.allocs = allocs() - a0;
     run
+}
+
+fn run_unbatched(
+    scorer: &Scorer,
+    stream: &Stream,
+    contacts: &[Contact],
+    states: &mut [ContactScores],
+    limit: Option<f64>,
+) -> Run {
+    let mut scratch = ScoreScratch::default();
+    run_stream(stream, limit, |event, c| {
+        let update = scorer.handle_event_in(&mut states[c], &contacts[c], event, &mut scratch).ok()?;
+        Some((update.changes.len(), update.crossings.len()))
+    })
 }
 
 /// Events per call of the batch API.
@@ -742,32 +756,13 @@ fn run_engine(
     states: &mut [ContactState],
     limit: Option<f64>,
 ) -> Run {
-    let mut run = Run::default();
     let mut scratch = EngineScratch::default();
-    let a0 = allocs();
-    let t0 = Instant::now();
-    for (i, (event, &c)) in stream.events.iter().zip(&stream.contact_of).enumerate() {
-        if let Some(limit) = limit {
-            if i % CLOCK_EVERY == 0 && t0.elapsed().as_secs_f64() > limit {
-                break;
-            }
-        }
-        match engine.handle_event(&mut states[c as usize], &contacts[c as usize], event, &mut scratch) {
-            Ok(outcome) => {
-                run.changes += outcome.effects.len();
-                run.crossings += outcome
-                    .effects
-                    .iter()
-                    .filter(|e| matches!(e.kind, EffectKind::ThresholdCrossed { .. }))
-                    .count();
-            }
-            Err(_) => run.errors += 1,
-        }
-        run.events += 1;
-    }
-    run.seconds = t0.elapsed().as_secs_f64();
-    run.allocs = allocs() - a0;
-    run
+    run_stream(stream, limit, |event, c| {
+        let outcome = engine.handle_event(&mut states[c], &contacts[c], event, &mut scratch).ok()?;
+        let crossings =
+            outcome.effects.iter().filter(|e| matches!(e.kind, EffectKind::ThresholdCrossed { .. })).count();
+        Some((outcome.effects.len(), crossings))
+    })
 }
 
 /// The floor: the same per-event lookup of the contact's slot and one increment.

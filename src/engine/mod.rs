@@ -124,6 +124,12 @@ pub struct Engine {
     lifecycle: Vec<String>,
     /// How much older than a contact's last change an event may be.
     max_lateness: crate::time::Duration,
+    /// Enabled rules started by time (dates, schedules, inactivity), in rule order: the
+    /// only ones wake-ups and timeouts look at.
+    timed: Vec<usize>,
+    /// Enabled rules started by changes (crossings, attributes, segments), in rule
+    /// order: the only ones the cascade looks at.
+    listening: Vec<usize>,
 }
 
 /// How much older than a contact's last change an event may be, by default: 7 days.
@@ -199,12 +205,30 @@ impl Engine {
                 .collect(),
             None => Vec::new(),
         };
+        let of_kind = |timed: bool| {
+            program
+                .rules()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    r.enabled()
+                        && r.event_type().is_none()
+                        && (timed
+                            == (r.trigger().is_calendar()
+                                || matches!(r.trigger(), Trigger::Inactivity { .. })))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let (timed, listening) = (of_kind(true), of_kind(false));
         Engine {
             program,
             score_models,
             lifecycle: LIFECYCLE_STAGES.iter().map(|s| s.to_string()).collect(),
             max_lateness: crate::time::Duration::from_days(DEFAULT_MAX_LATENESS_DAYS)
                 .unwrap_or(crate::time::Duration::ZERO),
+            timed,
+            listening,
         }
     }
 
@@ -412,7 +436,8 @@ impl Engine {
         // Date and schedule occurrences since the last step, then inactivity deadlines
         // that have come, in rule order.
         let since = state.last;
-        for rule in self.program.rules().iter().filter(|r| r.enabled() && r.trigger().is_calendar()) {
+        let rules = self.program.rules();
+        for rule in self.timed.iter().map(|&i| &rules[i]).filter(|r| r.trigger().is_calendar()) {
             let Some(occurrence) = rule.trigger().occurrence_after(&step.contact, since) else {
                 continue;
             };
@@ -426,9 +451,9 @@ impl Engine {
                 }
             }
         }
-        for rule in self.program.rules() {
+        for rule in self.timed.iter().map(|&i| &rules[i]) {
             if let Some(deadline) = self.quiet_deadline(state, rule) {
-                if deadline <= now && rule.enabled() {
+                if deadline <= now {
                     state.quiet.insert(rule.id().as_str().to_string());
                     self.bind_values(state, now, scratch);
                     self.member_values(state, &mut scratch.segments);
@@ -827,7 +852,8 @@ impl Engine {
                 step.outcome.effects.push(effect);
             }
             // Rules listening for these changes, in rule order per change.
-            for rule in self.program.rules() {
+            let rules = self.program.rules();
+            for rule in self.listening.iter().map(|&i| &rules[i]) {
                 let listens = match rule.trigger() {
                     Trigger::Threshold { model, threshold, direction } => changes.iter().any(|c| {
                         matches!(c, Change::Crossing { model: m, threshold: t, direction: d } if m == model && t == threshold && d == direction)
@@ -900,7 +926,8 @@ impl Engine {
             });
             consider(next);
         }
-        for rule in self.program.rules().iter().filter(|r| r.enabled()) {
+        let rules = self.program.rules();
+        for rule in self.timed.iter().map(|&i| &rules[i]) {
             consider(self.quiet_deadline(state, rule));
             consider(rule.trigger().occurrence_after(contact, now));
         }
