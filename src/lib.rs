@@ -75,6 +75,7 @@ mod document;
 pub mod engine;
 pub mod expr;
 mod filter;
+mod graph;
 pub mod host;
 pub mod id;
 mod index;

@@ -157,54 +157,17 @@ fn dependency_order(
     defs: &[SegmentDef],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<usize> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Open,
-        Done,
-    }
-    let mut marks = vec![Mark::New; reads.len()];
-    let mut order = Vec::with_capacity(reads.len());
-    for start in 0..reads.len() {
-        if marks[start] != Mark::New {
-            continue;
-        }
-        // Depth-first, iteratively (no recursion on input-sized depth).
-        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
-        marks[start] = Mark::Open;
-        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(&dep) = reads[node].get(*next) {
-                *next += 1;
-                let dep = dep as usize;
-                match marks.get(dep) {
-                    Some(Mark::New) => {
-                        marks[dep] = Mark::Open;
-                        stack.push((dep, 0));
-                    }
-                    Some(Mark::Open) => {
-                        let cycle: Vec<&str> = stack
-                            .iter()
-                            .skip_while(|(n, _)| *n != dep)
-                            .map(|(n, _)| defs[*n].id.as_str())
-                            .chain([defs[dep].id.as_str()])
-                            .collect();
-                        diagnostics.push(
-                            Diagnostic::new(
-                                Code::InvalidDocument,
-                                format!("segments depend on each other in a cycle: {}", cycle.join(" -> ")),
-                            )
-                            .with_path(format!("/segments/{node}"))
-                            .with_help("a segment may read only segments that do not read it back"),
-                        );
-                    }
-                    _ => {}
-                }
-            } else {
-                marks[node] = Mark::Done;
-                order.push(node);
-                stack.pop();
-            }
-        }
-    }
-    order
+    let edges = |n: usize| reads[n].iter().map(|&s| s as usize).filter(|&s| s < reads.len()).collect();
+    crate::graph::post_order(reads.len(), edges, |path| {
+        let names: Vec<&str> = path.iter().map(|&n| defs[n].id.as_str()).collect();
+        let last = path[path.len().saturating_sub(2)];
+        diagnostics.push(
+            Diagnostic::new(
+                Code::InvalidDocument,
+                format!("segments depend on each other in a cycle: {}", names.join(" -> ")),
+            )
+            .with_path(format!("/segments/{last}"))
+            .with_help("a segment may read only segments that do not read it back"),
+        );
+    })
 }

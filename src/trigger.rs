@@ -498,55 +498,32 @@ pub(crate) fn check_attribute_cycles(
             .any(|(f, v)| f == field && wanted.as_ref().is_none_or(|w| v.as_ref() == Some(w))),
         _ => false,
     };
-    // Depth-first search for a cycle among the rules (iterative).
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Open,
-        Done,
-    }
-    let mut marks = vec![Mark::New; rules.len()];
-    for start in 0..rules.len() {
-        if marks[start] != Mark::New || sets[start].is_empty() {
-            continue;
+    // Only rules that set attributes can start others; one cycle is enough to report.
+    let edges = |n: usize| {
+        if sets[n].is_empty() {
+            Vec::new()
+        } else {
+            (0..rules.len()).filter(|&to| starts(n, to)).collect()
         }
-        let mut stack = vec![(start, 0usize)];
-        marks[start] = Mark::Open;
-        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if *next < rules.len() {
-                let to = *next;
-                *next += 1;
-                if !starts(node, to) {
-                    continue;
-                }
-                match marks[to] {
-                    Mark::New => {
-                        marks[to] = Mark::Open;
-                        stack.push((to, 0));
-                    }
-                    Mark::Open => {
-                        let cycle: Vec<&str> = stack
-                            .iter()
-                            .skip_while(|(n, _)| *n != to)
-                            .map(|(n, _)| rules[*n].id().as_str())
-                            .chain([rules[to].id().as_str()])
-                            .collect();
-                        diagnostics.push(
-                            Diagnostic::new(
-                                Code::InvalidDocument,
-                                format!("rules start each other in a cycle through attribute changes: {}", cycle.join(" -> ")),
-                            )
-                            .with_path(format!("/rules/{to}/on"))
-                            .with_help("break the loop: narrow an attribute trigger with `from`/`to`, or set another field"),
-                        );
-                        return;
-                    }
-                    Mark::Done => {}
-                }
-            } else {
-                marks[node] = Mark::Done;
-                stack.pop();
-            }
+    };
+    let mut reported = false;
+    crate::graph::post_order(rules.len(), edges, |path| {
+        if reported {
+            return;
         }
-    }
+        reported = true;
+        let names: Vec<&str> = path.iter().map(|&n| rules[n].id().as_str()).collect();
+        let to = path[path.len() - 1];
+        diagnostics.push(
+            Diagnostic::new(
+                Code::InvalidDocument,
+                format!(
+                    "rules start each other in a cycle through attribute changes: {}",
+                    names.join(" -> ")
+                ),
+            )
+            .with_path(format!("/rules/{to}/on"))
+            .with_help("break the loop: narrow an attribute trigger with `from`/`to`, or set another field"),
+        );
+    });
 }
