@@ -90,7 +90,11 @@ fn model(schema: &Schema, decay: Decay, name: &str) -> Result<ScoreModel, nurtur
         BASE_POINTS,
     ));
     for &(usd, points) in VALUE_POINTS {
-        let cond = schema.condition(Some("purchase"), &format!("event.usd >= {usd:.1}"))?;
+        let cond = nurture::condition::ConditionNames::default().compile(
+            schema,
+            Some("purchase"),
+            &format!("event.usd >= {usd:.1}"),
+        )?;
         model = model.with_rule(PointRule::on_event(format!("usd_{usd}_plus"), purchase, Some(cond), points));
     }
     Ok(model)

@@ -155,7 +155,7 @@ fn schema() -> Schema {
         ("tags", Type::list(Type::String)),
     ];
     contact.sort_by_key(|(name, _)| *name);
-    let mut b = Schema::builder().score("engagement");
+    let mut b = Schema::builder();
     for (name, ty) in contact {
         b = b.contact_field(name, ty);
     }
@@ -468,8 +468,11 @@ fn engagement_rule(
     broad: bool,
 ) -> (PointRule, serde_json::Value) {
     let source = condition_source(kind, pools, rng, broad);
-    let condition =
-        source.as_ref().map(|s| schema.condition(Some(kind), s).unwrap_or_else(|e| panic!("{s}: {e}")));
+    let condition = source.as_ref().map(|s| {
+        nurture::condition::ConditionNames::default()
+            .compile(schema, Some(kind), s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    });
     let negative = kind == "email_unsubscribed" || (broad && kind == "page_visit" && index % 25 == 7);
     let points = if negative { -(5.0 + rng.below(16) as f64) } else { 1.0 + rng.below(20) as f64 };
     let ty = schema.event_type_index(kind).expect("declared");
@@ -567,7 +570,9 @@ fn main_model(
         ("revenue", "contact.annual_revenue_usd > 50000000.0", 5.0),
     ];
     for (id, source, points) in fit {
-        let condition = schema.condition(None, source).unwrap_or_else(|e| panic!("{source}: {e}"));
+        let condition = nurture::condition::ConditionNames::default()
+            .compile(schema, None, source)
+            .unwrap_or_else(|e| panic!("{source}: {e}"));
         model = model.with_rule(PointRule::fit(id, condition, points));
         json.push(serde_json::json!({"id": id, "fit": source, "points": points}));
         n += 1;

@@ -176,7 +176,11 @@ fn rule(schema: &Schema, id: &str, cel: &str, points: f64) -> Result<PointRule, 
         .collect();
     let source =
         if guards.is_empty() { cel.to_string() } else { format!("{} && ({cel})", guards.join(" && ")) };
-    Ok(PointRule::fit(id, schema.condition(None, &source)?, points))
+    Ok(PointRule::fit(
+        id,
+        nurture::condition::ConditionNames::default().compile(schema, None, &source)?,
+        points,
+    ))
 }
 
 /// The headline model first, then one single-rule model per rule (no bounds): their

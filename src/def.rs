@@ -660,7 +660,7 @@ pub struct ThresholdDef {
     pub exit: Option<f64>,
     /// `"once"` or `"every_crossing"` (default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rearm: Option<crate::scoring::Rearm>,
+    pub rearm: Option<Rearm>,
 }
 
 /// A band.
@@ -672,4 +672,45 @@ pub struct BandDef {
     pub name: String,
     /// Its lowest score.
     pub from: f64,
+}
+
+/// When a threshold may report an upward crossing again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Rearm {
+    /// Only the first upward crossing ever is reported (Mautic's behaviour).
+    Once,
+    /// Every upward crossing after a downward one is reported.
+    EveryCrossing,
+}
+
+/// A span of time as documents write it: CEL durations (`"36h"`, `"90m"`, `"1.5s"`) plus
+/// whole days (`"30d"`); `None` unless it is positive.
+pub(crate) fn parse_period(text: &str) -> Option<crate::time::Duration> {
+    let d = match text.strip_suffix('d').and_then(|n| n.trim().parse::<i64>().ok()) {
+        Some(days) => crate::time::Duration::from_days(days).ok()?,
+        None => crate::time::Duration::parse(text).ok()?,
+    };
+    (d > crate::time::Duration::ZERO).then_some(d)
+}
+
+/// [`parse_period`], recording a diagnostic at `path` when the text is not a positive span.
+pub(crate) fn period_or_report(
+    text: &str,
+    path: String,
+    diagnostics: &mut Vec<crate::diagnostic::Diagnostic>,
+) -> Option<crate::time::Duration> {
+    let d = parse_period(text);
+    if d.is_none() {
+        diagnostics.push(
+            crate::diagnostic::Diagnostic::new(
+                crate::diagnostic::Code::InvalidDocument,
+                format!("`{text}` is not a positive span of time"),
+            )
+            .with_path(path)
+            .with_help("write a span such as \"30d\", \"36h\" or \"90m\""),
+        );
+    }
+    d
 }

@@ -557,12 +557,7 @@ fn check_action(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
 }
 
 /// Builds the schema from its document section, recording problems.
-pub(crate) fn schema_from_def(
-    def: &SchemaDef,
-    counters: &[crate::def::CounterDoc],
-    segments: &[crate::def::SegmentDef],
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Schema {
+pub(crate) fn schema_from_def(def: &SchemaDef, diagnostics: &mut Vec<Diagnostic>) -> Schema {
     let type_names = ["bool", "int", "double", "string", "timestamp", "duration", "dyn", "list(", "map("];
     let mut parse = |text: &str, path: String| match Type::parse(text) {
         Some(t) => t,
@@ -590,26 +585,6 @@ pub(crate) fn schema_from_def(
             fields.push((name.clone(), t));
         }
         builder = builder.event_type(event.clone(), fields);
-    }
-    for score in &def.scores {
-        builder = builder.score(score.clone());
-    }
-    // Duplicates are reported with their document path when the counters are compiled.
-    let mut seen: Vec<&str> = Vec::new();
-    for counter in counters {
-        if !seen.contains(&counter.id.as_str()) {
-            seen.push(&counter.id);
-            builder = builder.counter(counter.id.clone());
-        }
-    }
-    // Likewise for segments, when the segments are compiled (invalid names too, there:
-    // a bad segment name must not make the whole schema unusable).
-    let mut seen: Vec<&str> = Vec::new();
-    for segment in segments {
-        if !seen.contains(&segment.id.as_str()) && crate::schema::is_name(&segment.id) {
-            seen.push(&segment.id);
-            builder = builder.segment(segment.id.clone());
-        }
     }
     match builder.build() {
         Ok(schema) => schema,

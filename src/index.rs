@@ -11,8 +11,7 @@ use hashbrown::HashMap;
 
 use crate::expr::compile::Pred;
 use crate::expr::ir::{BinOp, Scope};
-use crate::program::Rule;
-use crate::schema::{Event, Schema, Slot};
+use crate::schema::{Event, Slot};
 use crate::value::Value;
 
 /// How many rules of one event type must test the same property before it gets a hash
@@ -80,19 +79,6 @@ fn discriminators(pred: &Pred) -> Vec<(Slot, Vec<Literal>)> {
 }
 
 impl RuleIndex {
-    pub(crate) fn build(schema: &Schema, rules: &[Rule]) -> RuleIndex {
-        let entries: Vec<IndexEntry<'_>> = rules
-            .iter()
-            .map(|r| IndexEntry {
-                event_type: r.event_type().unwrap_or(crate::id::EventTypeIndex(0)),
-                condition: r.pred(),
-                // Rules started by other triggers are not matched against events.
-                enabled: r.enabled() && r.event_type().is_some(),
-            })
-            .collect();
-        RuleIndex::from_entries(schema.event_types().count(), &entries)
-    }
-
     /// Indexes rules given as (event type, condition, enabled); candidates are positions
     /// in `entries`.
     pub(crate) fn from_entries(types: usize, entries: &[IndexEntry<'_>]) -> RuleIndex {

@@ -68,6 +68,7 @@
 #![doc = include_str!("../docs/architecture.md")]
 #![warn(missing_docs)]
 
+pub mod condition;
 pub mod counters;
 pub mod def;
 pub mod diagnostic;
@@ -81,6 +82,7 @@ pub mod id;
 mod index;
 pub mod limits;
 pub mod program;
+mod repeat;
 pub mod schema;
 pub mod scoring;
 pub mod segment;

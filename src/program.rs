@@ -8,20 +8,20 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
+use crate::condition::{ConditionCompiler, ConditionDoc, ConditionNames, Reads};
 use crate::counters::{CounterDef, CounterState, Counters};
 use crate::def::{ActionDef, RuleSetDef};
 use crate::diagnostic::{Code, CompileError, Diagnostic};
-use crate::expr::check::Names;
 use crate::expr::compile::Pred;
-use crate::expr::{compile_with, Activation, EvalError, Expression};
-use crate::filter;
+use crate::expr::{Activation, EvalError, Expression};
 use crate::id::{EventTypeIndex, RuleId};
-use crate::index::RuleIndex;
+use crate::index::{IndexEntry, RuleIndex};
 use crate::limits::Limits;
+use crate::repeat::Repeat;
 use crate::schema::{Contact, Event, Schema};
-use crate::scoring::Repeat;
 use crate::segment::Segments;
 use crate::time::Timestamp;
+use crate::trigger::RuleLinks;
 use crate::trigger::Trigger;
 use crate::value::{Type, Value};
 
@@ -114,6 +114,7 @@ impl RuleIndexId {
 pub struct Program {
     name: Option<String>,
     schema: Arc<Schema>,
+    names: ConditionNames,
     rules: Vec<Rule>,
     /// Each rule's condition, packed densely apart from the rest of the rule so that
     /// matching touches only what it evaluates. `Const(true)` for a rule with none.
@@ -179,9 +180,8 @@ impl Program {
                     .with_help("this release reads version 1"),
             );
         }
-        let schema =
-            crate::document::schema_from_def(&def.schema, &def.counters, &def.segments, &mut diagnostics);
-        let schema = Arc::new(schema);
+        let schema = Arc::new(crate::document::schema_from_def(&def.schema, &mut diagnostics));
+        let names = ConditionNames::of_document(def);
         if def.rules.len() > limits.max_rules {
             diagnostics.push(
                 Diagnostic::new(
@@ -194,19 +194,14 @@ impl Program {
             return Err(CompileError::new(diagnostics));
         }
         let regexes = crate::expr::check::RegexCache::default();
-        let counters = compile_counters(&def.counters, &schema, limits, &regexes, &mut diagnostics);
+        let conditions = ConditionCompiler { schema: &schema, names: &names, limits, regexes: &regexes };
+        let counters = compile_counters(&def.counters, &conditions, &mut diagnostics);
         let scorer = def.scoring.as_ref().and_then(|scoring| {
-            crate::scoring::compile::compile_scoring(scoring, &schema, limits, &regexes, &mut diagnostics)
-                .map(|s| s.with_counters(counters.clone()).with_schema(&schema))
+            crate::scoring::compile::compile_scoring(scoring, &conditions, &mut diagnostics)
+                .map(|s| s.with_counters(counters.clone()).with_schema(&schema).with_condition_names(&names))
         });
-        let segments = crate::segment::compile_segments(
-            &def.segments,
-            &schema,
-            scorer.as_ref(),
-            limits,
-            &regexes,
-            &mut diagnostics,
-        );
+        let segments =
+            crate::segment::compile_segments(&def.segments, &conditions, scorer.as_ref(), &mut diagnostics);
         let mut rules = Vec::with_capacity(def.rules.len());
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(def.rules.len());
         for (i, rule) in def.rules.iter().enumerate() {
@@ -228,29 +223,21 @@ impl Program {
             let Some(trigger) = crate::trigger::compile_trigger(
                 &rule.on,
                 &schema,
+                &names,
                 scorer.as_ref(),
                 &format!("{path}/on"),
                 &mut diagnostics,
             ) else {
                 continue;
             };
-            let names = match trigger.event_type() {
-                Some(event_type) => schema.names_for_event(event_type, Some(&regexes)),
-                None => schema.names_without_event(Some(&regexes)),
-            };
-            let condition = compile_condition(
-                "a rule",
-                rule.when.as_ref(),
-                rule.filter.as_ref(),
-                names,
-                limits,
-                &path,
-                &mut diagnostics,
-            )
-            .ok()
-            .flatten();
+            let doc =
+                ConditionDoc { owner: "a rule", when: rule.when.as_ref(), filter: rule.filter.as_ref() };
+            let condition = conditions
+                .compile(doc, Reads::Rule(trigger.event_type()), &path, &mut diagnostics)
+                .ok()
+                .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
-            let repeat = crate::scoring::compile::compile_repeat(
+            let repeat = crate::repeat::compile_repeat(
                 rule.repeat.as_ref(),
                 &format!("{path}/repeat"),
                 &mut diagnostics,
@@ -266,12 +253,30 @@ impl Program {
             });
         }
         if diagnostics.is_empty() {
-            crate::trigger::check_attribute_cycles(&rules, &schema, &mut diagnostics);
+            let links: Vec<RuleLinks<'_>> = rules
+                .iter()
+                .map(|r| RuleLinks {
+                    id: r.id.as_str(),
+                    trigger: &r.trigger,
+                    enabled: r.enabled,
+                    actions: &r.actions,
+                })
+                .collect();
+            crate::trigger::check_attribute_cycles(&links, &schema, &mut diagnostics);
         }
         if !diagnostics.is_empty() {
             return Err(CompileError::new(diagnostics));
         }
-        let index = RuleIndex::build(&schema, &rules);
+        let entries: Vec<IndexEntry<'_>> = rules
+            .iter()
+            .map(|r| IndexEntry {
+                event_type: r.event_type().unwrap_or(EventTypeIndex(0)),
+                condition: r.pred(),
+                // Rules started by other triggers are not matched against events.
+                enabled: r.enabled && r.event_type().is_some(),
+            })
+            .collect();
+        let index = RuleIndex::from_entries(schema.event_types().count(), &entries);
         let conditions = rules.iter().map(|r| r.pred().cloned().unwrap_or(Pred::Const(true))).collect();
         let reads_engine_vars = rules
             .iter()
@@ -286,6 +291,7 @@ impl Program {
         Ok(Program {
             name: def.name.clone(),
             schema,
+            names,
             rules,
             conditions,
             index,
@@ -385,6 +391,11 @@ impl Program {
         &self.schema
     }
 
+    /// The names beyond the schema that conditions read: scores, counters, segments.
+    pub fn condition_names(&self) -> &ConditionNames {
+        &self.names
+    }
+
     /// The schema, shared.
     pub fn schema_arc(&self) -> &Arc<Schema> {
         &self.schema
@@ -464,65 +475,10 @@ impl Program {
     }
 }
 
-/// Compiles a `when` expression or a structured `filter` (at most one may be given) into
-/// a boolean condition, recording problems with their paths under `path`. `Ok(None)` when
-/// neither is given; `Err(())` when something was wrong (already recorded).
-pub(crate) fn compile_condition(
-    what: &str,
-    when: Option<&String>,
-    filter: Option<&crate::def::FilterDef>,
-    names: Names<'_>,
-    limits: &Limits,
-    path: &str,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Result<Option<Expression>, ()> {
-    let (text, cpath) = match (when, filter) {
-        (Some(_), Some(_)) => {
-            diagnostics.push(
-                Diagnostic::new(Code::InvalidDocument, format!("{what} has both `when` and `filter`"))
-                    .with_path(format!("{path}/filter"))
-                    .with_help("combine them into one `when` expression, or use only the filter"),
-            );
-            return Err(());
-        }
-        (Some(when), None) => (when.clone(), format!("{path}/when")),
-        (None, Some(f)) => {
-            let fpath = format!("{path}/filter");
-            match filter::to_cel(f, &names, limits, &fpath, diagnostics) {
-                Some(cel) => (cel, fpath),
-                None => return Err(()),
-            }
-        }
-        (None, None) => return Ok(None),
-    };
-    match compile_with(&text, names, limits, &cpath) {
-        Ok(expr) if matches!(expr.result_type(), Type::Bool | Type::Dyn) => Ok(Some(expr)),
-        Ok(expr) => {
-            diagnostics.push(
-                Diagnostic::new(
-                    Code::TypeMismatch,
-                    format!("a condition must be a bool, this one is {}", expr.result_type()),
-                )
-                .with_path(cpath)
-                .with_source(Arc::from(text.as_str()))
-                .with_span(crate::Span::new(0, text.len()))
-                .with_help("compare the value with something, as in `x == 1`"),
-            );
-            Err(())
-        }
-        Err(e) => {
-            diagnostics.extend(e.diagnostics);
-            Err(())
-        }
-    }
-}
-
 /// Compiles the document's counters, in declaration order (the schema's counter order).
 fn compile_counters(
     docs: &[crate::def::CounterDoc],
-    schema: &Schema,
-    limits: &Limits,
-    regexes: &crate::expr::check::RegexCache,
+    conditions: &ConditionCompiler<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Counters {
     let mut defs = Vec::with_capacity(docs.len());
@@ -536,10 +492,12 @@ fn compile_counters(
             );
             continue;
         }
-        let Some(event_type) = schema.resolve_event_type(&doc.on, format!("{path}/on"), diagnostics) else {
+        let Some(event_type) =
+            conditions.schema.resolve_event_type(&doc.on, format!("{path}/on"), diagnostics)
+        else {
             continue;
         };
-        let Some(window) = crate::scoring::compile::parse_period(&doc.window) else {
+        let Some(window) = crate::def::parse_period(&doc.window) else {
             diagnostics.push(
                 Diagnostic::new(
                     Code::InvalidDocument,
@@ -550,24 +508,10 @@ fn compile_counters(
             );
             continue;
         };
-        // Counter conditions see the contact and the event: not scores or other counters,
-        // which are not known while events are counted.
-        let names = Names {
-            scores: None,
-            counters: None,
-            segments: None,
-            vars: None,
-            ..schema.names_for_event(event_type, Some(regexes))
-        };
-        let Ok(condition) = compile_condition(
-            "a counter",
-            doc.when.as_ref(),
-            doc.filter.as_ref(),
-            names,
-            limits,
-            &path,
-            diagnostics,
-        ) else {
+        let doc_condition =
+            ConditionDoc { owner: "a counter", when: doc.when.as_ref(), filter: doc.filter.as_ref() };
+        let Ok(condition) = conditions.compile(doc_condition, Reads::Counter(event_type), &path, diagnostics)
+        else {
             continue;
         };
         let max = doc.max.unwrap_or(crate::counters::DEFAULT_MAX);

@@ -107,11 +107,6 @@ impl EventType {
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     contact: FieldSet,
-    scores: FieldSet,
-    counters: FieldSet,
-    segments: FieldSet,
-    /// What the engine binds for rules and segments: `tags` and `bands`.
-    engine_vars: FieldSet,
     events: Vec<EventType>,
     event_index: HashMap<Arc<str>, EventTypeIndex>,
 }
@@ -125,16 +120,6 @@ impl Schema {
     /// The contact fields.
     pub fn contact_fields(&self) -> &FieldSet {
         &self.contact
-    }
-
-    /// The score names that conditions may read as `score.NAME` (doubles).
-    pub fn scores(&self) -> &FieldSet {
-        &self.scores
-    }
-
-    /// The windowed event counters that conditions read as `counter.NAME` (ints).
-    pub fn counters(&self) -> &FieldSet {
-        &self.counters
     }
 
     /// A contact's attribute by field name (`None`: no such field, or absent).
@@ -224,11 +209,6 @@ impl Schema {
         Ok(contact)
     }
 
-    /// The segments that conditions read as `segment.NAME` (bools).
-    pub fn segments(&self) -> &FieldSet {
-        &self.segments
-    }
-
     /// The declared event types in declaration order.
     pub fn event_types(&self) -> impl Iterator<Item = &EventType> {
         self.events.iter()
@@ -291,9 +271,6 @@ impl Schema {
 #[derive(Clone, Debug, Default)]
 pub struct SchemaBuilder {
     contact: Vec<(String, Type)>,
-    scores: Vec<String>,
-    counters: Vec<String>,
-    segments: Vec<String>,
     events: Vec<(String, Vec<(String, Type)>)>,
 }
 
@@ -301,26 +278,6 @@ impl SchemaBuilder {
     /// Declares a contact field.
     pub fn contact_field(mut self, name: impl Into<String>, ty: Type) -> SchemaBuilder {
         self.contact.push((name.into(), ty));
-        self
-    }
-
-    /// Declares a score that conditions read as `score.NAME`.
-    pub fn score(mut self, name: impl Into<String>) -> SchemaBuilder {
-        self.scores.push(name.into());
-        self
-    }
-
-    /// Declares a windowed event counter that conditions read as `counter.NAME`; what it
-    /// counts is defined with [`crate::counters::Counters`].
-    pub fn counter(mut self, name: impl Into<String>) -> SchemaBuilder {
-        self.counters.push(name.into());
-        self
-    }
-
-    /// Declares a segment that conditions read as `segment.NAME` (whether the contact
-    /// is a member); the engine defines and maintains its membership.
-    pub fn segment(mut self, name: impl Into<String>) -> SchemaBuilder {
-        self.segments.push(name.into());
         self
     }
 
@@ -347,28 +304,6 @@ impl SchemaBuilder {
             check_name(name, "/schema/contact", &mut diagnostics);
             if let Err(message) = schema.contact.add(name, ty.clone()) {
                 diagnostics.push(duplicate(message, format!("/schema/contact/{name}")));
-            }
-        }
-        for name in &self.counters {
-            check_name(name, "/counters", &mut diagnostics);
-            if let Err(message) = schema.counters.add(name, Type::Int) {
-                diagnostics.push(duplicate(message, format!("/counters/{name}")));
-            }
-        }
-        // Engine rules and segments read the contact's tags and its score bands.
-        let _ = schema.engine_vars.add("tags", Type::list(Type::String));
-        let _ = schema.engine_vars.add("bands", Type::Map(Box::new(Type::String), Box::new(Type::String)));
-        let _ = schema.engine_vars.add("stage", Type::String);
-        for name in &self.segments {
-            check_name(name, "/segments", &mut diagnostics);
-            if let Err(message) = schema.segments.add(name, Type::Bool) {
-                diagnostics.push(duplicate(message, format!("/segments/{name}")));
-            }
-        }
-        for name in &self.scores {
-            check_name(name, "/schema/scores", &mut diagnostics);
-            if let Err(message) = schema.scores.add(name, Type::Double) {
-                diagnostics.push(duplicate(message, format!("/schema/scores/{name}")));
             }
         }
         for (name, props) in self.events {
@@ -417,12 +352,15 @@ pub(crate) fn is_name(name: &str) -> bool {
 /// Names are CEL identifiers so that expressions can reach them with `.name`.
 fn check_name(name: &str, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     if !is_name(name) {
-        diagnostics.push(
-            Diagnostic::new(Code::InvalidDocument, format!("`{name}` is not a valid name"))
-                .with_path(path.to_string())
-                .with_help("names start with a letter or `_` and contain only letters, digits and `_`"),
-        );
+        diagnostics.push(invalid_name(name, path));
     }
+}
+
+/// Why `name`, declared at `path`, cannot be used.
+pub(crate) fn invalid_name(name: &str, path: &str) -> Diagnostic {
+    Diagnostic::new(Code::InvalidDocument, format!("`{name}` is not a valid name"))
+        .with_path(path.to_string())
+        .with_help("names start with a letter or `_` and contain only letters, digits and `_`")
 }
 
 /// Slot-indexed values of one record; `None` marks a field that is absent.
@@ -628,43 +566,6 @@ fn hint(name: &Option<String>) -> String {
 }
 
 impl Schema {
-    /// The names a condition triggered by `event_type` may use: `contact`, `event`,
-    /// `score`, `counter` and `now`.
-    pub(crate) fn names_for_event<'a>(
-        &'a self,
-        event_type: EventTypeIndex,
-        regexes: Option<&'a crate::expr::check::RegexCache>,
-    ) -> crate::expr::check::Names<'a> {
-        crate::expr::check::Names {
-            contact: Some(&self.contact),
-            event: self.event_type(event_type).map(|e| e.properties()),
-            scores: Some(&self.scores),
-            counters: Some(&self.counters),
-            segments: Some(&self.segments),
-            vars: Some(&self.engine_vars),
-            now: true,
-            regexes,
-        }
-    }
-
-    /// The names a condition without an event may read: the contact, scores, counters,
-    /// segments and `now`.
-    pub(crate) fn names_without_event<'a>(
-        &'a self,
-        regexes: Option<&'a crate::expr::check::RegexCache>,
-    ) -> crate::expr::check::Names<'a> {
-        crate::expr::check::Names {
-            contact: Some(&self.contact),
-            event: None,
-            scores: Some(&self.scores),
-            counters: Some(&self.counters),
-            segments: Some(&self.segments),
-            vars: Some(&self.engine_vars),
-            now: true,
-            regexes,
-        }
-    }
-
     /// Resolves an event type named in a document at `path`, or records why not.
     pub(crate) fn resolve_event_type(
         &self,
@@ -682,61 +583,5 @@ impl Schema {
             );
         }
         index
-    }
-
-    /// Compiles a condition against this schema: over `contact`, `score` and `now`, and
-    /// over `event` when an event type is given.
-    ///
-    /// ```
-    /// use nurture::{Schema, Type};
-    /// let schema = Schema::builder()
-    ///     .contact_field("job_title", Type::String)
-    ///     .event_type("page_visit", [("url", Type::String)])
-    ///     .build()?;
-    /// let visit = schema.condition(Some("page_visit"), "event.url.startsWith('/docs')")?;
-    /// let fit = schema.condition(None, "contact.job_title.contains('VP')")?;
-    /// # let _ = (visit, fit);
-    /// # Ok::<(), nurture::CompileError>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// An unknown event type, or every problem in the expression.
-    pub fn condition(
-        &self,
-        event_type: Option<&str>,
-        source: &str,
-    ) -> Result<crate::expr::Expression, CompileError> {
-        let event = match event_type {
-            Some(name) => match self.event_type_index(name) {
-                Some(index) => Some(self.events[index.get()].properties()),
-                None => {
-                    return Err(CompileError::new(vec![Diagnostic::new(
-                        Code::UnknownEventType,
-                        format!("unknown event type `{name}`"),
-                    )
-                    .with_did_you_mean(self.suggest_event_type(name))]))
-                }
-            },
-            None => None,
-        };
-        let names = crate::expr::check::Names {
-            contact: Some(&self.contact),
-            event,
-            scores: Some(&self.scores),
-            counters: Some(&self.counters),
-            segments: Some(&self.segments),
-            vars: None,
-            now: true,
-            regexes: None,
-        };
-        let expr = crate::expr::compile_with(source, names, &crate::Limits::default(), "")?;
-        if !matches!(expr.result_type(), Type::Bool | Type::Dyn) {
-            return Err(CompileError::new(vec![Diagnostic::new(
-                Code::TypeMismatch,
-                format!("a condition must be a bool, this one is {}", expr.result_type()),
-            )]));
-        }
-        Ok(expr)
     }
 }

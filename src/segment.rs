@@ -1,12 +1,10 @@
 //! Dynamic segments: conditions over a contact's attributes, scores, counters and other
 //! segments, compiled and put in dependency order (cycles are compile errors).
 
+use crate::condition::{ConditionCompiler, ConditionDoc, Reads};
 use crate::def::SegmentDef;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::expr::Expression;
-use crate::limits::Limits;
-use crate::program::compile_condition;
-use crate::schema::Schema;
 use crate::scoring::Scorer;
 use crate::value::Value;
 
@@ -90,14 +88,12 @@ impl Segments {
 /// Compiles the document's segments; problems go to `diagnostics`.
 pub(crate) fn compile_segments(
     defs: &[SegmentDef],
-    schema: &Schema,
+    conditions: &ConditionCompiler<'_>,
     scorer: Option<&Scorer>,
-    limits: &Limits,
-    regexes: &crate::expr::check::RegexCache,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Segments {
     let score_model = |slot: usize| {
-        let name = schema.scores().iter().nth(slot)?.0;
+        let name = conditions.names.scores().iter().nth(slot)?.0;
         scorer?.models().iter().position(|m| m.id().as_str() == name)
     };
     let mut segments = Vec::with_capacity(defs.len());
@@ -118,18 +114,8 @@ pub(crate) fn compile_segments(
                     .with_help(format!("the first use is /segments/{first}/id")),
             );
         }
-        let names = schema.names_without_event(Some(regexes));
-        let condition = compile_condition(
-            "a segment",
-            def.when.as_ref(),
-            def.filter.as_ref(),
-            names,
-            limits,
-            &path,
-            diagnostics,
-        )
-        .ok()
-        .flatten();
+        let doc = ConditionDoc { owner: "a segment", when: def.when.as_ref(), filter: def.filter.as_ref() };
+        let condition = conditions.compile(doc, Reads::Rule(None), &path, diagnostics).ok().flatten();
         let levels = condition
             .as_ref()
             .map(|c| {

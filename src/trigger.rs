@@ -250,6 +250,7 @@ fn zone_source(
 pub(crate) fn compile_trigger(
     def: &TriggerDef,
     schema: &Schema,
+    names: &crate::condition::ConditionNames,
     scorer: Option<&Scorer>,
     path: &str,
     diagnostics: &mut Vec<Diagnostic>,
@@ -305,10 +306,10 @@ pub(crate) fn compile_trigger(
             }
             Some(Trigger::Band { model, band: band.clone(), direction: *direction })
         }
-        TriggerDef::Segment { segment, direction } => match schema.segments().slot(segment) {
+        TriggerDef::Segment { segment, direction } => match names.segments().slot(segment) {
             Some(slot) => Some(Trigger::Segment { segment: slot as usize, direction: *direction }),
             None => {
-                let known = schema.segments().iter().map(|(n, _)| n).collect();
+                let known = names.segments().iter().map(|(n, _)| n).collect();
                 diagnostics.push(unknown(
                     "segment",
                     segment,
@@ -448,7 +449,7 @@ pub(crate) fn compile_trigger(
             } else {
                 Some(schema.resolve_event_type(inactive, format!("{path}/inactive"), diagnostics)?)
             };
-            let Some(period) = crate::scoring::compile::parse_period(period) else {
+            let Some(period) = crate::def::parse_period(period) else {
                 diagnostics.push(
                     Diagnostic::new(
                         Code::InvalidDocument,
@@ -464,13 +465,21 @@ pub(crate) fn compile_trigger(
     }
 }
 
+/// What the attribute-cycle check needs of a rule.
+pub(crate) struct RuleLinks<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) trigger: &'a Trigger,
+    pub(crate) enabled: bool,
+    pub(crate) actions: &'a [crate::def::ActionDef],
+}
+
 /// Rejects rules that would start each other forever through attribute changes: rule A
 /// sets a field to a value, and rule B, started by that field changing to that value
 /// (or to anything), sets a field that starts A again. Only constant values are set, so
 /// every such loop is visible here; loops through segments are stopped at run time by
 /// the cascade limit instead.
 pub(crate) fn check_attribute_cycles(
-    rules: &[crate::program::Rule],
+    rules: &[RuleLinks<'_>],
     schema: &Schema,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
@@ -479,7 +488,7 @@ pub(crate) fn check_attribute_cycles(
     let sets: Vec<Vec<(Slot, Option<Value>)>> = rules
         .iter()
         .map(|r| {
-            r.actions()
+            r.actions
                 .iter()
                 .filter_map(|a| match a {
                     crate::def::ActionDef::SetAttribute { field, value } => {
@@ -492,8 +501,8 @@ pub(crate) fn check_attribute_cycles(
                 .collect()
         })
         .collect();
-    let starts = |from: usize, to: usize| match rules[to].trigger() {
-        Trigger::Attribute { field, to: wanted, .. } if rules[to].enabled() => sets[from]
+    let starts = |from: usize, to: usize| match rules[to].trigger {
+        Trigger::Attribute { field, to: wanted, .. } if rules[to].enabled => sets[from]
             .iter()
             .any(|(f, v)| f == field && wanted.as_ref().is_none_or(|w| v.as_ref() == Some(w))),
         _ => false,
@@ -512,7 +521,7 @@ pub(crate) fn check_attribute_cycles(
             return;
         }
         reported = true;
-        let names: Vec<&str> = path.iter().map(|&n| rules[n].id().as_str()).collect();
+        let names: Vec<&str> = path.iter().map(|&n| rules[n].id).collect();
         let to = path[path.len() - 1];
         diagnostics.push(
             Diagnostic::new(

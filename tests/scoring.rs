@@ -46,7 +46,9 @@ fn contact(schema: &Schema, title: &str) -> Contact {
 fn scorer(schema: &Schema) -> Scorer {
     let visit_type = schema.event_type_index("page_visit").unwrap();
     let click_type = schema.event_type_index("email_clicked").unwrap();
-    let cond = |src: &str| Some(schema.condition(Some("page_visit"), src).unwrap());
+    let cond = |src: &str| {
+        Some(nurture::condition::ConditionNames::default().compile(&schema, Some("page_visit"), src).unwrap())
+    };
     let model = ScoreModel::new("engagement")
         .with_decay(Decay::HalfLife { half_life: Duration::from_days(30).unwrap() })
         .with_bounds(Bounds { floor: None, cap: Some(100.0) })
@@ -63,7 +65,9 @@ fn scorer(schema: &Schema) -> Scorer {
         .with_rule(PointRule::on_event("first-visit", visit_type, None, 5.0).repeat(Repeat::Once))
         .with_rule(PointRule::fit(
             "vp",
-            schema.condition(None, "contact.job_title.contains('VP')").unwrap(),
+            nurture::condition::ConditionNames::default()
+                .compile(&schema, None, "contact.job_title.contains('VP')")
+                .unwrap(),
             15.0,
         ))
         .with_threshold("mql", Threshold { enter: 40.0, exit: 30.0, rearm: Rearm::EveryCrossing })
@@ -259,7 +263,9 @@ proptest! {
 fn two_speed_scorer(schema: &Schema) -> (Scorer, Vec<(String, Threshold)>, Vec<f64>) {
     let visit_type = schema.event_type_index("page_visit").unwrap();
     let click_type = schema.event_type_index("email_clicked").unwrap();
-    let cond = |src: &str| Some(schema.condition(Some("page_visit"), src).unwrap());
+    let cond = |src: &str| {
+        Some(nurture::condition::ConditionNames::default().compile(&schema, Some("page_visit"), src).unwrap())
+    };
     let thresholds = vec![
         ("mql".to_string(), Threshold { enter: 40.0, exit: 30.0, rearm: Rearm::EveryCrossing }),
         ("sales".to_string(), Threshold { enter: 70.0, exit: 55.0, rearm: Rearm::Once }),

@@ -47,8 +47,9 @@ use crate::def::{ActionDef, Direction};
 use crate::expr::Activation;
 use crate::id::ContactId;
 use crate::program::{MatchScratch, Program, Rule};
+use crate::repeat::RepeatPolicy;
 use crate::schema::{Contact, Event};
-use crate::scoring::{Crossing, Repeat, ScoreError, ScoreScratch, ScoreUpdate};
+use crate::scoring::{Crossing, ScoreError, ScoreScratch, ScoreUpdate};
 use crate::time::Timestamp;
 use crate::trigger::Trigger;
 use crate::value::Value;
@@ -198,7 +199,7 @@ impl Engine {
     pub fn new(program: Arc<Program>) -> Engine {
         let score_models = match program.scorer() {
             Some(scorer) => program
-                .schema()
+                .condition_names()
                 .scores()
                 .iter()
                 .map(|(name, _)| scorer.models().iter().position(|m| m.id().as_str() == name))
@@ -282,7 +283,7 @@ impl Engine {
             quiet: Default::default(),
             occurred: Default::default(),
             score_models: self.score_ids(),
-            counter_count: self.program.schema().counters().len(),
+            counter_count: self.program.condition_names().counters().len(),
         };
         let mut scratch = EngineScratch::default();
         self.bind_values(&state, at, &mut scratch);
@@ -475,7 +476,7 @@ impl Engine {
     pub fn fits(&self, state: &ContactState) -> bool {
         state.format == STATE_FORMAT
             && state.score_models == self.score_ids()
-            && state.counter_count == self.program.schema().counters().len()
+            && state.counter_count == self.program.condition_names().counters().len()
             && match (self.program.scorer(), &state.scores) {
                 (Some(scorer), Some(scores)) => scorer.fits(scores),
                 (None, None) => true,
@@ -508,7 +509,7 @@ impl Engine {
             (None, _) => None,
         };
         state.score_models = self.score_ids();
-        let counters = self.program.schema().counters().len();
+        let counters = self.program.condition_names().counters().len();
         if state.counter_count != counters {
             state.counters = self.program.counters().new_state();
             state.counter_count = counters;
@@ -676,37 +677,16 @@ impl Engine {
 
     /// Whether a rule's repeat policy lets it fire at `now`.
     fn allowed(&self, state: &ContactState, rule: &Rule, now: Timestamp) -> bool {
-        let Some(memo) = state.fired.get(rule.id().as_str()) else {
-            return true;
-        };
-        match rule.repeat() {
-            Repeat::EveryTime => true,
-            Repeat::Once => memo.times.is_empty(),
-            Repeat::AtMost { max, per } => {
-                memo.times.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per)).count()
-                    < max as usize
-            }
-        }
+        RepeatPolicy::new(rule.repeat()).allows(state.fired.get(rule.id().as_str()), now)
     }
 
     /// Fires a rule: its repeat memory, then each action as an effect (state-changing
     /// actions applied, their changes queued for the cascade).
     fn fire(&self, state: &mut ContactState, rule: &Rule, step: &mut Step<'_>) -> Result<(), EngineError> {
         let now = step.now;
-        match rule.repeat() {
-            Repeat::EveryTime => {}
-            repeat => {
-                let memo = state.fired.entry(rule.id().as_str().to_string()).or_default();
-                memo.times.push(now);
-                let keep = match repeat {
-                    Repeat::AtMost { max, .. } => (max as usize).max(1),
-                    _ => 1,
-                };
-                if memo.times.len() > keep {
-                    let extra = memo.times.len() - keep;
-                    memo.times.drain(..extra);
-                }
-            }
+        let policy = RepeatPolicy::new(rule.repeat());
+        if policy.needs_memory() {
+            policy.record(state.fired.entry(rule.id().as_str().to_string()).or_default(), now);
         }
         for (index, action) in rule.actions().iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);

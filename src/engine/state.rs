@@ -42,7 +42,7 @@ pub struct ContactState {
     /// The segments the contact is in, by id (ids survive program changes).
     pub(crate) segments: BTreeSet<String>,
     /// Per rule that has fired and has a repeat policy, by rule id.
-    pub(crate) fired: BTreeMap<String, RuleMemo>,
+    pub(crate) fired: BTreeMap<String, crate::repeat::RepeatMemory>,
     /// The last event per event type name (and `*` for any).
     pub(crate) last_seen: BTreeMap<String, Timestamp>,
     /// Inactivity rules that fired in the current quiet spell, by rule id.
@@ -54,12 +54,6 @@ pub struct ContactState {
     pub(crate) score_models: Vec<crate::id::ScoreId>,
     /// How many windowed counters the program had when they were counted.
     pub(crate) counter_count: usize,
-}
-
-/// What a rule's repeat policy needs: whether it fired, and its recent firing instants.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct RuleMemo {
-    pub(crate) times: Vec<Timestamp>,
 }
 
 impl ContactState {

@@ -30,7 +30,7 @@
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::expr::ast::{BinaryOp, Expr, ExprKind, Literal, UnaryOp};
 use crate::expr::lexer::{excerpt, Lexer, Token, TokenKind};
-use crate::Limits;
+use crate::limits::Limits;
 
 type PResult<T> = Result<T, Box<Diagnostic>>;
 

@@ -3,74 +3,19 @@
 
 use hashbrown::HashMap;
 
-use crate::def::{DecayDef, RepeatDef, ScoreModelDef, ScoringDef};
+use crate::condition::{ConditionCompiler, ConditionDoc, Reads};
+use crate::def::{DecayDef, ScoreModelDef, ScoringDef};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::expr::check::{Names, RegexCache};
-use crate::expr::compile_with;
-use crate::limits::Limits;
-use crate::schema::Schema;
+use crate::repeat::compile_repeat;
 use crate::scoring::cell::Bounds;
 use crate::scoring::decay::{CalendarPeriod, Decay};
 use crate::scoring::engine::Scorer;
-use crate::scoring::model::{Group, PointRule, Repeat, ScoreModel};
+use crate::scoring::model::{Group, PointRule, ScoreModel};
 use crate::scoring::threshold::{Rearm, Threshold};
-use crate::time::Duration;
 use crate::time::TimeZone;
-
-/// A span of time as documents write it: CEL durations (`"36h"`, `"90m"`, `"1.5s"`) plus
-/// whole days (`"30d"`).
-/// A repeat policy from the document (`None`: every time), problems recorded at `path`.
-pub(crate) fn compile_repeat(
-    def: Option<&RepeatDef>,
-    path: &str,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Repeat {
-    match def {
-        None => Repeat::EveryTime,
-        Some(RepeatDef::Named(name)) => match name.as_str() {
-            "every_time" => Repeat::EveryTime,
-            "once" => Repeat::Once,
-            other => {
-                diagnostics.push(
-                    bad(
-                        path.to_string(),
-                        format!("unknown repeat policy `{other}`"),
-                        "write \"every_time\", \"once\" or {\"max\": N, \"per\": \"1d\"}",
-                    )
-                    .with_did_you_mean(did_you_mean(other, ["every_time", "once"])),
-                );
-                Repeat::EveryTime
-            }
-        },
-        Some(RepeatDef::AtMost { max, per }) => match period(per, format!("{path}/per"), diagnostics) {
-            Some(per) => Repeat::AtMost { max: *max, per },
-            None => Repeat::EveryTime,
-        },
-    }
-}
-
-pub(crate) fn parse_period(text: &str) -> Option<Duration> {
-    let d = match text.strip_suffix('d').and_then(|n| n.trim().parse::<i64>().ok()) {
-        Some(days) => Duration::from_days(days).ok()?,
-        None => Duration::parse(text).ok()?,
-    };
-    (d > Duration::ZERO).then_some(d)
-}
 
 fn bad(path: String, message: String, help: &str) -> Diagnostic {
     Diagnostic::new(Code::InvalidDocument, message).with_path(path).with_help(help.to_string())
-}
-
-fn period(text: &str, path: String, diagnostics: &mut Vec<Diagnostic>) -> Option<Duration> {
-    let d = parse_period(text);
-    if d.is_none() {
-        diagnostics.push(bad(
-            path,
-            format!("`{text}` is not a positive span of time"),
-            "write a span such as \"30d\", \"36h\" or \"90m\"",
-        ));
-    }
-    d
 }
 
 fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay {
@@ -87,8 +32,10 @@ fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay
             );
             Decay::None
         }
-        DecayDef::HalfLife { half_life } => period(half_life, format!("{path}/half_life"), diagnostics)
-            .map_or(Decay::None, |half_life| Decay::HalfLife { half_life }),
+        DecayDef::HalfLife { half_life } => {
+            crate::def::period_or_report(half_life, format!("{path}/half_life"), diagnostics)
+                .map_or(Decay::None, |half_life| Decay::HalfLife { half_life })
+        }
         DecayDef::Step { step, every, zone } => {
             if !(*step > 0.0 && *step <= 1.0) {
                 diagnostics.push(bad(
@@ -128,7 +75,7 @@ fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay
                             "remove `zone`, or step by calendar periods",
                         ));
                     }
-                    period(every, format!("{path}/every"), diagnostics)
+                    crate::def::period_or_report(every, format!("{path}/every"), diagnostics)
                         .map_or(Decay::None, |period| Decay::Step { fraction: *step, period })
                 }
             }
@@ -149,9 +96,7 @@ fn finite(value: Option<f64>, path: String, diagnostics: &mut Vec<Diagnostic>) -
 /// Compiles the scoring section; `None` (with diagnostics) when anything is wrong.
 pub(crate) fn compile_scoring(
     def: &ScoringDef,
-    schema: &Schema,
-    limits: &Limits,
-    regexes: &RegexCache,
+    conditions: &ConditionCompiler<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Scorer> {
     let before = diagnostics.len();
@@ -167,12 +112,12 @@ pub(crate) fn compile_scoring(
             );
         }
         let earlier: Vec<&str> = def.models[..mi].iter().map(|m| m.id.as_str()).collect();
-        models.push(model(m, &path, &earlier, schema, limits, regexes, diagnostics));
+        models.push(model(m, &path, &earlier, conditions, diagnostics));
     }
     if diagnostics.len() > before {
         return None;
     }
-    match Scorer::new(models, schema.event_types().count()) {
+    match Scorer::new(models, conditions.schema.event_types().count()) {
         Ok(scorer) => Some(scorer),
         Err(e) => {
             diagnostics.push(Diagnostic::new(Code::InvalidDocument, e.to_string()).with_path("/scoring"));
@@ -185,9 +130,7 @@ fn model(
     m: &ScoreModelDef,
     path: &str,
     earlier: &[&str],
-    schema: &Schema,
-    limits: &Limits,
-    regexes: &RegexCache,
+    conditions: &ConditionCompiler<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> ScoreModel {
     let model_decay =
@@ -201,7 +144,10 @@ fn model(
             ));
         }
     }
-    let model_window = m.timeframe.as_ref().and_then(|t| period(t, format!("{path}/timeframe"), diagnostics));
+    let model_window = m
+        .timeframe
+        .as_ref()
+        .and_then(|t| crate::def::period_or_report(t, format!("{path}/timeframe"), diagnostics));
     if m.decay.is_some() && m.timeframe.is_some() {
         diagnostics.push(bad(
             format!("{path}/timeframe"),
@@ -248,10 +194,12 @@ fn model(
                 group
             }
             (Some(d), None) => group.decay(decay(d, &format!("{gpath}/decay"), diagnostics)),
-            (None, Some(t)) => match period(t, format!("{gpath}/timeframe"), diagnostics) {
-                Some(w) => group.timeframe(w),
-                None => group,
-            },
+            (None, Some(t)) => {
+                match crate::def::period_or_report(t, format!("{gpath}/timeframe"), diagnostics) {
+                    Some(w) => group.timeframe(w),
+                    None => group,
+                }
+            }
             (None, None) => match model_window {
                 Some(w) => group.timeframe(w),
                 None => group.decay(model_decay),
@@ -354,38 +302,22 @@ fn model(
                     ));
                     continue;
                 }
-                // Fit rules read the contact only (scores and counters change with events).
-                let names = Names {
-                    contact: Some(schema.contact_fields()),
-                    now: true,
-                    regexes: Some(regexes),
-                    ..Names::default()
-                };
-                match compile_with(fit, names, limits, &format!("{rpath}/fit")) {
+                match conditions.compile_text(fit, Reads::Fit, &format!("{rpath}/fit"), diagnostics) {
                     Ok(c) => PointRule::fit(r.id.clone(), c, r.points),
-                    Err(e) => {
-                        diagnostics.extend(e.diagnostics);
-                        continue;
-                    }
+                    Err(()) => continue,
                 }
             }
             (Some(on), None) => {
-                let Some(event_type) = schema.resolve_event_type(on, format!("{rpath}/on"), diagnostics)
+                let Some(event_type) =
+                    conditions.schema.resolve_event_type(on, format!("{rpath}/on"), diagnostics)
                 else {
                     continue;
                 };
-                // Segments depend on scores, so point rules cannot read them.
-                let names =
-                    Names { segments: None, vars: None, ..schema.names_for_event(event_type, Some(regexes)) };
-                let Ok(condition) = crate::program::compile_condition(
-                    "a point rule",
-                    r.when.as_ref(),
-                    r.filter.as_ref(),
-                    names,
-                    limits,
-                    &rpath,
-                    diagnostics,
-                ) else {
+                let doc =
+                    ConditionDoc { owner: "a point rule", when: r.when.as_ref(), filter: r.filter.as_ref() };
+                let Ok(condition) =
+                    conditions.compile(doc, Reads::PointRule(event_type), &rpath, diagnostics)
+                else {
                     continue;
                 };
                 PointRule::on_event(r.id.clone(), event_type, condition, r.points)
@@ -394,7 +326,8 @@ fn model(
         let mut rule = rule.in_group(group);
         rule = rule.repeat(compile_repeat(r.repeat.as_ref(), &format!("{rpath}/repeat"), diagnostics));
         if let Some(gap) = &r.min_interval {
-            if let Some(gap) = period(gap, format!("{rpath}/min_interval"), diagnostics) {
+            if let Some(gap) = crate::def::period_or_report(gap, format!("{rpath}/min_interval"), diagnostics)
+            {
                 rule = rule.min_interval(gap);
             }
         }

@@ -8,11 +8,12 @@ use crate::counters::Counters;
 use crate::expr::{Activation, Expression};
 use crate::id::{EventTypeIndex, RuleId, ScoreId};
 use crate::index::{IndexEntry, RuleIndex};
+use crate::repeat::RepeatMemory;
 use crate::schema::Slot;
 use crate::schema::{Contact, Event};
 use crate::scoring::cell::{Bounds, ScoreCell, ScoreError};
 use crate::scoring::decay::Decay;
-use crate::scoring::model::{ModelError, PointRule, Repeat, ScoreModel, Trigger};
+use crate::scoring::model::{ModelError, PointRule, ScoreModel, Trigger};
 use crate::scoring::state::{
     Award, ContactScores, History, LedgerEntry, ModelHistory, ModelState, RuleMemory, StoredEntry,
 };
@@ -243,7 +244,12 @@ impl Scorer {
     /// [`Scorer::handle_attribute_change`] can take field names.
     pub fn with_schema(mut self, schema: &crate::schema::Schema) -> Scorer {
         self.contact_fields = schema.contact_fields().iter().map(|(n, _)| std::sync::Arc::from(n)).collect();
-        self.score_models = schema
+        self
+    }
+
+    /// Binds the scores conditions read as `score.NAME` to the models of those ids.
+    pub fn with_condition_names(mut self, names: &crate::condition::ConditionNames) -> Scorer {
+        self.score_models = names
             .scores()
             .iter()
             .map(|(name, _)| self.models.iter().position(|m| m.id.as_str() == name))
@@ -1244,61 +1250,29 @@ fn next_expiry(model: &ScoreModel, state: &ModelState, now: Timestamp) -> Option
         .min()
 }
 
-/// Whether a rule needs repeat-policy memory at all.
-fn has_policy(rule: &PointRule) -> bool {
-    rule.min_interval.is_some() || !matches!(rule.repeat, Repeat::EveryTime)
-}
-
-/// Whether a rule may award at `now` under its repeat policy and minimum interval.
+/// Whether a rule may award at `now` under its repeat policy.
 fn allowed(state: &ModelState, index: u32, rule: &PointRule, now: Timestamp) -> bool {
-    if !has_policy(rule) {
+    if !rule.policy.needs_memory() {
         return true;
     }
-    let Ok(pos) = state.memory.binary_search_by_key(&index, |r| r.rule) else {
-        return true;
-    };
-    let r = &state.memory[pos];
-    if let (Some(gap), Some(last)) = (rule.min_interval, r.times.last()) {
-        if now.duration_since(*last).is_some_and(|d| d < gap) {
-            return false;
-        }
-    }
-    match rule.repeat {
-        Repeat::EveryTime => true,
-        Repeat::Once => !r.ever,
-        Repeat::AtMost { max, per } => {
-            let recent = r.times.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per)).count();
-            recent < max as usize
-        }
-    }
+    let memory =
+        state.memory.binary_search_by_key(&index, |r| r.rule).ok().map(|pos| &state.memory[pos].memory);
+    rule.policy.allows(memory, now)
 }
 
-/// Records an award in the rule's repeat-policy memory: the last `max` instants for
-/// "at most max per window", the last one for a minimum interval, none for "once".
+/// Records an award in the rule's repeat-policy memory.
 fn remember(state: &mut ModelState, index: u32, rule: &PointRule, now: Timestamp) {
-    if !has_policy(rule) {
+    if !rule.policy.needs_memory() {
         return;
     }
-    let keep = match rule.repeat {
-        Repeat::AtMost { max, .. } => (max as usize).max(1),
-        Repeat::EveryTime => 1,
-        Repeat::Once => usize::from(rule.min_interval.is_some()),
-    };
     let pos = match state.memory.binary_search_by_key(&index, |r| r.rule) {
         Ok(p) => p,
         Err(p) => {
-            state.memory.insert(p, RuleMemory { rule: index, ever: false, times: SmallVec::new() });
+            state.memory.insert(p, RuleMemory { rule: index, memory: RepeatMemory::default() });
             p
         }
     };
-    let r = &mut state.memory[pos];
-    r.ever = true;
-    if keep > 0 {
-        r.times.push(now);
-        if r.times.len() > keep {
-            r.times.drain(..r.times.len() - keep);
-        }
-    }
+    rule.policy.record(&mut state.memory[pos].memory, now);
 }
 
 /// Feeds the model's value at `now` to its thresholds and bands.

@@ -17,9 +17,10 @@ mod state;
 pub mod threshold;
 mod wake;
 
+pub use crate::repeat::Repeat;
 pub use cell::{Bounds, ScoreCell, ScoreError};
 pub use decay::{CalendarPeriod, Decay};
 pub use engine::{BatchEvent, Explanation, ScoreScratch, ScoreUpdate, Scorer, LEDGER_LEN};
-pub use model::{Group, ModelError, PointRule, Repeat, ScoreModel, Trigger};
+pub use model::{Group, ModelError, PointRule, ScoreModel, Trigger};
 pub use state::{ContactScores, LedgerEntry};
 pub use threshold::{Crossing, Rearm, Threshold, ThresholdState};

@@ -2,28 +2,11 @@
 
 use crate::expr::Expression;
 use crate::id::{EventTypeIndex, RuleId, ScoreId};
+use crate::repeat::{Repeat, RepeatPolicy};
 use crate::scoring::cell::Bounds;
 use crate::scoring::decay::Decay;
 use crate::scoring::threshold::Threshold;
 use crate::time::Duration;
-
-/// How often one point rule may award its points to one contact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Repeat {
-    /// Every matching event awards the points.
-    EveryTime,
-    /// Only the first matching event ever.
-    Once,
-    /// At most `max` awards in any window of length `per` (a sliding window: Marketo's
-    /// "20 per day" cap, kept exact).
-    AtMost {
-        /// Awards allowed per window.
-        max: u32,
-        /// The window.
-        per: Duration,
-    },
-}
 
 /// What triggers a point rule.
 #[derive(Clone, Debug)]
@@ -50,8 +33,7 @@ pub struct PointRule {
     pub(crate) trigger: Trigger,
     pub(crate) points: f64,
     pub(crate) group: usize,
-    pub(crate) repeat: Repeat,
-    pub(crate) min_interval: Option<Duration>,
+    pub(crate) policy: RepeatPolicy,
 }
 
 impl PointRule {
@@ -67,8 +49,7 @@ impl PointRule {
             trigger: Trigger::Event { event_type, condition },
             points,
             group: 0,
-            repeat: Repeat::EveryTime,
-            min_interval: None,
+            policy: RepeatPolicy::new(Repeat::EveryTime),
         }
     }
 
@@ -79,8 +60,7 @@ impl PointRule {
             trigger: Trigger::Fit { condition },
             points,
             group: 0,
-            repeat: Repeat::EveryTime,
-            min_interval: None,
+            policy: RepeatPolicy::new(Repeat::EveryTime),
         }
     }
 
@@ -92,13 +72,13 @@ impl PointRule {
 
     /// Sets the repeat policy.
     pub fn repeat(mut self, repeat: Repeat) -> PointRule {
-        self.repeat = repeat;
+        self.policy.repeat = repeat;
         self
     }
 
     /// Requires at least `interval` between two awards.
     pub fn min_interval(mut self, interval: Duration) -> PointRule {
-        self.min_interval = Some(interval);
+        self.policy.min_interval = Some(interval);
         self
     }
 

@@ -86,7 +86,11 @@ impl ModelState {
             + spilled(self.fit_holds.spilled(), self.fit_holds.capacity() * 4)
             + spilled(self.thresholds.spilled(), self.thresholds.capacity() * size_of::<ThresholdState>())
             + self.memory.capacity() * size_of::<RuleMemory>()
-            + self.memory.iter().map(|m| spilled(m.times.spilled(), m.times.capacity() * 16)).sum::<usize>()
+            + self
+                .memory
+                .iter()
+                .map(|m| spilled(m.memory.times.spilled(), m.memory.times.capacity() * 16))
+                .sum::<usize>()
             + self.awards.capacity() * size_of::<Award>()
     }
 }
@@ -96,8 +100,8 @@ impl ModelState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct RuleMemory {
     pub(crate) rule: u32,
-    pub(crate) ever: bool,
-    pub(crate) times: SmallVec<[Timestamp; 1]>,
+    #[serde(flatten)]
+    pub(crate) memory: crate::repeat::RepeatMemory,
 }
 
 /// Points a rule earned in a timeframe group, expiring one window later.

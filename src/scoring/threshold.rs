@@ -3,16 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// When a threshold may report an upward crossing again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Rearm {
-    /// Only the first upward crossing ever is reported (Mautic's behaviour).
-    Once,
-    /// Every upward crossing after a downward one is reported.
-    EveryCrossing,
-}
+pub use crate::def::Rearm;
 
 /// A threshold: enter at or above `enter`, leave below `exit` (`exit <= enter`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
