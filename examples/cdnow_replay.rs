@@ -20,7 +20,7 @@ mod metrics;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use nurture::scoring::{Decay, PointRule, ScoreModel, Scorer};
+use nurture::scoring::{Decay, PointRule, ScoreModel, ScoreScratch, Scorer};
 use nurture::{Contact, Duration, Event, Schema, Timestamp, Type};
 
 /// The last calibration day (inclusive) and the last holdout day, as `YYYYMMDD`.
@@ -121,7 +121,14 @@ fn replay(
         let mut states: Vec<_> = contacts.iter().map(|_| scorer.new_state(start)).collect();
         let started = Instant::now();
         for (customer, event) in events {
-            scorer.handle_event(&mut states[*customer], &contacts[*customer], event)?;
+            let _ = scorer
+                .handle_event(
+                    &mut states[*customer],
+                    &contacts[*customer],
+                    event,
+                    &mut ScoreScratch::default(),
+                )
+                .cloned()?;
         }
         timings.push(started.elapsed().as_secs_f64());
         scores = states.iter().map(|s| scorer.value(s, 0, read_at).unwrap_or(0.0)).collect();

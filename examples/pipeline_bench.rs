@@ -9,7 +9,7 @@
 //! groups, two thresholds) scores 5,000,000 time-ordered events for 1,000,000 contacts
 //! picked with a Zipf-like skew. Reported, single-threaded:
 //!
-//! - the unbatched path: one `Scorer::handle_event_in` per event (one reused scratch),
+//! - the unbatched path: one `Scorer::handle_event` per event (one reused scratch),
 //!   the contact's state looked up per event in a `Vec` indexed by the contact's
 //!   interned number;
 //! - the batch API: `Scorer::handle_batch` over chunks of 256 events;
@@ -702,7 +702,7 @@ fn run_unbatched(
 ) -> Run {
     let mut scratch = ScoreScratch::default();
     run_stream(stream, limit, |event, c| {
-        let update = scorer.handle_event_in(&mut states[c], &contacts[c], event, &mut scratch).ok()?;
+        let update = scorer.handle_event(&mut states[c], &contacts[c], event, &mut scratch).ok()?;
         Some((update.changes.len(), update.crossings.len()))
     })
 }
@@ -796,7 +796,7 @@ fn fresh_states(scorer: &Scorer, contacts: &[Contact], at: Timestamp) -> Vec<Con
         .iter()
         .map(|c| {
             let mut scores = scorer.new_state(at);
-            scorer.handle_attributes(&mut scores, c, at).expect("in order");
+            let _ = scorer.handle_attributes(&mut scores, c, at).expect("in order");
             scores
         })
         .collect()
@@ -966,7 +966,7 @@ fn main() {
         format!("all {} events", stream.events.len())
     };
     println!(
-        "  unbatched     {:>12.0} events/s  ({:.0} ns/event; Scorer::handle_event_in, one scratch; {prefix})",
+        "  unbatched     {:>12.0} events/s  ({:.0} ns/event; Scorer::handle_event, one scratch; {prefix})",
         unbatched.rate(),
         1e9 / unbatched.rate()
     );

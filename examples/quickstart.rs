@@ -39,7 +39,6 @@ use nurture::def::{ActionDef, Channel, RuleSetDef};
 use nurture::engine::{Effect, EffectKind, Engine, Outcome};
 use nurture::host::{Delivery, DeliveryError, MemoryStore, Runtime};
 use nurture::scoring::Crossing;
-use nurture::trigger::Trigger;
 use nurture::{Contact, ContactId, Event, Program, Timestamp};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -465,18 +464,7 @@ fn print_rules(program: &Program, tally: &Tally) {
     println!();
     println!("rules fired (times; held-for-approval firings not counted)");
     for rule in program.rules() {
-        let on = match rule.trigger() {
-            Trigger::Event(t) => program.schema().event_type(*t).map_or("?".into(), |t| t.name().to_string()),
-            Trigger::Threshold { threshold, .. } => format!("threshold {threshold}"),
-            Trigger::Band { band, .. } => format!("band {band}"),
-            Trigger::Segment { segment, .. } => {
-                let id = program.segments().iter().nth(*segment).map_or("?", |s| s.id());
-                format!("segment {id}")
-            }
-            Trigger::Attribute { .. } => "attribute change".into(),
-            Trigger::Inactivity { .. } => "inactivity".into(),
-            _ => "other".into(),
-        };
+        let on = program.describe_trigger(rule);
         println!("  {:<30} {:<32} {:>7}", rule.id().as_str(), on, thousands(tally.fired(rule.id().as_str())));
     }
 }

@@ -4,9 +4,8 @@
 //! The schema declares only contact fields and event types. What a rule set adds on top
 //! (scores, windowed counters, segments, and the engine's `tags`, `bands` and `stage`)
 //! is a [`ConditionNames`]; each kind of condition sees the part of it that is known when
-//! the condition runs ([`Reads`]). Every condition of a rule set is compiled in one
-//! place, [`ConditionCompiler::compile`], which the rule, counter, point-rule and
-//! segment compilers share.
+//! the condition runs. Every condition of a rule set is compiled in one place, which
+//! the rule, counter, point-rule and segment compilers share.
 
 use std::sync::Arc;
 

@@ -67,7 +67,7 @@ impl CounterState {
 
 impl Counters {
     /// Counters from definitions, in the schema's counter order.
-    pub fn new(defs: Vec<CounterDef>) -> Counters {
+    pub(crate) fn new(defs: Vec<CounterDef>) -> Counters {
         Counters { defs }
     }
 

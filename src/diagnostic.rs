@@ -359,6 +359,38 @@ fn render_all(diagnostics: &[Diagnostic]) -> String {
     }
 }
 
+/// Finds ids used twice in one list of declarations, in linear time, reporting each
+/// repeat at its path with the path of the first use.
+pub(crate) struct UniqueIds<'a> {
+    /// What the ids name, for messages: "rule id", "band name".
+    what: &'static str,
+    first: std::collections::HashMap<&'a str, String>,
+}
+
+impl<'a> UniqueIds<'a> {
+    pub(crate) fn new(what: &'static str) -> UniqueIds<'a> {
+        UniqueIds { what, first: std::collections::HashMap::new() }
+    }
+
+    /// Records `id`, declared at `path`; `false` (and a diagnostic) when it was seen.
+    pub(crate) fn first_use(&mut self, id: &'a str, path: String, diagnostics: &mut Vec<Diagnostic>) -> bool {
+        match self.first.get(id) {
+            Some(first) => {
+                diagnostics.push(
+                    Diagnostic::new(Code::DuplicateId, format!("{} `{id}` is used twice", self.what))
+                        .with_path(path)
+                        .with_help(format!("{}s must be unique; the first use is {first}", self.what)),
+                );
+                false
+            }
+            None => {
+                self.first.insert(id, path);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

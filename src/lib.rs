@@ -61,11 +61,10 @@
 //!   [`Matches::errors`].
 //! - **Time is an argument.** `now` and event timestamps come from the host.
 //!
-//! The design documents are included below.
+//! The design documents live in [`guide`]: the architecture, the rule-set format,
+//! expressions, scoring, the engine and host integration, with examples that run.
 //!
 //! [CEL]: https://github.com/google/cel-spec
-#![doc = ""]
-#![doc = include_str!("../docs/architecture.md")]
 #![warn(missing_docs)]
 
 pub mod condition;
@@ -77,6 +76,7 @@ pub mod engine;
 pub mod expr;
 mod filter;
 mod graph;
+pub mod guide;
 pub mod host;
 pub mod id;
 mod index;
@@ -87,7 +87,7 @@ pub mod schema;
 pub mod scoring;
 pub mod segment;
 pub mod time;
-pub mod trigger;
+mod trigger;
 pub mod value;
 
 pub use diagnostic::{Code, CompileError, Diagnostic, Span};
@@ -97,6 +97,25 @@ pub use program::{MatchScratch, Matches, Program, Rule, RuleIndexId};
 pub use schema::{Contact, Event, RecordError, Schema};
 pub use time::{Duration, TimeError, TimeZone, Timestamp};
 pub use value::{Kind, Map, Type, Value};
+
+/// Compiled programs, engines, scorers and states are shared across threads; the
+/// runtime moves to a worker thread when its store and delivery can.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Program>();
+    send_sync::<engine::Engine>();
+    send_sync::<engine::ContactState>();
+    send_sync::<engine::Effect>();
+    send_sync::<scoring::Scorer>();
+    send_sync::<scoring::ContactScores>();
+    send_sync::<Schema>();
+    send_sync::<expr::Expression>();
+    send_sync::<CompileError>();
+    send_sync::<engine::EngineError>();
+    send_sync::<host::StoreError>();
+    send_sync::<host::RuntimeError>();
+    send_sync::<host::Runtime<host::MemoryStore, host::RecordingDelivery>>();
+};
 
 /// The README's example, compiled and run as a test.
 #[doc = include_str!("../README.md")]

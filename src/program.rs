@@ -6,12 +6,10 @@
 
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-
 use crate::condition::{ConditionCompiler, ConditionDoc, ConditionNames, Reads};
 use crate::counters::{CounterDef, CounterState, Counters};
 use crate::def::{ActionDef, RuleSetDef};
-use crate::diagnostic::{Code, CompileError, Diagnostic};
+use crate::diagnostic::{Code, CompileError, Diagnostic, UniqueIds};
 use crate::expr::compile::Pred;
 use crate::expr::{Activation, EvalError, Expression};
 use crate::id::{EventTypeIndex, RuleId};
@@ -47,7 +45,7 @@ impl Rule {
         self.description.as_deref()
     }
     /// What starts it.
-    pub fn trigger(&self) -> &Trigger {
+    pub(crate) fn trigger(&self) -> &Trigger {
         &self.trigger
     }
     /// The event type that triggers it, for a rule started by events.
@@ -148,6 +146,7 @@ struct MatchBuffers {
 /// ended in an error (which do not match).
 #[derive(Debug)]
 #[non_exhaustive]
+#[must_use]
 pub struct Matches<'s> {
     /// Matched rules, in declaration order.
     pub rules: &'s [RuleIndexId],
@@ -203,16 +202,10 @@ impl Program {
         let segments =
             crate::segment::compile_segments(&def.segments, &conditions, scorer.as_ref(), &mut diagnostics);
         let mut rules = Vec::with_capacity(def.rules.len());
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(def.rules.len());
+        let mut ids = UniqueIds::new("rule id");
         for (i, rule) in def.rules.iter().enumerate() {
             let path = format!("/rules/{i}");
-            if let Some(first) = seen.insert(rule.id.as_str(), i) {
-                diagnostics.push(
-                    Diagnostic::new(Code::DuplicateId, format!("rule id `{}` is used twice", rule.id))
-                        .with_path(format!("{path}/id"))
-                        .with_help(format!("rule ids must be unique; the first use is /rules/{first}/id")),
-                );
-            }
+            ids.first_use(&rule.id, format!("{path}/id"), &mut diagnostics);
             if rule.id.is_empty() {
                 diagnostics.push(
                     Diagnostic::new(Code::InvalidDocument, "a rule id is empty")
@@ -415,6 +408,33 @@ impl Program {
         &self.rules[index.get()]
     }
 
+    /// What starts a rule, in words: the event type's name, `threshold mql up`,
+    /// `band hot entered`, `segment trial entered`, `attribute plan`, `inactivity`,
+    /// `date`, `schedule`.
+    pub fn describe_trigger(&self, rule: &Rule) -> String {
+        let way = |d: &crate::def::Direction| match d {
+            crate::def::Direction::Up => "up",
+            crate::def::Direction::Down => "down",
+        };
+        match rule.trigger() {
+            Trigger::Event(t) => self.schema.event_type(*t).map_or("?".into(), |t| t.name().to_string()),
+            Trigger::Threshold { threshold, direction, .. } => {
+                format!("threshold {threshold} {}", way(direction))
+            }
+            Trigger::Band { band, direction, .. } => format!("band {band} {}", way(direction)),
+            Trigger::Segment { segment, direction } => {
+                let id = self.segments.iter().nth(*segment).map_or("?", |s| s.id());
+                format!("segment {id} {}", way(direction))
+            }
+            Trigger::Attribute { field, .. } => {
+                format!("attribute {}", self.schema.contact_fields().name(*field))
+            }
+            Trigger::Date { .. } => "date".into(),
+            Trigger::Schedule { .. } => "schedule".into(),
+            Trigger::Inactivity { .. } => "inactivity".into(),
+        }
+    }
+
     /// Finds a rule by id.
     pub fn rule_by_id(&self, id: &str) -> Option<RuleIndexId> {
         self.rules.iter().position(|r| r.id.as_str() == id).map(|i| RuleIndexId(i as u32))
@@ -422,9 +442,13 @@ impl Program {
 
     /// The rules that can match `event` according to the index, in declaration order.
     /// Every rule that matches is among them; most that cannot are not.
-    pub fn candidates<'s>(&self, event: &Event, scratch: &'s mut MatchScratch) -> &'s [u32] {
+    pub fn candidates<'s>(
+        &self,
+        event: &Event,
+        scratch: &'s mut MatchScratch,
+    ) -> impl ExactSizeIterator<Item = RuleIndexId> + 's {
         self.index.candidates(event, &mut scratch.buffers.candidates);
-        &scratch.buffers.candidates
+        scratch.buffers.candidates.iter().map(|&i| RuleIndexId(i))
     }
 
     /// Evaluates every rule the event can trigger and returns those whose condition
@@ -482,14 +506,10 @@ fn compile_counters(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Counters {
     let mut defs = Vec::with_capacity(docs.len());
+    let mut ids = UniqueIds::new("counter id");
     for (i, doc) in docs.iter().enumerate() {
         let path = format!("/counters/{i}");
-        if let Some(first) = docs[..i].iter().position(|d| d.id == doc.id) {
-            diagnostics.push(
-                Diagnostic::new(Code::DuplicateId, format!("counter id `{}` is used twice", doc.id))
-                    .with_path(format!("{path}/id"))
-                    .with_help(format!("the first use is /counters/{first}/id")),
-            );
+        if !ids.first_use(&doc.id, format!("{path}/id"), diagnostics) {
             continue;
         }
         let Some(event_type) =

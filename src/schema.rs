@@ -269,6 +269,7 @@ impl Schema {
 
 /// Declares a [`Schema`] (`C-BUILDER`).
 #[derive(Clone, Debug, Default)]
+#[must_use]
 pub struct SchemaBuilder {
     contact: Vec<(String, Type)>,
     events: Vec<(String, Vec<(String, Type)>)>,
@@ -445,6 +446,7 @@ impl Contact {
 
 /// Builds a [`Contact`] against a schema.
 #[derive(Debug)]
+#[must_use]
 pub struct ContactBuilder<'s> {
     fields: &'s FieldSet,
     contact: Contact,
@@ -507,6 +509,7 @@ impl Event {
 
 /// Builds an [`Event`] against a schema.
 #[derive(Debug)]
+#[must_use]
 pub struct EventBuilder<'s> {
     fields: &'s FieldSet,
     event: Event,

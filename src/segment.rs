@@ -3,7 +3,7 @@
 
 use crate::condition::{ConditionCompiler, ConditionDoc, Reads};
 use crate::def::SegmentDef;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Code, Diagnostic, UniqueIds};
 use crate::expr::Expression;
 use crate::scoring::Scorer;
 use crate::value::Value;
@@ -98,6 +98,7 @@ pub(crate) fn compile_segments(
     };
     let mut segments = Vec::with_capacity(defs.len());
     let mut reads = Vec::with_capacity(defs.len());
+    let mut ids = UniqueIds::new("segment id");
     for (i, def) in defs.iter().enumerate() {
         let path = format!("/segments/{i}");
         if !crate::schema::is_name(&def.id) {
@@ -107,13 +108,7 @@ pub(crate) fn compile_segments(
                     .with_help("conditions read segments as `segment.ID`: start with a letter or `_`, then letters, digits and `_`"),
             );
         }
-        if let Some(first) = defs[..i].iter().position(|d| d.id == def.id) {
-            diagnostics.push(
-                Diagnostic::new(Code::DuplicateId, format!("segment id `{}` is used twice", def.id))
-                    .with_path(format!("{path}/id"))
-                    .with_help(format!("the first use is /segments/{first}/id")),
-            );
-        }
+        ids.first_use(&def.id, format!("{path}/id"), diagnostics);
         let doc = ConditionDoc { owner: "a segment", when: def.when.as_ref(), filter: def.filter.as_ref() };
         let condition = conditions.compile(doc, Reads::Rule(None), &path, diagnostics).ok().flatten();
         let levels = condition

@@ -112,7 +112,7 @@ fn candidates_are_in_declaration_order_and_unique() {
         .unwrap()
         .build();
     let mut scratch = MatchScratch::default();
-    let c = program.candidates(&event, &mut scratch).to_vec();
+    let c: Vec<_> = program.candidates(&event, &mut scratch).collect();
     assert!(c.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
     assert!(!c.is_empty());
 }

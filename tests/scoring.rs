@@ -2,7 +2,8 @@
 //! hysteresis, wake-ups, explanations, and exactness against an independent oracle.
 
 use nurture::scoring::{
-    Bounds, Crossing, Decay, Group, PointRule, Rearm, Repeat, ScoreError, ScoreModel, Scorer, Threshold,
+    Bounds, Crossing, Decay, Group, PointRule, Rearm, Repeat, ScoreError, ScoreModel, ScoreScratch, Scorer,
+    Threshold,
 };
 use nurture::{Contact, Duration, Event, Schema, Timestamp, Type};
 use proptest::prelude::*;
@@ -47,7 +48,7 @@ fn scorer(schema: &Schema) -> Scorer {
     let visit_type = schema.event_type_index("page_visit").unwrap();
     let click_type = schema.event_type_index("email_clicked").unwrap();
     let cond = |src: &str| {
-        Some(nurture::condition::ConditionNames::default().compile(&schema, Some("page_visit"), src).unwrap())
+        Some(nurture::condition::ConditionNames::default().compile(schema, Some("page_visit"), src).unwrap())
     };
     let model = ScoreModel::new("engagement")
         .with_decay(Decay::HalfLife { half_life: Duration::from_days(30).unwrap() })
@@ -66,7 +67,7 @@ fn scorer(schema: &Schema) -> Scorer {
         .with_rule(PointRule::fit(
             "vp",
             nurture::condition::ConditionNames::default()
-                .compile(&schema, None, "contact.job_title.contains('VP')")
+                .compile(schema, None, "contact.job_title.contains('VP')")
                 .unwrap(),
             15.0,
         ))
@@ -83,30 +84,48 @@ fn points_repeat_policies_and_fit() {
     let scorer = scorer(&schema);
     let c = contact(&schema, "VP Marketing");
     let mut state = scorer.new_state(at(0));
-    scorer.handle_attributes(&mut state, &c, at(0)).unwrap();
+    let _ = scorer.handle_attributes(&mut state, &c, at(0)).unwrap();
     assert_eq!(scorer.value(&state, 0, at(0)), Some(15.0));
 
     // First visit ever (+5) to pricing (+10).
-    let u = scorer.handle_event(&mut state, &c, &visit(&schema, 0, 0, "/pricing")).unwrap();
+    let u = scorer
+        .handle_event(&mut state, &c, &visit(&schema, 0, 0, "/pricing"), &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
     let rules: Vec<&str> = u.changes.iter().map(|(_, r, _)| r.as_str()).collect();
     assert_eq!(rules, ["pricing", "first-visit"]);
     assert_eq!(scorer.value(&state, 0, at(0)), Some(30.0));
 
     // Docs: only two awards in any day.
     for (n, s) in [(1, 10), (2, 20), (3, 30)] {
-        scorer.handle_event(&mut state, &c, &visit(&schema, n, s, "/docs/api")).unwrap();
+        let _ = scorer
+            .handle_event(&mut state, &c, &visit(&schema, n, s, "/docs/api"), &mut ScoreScratch::default())
+            .cloned()
+            .unwrap();
     }
     let explained = scorer.explain(&state, 0, at(30)).unwrap();
     let docs: f64 = explained.rules.iter().filter(|(r, _)| r.as_str() == "docs").map(|(_, p)| p).sum();
     assert!((docs - 4.0).abs() < 1e-3, "{docs}");
     // A day later the window has room again.
-    scorer.handle_event(&mut state, &c, &visit(&schema, 4, DAY + 10, "/docs/api")).unwrap();
+    let _ = scorer
+        .handle_event(&mut state, &c, &visit(&schema, 4, DAY + 10, "/docs/api"), &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
     assert_eq!(state_changes_for(&scorer, &state, "docs"), 3);
 
     // Clicks at least an hour apart.
-    let u1 = scorer.handle_event(&mut state, &c, &click(&schema, 5, DAY + 100)).unwrap();
-    let u2 = scorer.handle_event(&mut state, &c, &click(&schema, 6, DAY + 200)).unwrap();
-    let u3 = scorer.handle_event(&mut state, &c, &click(&schema, 7, DAY + 4000)).unwrap();
+    let u1 = scorer
+        .handle_event(&mut state, &c, &click(&schema, 5, DAY + 100), &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
+    let u2 = scorer
+        .handle_event(&mut state, &c, &click(&schema, 6, DAY + 200), &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
+    let u3 = scorer
+        .handle_event(&mut state, &c, &click(&schema, 7, DAY + 4000), &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
     assert_eq!((u1.changes.len(), u2.changes.len(), u3.changes.len()), (1, 0, 1));
 }
 
@@ -121,12 +140,23 @@ fn caps_hold_and_negative_points_subtract() {
     let c = contact(&schema, "Engineer");
     let mut state = scorer.new_state(at(0));
     for n in 0..20 {
-        scorer.handle_event(&mut state, &c, &visit(&schema, n, n as i64, "/pricing")).unwrap();
+        let _ = scorer
+            .handle_event(
+                &mut state,
+                &c,
+                &visit(&schema, n, n as i64, "/pricing"),
+                &mut ScoreScratch::default(),
+            )
+            .cloned()
+            .unwrap();
     }
     // Points past the cap are not kept: the score sits at (a hair under, by decay) 100.
     let full = scorer.value(&state, 0, at(20)).unwrap();
     assert!((99.99..=100.0).contains(&full), "{full}");
-    scorer.handle_event(&mut state, &c, &visit(&schema, 99, 30, "/careers")).unwrap();
+    let _ = scorer
+        .handle_event(&mut state, &c, &visit(&schema, 99, 30, "/careers"), &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
     let v = scorer.value(&state, 0, at(30)).unwrap();
     assert!((v - (full - 5.0)).abs() < 0.01, "a penalty counts at once: {v}");
 }
@@ -140,7 +170,15 @@ fn thresholds_cross_up_and_decay_crosses_down_at_the_woken_instant() {
     let mut crossings = Vec::new();
     let mut wake = None;
     for n in 0..5 {
-        let u = scorer.handle_event(&mut state, &c, &visit(&schema, n, n as i64 * 60, "/pricing")).unwrap();
+        let u = scorer
+            .handle_event(
+                &mut state,
+                &c,
+                &visit(&schema, n, n as i64 * 60, "/pricing"),
+                &mut ScoreScratch::default(),
+            )
+            .cloned()
+            .unwrap();
         crossings.extend(u.crossings.iter().map(|(_, name, c)| (name.clone(), *c)));
         wake = u.next_wake;
     }
@@ -170,18 +208,25 @@ fn thresholds_cross_up_and_decay_crosses_down_at_the_woken_instant() {
 }
 
 #[test]
-fn out_of_order_events_are_rejected_and_change_nothing() {
+fn late_events_are_credited_at_their_own_instant() {
     let schema = schema();
     let scorer = scorer(&schema);
     let c = contact(&schema, "Engineer");
-    let mut state = scorer.new_state(at(0));
-    scorer.handle_event(&mut state, &c, &visit(&schema, 0, 100, "/pricing")).unwrap();
-    let before = state.clone();
-    assert_eq!(
-        scorer.handle_event(&mut state, &c, &visit(&schema, 1, 50, "/pricing")),
-        Err(ScoreError::OutOfOrder)
-    );
-    assert_eq!(state, before);
+    let mut late = scorer.new_state(at(0));
+    let mut scratch = ScoreScratch::default();
+    scorer.handle_event(&mut late, &c, &visit(&schema, 0, 100, "/pricing"), &mut scratch).unwrap();
+    scorer.handle_event(&mut late, &c, &visit(&schema, 1, 50, "/pricing"), &mut scratch).unwrap();
+    assert_eq!(late.last_change(), at(100), "a late event does not move the state back");
+    // The late pricing visit earns its 10 points at 50 s, decayed since; the once-only
+    // first-visit rule had already fired at 100 s, as of the last change.
+    let mut single = scorer.new_state(at(0));
+    scorer.handle_event(&mut single, &c, &visit(&schema, 0, 100, "/pricing"), &mut scratch).unwrap();
+    let late_points = 10.0 * 0.5f64.powf(150.0 / (30.0 * 86_400.0));
+    let (a, b) = (scorer.value(&late, 0, at(200)).unwrap(), scorer.value(&single, 0, at(200)).unwrap());
+    assert!((a - (b + late_points)).abs() <= 1e-9, "late {a} vs {b} + {late_points}");
+    // A history that is not in time order is still refused by recomputation.
+    let history = [visit(&schema, 0, 100, "/pricing"), visit(&schema, 1, 50, "/pricing")];
+    assert_eq!(scorer.recompute(&c, &history, at(0)).map(|_| ()), Err(ScoreError::OutOfOrder));
 }
 
 #[test]
@@ -235,7 +280,7 @@ proptest! {
             };
             let before = scorer.value(&state, 0, at(now)).unwrap();
             prop_assert!((before - oracle(&awards, now).clamp(0.0, 100.0)).abs() < 1e-6 * before.abs().max(1.0));
-            let update = scorer.handle_event(&mut state, &c, &event).unwrap();
+            let update = scorer.handle_event(&mut state, &c, &event, &mut ScoreScratch::default()).cloned().unwrap();
             for (_, _, delta) in &update.changes {
                 awards.push((now, *delta));
             }
@@ -264,7 +309,7 @@ fn two_speed_scorer(schema: &Schema) -> (Scorer, Vec<(String, Threshold)>, Vec<f
     let visit_type = schema.event_type_index("page_visit").unwrap();
     let click_type = schema.event_type_index("email_clicked").unwrap();
     let cond = |src: &str| {
-        Some(nurture::condition::ConditionNames::default().compile(&schema, Some("page_visit"), src).unwrap())
+        Some(nurture::condition::ConditionNames::default().compile(schema, Some("page_visit"), src).unwrap())
     };
     let thresholds = vec![
         ("mql".to_string(), Threshold { enter: 40.0, exit: 30.0, rearm: Rearm::EveryCrossing }),
@@ -311,10 +356,10 @@ proptest! {
         let (scorer, thresholds, bands) = two_speed_scorer(&schema);
         let c = contact(&schema, "Engineer");
         let mut state = scorer.new_state(at(0));
-        let mut reference: Vec<nurture::scoring::ThresholdState> = vec![Default::default(); thresholds.len()];
+        let mut reference: Vec<ReferenceThreshold> = vec![Default::default(); thresholds.len()];
         let mut band: Option<usize> = None;
         // What checking the value at `t` reports: (threshold crossings, band change).
-        let mut check = |state: &nurture::scoring::ContactScores, t: i64, reference: &mut Vec<nurture::scoring::ThresholdState>| {
+        let mut check = |state: &nurture::scoring::ContactScores, t: i64, reference: &mut Vec<ReferenceThreshold>| {
             let v = scorer.value(state, 0, at(t)).unwrap();
             let crossings: Vec<(String, Crossing)> = thresholds
                 .iter()
@@ -352,7 +397,7 @@ proptest! {
                 // Events no rule awards: only the threshold check can report anything.
                 _ => visit(&schema, n, now, "/about"),
             };
-            let u = scorer.handle_event(&mut state, &c, &event).unwrap();
+            let u = scorer.handle_event(&mut state, &c, &event, &mut ScoreScratch::default()).cloned().unwrap();
             let (expected, band_changed) = check(&state, now, &mut reference);
             let got: Vec<(String, Crossing)> = u.crossings.iter().map(|(_, n, c)| (n.clone(), *c)).collect();
             prop_assert_eq!(got, expected);
@@ -392,7 +437,7 @@ proptest! {
         let mut one: Vec<_> = (0..3).map(|_| scorer.new_state(at(0))).collect();
         let expected: Vec<ScoreUpdate> = events
             .iter()
-            .map(|(who, e)| scorer.handle_event(&mut one[*who], &contacts[*who], e).unwrap())
+            .map(|(who, e)| scorer.handle_event(&mut one[*who], &contacts[*who], e, &mut ScoreScratch::default()).cloned().unwrap())
             .collect();
         let mut many: Vec<_> = (0..3).map(|_| scorer.new_state(at(0))).collect();
         let mut scratch = ScoreScratch::default();
@@ -433,7 +478,10 @@ fn foreign_states_and_bad_batch_indexes_are_errors_not_panics() {
     let mut state = two.new_state(at(0));
     let before = state.clone();
     let e = visit(&schema, 0, 10, "/pricing");
-    assert_eq!(one.handle_event(&mut state, &c, &e), Err(ScoreError::ForeignState));
+    assert_eq!(
+        one.handle_event(&mut state, &c, &e, &mut ScoreScratch::default()).cloned(),
+        Err(ScoreError::ForeignState)
+    );
     assert_eq!(one.handle_timeout(&mut state, at(20)), Err(ScoreError::ForeignState));
     assert_eq!(one.value(&state, 0, at(20)), None);
     assert!(one.explain(&state, 0, at(20)).is_none());
@@ -454,12 +502,38 @@ fn adjustments_are_explained_under_their_own_name() {
     let scorer = scorer(&schema);
     let c = contact(&schema, "Engineer");
     let mut state = scorer.new_state(at(0));
-    scorer.handle_event(&mut state, &c, &visit(&schema, 1, 0, "/pricing")).unwrap();
-    scorer.adjust(&mut state, 0, 7.0, at(10)).unwrap();
+    let _ = scorer
+        .handle_event(&mut state, &c, &visit(&schema, 1, 0, "/pricing"), &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
+    let _ = scorer.adjust(&mut state, 0, 7.0, at(10)).unwrap();
     let e = scorer.explain(&state, 0, at(10)).unwrap();
     let adjusted: f64 = e.rules.iter().filter(|(r, _)| r.as_str() == "adjust_score").map(|(_, p)| p).sum();
     assert!((adjusted - 7.0).abs() < 1e-12, "{:?}", e.rules);
     let total: f64 = e.rules.iter().map(|(_, p)| p).sum::<f64>() + e.fit;
     assert!((total - e.value).abs() < 1e-9, "{total} vs {}", e.value);
     assert_eq!(e.ledger.last().map(|l| l.rule.as_str()), Some("adjust_score"));
+}
+
+/// An independent model of a threshold with hysteresis and re-arm, for the properties.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReferenceThreshold {
+    inside: bool,
+    ever_entered: bool,
+}
+
+impl ReferenceThreshold {
+    fn observe(&mut self, threshold: &Threshold, value: f64) -> Option<Crossing> {
+        if !self.inside && value >= threshold.enter {
+            self.inside = true;
+            let report = threshold.rearm != Rearm::Once || !self.ever_entered;
+            self.ever_entered = true;
+            return report.then_some(Crossing::Up);
+        }
+        if self.inside && value < threshold.exit {
+            self.inside = false;
+            return Some(Crossing::Down);
+        }
+        None
+    }
 }

@@ -1,5 +1,6 @@
 //! Score models in the rule-set document.
 
+use nurture::scoring::ScoreScratch;
 use nurture::{Code, Program, Timestamp};
 
 const DOC: &str = r#"{
@@ -37,7 +38,7 @@ fn a_document_scores_contacts() {
     let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
     let contact = schema.contact("c").set("job_title", "VP Sales").unwrap().build();
     let mut state = scorer.new_state(t0);
-    scorer.handle_attributes(&mut state, &contact, t0).unwrap();
+    let _ = scorer.handle_attributes(&mut state, &contact, t0).unwrap();
     let mut crossings = Vec::new();
     for (n, url) in
         ["/pricing", "/pricing", "/pricing", "/pricing", "/pricing", "/docs/a", "/docs/b", "/docs/c"]
@@ -46,12 +47,24 @@ fn a_document_scores_contacts() {
     {
         let e =
             schema.event(format!("e{n}"), "c", "page_visit", t0).unwrap().set("url", *url).unwrap().build();
-        crossings.extend(scorer.handle_event(&mut state, &contact, &e).unwrap().crossings);
+        crossings.extend(
+            scorer
+                .handle_event(&mut state, &contact, &e, &mut ScoreScratch::default())
+                .cloned()
+                .unwrap()
+                .crossings,
+        );
     }
     // web is capped at 40; fit adds 15.
     assert_eq!(scorer.value(&state, 0, t0), Some(55.0));
     let demo = schema.event("d", "c", "form_submit", t0).unwrap().set("form", "demo").unwrap().build();
-    crossings.extend(scorer.handle_event(&mut state, &contact, &demo).unwrap().crossings);
+    crossings.extend(
+        scorer
+            .handle_event(&mut state, &contact, &demo, &mut ScoreScratch::default())
+            .cloned()
+            .unwrap()
+            .crossings,
+    );
     assert_eq!(scorer.value(&state, 0, t0), Some(100.0), "capped at 100");
     assert_eq!(crossings.len(), 1, "MQL once");
     let explained = scorer.explain(&state, 0, t0).unwrap();
@@ -110,7 +123,7 @@ fn point_rules_read_windowed_counts() {
             .set("url", "/pricing")
             .unwrap()
             .build();
-        scorer.handle_event(&mut state, &contact, &e).unwrap();
+        let _ = scorer.handle_event(&mut state, &contact, &e, &mut ScoreScratch::default()).cloned().unwrap();
         values.push(scorer.value(&state, 0, at).unwrap());
     }
     assert_eq!(values, [0.0, 0.0, 20.0, 20.0]);
@@ -139,7 +152,11 @@ fn timeframe_points_expire_exactly() {
             .set("url", "/")
             .unwrap()
             .build();
-        wake = scorer.handle_event(&mut state, &contact, &e).unwrap().next_wake;
+        wake = scorer
+            .handle_event(&mut state, &contact, &e, &mut ScoreScratch::default())
+            .cloned()
+            .unwrap()
+            .next_wake;
     }
     let value = |t| scorer.value(&state, 0, t).unwrap();
     assert_eq!((value(day(89)), value(day(90)), value(day(140))), (20.0, 10.0, 0.0));
@@ -170,12 +187,18 @@ fn combined_scores_and_the_fit_by_engagement_matrix() {
     let t0 = Timestamp::from_unix(1_700_000_000, 0).unwrap();
     let contact = schema.contact("c").set("title", "VP").unwrap().build();
     let mut state = scorer.new_state(t0);
-    scorer.handle_attributes(&mut state, &contact, t0).unwrap();
+    let _ = scorer.handle_attributes(&mut state, &contact, t0).unwrap();
     let mut crossings = Vec::new();
     for n in 0..3 {
         let e =
             schema.event(format!("e{n}"), "c", "page_visit", t0).unwrap().set("url", "/").unwrap().build();
-        crossings.extend(scorer.handle_event(&mut state, &contact, &e).unwrap().crossings);
+        crossings.extend(
+            scorer
+                .handle_event(&mut state, &contact, &e, &mut ScoreScratch::default())
+                .cloned()
+                .unwrap()
+                .crossings,
+        );
     }
     assert_eq!(scorer.value(&state, 2, t0), Some(75.0), "60 + 0.5 x 30");
     assert_eq!(scorer.matrix(&state, 0, 1, t0).as_deref(), Some("A1"));
@@ -210,7 +233,7 @@ fn visits(program: &Program, times: &[i64]) -> (nurture::scoring::ContactScores,
         last = Timestamp::from_unix(1_700_000_000 + t, 0).unwrap();
         let e =
             schema.event(format!("e{n}"), "c", "page_visit", last).unwrap().set("url", "/").unwrap().build();
-        scorer.handle_event(&mut state, &contact, &e).unwrap();
+        let _ = scorer.handle_event(&mut state, &contact, &e, &mut ScoreScratch::default()).cloned().unwrap();
     }
     (state, last)
 }
@@ -240,11 +263,15 @@ fn fit_points_and_events_commute_under_the_total_cap() {
     let later = Timestamp::from_unix(1_700_000_000 + 30 * 86_400, 0).unwrap();
     let event = schema.event("e", "c", "page_visit", t0).unwrap().set("url", "/").unwrap().build();
     let mut fit_first = scorer.new_state(t0);
-    scorer.handle_attributes(&mut fit_first, &contact, t0).unwrap();
-    scorer.handle_event(&mut fit_first, &contact, &event).unwrap();
+    let _ = scorer.handle_attributes(&mut fit_first, &contact, t0).unwrap();
+    let _ =
+        scorer.handle_event(&mut fit_first, &contact, &event, &mut ScoreScratch::default()).cloned().unwrap();
     let mut event_first = scorer.new_state(t0);
-    scorer.handle_event(&mut event_first, &contact, &event).unwrap();
-    scorer.handle_attributes(&mut event_first, &contact, t0).unwrap();
+    let _ = scorer
+        .handle_event(&mut event_first, &contact, &event, &mut ScoreScratch::default())
+        .cloned()
+        .unwrap();
+    let _ = scorer.handle_attributes(&mut event_first, &contact, t0).unwrap();
     for state in [&fit_first, &event_first] {
         assert_eq!(scorer.value(state, 0, t0), Some(100.0));
         assert_eq!(scorer.value(state, 0, later), Some(90.0), "40 decayed engagement + 50 fit");
@@ -347,7 +374,8 @@ fn point_rules_read_scores_as_they_stand_before_the_event() {
                 .set("url", "/")
                 .unwrap()
                 .build();
-            scorer.handle_event(&mut state, &contact, &e).unwrap();
+            let _ =
+                scorer.handle_event(&mut state, &contact, &e, &mut ScoreScratch::default()).cloned().unwrap();
         }
         (state, t0)
     };

@@ -88,6 +88,57 @@ pub enum EffectKind {
     },
 }
 
+impl EffectKind {
+    /// A short, stable name for the kind: `action`, `threshold_crossed`, `band_changed`,
+    /// `segment_entered`, `segment_exited`, `cascade_limit` or `rule_error` (the `kind`
+    /// tag of the effect's JSON), for logs, metrics and routing.
+    ///
+    /// ```
+    /// use nurture::engine::EffectKind;
+    /// let kind = EffectKind::SegmentEntered { segment: "hot".into() };
+    /// assert_eq!(kind.name(), "segment_entered");
+    /// assert_eq!(kind.to_string(), "segment_entered hot");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            EffectKind::Action { .. } => "action",
+            EffectKind::ThresholdCrossed { .. } => "threshold_crossed",
+            EffectKind::BandChanged { .. } => "band_changed",
+            EffectKind::SegmentEntered { .. } => "segment_entered",
+            EffectKind::SegmentExited { .. } => "segment_exited",
+            EffectKind::CascadeLimit { .. } => "cascade_limit",
+            EffectKind::RuleError { .. } => "rule_error",
+        }
+    }
+}
+
+/// The name, then what the effect is about: `action welcome#0`, `threshold_crossed
+/// lead/mql up`, `segment_entered hot`.
+impl std::fmt::Display for EffectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())?;
+        match self {
+            EffectKind::Action { rule, index, .. } => write!(f, " {}#{index}", rule.as_str()),
+            EffectKind::ThresholdCrossed { score, threshold, direction } => {
+                let way = if *direction == Crossing::Up { "up" } else { "down" };
+                write!(f, " {}/{threshold} {way}", score.as_str())
+            }
+            EffectKind::BandChanged { score, from, to } => write!(
+                f,
+                " {} {} -> {}",
+                score.as_str(),
+                from.as_deref().unwrap_or("-"),
+                to.as_deref().unwrap_or("-")
+            ),
+            EffectKind::SegmentEntered { segment } | EffectKind::SegmentExited { segment } => {
+                write!(f, " {segment}")
+            }
+            EffectKind::CascadeLimit { rounds } => write!(f, " after {rounds} rounds"),
+            EffectKind::RuleError { rule, message } => write!(f, " {}: {message}", rule.as_str()),
+        }
+    }
+}
+
 /// One thing the host must do (or know), in a deterministic order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

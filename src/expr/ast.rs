@@ -15,6 +15,7 @@ pub struct Expr {
 
 /// A literal constant.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Literal {
     /// `null`.
     Null,
@@ -30,6 +31,7 @@ pub enum Literal {
 
 /// Unary operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnaryOp {
     /// `!x`
     Not,
@@ -39,6 +41,7 @@ pub enum UnaryOp {
 
 /// Binary operators (`&&` and `||` included; they short-circuit and absorb errors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BinaryOp {
     /// `||`
     Or,
@@ -94,6 +97,7 @@ impl BinaryOp {
 
 /// The kinds of expression node.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ExprKind {
     /// A constant.
     Literal(Literal),

@@ -19,7 +19,7 @@ use crate::time::Timestamp;
 const SAVE_ATTEMPTS: usize = 3;
 
 /// Why the runtime could not handle an input.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
     /// The engine refused it (the contact's state is unchanged).
@@ -30,7 +30,7 @@ pub enum RuntimeError {
     Store(#[from] StoreError),
     /// An event for a contact the store does not hold.
     #[error("no contact `{0}`; add it first")]
-    UnknownContact(String),
+    UnknownContact(ContactId),
 }
 
 /// Counts of what the runtime did.
@@ -179,7 +179,7 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Backend(format!("contact `{}`: too many conflicting saves", id.as_str())).into())
+        Err(StoreError::backend(format!("contact `{}`: too many conflicting saves", id.as_str())).into())
     }
 
     /// Handles an event: first every wake-up due before it, then the event.
@@ -339,10 +339,10 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
                 keep
             });
             match saved {
-                Ok(None) => return Err(RuntimeError::UnknownContact(id.as_str().to_string())),
+                Ok(None) => return Err(RuntimeError::UnknownContact(id.clone())),
                 Ok(Some(_)) => {
-                    let outcome = result
-                        .ok_or_else(|| StoreError::Backend("the store did not run the step".into()))??;
+                    let outcome =
+                        result.ok_or_else(|| StoreError::backend("the store did not run the step"))??;
                     for effect in &outcome.effects {
                         match effect.status {
                             Status::Ready => self.deliver(effect.clone()),
@@ -356,7 +356,7 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Backend(format!("contact `{}`: too many conflicting saves", id.as_str())).into())
+        Err(StoreError::backend(format!("contact `{}`: too many conflicting saves", id.as_str())).into())
     }
 
     fn deliver(&mut self, effect: Effect) {

@@ -26,7 +26,7 @@ pub struct Versioned<T> {
 }
 
 /// Why a store refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Someone saved the contact since it was loaded (compare-and-swap failed).
@@ -35,15 +35,31 @@ pub enum StoreError {
     )]
     Conflict {
         /// The contact.
-        contact: String,
+        contact: ContactId,
         /// The version the save expected.
         expected: Option<u64>,
         /// The version found.
         found: Option<u64>,
     },
-    /// The store itself failed (I/O, connection); the host's message.
+    /// The store itself failed (I/O, connection, a full disk); the host's error is the
+    /// source.
     #[error("store failure: {0}")]
-    Backend(String),
+    Backend(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// A backend failure from the host's error (or message).
+    ///
+    /// ```
+    /// use nurture::host::StoreError;
+    /// let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+    /// let error = StoreError::backend(io);
+    /// assert_eq!(error.to_string(), "store failure: disk full");
+    /// assert!(std::error::Error::source(&error).is_some());
+    /// ```
+    pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError::Backend(std::sync::Arc::from(error.into()))
+    }
 }
 
 /// Loads and saves contacts; implement it over the host's database.
@@ -154,7 +170,7 @@ impl ContactStore for MemoryStore {
     ) -> Result<u64, StoreError> {
         let found = self.contacts.get(id).map(|v| v.version);
         if found != expected {
-            return Err(StoreError::Conflict { contact: id.as_str().to_string(), expected, found });
+            return Err(StoreError::Conflict { contact: id.clone(), expected, found });
         }
         let version = found.map_or(1, |v| v + 1);
         self.contacts.insert(id.clone(), Versioned { value, version });

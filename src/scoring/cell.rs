@@ -20,6 +20,7 @@ impl Bounds {
     /// No bounds.
     pub const NONE: Bounds = Bounds { floor: None, cap: None };
 
+    #[cfg(test)]
     fn clamp(&self, v: f64) -> f64 {
         let v = self.cap.map_or(v, |c| v.min(c));
         self.floor.map_or(v, |f| v.max(f))
@@ -45,21 +46,10 @@ pub enum ScoreError {
     NoSuchState,
 }
 
-/// A score value and the instant it was last written.
-///
-/// ```
-/// use nurture::scoring::{cell::{Bounds, ScoreCell}, Decay};
-/// use nurture::{Duration, Timestamp};
-/// let t0 = Timestamp::from_unix(1_700_000_000, 0)?;
-/// let decay = Decay::HalfLife { half_life: Duration::from_days(30)? };
-/// let mut score = ScoreCell::new(t0);
-/// score.add(80.0, t0, &decay, Bounds::NONE)?;
-/// let t30 = t0.checked_add(Duration::from_days(30)?).unwrap();
-/// assert_eq!(score.value_at(t30, &decay), 40.0);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
+/// A score value and the instant it was last written; decay is applied when it is read
+/// ([`ScoreCell::value_at`]), never stored.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScoreCell {
+pub(crate) struct ScoreCell {
     value: f64,
     at: Timestamp,
 }
@@ -100,6 +90,7 @@ impl ScoreCell {
     /// [`ScoreError::NotFinite`] for NaN or infinite points, and
     /// [`ScoreError::OutOfOrder`] when `now` is before the last write. The score is left
     /// unchanged.
+    #[cfg(test)]
     pub fn add(
         &mut self,
         points: f64,

@@ -1,16 +1,14 @@
 //! Compiling the document's scoring section into a [`Scorer`], with every problem
 //! reported as a diagnostic at its JSON-pointer path.
 
-use hashbrown::HashMap;
-
 use crate::condition::{ConditionCompiler, ConditionDoc, Reads};
 use crate::def::{DecayDef, ScoreModelDef, ScoringDef};
-use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::diagnostic::{did_you_mean, Code, Diagnostic, UniqueIds};
 use crate::repeat::compile_repeat;
 use crate::scoring::cell::Bounds;
 use crate::scoring::decay::{CalendarPeriod, Decay};
-use crate::scoring::engine::Scorer;
 use crate::scoring::model::{Group, PointRule, ScoreModel};
+use crate::scoring::scorer::Scorer;
 use crate::scoring::threshold::{Rearm, Threshold};
 use crate::time::TimeZone;
 
@@ -100,17 +98,11 @@ pub(crate) fn compile_scoring(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Scorer> {
     let before = diagnostics.len();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut ids = UniqueIds::new("score model id");
     let mut models = Vec::with_capacity(def.models.len());
     for (mi, m) in def.models.iter().enumerate() {
         let path = format!("/scoring/models/{mi}");
-        if let Some(first) = seen.insert(m.id.as_str(), mi) {
-            diagnostics.push(
-                Diagnostic::new(Code::DuplicateId, format!("score model id `{}` is used twice", m.id))
-                    .with_path(format!("{path}/id"))
-                    .with_help(format!("the first use is /scoring/models/{first}/id")),
-            );
-        }
+        ids.first_use(&m.id, format!("{path}/id"), diagnostics);
         let earlier: Vec<&str> = def.models[..mi].iter().map(|m| m.id.as_str()).collect();
         models.push(model(m, &path, &earlier, conditions, diagnostics));
     }
@@ -160,16 +152,10 @@ fn model(
         floor: finite(m.floor, format!("{path}/floor"), diagnostics),
     };
     let mut groups = Vec::new();
-    let mut group_ids: Vec<&str> = Vec::new();
+    let mut group_ids = UniqueIds::new("group id");
     for (gi, g) in m.groups.iter().enumerate() {
         let gpath = format!("{path}/groups/{gi}");
-        if group_ids.contains(&g.id.as_str()) {
-            diagnostics.push(
-                Diagnostic::new(Code::DuplicateId, format!("group id `{}` is used twice", g.id))
-                    .with_path(format!("{gpath}/id")),
-            );
-        }
-        group_ids.push(&g.id);
+        group_ids.first_use(&g.id, format!("{gpath}/id"), diagnostics);
         let gb = Bounds {
             cap: finite(g.cap, format!("{gpath}/cap"), diagnostics),
             floor: finite(g.floor, format!("{gpath}/floor"), diagnostics),
@@ -247,16 +233,10 @@ fn model(
             ScoreModel::combined(m.id.clone(), resolved).with_bounds(bounds)
         }
     };
-    let mut rule_ids: Vec<&str> = Vec::new();
+    let mut rule_ids = UniqueIds::new("point rule id");
     for (ri, r) in m.rules.iter().enumerate() {
         let rpath = format!("{path}/rules/{ri}");
-        if rule_ids.contains(&r.id.as_str()) {
-            diagnostics.push(
-                Diagnostic::new(Code::DuplicateId, format!("point rule id `{}` is used twice", r.id))
-                    .with_path(format!("{rpath}/id")),
-            );
-        }
-        rule_ids.push(&r.id);
+        rule_ids.first_use(&r.id, format!("{rpath}/id"), diagnostics);
         if !r.points.is_finite() {
             diagnostics.push(bad(
                 format!("{rpath}/points"),
@@ -267,13 +247,13 @@ fn model(
         }
         let group = match &r.group {
             None => 0,
-            Some(name) => match group_ids.iter().position(|g| g == name) {
+            Some(name) => match m.groups.iter().position(|g| g.id == *name) {
                 Some(i) => i,
                 None => {
                     diagnostics.push(
                         Diagnostic::new(Code::InvalidDocument, format!("unknown group `{name}`"))
                             .with_path(format!("{rpath}/group"))
-                            .with_did_you_mean(did_you_mean(name, group_ids.iter().copied()))
+                            .with_did_you_mean(did_you_mean(name, m.groups.iter().map(|g| g.id.as_str())))
                             .with_help("declare the group under the model's `groups`"),
                     );
                     continue;
@@ -333,15 +313,9 @@ fn model(
         }
         model = model.with_rule(rule);
     }
-    let mut seen_thresholds: Vec<&str> = Vec::new();
+    let mut threshold_ids = UniqueIds::new("threshold id");
     for (ti, t) in m.thresholds.iter().enumerate() {
-        if seen_thresholds.contains(&t.id.as_str()) {
-            diagnostics.push(
-                Diagnostic::new(Code::DuplicateId, format!("threshold id `{}` is used twice", t.id))
-                    .with_path(format!("{path}/thresholds/{ti}/id")),
-            );
-        }
-        seen_thresholds.push(&t.id);
+        threshold_ids.first_use(&t.id, format!("{path}/thresholds/{ti}/id"), diagnostics);
         let exit = t.exit.unwrap_or(t.enter);
         if !(t.enter.is_finite() && exit.is_finite() && exit <= t.enter) {
             diagnostics.push(bad(
@@ -356,15 +330,9 @@ fn model(
             Threshold { enter: t.enter, exit, rearm: t.rearm.unwrap_or(Rearm::EveryCrossing) },
         );
     }
-    let mut seen_bands: Vec<&str> = Vec::new();
+    let mut band_names = UniqueIds::new("band name");
     for (bi, b) in m.bands.iter().enumerate() {
-        if seen_bands.contains(&b.name.as_str()) {
-            diagnostics.push(
-                Diagnostic::new(Code::DuplicateId, format!("band name `{}` is used twice", b.name))
-                    .with_path(format!("{path}/bands/{bi}/name")),
-            );
-        }
-        seen_bands.push(&b.name);
+        band_names.first_use(&b.name, format!("{path}/bands/{bi}/name"), diagnostics);
         if !b.from.is_finite() {
             diagnostics.push(bad(
                 format!("{path}/bands/{bi}/from"),

@@ -15,7 +15,7 @@ use crate::time::{Duration, TimeZone, Timestamp};
 ///
 /// Relative error below 1e-15 for results above the subnormal range; 0 for `x` past
 /// the range of doubles; NaN and negative inputs give NaN.
-pub fn exp2_neg(x: f64) -> f64 {
+pub(crate) fn exp2_neg(x: f64) -> f64 {
     if x.is_nan() || x < 0.0 {
         return f64::NAN;
     }
@@ -76,7 +76,7 @@ fn scale_by_power_of_two(mut value: f64, mut exp: i32) -> f64 {
 }
 
 /// `base^n` by repeated squaring in a fixed order: portable, unlike `powi`.
-pub fn pow_int(base: f64, mut n: u64) -> f64 {
+pub(crate) fn pow_int(base: f64, mut n: u64) -> f64 {
     let mut result = 1.0f64;
     let mut square = base;
     while n > 0 {

@@ -29,7 +29,7 @@ pub enum Crossing {
 /// Per-contact memory of a threshold: whether it is inside, and whether it ever
 /// reported an upward crossing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ThresholdState {
+pub(crate) struct ThresholdState {
     inside: bool,
     ever_entered: bool,
 }

@@ -42,6 +42,7 @@ impl<'a> Reference<'a> {
                 Literal::Int(i) => Value::Int(*i),
                 Literal::Double(d) => Value::Double(*d),
                 Literal::String(s) => Value::string(s),
+                _ => return err("a literal the reference does not model"),
             }),
             ExprKind::Ident(name) => {
                 if let Some((_, v)) = self.locals.iter().rev().find(|(n, _)| n == name) {
@@ -126,6 +127,7 @@ impl<'a> Reference<'a> {
             },
             ExprKind::Map(_) => err("map literals are not generated"),
             ExprKind::Call { target, function, args, .. } => self.call(target.as_deref(), function, args),
+            _ => err("an expression the reference does not model"),
         }
     }
 
@@ -330,6 +332,7 @@ fn binary(op: BinaryOp, a: Value, b: Value) -> RefResult {
             _ => err("bad %"),
         },
         BinaryOp::And | BinaryOp::Or => err("handled elsewhere"),
+        _ => err("an operator the reference does not model"),
     }
 }
 

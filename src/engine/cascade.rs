@@ -1,0 +1,241 @@
+//! The cascade: segments re-evaluated, then the rules that listen for a round's
+//! changes (crossings, attribute changes, segment entries and exits), round after round
+//! up to the limit.
+
+use super::*;
+use super::{actions::*, step::*};
+use crate::def::Direction;
+use crate::expr::Activation;
+use crate::program::Rule;
+use crate::repeat::RepeatPolicy;
+use crate::schema::Contact;
+use crate::scoring::{Crossing, ScoreUpdate};
+use crate::time::Timestamp;
+use crate::trigger::Trigger;
+use crate::value::Value;
+
+impl Engine {
+    /// Runs the cascade of step 5 until nothing more changes, or [`MAX_CASCADE`] rounds.
+    pub(super) fn cascade(
+        &self,
+        state: &mut ContactState,
+        step: &mut Step<'_>,
+        scratch: &mut EngineScratch,
+    ) -> Result<(), EngineError> {
+        for _round in 0..MAX_CASCADE {
+            // Nothing changed and no segments to re-check: the usual case, done at once.
+            if step.changes.is_empty() && self.program.segments().is_empty() {
+                return Ok(());
+            }
+            let changes = std::mem::take(&mut step.changes);
+            // Fit rules see attribute changes.
+            if changes.iter().any(|c| matches!(c, Change::Attribute { .. })) {
+                if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
+                    let update = scorer.handle_attributes(scores, &step.contact, step.now)?;
+                    self.score_effects(step, &update);
+                }
+            }
+            self.bind_values(state, step.now, scratch);
+            // Segments, re-evaluated on the state as it now stands.
+            self.evaluate_segments(&step.contact, step.now, scratch);
+            let members = self.members(&scratch.segments);
+            let mut segment_changes = Vec::new();
+            for (i, segment) in self.program.segments().iter().enumerate() {
+                let (was, is) = (state.segments.contains(segment.id()), members.contains(segment.id()));
+                if was != is {
+                    segment_changes.push((i, if is { Direction::Up } else { Direction::Down }));
+                }
+            }
+            state.segments = members;
+            if changes.is_empty() && segment_changes.is_empty() {
+                return Ok(());
+            }
+            for &(i, direction) in &segment_changes {
+                let id =
+                    self.program.segments().iter().nth(i).map(|s| s.id().to_string()).unwrap_or_default();
+                let dir: &[u8] = if direction == Direction::Up { b"enter" } else { b"exit" };
+                let parts: [&[u8]; 3] = [b"segment", id.as_bytes(), dir];
+                let effect = step.effect(
+                    &parts,
+                    Status::Ready,
+                    if direction == Direction::Up {
+                        EffectKind::SegmentEntered { segment: id.clone() }
+                    } else {
+                        EffectKind::SegmentExited { segment: id.clone() }
+                    },
+                );
+                step.outcome.effects.push(effect);
+            }
+            // Rules listening for these changes, in rule order per change.
+            let rules = self.program.rules();
+            for rule in self.listening.iter().map(|&i| &rules[i]) {
+                let listens = match rule.trigger() {
+                    Trigger::Threshold { model, threshold, direction } => changes.iter().any(|c| {
+                        matches!(c, Change::Crossing { model: m, threshold: t, direction: d } if m == model && t == threshold && d == direction)
+                    }),
+                    Trigger::Band { model, band, direction } => changes.iter().any(|c| {
+                        matches!(c, Change::Band { model: m, band: Some(b), direction: d } if m == model && b == band && d == direction)
+                    }),
+                    Trigger::Attribute { field, from, to } => changes.iter().any(|c| {
+                        matches!(c, Change::Attribute { field: f, from: old, to: new }
+                            if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
+                    }),
+                    Trigger::Segment { segment, direction } => segment_changes.iter().any(|(s, d)| s == segment && d == direction),
+                    _ => false,
+                };
+                if listens && self.holds(rule, scratch, state, step) {
+                    self.fire(state, rule, step)?;
+                }
+            }
+        }
+        if !step.changes.is_empty() {
+            step.emit(&[b"cascade"], EffectKind::CascadeLimit { rounds: MAX_CASCADE as u32 });
+            step.changes.clear();
+        }
+        Ok(())
+    }
+
+    /// The state's memberships as values, in the schema's segment order.
+    pub(super) fn member_values(&self, state: &ContactState, out: &mut Vec<Option<Value>>) {
+        out.clear();
+        out.extend(
+            self.program.segments().iter().map(|s| Some(Value::Bool(state.segments.contains(s.id())))),
+        );
+    }
+
+    /// Memberships from evaluated values.
+    pub(super) fn members(&self, values: &[Option<Value>]) -> std::collections::BTreeSet<String> {
+        self.program
+            .segments()
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| matches!(v, Some(Value::Bool(true))))
+            .map(|(s, _)| s.id().to_string())
+            .collect()
+    }
+
+    /// Evaluates every segment into `scratch.segments` (counts and scores bound).
+    pub(super) fn evaluate_segments(&self, contact: &Contact, now: Timestamp, scratch: &mut EngineScratch) {
+        let (counts, scores, vars) = (&scratch.counts, &scratch.scores, &scratch.vars);
+        self.program.segments().evaluate(
+            |condition, members| {
+                let activation = Activation::new()
+                    .with_contact(contact)
+                    .with_now(now)
+                    .with_counters(counts)
+                    .with_scores(scores)
+                    .with_segments(members)
+                    .with_var_slots(vars);
+                condition.eval_bool(&activation) == Ok(true)
+            },
+            &mut scratch.segments,
+        );
+    }
+
+    /// Whether a rule not started by an event may fire now: its condition holds and its
+    /// repeat policy allows. A condition error becomes a `RuleError` effect.
+    pub(super) fn holds(
+        &self,
+        rule: &Rule,
+        scratch: &EngineScratch,
+        state: &ContactState,
+        step: &mut Step<'_>,
+    ) -> bool {
+        let now = step.now;
+        if !rule.enabled() || !self.allowed(state, rule, now) {
+            return false;
+        }
+        let Some(condition) = rule.condition() else {
+            return true;
+        };
+        let activation = Activation::new()
+            .with_contact(&step.contact)
+            .with_now(now)
+            .with_counters(&scratch.counts)
+            .with_scores(&scratch.scores)
+            .with_segments(&scratch.segments)
+            .with_var_slots(&scratch.vars);
+        let result = condition.eval_bool(&activation);
+        match result {
+            Ok(holds) => holds,
+            Err(error) => {
+                let kind = EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() };
+                step.emit(&[b"error", rule.id().as_str().as_bytes()], kind);
+                false
+            }
+        }
+    }
+
+    /// Whether a rule's repeat policy lets it fire at `now`.
+    pub(super) fn allowed(&self, state: &ContactState, rule: &Rule, now: Timestamp) -> bool {
+        RepeatPolicy::new(rule.repeat()).allows(state.fired.get(rule.id().as_str()), now)
+    }
+
+    /// Fires a rule: its repeat memory, then each action as an effect (state-changing
+    /// actions applied, their changes queued for the cascade).
+    pub(super) fn fire(
+        &self,
+        state: &mut ContactState,
+        rule: &Rule,
+        step: &mut Step<'_>,
+    ) -> Result<(), EngineError> {
+        let now = step.now;
+        let policy = RepeatPolicy::new(rule.repeat());
+        if policy.needs_memory() {
+            policy.record(state.fired.entry(rule.id().as_str().to_string()).or_default(), now);
+        }
+        for (index, action) in rule.actions().iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            if let Err(message) = self.apply(state, action, step) {
+                let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
+                step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
+                continue;
+            }
+            let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
+            let effect = step.effect(
+                &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
+                status,
+                EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
+            );
+            if status == Status::PendingApproval {
+                state.pending.push(effect.clone());
+            }
+            step.outcome.effects.push(effect);
+        }
+        Ok(())
+    }
+
+    /// Threshold crossings and band changes as effects, queued for the cascade.
+    pub(super) fn score_effects(&self, step: &mut Step<'_>, update: &ScoreUpdate) {
+        let model_of = |score: &crate::id::ScoreId| {
+            self.program
+                .scorer()
+                .and_then(|s| s.models().iter().position(|m| m.id() == score))
+                .unwrap_or(usize::MAX)
+        };
+        for (score, threshold, direction) in &update.crossings {
+            let (dir, d): (&[u8], Direction) = match direction {
+                Crossing::Up => (b"up", Direction::Up),
+                Crossing::Down => (b"down", Direction::Down),
+            };
+            let kind = EffectKind::ThresholdCrossed {
+                score: score.clone(),
+                threshold: threshold.clone(),
+                direction: *direction,
+            };
+            step.emit(&[b"threshold", score.as_str().as_bytes(), threshold.as_bytes(), dir], kind);
+            step.changes.push(Change::Crossing {
+                model: model_of(score),
+                threshold: threshold.clone(),
+                direction: d,
+            });
+        }
+        for (score, from, to) in &update.band_changes {
+            let kind = EffectKind::BandChanged { score: score.clone(), from: from.clone(), to: to.clone() };
+            step.emit(&[b"band", score.as_str().as_bytes(), to.as_deref().unwrap_or("").as_bytes()], kind);
+            let model = model_of(score);
+            step.changes.push(Change::Band { model, band: from.clone(), direction: Direction::Down });
+            step.changes.push(Change::Band { model, band: to.clone(), direction: Direction::Up });
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! One step: an event, an attribute change or a timeout in; effects and the next wake-up
+//! out. Each entry point checks the state, runs the pipeline and finishes in one place.
+
+use super::*;
+use crate::def::Direction;
+use crate::expr::Activation;
+use crate::id::ContactId;
+use crate::schema::{Contact, Event};
+use crate::scoring::ScoreError;
+use crate::time::Timestamp;
+use crate::trigger::Trigger;
+use crate::value::Value;
+use effect::key_of;
+
+impl Engine {
+    /// Handles one event for the contact whose state this is.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError`] when the event is for another contact, older than the state's
+    /// last change, or the state is of another format or program; nothing changes.
+    pub fn handle_event(
+        &self,
+        state: &mut ContactState,
+        contact: &Contact,
+        event: &Event,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, event.contact())?;
+        self.check(state, contact.id())?;
+        if let Some(late) = state.last.duration_since(event.at()).filter(|d| *d > crate::time::Duration::ZERO)
+        {
+            if late > self.max_lateness {
+                return Err(EngineError::TooLate { late, limit: self.max_lateness });
+            }
+        }
+        if state.has_seen(event.id()) {
+            let next_wake = self.wake_after(state, contact, state.last);
+            return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
+        }
+        // A late event is handled at the contact's last change: nothing is dated back.
+        let now = event.at().max(state.last);
+        let mut step = Step::new(state, Cause::Event(event.id().clone()), now, contact);
+        // 2. Scores (first: a refused event changes nothing).
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
+            let update = scorer.handle_event(scores, contact, event, &mut scratch.scoring)?;
+            self.score_effects(&mut step, update);
+        }
+        state.remember(event.id());
+        // 3. Counters and activity.
+        self.program.counters().observe(&mut state.counters, contact, event);
+        let type_name = event.type_name().as_str();
+        for name in [type_name, "*"] {
+            match state.last_seen.get_mut(name) {
+                Some(seen) => *seen = (*seen).max(event.at()),
+                None => {
+                    state.last_seen.insert(name.to_string(), event.at());
+                }
+            }
+        }
+        if !state.quiet.is_empty() {
+            state.quiet.retain(|id| {
+                !self.program.rule_by_id(id).is_some_and(|r| match self.program.rule(r).trigger() {
+                    Trigger::Inactivity { event_type: Some(t), .. } => *t == event.event_type(),
+                    _ => true,
+                })
+            });
+        }
+        // 4. Event rules.
+        self.bind_values(state, now, scratch);
+        self.member_values(state, &mut scratch.segments);
+        let matched: Vec<_> = {
+            let activation = Activation::new()
+                .with_contact(contact)
+                .with_event(event)
+                .with_now(now)
+                .with_counters(&scratch.counts)
+                .with_scores(&scratch.scores)
+                .with_segments(&scratch.segments)
+                .with_var_slots(&scratch.vars);
+            let matches = self.program.match_activation(event, &activation, &mut scratch.matching);
+            for (rule, error) in matches.errors {
+                let rule = self.program.rule(*rule);
+                let kind = EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() };
+                step.emit(&[b"error", rule.id().as_str().as_bytes()], kind);
+            }
+            matches.rules.to_vec()
+        };
+        for rule in matched {
+            let rule = self.program.rule(rule);
+            if self.allowed(state, rule, now) {
+                self.fire(state, rule, &mut step)?;
+            }
+        }
+        // 5. Cascade, then the wake-up.
+        self.finish(state, step, scratch)
+    }
+
+    /// Handles attributes the host changed (a CRM sync, a form the host processed):
+    /// `before` is the contact as the state last saw it, `after` as it is now. Fit rules
+    /// are re-scored, and every changed field starts the attribute rules listening for
+    /// it (then the cascade runs, and segments are re-evaluated), at `now`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::handle_event`]: another contact, an instant before the state's last
+    /// change, or a state of another format or program; nothing changes.
+    pub fn handle_attribute_change(
+        &self,
+        state: &mut ContactState,
+        before: &Contact,
+        after: &Contact,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, before.id())?;
+        self.check(state, after.id())?;
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder.into());
+        }
+        let mut step = Step::new(state, Cause::AttributeChange(now), now, after);
+        let (old, new) = (before.attributes().slots(), after.attributes().slots());
+        for field in 0..old.len().max(new.len()) {
+            let (from, to) = (old.get(field).cloned().flatten(), new.get(field).cloned().flatten());
+            if from != to {
+                step.changes.push(Change::Attribute { field: field as crate::schema::Slot, from, to });
+            }
+        }
+        // The cascade re-scores fit rules for attribute changes, then starts the rules.
+        self.finish(state, step, scratch)
+    }
+
+    /// Handles the passage of time to `now`: decay crossings, counted events leaving
+    /// their windows, segment changes and inactivity deadlines.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::handle_event`] for an instant before the state's last change.
+    pub fn handle_timeout(
+        &self,
+        state: &mut ContactState,
+        contact: &Contact,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, contact.id())?;
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder.into());
+        }
+        let mut step = Step::new(state, Cause::Timeout(now), now, contact);
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
+            let update = scorer.handle_timeout(scores, now)?;
+            self.score_effects(&mut step, &update);
+        }
+        // Date and schedule occurrences since the last step, then inactivity deadlines
+        // that have come, in rule order.
+        let since = state.last;
+        let rules = self.program.rules();
+        for rule in self.timed.iter().map(|&i| &rules[i]).filter(|r| r.trigger().is_calendar()) {
+            let Some(occurrence) = rule.trigger().occurrence_after(&step.contact, since) else {
+                continue;
+            };
+            let already = state.occurred.get(rule.id().as_str()).is_some_and(|t| *t >= occurrence);
+            if occurrence <= now && !already {
+                state.occurred.insert(rule.id().as_str().to_string(), occurrence);
+                self.bind_values(state, now, scratch);
+                self.member_values(state, &mut scratch.segments);
+                if self.holds(rule, scratch, state, &mut step) {
+                    self.fire(state, rule, &mut step)?;
+                }
+            }
+        }
+        for rule in self.timed.iter().map(|&i| &rules[i]) {
+            if let Some(deadline) = self.quiet_deadline(state, rule) {
+                if deadline <= now {
+                    state.quiet.insert(rule.id().as_str().to_string());
+                    self.bind_values(state, now, scratch);
+                    self.member_values(state, &mut scratch.segments);
+                    if self.holds(rule, scratch, state, &mut step) {
+                        self.fire(state, rule, &mut step)?;
+                    }
+                }
+            }
+        }
+        self.finish(state, step, scratch)
+    }
+
+    /// Ends a step: the cascade, the step's instant as the state's last change, the
+    /// wake-up, and the contact if actions changed it.
+    pub(super) fn finish(
+        &self,
+        state: &mut ContactState,
+        mut step: Step<'_>,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.cascade(state, &mut step, scratch)?;
+        state.last = step.now;
+        let mut outcome = step.outcome;
+        outcome.next_wake = self.wake_after(state, &step.contact, step.now);
+        if let std::borrow::Cow::Owned(c) = step.contact {
+            outcome.contact = Some(c);
+        }
+        Ok(outcome)
+    }
+
+    pub(super) fn check(&self, state: &ContactState, contact: &ContactId) -> Result<(), EngineError> {
+        if state.format != STATE_FORMAT {
+            return Err(EngineError::Format(state.format));
+        }
+        if contact != &state.contact {
+            return Err(EngineError::WrongContact { event: contact.clone(), state: state.contact.clone() });
+        }
+        Ok(())
+    }
+
+    /// Counts and scores at `now` into the scratch, for activations.
+    pub(super) fn bind_values(&self, state: &ContactState, now: Timestamp, scratch: &mut EngineScratch) {
+        self.program.counters().values(&state.counters, now, &mut scratch.counts);
+        scratch.scores.clear();
+        let scores = state.scores.as_ref().filter(|_| self.program.reads_scores());
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), scores) {
+            for model in &self.score_models {
+                scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
+            }
+        }
+        // `tags`, `bands.SCORE` and `stage`, only for programs that read them.
+        scratch.vars.clear();
+        if self.program.reads_engine_vars() {
+            let tags = Value::list(state.tags.iter().map(|t| Value::from(t.as_str())));
+            let mut bands = crate::value::Map::new();
+            if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_ref()) {
+                for (m, model) in scorer.models().iter().enumerate() {
+                    if let Some(band) = scorer.band(scores, m, now) {
+                        bands.insert(Value::from(model.id().as_str()), Value::from(band));
+                    }
+                }
+            }
+            scratch.vars.push(Some(tags));
+            scratch.vars.push(Some(Value::Map(std::sync::Arc::new(bands))));
+            // The lifecycle stage; empty before an action sets one.
+            scratch.vars.push(Some(Value::from(state.stage.as_deref().unwrap_or(""))));
+        }
+    }
+}
+
+/// A change inside one step that can start rules.
+#[derive(Clone, Debug)]
+pub(super) enum Change {
+    Crossing { model: usize, threshold: String, direction: Direction },
+    Band { model: usize, band: Option<String>, direction: Direction },
+    Attribute { field: crate::schema::Slot, from: Option<Value>, to: Option<Value> },
+}
+
+/// One step's working data.
+pub(super) struct Step<'a> {
+    /// The contact's id (the state's).
+    pub(super) id: ContactId,
+    /// The keys given so far in this step (before numbering repeats).
+    pub(super) keys: Vec<IdempotencyKey>,
+    pub(super) cause: Cause,
+    pub(super) now: Timestamp,
+    pub(super) contact: std::borrow::Cow<'a, Contact>,
+    pub(super) outcome: Outcome,
+    pub(super) changes: Vec<Change>,
+}
+
+impl<'a> Step<'a> {
+    pub(super) fn new(state: &ContactState, cause: Cause, now: Timestamp, contact: &'a Contact) -> Step<'a> {
+        Step {
+            id: state.contact.clone(),
+            keys: Vec::new(),
+            cause,
+            now,
+            contact: std::borrow::Cow::Borrowed(contact),
+            outcome: Outcome::default(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// An effect of this step: its key from the contact, the cause and `parts` (what
+    /// tells it apart from the step's other effects).
+    pub(super) fn effect(&mut self, parts: &[&[u8]], status: Status, kind: EffectKind) -> Effect {
+        // The same effect can happen twice in one step (a rule started again in the
+        // cascade): the repeat's number goes into its key, so keys stay unique.
+        let mut key = key_of(self.id.as_str(), &self.cause, parts);
+        let seen = self.keys.iter().filter(|k| **k == key).count() as u32;
+        self.keys.push(key);
+        if seen > 0 {
+            key = key_of(self.id.as_str(), &self.cause, &[parts, &[b"again", &seen.to_le_bytes()]].concat());
+        }
+        Effect { key, contact: self.id.clone(), cause: self.cause.clone(), at: self.now, status, kind }
+    }
+
+    /// Emits a ready effect.
+    pub(super) fn emit(&mut self, parts: &[&[u8]], kind: EffectKind) {
+        let effect = self.effect(parts, Status::Ready, kind);
+        self.outcome.effects.push(effect);
+    }
+}
