@@ -214,3 +214,265 @@ fn compiled_programs_are_shareable_across_threads() {
         assert_eq!(h.join().unwrap(), ["pricing"]);
     }
 }
+
+/// Compiles a document with one rule set's worth of schema around `rules` and `scoring`,
+/// expecting it to fail.
+fn problems(rules: &str, scoring: &str) -> nurture::CompileError {
+    let doc = format!(
+        r#"{{"version": 1,
+            "schema": {{"contact": {{"signup": "timestamp"}}, "events": {{"visit": {{}}}}, "scores": ["engagement"]}},
+            "rules": [{rules}], "scoring": {scoring}}}"#
+    );
+    Program::from_json(&doc).expect_err("the document has mistakes")
+}
+
+/// (code, path, message, help, did you mean) of every diagnostic.
+fn summary(err: &nurture::CompileError) -> Vec<(Code, &str, &str, &str, Option<&str>)> {
+    err.diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.code,
+                d.path.as_str(),
+                d.message.as_str(),
+                d.help.as_deref().unwrap_or(""),
+                d.did_you_mean.as_deref(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn values_inside_triggers_are_checked_at_their_paths() {
+    let err = problems(
+        r#"{"id": "a", "on": {"score": "engagement", "threshold": "mql", "direction": "downn"}},
+           {"id": "b", "on": {"date": "signup", "every_year": "yes"}},
+           {"id": "c", "on": {"schedule": "monthly", "day": -1}}"#,
+        "null",
+    );
+    assert_eq!(
+        summary(&err),
+        [
+            (
+                Code::InvalidDocument,
+                "/rules/0/on/direction",
+                "unknown direction `downn`",
+                "a direction is one of: up, down, enter, exit",
+                Some("down")
+            ),
+            (
+                Code::InvalidDocument,
+                "/rules/1/on/every_year",
+                "expected true or false, found the string \"yes\"",
+                "`every_year` takes `true` or `false`, written without quotes",
+                None
+            ),
+            (
+                Code::InvalidDocument,
+                "/rules/2/on/day",
+                "expected a whole number from 0 to 4294967295, found the number -1",
+                "`day` takes a whole number, written without quotes, such as 3",
+                None
+            ),
+        ]
+    );
+    assert!(!err.render().contains("untagged"), "{}", err.render());
+}
+
+#[test]
+fn misspelled_keys_get_suggestions_in_every_form() {
+    let err = problems(
+        r#"{"id": "a", "on": {"score": "engagement", "treshold": "mql"}},
+           {"id": "b", "on": {"inactive": "*", "fro": "60d"}},
+           {"id": "c", "on": "visit", "filter": {"al": [{"field": "event.x", "op": "equals", "value": 1}]}},
+           {"id": "d", "on": "visit", "actions": [{"tpye": "add_tag", "tag": "x"}, {"type": "adjust_score", "score": "engagement", "point": 3}]}"#,
+        r#"{"models": [{"id": "engagement", "decay": {"halflife": "30d"}}]}"#,
+    );
+    assert_eq!(
+        summary(&err),
+        [
+            (
+                Code::UnknownKey,
+                "/rules/0/on/treshold",
+                "unknown key `treshold` in threshold trigger",
+                "the keys of a threshold trigger are: score, threshold, direction",
+                Some("threshold")
+            ),
+            (
+                Code::UnknownKey,
+                "/rules/1/on/fro",
+                "unknown key `fro` in inactivity trigger",
+                "the keys of an inactivity trigger are: inactive, for",
+                Some("for")
+            ),
+            (
+                Code::UnknownKey,
+                "/rules/2/filter/al",
+                "unknown key `al` in filter",
+                "a filter is {\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}}, or a test such as \
+                 {\"field\": \"contact.country\", \"op\": \"equals\", \"value\": \"US\"}",
+                Some("all")
+            ),
+            (
+                Code::UnknownKey,
+                "/rules/3/actions/0/tpye",
+                "unknown key `tpye` in action",
+                "the action types are: send, set_attribute, clear_attribute, add_tag, remove_tag, add_to_list, \
+                 remove_from_list, set_lifecycle_stage, adjust_score, notify_owner, assign_owner, crm_write, \
+                 enroll_journey, remove_from_journey",
+                Some("type")
+            ),
+            (
+                Code::UnknownKey,
+                "/rules/3/actions/1/point",
+                "unknown key `point` in `adjust_score` action",
+                "the keys of an `adjust_score` action are: type, score, points",
+                Some("points")
+            ),
+            (
+                Code::InvalidDocument,
+                "/rules/3/actions/1",
+                "missing key `points` in `adjust_score` action",
+                "add `points` to the `adjust_score` action",
+                None
+            ),
+            (
+                Code::UnknownKey,
+                "/scoring/models/0/decay/halflife",
+                "unknown key `halflife` in half-life decay",
+                "the keys of a half-life decay are: half_life",
+                Some("half_life")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn wrong_kinds_of_values_name_what_was_expected() {
+    let err = problems(
+        r#"{"id": "a", "on": "visit", "enabled": "no", "actions": [{"type": "send", "channel": "emial", "template": 3}]}"#,
+        r#"{"models": [{"id": "engagement", "rules": [{"id": "r", "on": "visit", "points": "ten", "repeat": {"max": 1.5, "per": "1d"}}],
+                        "thresholds": [{"id": "mql", "enter": 50, "rearm": "onse"}], "combine": {"x": "1"}}]}"#,
+    );
+    assert_eq!(
+        summary(&err),
+        [
+            (
+                Code::InvalidDocument,
+                "/rules/0/enabled",
+                "expected true or false, found the string \"no\"",
+                "`enabled` takes `true` or `false`, written without quotes",
+                None
+            ),
+            (
+                Code::InvalidDocument,
+                "/rules/0/actions/0/channel",
+                "unknown channel `emial`",
+                "a channel is one of: email, sms, push, in_app, webhook",
+                Some("email")
+            ),
+            (
+                Code::InvalidDocument,
+                "/rules/0/actions/0/template",
+                "expected a string, found the number 3",
+                "`template` takes text: write it in double quotes",
+                None
+            ),
+            (
+                Code::InvalidDocument,
+                "/scoring/models/0/rules/0/points",
+                "expected a number, found the string \"ten\"",
+                "`points` takes a number, written without quotes, such as 10 or -2.5",
+                None
+            ),
+            (
+                Code::InvalidDocument,
+                "/scoring/models/0/rules/0/repeat/max",
+                "expected a whole number from 0 to 4294967295, found the number 1.5",
+                "`max` takes a whole number, written without quotes, such as 3",
+                None
+            ),
+            (
+                Code::InvalidDocument,
+                "/scoring/models/0/thresholds/0/rearm",
+                "unknown re-arm policy `onse`",
+                "a re-arm policy is one of: once, every_crossing",
+                Some("once")
+            ),
+            (
+                Code::InvalidDocument,
+                "/scoring/models/0/combine/x",
+                "expected a number, found the string \"1\"",
+                "`x` takes a number, written without quotes, such as 10 or -2.5",
+                None
+            ),
+        ]
+    );
+}
+
+#[test]
+fn duplicate_json_keys_are_rejected_with_their_paths() {
+    let err = Program::from_json(
+        r#"{"version": 1, "schema": {"contact": {"a": "int", "a": "string"}, "events": {"e": {}}},
+            "rules": [{"id": "r", "on": "e", "when": "true", "when": "false"}], "version": 1}"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        summary(&err),
+        [
+            (
+                Code::DocumentSyntax,
+                "/schema/contact/a",
+                "duplicate key `a`",
+                "a key may appear only once in an object; remove or rename one of them",
+                None
+            ),
+            (
+                Code::DocumentSyntax,
+                "/rules/0/when",
+                "duplicate key `when`",
+                "a key may appear only once in an object; remove or rename one of them",
+                None
+            ),
+            (
+                Code::DocumentSyntax,
+                "/version",
+                "duplicate key `version`",
+                "a key may appear only once in an object; remove or rename one of them",
+                None
+            ),
+        ]
+    );
+    let err =
+        Program::from_json(r#"{"version": 1, "schema": {"events": {"a/b": {}, "a/b": {}}}}"#).unwrap_err();
+    assert_eq!(err.diagnostics[0].path, "/schema/events/a~1b");
+}
+
+#[cfg(feature = "toml")]
+#[test]
+fn toml_rejects_duplicate_keys_too() {
+    let err = Program::from_toml("version = 1\nversion = 1\n[schema.events.e]\n").unwrap_err();
+    assert_eq!(err.diagnostics[0].code, Code::DocumentSyntax);
+    assert!(err.diagnostics[0].span.is_some());
+}
+
+#[test]
+fn every_document_problem_has_a_path_and_help() {
+    let docs = [
+        r#"{"version": "1", "schema": []}"#,
+        r#"{"version": 1, "schema": {"events": {"e": {}}}, "rules": {"id": "r"}}"#,
+        r#"{"version": 1, "schema": {"events": {"e": {}}}, "rules": [{"id": "r", "on": {"direction": "up"}}]}"#,
+        r#"{"version": 1, "schema": {"events": {"e": {}}}, "rules": [{"id": "r", "on": 3, "filter": {"all": [], "not": {}}}]}"#,
+        r#"{"version": 1, "schema": {"events": {"e": 3}, "scores": "a"}, "counters": [{"id": "c", "on": "e", "window": 7}]}"#,
+        r#"{"version": 1, "schema": {"events": {"e": {}}}, "rules": [{"id": "r", "on": "e", "actions": [{"type": 1}, 2, {}]}]}"#,
+        r#"{"version": 1, "schema": {"events": {"e": {}}}, "scoring": {"models": [{"id": "m", "decay": {"zone": "UTC"}, "groups": [{"id": "g", "decay": 2}]}]}}"#,
+    ];
+    for doc in docs {
+        let err = Program::from_json(doc).unwrap_err();
+        for d in &err.diagnostics {
+            assert!(d.path.starts_with('/'), "{doc}: {d:?}");
+            assert!(d.help.is_some(), "{doc}: {d:?}");
+            assert!(!d.message.contains("untagged"), "{doc}: {d:?}");
+        }
+    }
+}
