@@ -38,6 +38,7 @@ pub(crate) fn read(
                 limits.max_document_len
             ),
         )
+        .with_path("/")
         .with_help("split the rule set or raise `Limits::max_document_len`")]));
     }
     let mut diagnostics = Vec::new();
@@ -691,7 +692,7 @@ fn last_key(path: &str) -> &str {
 }
 
 fn check_child(value: &mut Json, kind: Child, path: &str, diagnostics: &mut Vec<Diagnostic>) {
-    let key = last_key(path).to_string();
+    let key = last_key(path);
     match kind {
         Child::Any => {}
         Child::Str => {
