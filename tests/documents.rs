@@ -2,6 +2,7 @@
 
 use nurture::def::{ActionDef, Channel, RuleSetDef};
 use nurture::{Code, Limits, MatchScratch, Program, Timestamp};
+use proptest::prelude::*;
 
 #[cfg(feature = "toml")]
 const TOML_DOC: &str = r#"
@@ -481,6 +482,125 @@ fn every_document_problem_has_a_path_and_help() {
             assert!(d.path.starts_with('/'), "{doc}: {d:?}");
             assert!(d.help.is_some(), "{doc}: {d:?}");
             assert!(!d.message.contains("untagged"), "{doc}: {d:?}");
+        }
+    }
+}
+
+/// A document using every form of the format: each trigger, action, decay and repeat
+/// form, filters, counters and segments.
+const EVERY_FORM: &str = r#"{
+  "version": 1, "name": "every-form",
+  "schema": {"contact": {"signup": "timestamp", "plan": "string", "n": "int"},
+             "events": {"visit": {"url": "string"}}, "scores": ["engagement"]},
+  "rules": [
+    {"id": "a", "description": "d", "on": "visit", "when": "event.url == '/x'", "repeat": "once", "enabled": true,
+     "actions": [{"type": "send", "channel": "email", "template": "t", "needs_approval": true},
+                 {"type": "set_attribute", "field": "plan", "value": "pro"},
+                 {"type": "clear_attribute", "field": "plan"}, {"type": "add_tag", "tag": "t"},
+                 {"type": "remove_tag", "tag": "t"}, {"type": "add_to_list", "list": "l"},
+                 {"type": "remove_from_list", "list": "l"}, {"type": "set_lifecycle_stage", "stage": "mql"},
+                 {"type": "adjust_score", "score": "engagement", "points": 5},
+                 {"type": "notify_owner", "message": "m"}, {"type": "assign_owner", "owner": "o"},
+                 {"type": "crm_write", "field": "f", "value": 1}, {"type": "enroll_journey", "journey": "j"},
+                 {"type": "remove_from_journey", "journey": "j"}]},
+    {"id": "b", "on": {"score": "engagement", "threshold": "mql", "direction": "down"},
+     "filter": {"all": [{"field": "contact.plan", "op": "equals", "value": "pro"},
+                        {"not": {"any": [{"field": "contact.n", "op": "gt", "value": 3}]}}]}},
+    {"id": "c", "on": {"score": "engagement", "band": "hot", "direction": "enter"}},
+    {"id": "d", "on": {"segment": "big", "direction": "exit"}},
+    {"id": "e", "on": {"attribute": "plan", "from": "free", "to": "pro"}, "repeat": {"max": 2, "per": "1d"}},
+    {"id": "f", "on": {"date": "signup", "offset": "-7d", "at": "10:00", "zone": "UTC", "every_year": true}},
+    {"id": "g", "on": {"schedule": "monthly", "at": "09:00", "day": 3, "zone": "Europe/Paris"}},
+    {"id": "h", "on": {"schedule": "weekly", "weekday": "friday"}},
+    {"id": "i", "on": {"inactive": "*", "for": "30d"}}
+  ],
+  "scoring": {"models": [
+    {"id": "engagement", "cap": 100, "floor": 0, "decay": {"half_life": "30d"},
+     "groups": [{"id": "web", "cap": 50, "floor": 0, "decay": {"step": 0.5, "every": "month", "zone": "UTC"}},
+                {"id": "mail", "timeframe": "90d"}, {"id": "none", "decay": "none"}],
+     "rules": [{"id": "v", "on": "visit", "when": "true", "points": 5, "group": "web", "repeat": {"max": 3, "per": "1d"},
+                "min_interval": "1h"},
+               {"id": "w", "on": "visit", "filter": {"field": "event.url", "op": "starts_with", "value": "/"}, "points": 1},
+               {"id": "fit", "fit": "contact.n > 10", "points": 20}],
+     "thresholds": [{"id": "mql", "enter": 50, "exit": 40, "rearm": "every_crossing"}],
+     "bands": [{"name": "cold", "from": 0}, {"name": "hot", "from": 60}]},
+    {"id": "total", "combine": {"engagement": 1}}
+  ]},
+  "counters": [{"id": "visits", "on": "visit", "when": "true", "window": "7d", "max": 100},
+               {"id": "docs", "on": "visit", "filter": {"field": "event.url", "op": "contains", "value": "docs"}, "window": "1d"}],
+  "segments": [{"id": "big", "description": "d", "when": "contact.n > 100"},
+               {"id": "pro", "filter": {"field": "contact.plan", "op": "in", "value": ["pro"]}}]
+}"#;
+
+/// Every JSON pointer in a value.
+fn pointers(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                pointers(child, format!("{at}/{key}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                pointers(child, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+#[test]
+fn the_every_form_document_compiles() {
+    let program = Program::from_json(EVERY_FORM).unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(program.name(), Some("every-form"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever value replaces whatever part of a valid document, the reader either
+    /// accepts it or names the problem at a path: serde's own pathless errors never
+    /// reach the user.
+    #[test]
+    fn any_broken_value_is_reported_at_a_path(
+        pick in any::<prop::sample::Index>(),
+        replacement in prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e6f64..1e6).prop_map(serde_json::Value::from),
+            prop::sample::select(vec!["up", "down", "x", "once", "none", "email", "equals", "30d", "send", ""])
+                .prop_map(serde_json::Value::from),
+            Just(serde_json::json!([])),
+            Just(serde_json::json!({})),
+            Just(serde_json::json!({"max": 1})),
+            Just(serde_json::json!({"score": "engagement"})),
+        ],
+        remove in any::<bool>(),
+    ) {
+        let mut doc: serde_json::Value = serde_json::from_str(EVERY_FORM).unwrap();
+        let mut all = Vec::new();
+        pointers(&doc, String::new(), &mut all);
+        let at = pick.get(&all).clone();
+        if remove {
+            if let Some((parent, key)) = at.rsplit_once('/') {
+                match doc.pointer_mut(parent) {
+                    Some(serde_json::Value::Object(map)) => { map.remove(key); }
+                    Some(serde_json::Value::Array(items)) => {
+                        if let Ok(i) = key.parse::<usize>() { items.remove(i); }
+                    }
+                    _ => {}
+                }
+            }
+        } else if let Some(slot) = doc.pointer_mut(&at) {
+            *slot = replacement;
+        }
+        if let Err(err) = Program::from_json(&doc.to_string()) {
+            for d in &err.diagnostics {
+                prop_assert!(d.path.starts_with('/'), "{}", err.render());
+                prop_assert!(!d.message.starts_with("invalid document"), "{at}: {}", err.render());
+            }
         }
     }
 }
