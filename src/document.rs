@@ -1191,20 +1191,20 @@ mod tests {
     /// ones included, without serializing the values.
     struct KeyRecorder;
 
-    struct Keys(Vec<&'static str>);
+    struct Keys(Vec<String>);
 
-    fn not_a_struct() -> Result<Vec<&'static str>, Probe> {
+    fn not_a_struct() -> Result<Vec<String>, Probe> {
         Err(ser::Error::custom("not a struct"))
     }
 
     impl Serializer for KeyRecorder {
-        type Ok = Vec<&'static str>;
+        type Ok = Vec<String>;
         type Error = Probe;
         type SerializeSeq = Impossible<Self::Ok, Probe>;
         type SerializeTuple = Impossible<Self::Ok, Probe>;
         type SerializeTupleStruct = Impossible<Self::Ok, Probe>;
         type SerializeTupleVariant = Impossible<Self::Ok, Probe>;
-        type SerializeMap = Impossible<Self::Ok, Probe>;
+        type SerializeMap = Keys;
         type SerializeStruct = Keys;
         type SerializeStructVariant = Keys;
 
@@ -1303,8 +1303,9 @@ mod tests {
         ) -> Result<Self::SerializeTupleVariant, Probe> {
             Err(ser::Error::custom("not a struct"))
         }
-        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Probe> {
-            Err(ser::Error::custom("not a struct"))
+        // A struct with `#[serde(flatten)]` fields serializes as a map.
+        fn serialize_map(self, _: Option<usize>) -> Result<Keys, Probe> {
+            Ok(Keys(Vec::new()))
         }
         fn serialize_struct(self, _: &'static str, _: usize) -> Result<Keys, Probe> {
             Ok(Keys(Vec::new()))
@@ -1321,15 +1322,15 @@ mod tests {
     }
 
     impl SerializeStruct for Keys {
-        type Ok = Vec<&'static str>;
+        type Ok = Vec<String>;
         type Error = Probe;
 
         fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, _: &T) -> Result<(), Probe> {
-            self.0.push(key);
+            self.0.push(key.to_string());
             Ok(())
         }
         fn skip_field(&mut self, key: &'static str) -> Result<(), Probe> {
-            self.0.push(key);
+            self.0.push(key.to_string());
             Ok(())
         }
         fn end(self) -> Result<Self::Ok, Probe> {
@@ -1338,15 +1339,36 @@ mod tests {
     }
 
     impl SerializeStructVariant for Keys {
-        type Ok = Vec<&'static str>;
+        type Ok = Vec<String>;
         type Error = Probe;
 
         fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, _: &T) -> Result<(), Probe> {
-            self.0.push(key);
+            self.0.push(key.to_string());
             Ok(())
         }
         fn skip_field(&mut self, key: &'static str) -> Result<(), Probe> {
-            self.0.push(key);
+            self.0.push(key.to_string());
+            Ok(())
+        }
+        fn end(self) -> Result<Self::Ok, Probe> {
+            Ok(self.0)
+        }
+    }
+
+    impl ser::SerializeMap for Keys {
+        type Ok = Vec<String>;
+        type Error = Probe;
+
+        fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Probe> {
+            match serde_json::to_value(key) {
+                Ok(Json::String(key)) => {
+                    self.0.push(key);
+                    Ok(())
+                }
+                _ => Err(ser::Error::custom("a key that is not a string")),
+            }
+        }
+        fn serialize_value<T: ?Sized + Serialize>(&mut self, _: &T) -> Result<(), Probe> {
             Ok(())
         }
         fn end(self) -> Result<Self::Ok, Probe> {
@@ -1484,10 +1506,12 @@ mod tests {
         let value: T = serde_json::from_value(full.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(form(&value).is_some_and(|f| std::ptr::eq(f, shape)), "{what}: read as another form");
         assert_eq!(checks(&full), [], "{what}");
-        let mut table_keys = shape.key_names();
-        table_keys.extend(tag);
-        let serde_keys = value.serialize(KeyRecorder).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_eq!(sorted(serde_keys), sorted(table_keys), "{what}: serde's keys, then the table's");
+        let mut table_keys: Vec<String> =
+            shape.key_names().into_iter().chain(tag).map(String::from).collect();
+        table_keys.sort_unstable();
+        let mut serde_keys = value.serialize(KeyRecorder).unwrap_or_else(|e| panic!("{what}: {e}"));
+        serde_keys.sort_unstable();
+        assert_eq!(serde_keys, table_keys, "{what}: serde's keys, then the table's");
         for key in shape.keys {
             let name = key.name;
             let mut without = full.clone();
@@ -1602,7 +1626,7 @@ mod tests {
             let doc = json!({ group: children });
             let filter: FilterDef = serde_json::from_value(doc.clone()).unwrap();
             assert_eq!(filter_form(&filter), group);
-            assert_eq!(filter.serialize(KeyRecorder).unwrap(), [group]);
+            assert_eq!(filter.serialize(KeyRecorder).unwrap(), [group.to_string()]);
             let mut diagnostics = Vec::new();
             check_filter(&mut doc.clone(), "", &mut diagnostics);
             assert_eq!(diagnostics, []);
