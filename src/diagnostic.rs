@@ -292,6 +292,25 @@ pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = 
         .map(|(_, c)| c.to_string())
 }
 
+/// The indefinite article for a phrase: "an" before a vowel sound ("an inactivity
+/// trigger", "an `adjust_score` action"), else "a". Leading quotes and backticks are
+/// skipped; common English exceptions ("a unique", "a one-off", "an hour") are known.
+pub(crate) fn article(phrase: &str) -> &'static str {
+    let word = phrase.trim_start_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+    const CONSONANT_SOUND: [&str; 8] = ["one", "once", "uni", "use", "usu", "uti", "eu", "ur"];
+    const VOWEL_SOUND: [&str; 3] = ["hour", "honest", "honor"];
+    if VOWEL_SOUND.iter().any(|p| word.starts_with(p)) {
+        return "an";
+    }
+    if CONSONANT_SOUND.iter().any(|p| word.starts_with(p)) {
+        return "a";
+    }
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u' | '8') => "an",
+        _ => "a",
+    }
+}
+
 /// Levenshtein distance with transpositions counted as one edit; bounded inputs only
 /// (names), so the quadratic table is fine.
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -402,6 +421,22 @@ mod tests {
             Some("company_size")
         );
         assert_eq!(did_you_mean("xyz", ["company_size"]), None);
+    }
+
+    #[test]
+    fn articles_follow_the_sound() {
+        for (phrase, expected) in [
+            ("inactivity trigger", "an"),
+            ("`adjust_score` action", "an"),
+            ("threshold trigger", "a"),
+            ("`send` action", "a"),
+            ("unique id", "a"),
+            ("once policy", "a"),
+            ("hour", "an"),
+            ("", "a"),
+        ] {
+            assert_eq!(article(phrase), expected, "{phrase}");
+        }
     }
 
     #[test]

@@ -301,7 +301,6 @@ impl Program {
     /// # Errors
     ///
     /// Every problem in the document, at once.
-    #[cfg(feature = "json")]
     pub fn from_json(text: &str) -> Result<Program, CompileError> {
         Program::from_json_with_limits(text, &Limits::default())
     }
@@ -311,7 +310,6 @@ impl Program {
     /// # Errors
     ///
     /// Every problem in the document, at once.
-    #[cfg(feature = "json")]
     pub fn from_json_with_limits(text: &str, limits: &Limits) -> Result<Program, CompileError> {
         let (def, problems) = crate::document::read(text, crate::document::Format::Json, limits)?;
         Program::compile_reporting(&def, limits, problems)

@@ -139,3 +139,44 @@ fn diagnostics_serialize_for_uis() {
     assert_eq!(json["span"]["end"], 10);
     assert_eq!(json["did_you_mean"], "url");
 }
+
+#[test]
+fn value_inside_a_trigger() {
+    let err = compile(r#"{"id": "r1", "on": {"segment": "hot", "direction": "exti"}}"#);
+    assert_eq!(
+        err.render(),
+        "\
+error[E0203]: unknown direction `exti`
+ --> /rules/0/on/direction
+ = help: a direction is one of: up, down, enter, exit
+ = did you mean `exit`?
+"
+    );
+}
+
+#[test]
+fn misspelled_trigger_key() {
+    let err = compile(r#"{"id": "r1", "on": {"inactiv": "page_visit", "for": "30d"}}"#);
+    assert_eq!(
+        err.render(),
+        "\
+error[E0202]: unknown key `inactiv` in inactivity trigger
+ --> /rules/0/on/inactiv
+ = help: the keys of an inactivity trigger are: inactive, for
+ = did you mean `inactive`?
+"
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    let err = compile(r#"{"id": "r1", "on": "page_visit", "id": "r2"}"#);
+    assert_eq!(
+        err.render(),
+        "\
+error[E0201]: duplicate key `id`
+ --> /rules/0/id
+ = help: a key may appear only once in an object; remove or rename one of them
+"
+    );
+}

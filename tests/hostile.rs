@@ -211,6 +211,7 @@ proptest! {
     #[test]
     fn arbitrary_documents_never_panic(doc in json_strategy()) {
         let _ = Program::from_json(&doc.to_string());
+        #[cfg(feature = "toml")]
         let _ = Program::from_toml(&doc.to_string());
     }
 
