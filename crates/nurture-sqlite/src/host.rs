@@ -517,7 +517,8 @@ impl<D: Delivery> SqliteHost<D> {
     pub fn flush(&mut self) -> Result<(), Error> {
         self.commit()?;
         if self.options.deliver_on_commit {
-            self.deliver_pending()?;
+            self.deliver_into_group(wall_ms())?;
+            self.commit()?;
         }
         Ok(())
     }
@@ -553,7 +554,8 @@ impl<D: Delivery> SqliteHost<D> {
     /// delivered; a failure is retried after the policy's backoff, and given up
     /// (`dead`, with the error) after its attempts. The marks are committed at the end
     /// (a crash before that delivers those effects again: at least once). Returns how
-    /// many were delivered.
+    /// many were delivered. (After an automatic group commit, the marks are not
+    /// committed on their own but with the next group: one fsync fewer per group.)
     ///
     /// # Errors
     ///
@@ -562,6 +564,16 @@ impl<D: Delivery> SqliteHost<D> {
     pub fn deliver_pending_at(&mut self, now_ms: i64) -> Result<usize, Error> {
         // Only what is committed: the open group's effects wait for its commit.
         self.commit()?;
+        let delivered = self.deliver_into_group(now_ms)?;
+        self.commit()?;
+        Ok(delivered)
+    }
+
+    /// Delivers committed pending effects, writing the marks in a new open group (left
+    /// open). Must be called with no group open, so that only committed effects are
+    /// selected.
+    fn deliver_into_group(&mut self, now_ms: i64) -> Result<usize, Error> {
+        debug_assert!(self.open.is_none());
         let mut delivered = 0;
         loop {
             let batch = {
@@ -582,14 +594,9 @@ impl<D: Delivery> SqliteHost<D> {
             if batch.is_empty() {
                 break;
             }
-            self.store.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.begin()?;
             let result = self.deliver_batch(&batch, now_ms, &mut delivered);
-            let result = result.and_then(|()| Ok(self.store.conn.execute_batch("COMMIT")?));
-            if let Err(e) = result {
-                let _ = self.store.conn.execute_batch("ROLLBACK");
-                return Err(e);
-            }
-            self.stats.commits += 1;
+            self.guard(result)?;
         }
         Ok(delivered)
     }
@@ -728,7 +735,10 @@ impl<D: Delivery> SqliteHost<D> {
         if let Some((steps, since)) = &mut self.open {
             *steps += 1;
             if *steps >= self.options.group_size || since.elapsed() >= self.options.max_latency {
-                self.flush()?;
+                self.commit()?;
+                if self.options.deliver_on_commit {
+                    self.deliver_into_group(wall_ms())?;
+                }
             }
         }
         Ok(())
