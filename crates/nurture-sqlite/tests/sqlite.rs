@@ -431,3 +431,70 @@ fn a_backup_is_a_database_of_its_own() {
     drop(host);
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// The child of the I/O error test: feeds the stream until the database fails, and
+/// reports the error and the committed cursor on stdout.
+fn io_child(dir: &str) {
+    let engine = engine();
+    let events = events(&engine, 40, 24 * 4);
+    let path = PathBuf::from(dir).join("host.db");
+    let mut host =
+        SqliteHost::open(&path, engine.clone(), RecordingDelivery::default(), start(), options()).unwrap();
+    match feed(&mut host, &events, at(24 * 6)) {
+        Ok(()) => println!("IOCHILD finished"),
+        Err(e) => println!("IOCHILD error cursor={} {e}", host.cursor()),
+    }
+}
+
+#[test]
+fn an_io_error_gives_a_clear_error_and_loses_nothing_committed() {
+    const NAME: &str = "an_io_error_gives_a_clear_error_and_loses_nothing_committed";
+    if let Ok(dir) = std::env::var("NURTURE_SQLITE_IO_CHILD") {
+        io_child(&dir);
+        return;
+    }
+    let engine = engine();
+    let events = events(&engine, 40, 24 * 4);
+    let end = at(24 * 6);
+    let runtime = reference(&engine, &events, end);
+    let d = dir("io");
+    // A real operating-system error: the child may not write files beyond 1 MiB
+    // (RLIMIT_FSIZE; SIGXFSZ ignored, so writes fail with EFBIG).
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 1024; exec "$0" "$@""#)
+        .arg(&exe)
+        .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+        .env("NURTURE_SQLITE_IO_CHILD", &d)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("IOCHILD").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("child said: {stdout}"));
+    assert!(line.contains("IOCHILD error"), "{line}");
+    assert!(line.contains("i/o error on the database"), "{line}");
+    assert!(line.contains("nothing committed was lost"), "{line}");
+    let cursor: usize =
+        line.split("cursor=").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!(cursor > 0 && cursor < events.len(), "the child failed part way ({cursor} of {})", events.len());
+    // Reopened without the limit, the host resumes at the committed cursor and ends
+    // exactly as an uninterrupted run.
+    let path = d.join("host.db");
+    let mut host =
+        SqliteHost::open(&path, engine.clone(), RecordingDelivery::default(), start(), options()).unwrap();
+    assert_eq!(host.cursor() as usize, cursor, "what was committed is there");
+    feed(&mut host, &events, end).unwrap();
+    drop(host);
+    let mut store = SqliteStore::open(&path, engine.program().schema_arc().clone()).unwrap();
+    for reference in runtime.store().iter() {
+        let stored = nurture::host::ContactStore::load(&mut store, reference.contact.id()).unwrap().unwrap();
+        assert_eq!(&stored.value, reference);
+    }
+    let delivered = store.outbox_counts().unwrap();
+    let ready = runtime.delivery().delivered.len() as u64;
+    assert!(delivered.contains(&(OutboxStatus::Delivered, ready)), "{delivered:?} vs {ready}");
+    std::fs::remove_dir_all(d).unwrap();
+}
