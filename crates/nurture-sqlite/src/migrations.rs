@@ -29,7 +29,7 @@ CREATE TABLE contacts (
     contact     TEXT NOT NULL,          -- Schema::contact_to_json
     state       BLOB NOT NULL,          -- ContactState as JSON
     last_change TEXT NOT NULL           -- the state's last change, RFC 3339
-) WITHOUT ROWID;
+);                                      -- a rowid table: states are kilobytes, too big for WITHOUT ROWID
 
 CREATE TABLE timers (
     contact TEXT PRIMARY KEY NOT NULL REFERENCES contacts(id),
