@@ -498,3 +498,58 @@ fn an_io_error_gives_a_clear_error_and_loses_nothing_committed() {
     assert!(delivered.contains(&(OutboxStatus::Delivered, ready)), "{delivered:?} vs {ready}");
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn a_new_program_adopts_stored_states_and_schedules_its_timed_rules() {
+    let engine = engine();
+    let d = dir("adopt");
+    let path = d.join("host.db");
+    let events = events(&engine, 4, 12);
+    let mut host =
+        SqliteHost::open(&path, engine.clone(), RecordingDelivery::default(), start(), options()).unwrap();
+    feed(&mut host, &events, at(12)).unwrap();
+    drop(host);
+    // The new program adds a score model (the stored states no longer fit) and a rule
+    // started by a day without visits.
+    let rules = RULES
+        .replace(r#""scores": ["engagement"]"#, r#""scores": ["engagement", "loyalty"]"#)
+        .replace(
+            r#""rules": [
+    {"id": "welcome""#,
+            r#""rules": [
+    {"id": "check-in", "on": {"inactive": "visit", "for": "1d"},
+     "actions": [{"type": "send", "channel": "email", "template": "check-in"}]},
+    {"id": "welcome""#,
+        )
+        .replace(
+            r#""rules": [{"id": "visit", "on": "visit", "points": 4}]}]"#,
+            r#""rules": [{"id": "visit", "on": "visit", "points": 4}]},
+              {"id": "loyalty", "rules": [{"id": "signed-up", "on": "signup", "points": 1}]}]"#,
+        );
+    assert_ne!(rules, RULES);
+    let engine2 =
+        Arc::new(Engine::new(Arc::new(Program::from_json(&rules).expect("the new rule set compiles"))));
+    let mut host =
+        SqliteHost::open(&path, engine.clone(), RecordingDelivery::default(), start(), options()).unwrap();
+    assert_eq!(host.clock(), at(12), "the clock was committed");
+    host.replace_engine(engine2.clone());
+    assert_eq!(host.reschedule_all().unwrap(), 4);
+    host.advance_to(at(48)).unwrap();
+    host.flush().unwrap();
+    let check_ins = host
+        .delivery()
+        .delivered
+        .iter()
+        .filter(|e| matches!(&e.kind, EffectKind::Action { rule, .. } if rule.as_str() == "check-in"))
+        .count();
+    assert_eq!(check_ins, 4, "every contact went a day without visits");
+    for c in 0..4 {
+        let id = format!("c{c}").into();
+        let stored = host.contact(&id).unwrap().unwrap();
+        assert!(engine2.fits(&stored.state), "c{c} adopted");
+        let scores: Vec<String> = host.store().scores(&id).unwrap().into_iter().map(|s| s.score).collect();
+        assert_eq!(scores, ["engagement", "loyalty"]);
+    }
+    drop(host);
+    std::fs::remove_dir_all(d).unwrap();
+}
