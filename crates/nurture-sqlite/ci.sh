@@ -24,6 +24,10 @@ printf '%s' "$last" | grep -q '"lost": 0, "unexpected": 0, "states_equal": true}
   echo "crash test: effects lost or unexpected, or states differ" >&2; exit 1; }
 
 # The quickstart on SQLite (the README's first command, smaller) and in memory.
-cargo run --release --example quickstart -- --contacts 300 --days 30 | grep -q '^store                SQLite at '
-cargo run --release --example quickstart -- --contacts 300 --days 30 --memory | grep -q '^store                in memory'
+sqlite=$(cargo run --release --example quickstart -- --contacts 300 --days 30)
+printf '%s\n' "$sqlite" | grep -q '^store                SQLite at ' || {
+  echo "quickstart: no SQLite store line" >&2; exit 1; }
+memory=$(cargo run --release --example quickstart -- --contacts 300 --days 30 --memory)
+printf '%s\n' "$memory" | grep -q '^store                in memory' || {
+  echo "quickstart --memory: no in-memory store line" >&2; exit 1; }
 echo "nurture-sqlite ci: ok"
