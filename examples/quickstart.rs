@@ -4,12 +4,20 @@
 //! ```text
 //! cargo run --release --example quickstart [-- --contacts N --days N --seed N]
 //! cargo run --release --example quickstart -- --cdnow [PATH]
+//!     [--memory | --db PATH] [--group N] [--durability full|normal]
 //! ```
+//!
+//! **Stores.** By default the runtime is the durable SQLite host of `nurture-sqlite`
+//! ([`SqliteHost`]): every step's state, wake-up and effects are committed together,
+//! 256 steps per transaction (`--group 1` commits each step on its own), in a fresh
+//! database file under `target/quickstart/` (`--db` names another), named in the output
+//! with its size. `--memory` runs the in-memory [`Runtime`] over a [`MemoryStore`]
+//! instead; the decisions and every figure but the throughput are the same.
 //!
 //! **The funnel** (the default). 10,000 seeded contacts spend 90 simulated days in the
 //! funnel of `examples/b2b_rules.json`: about 320,000 events (visits in sessions, forms,
 //! downloads, the weekly nurture email, webinars; a few delivered twice). Every event goes
-//! through [`Runtime`] in time order, over a [`MemoryStore`], on a virtual clock: the
+//! through the host (SQLite or, with `--memory`, [`Runtime`]) in time order, on a virtual clock: the
 //! wake-ups due before an event (decay crossing a threshold or a segment's level, a
 //! counted visit leaving its window, an inactivity deadline) are handled first, and those
 //! up to day 90 at the end. Each contact is added at its first event. The delivery counts
@@ -37,9 +45,10 @@ use std::time::Instant;
 
 use nurture::def::{ActionDef, Channel, RuleSetDef};
 use nurture::engine::{Effect, EffectKind, Engine, Outcome};
-use nurture::host::{Delivery, DeliveryError, MemoryStore, Runtime};
+use nurture::host::{ContactStore, Delivery, DeliveryError, MemoryStore, Runtime, StoredContact};
 use nurture::scoring::Crossing;
 use nurture::{Contact, ContactId, Event, Program, Timestamp};
+use nurture_sqlite::{Durability, HostOptions, OutboxStatus, SqliteHost};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -61,7 +70,7 @@ fn main() -> Result<()> {
         }
     };
     match &options.cdnow {
-        Some(path) => cdnow(path),
+        Some(path) => cdnow(path, &options),
         None => funnel(&options),
     }
 }
@@ -69,8 +78,8 @@ fn main() -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Command line
 
-const USAGE: &str =
-    "usage: quickstart [--contacts N] [--days N] [--seed N]\n       quickstart --cdnow [PATH]";
+const USAGE: &str = "usage: quickstart [--contacts N] [--days N] [--seed N] [STORE]\n       quickstart --cdnow [PATH] [STORE]\n\
+     STORE: --memory | [--db PATH] [--group N] [--durability full|normal]";
 
 struct Options {
     contacts: usize,
@@ -78,11 +87,27 @@ struct Options {
     seed: u64,
     /// Replay CDNOW from this file instead of running the funnel.
     cdnow: Option<PathBuf>,
+    /// The in-memory store instead of SQLite.
+    memory: bool,
+    /// The SQLite database (default: under `target/quickstart/`).
+    db: Option<PathBuf>,
+    /// Steps per SQLite transaction.
+    group: usize,
+    durability: Durability,
 }
 
 impl Options {
     fn parse() -> std::result::Result<Options, String> {
-        let mut options = Options { contacts: 10_000, days: 90, seed: 42, cdnow: None };
+        let mut options = Options {
+            contacts: 10_000,
+            days: 90,
+            seed: 42,
+            cdnow: None,
+            memory: false,
+            db: None,
+            group: 256,
+            durability: Durability::Full,
+        };
         let mut args = std::env::args().skip(1).peekable();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -93,6 +118,16 @@ impl Options {
                 "--contacts" => options.contacts = number(&arg, args.next())?.max(1) as usize,
                 "--days" => options.days = number(&arg, args.next())?.clamp(1, 3_650) as i64,
                 "--seed" => options.seed = number(&arg, args.next())?,
+                "--memory" => options.memory = true,
+                "--db" => options.db = Some(PathBuf::from(args.next().ok_or("`--db` needs a path")?)),
+                "--group" => options.group = number(&arg, args.next())?.max(1) as usize,
+                "--durability" => {
+                    options.durability = match args.next().as_deref() {
+                        Some("full") => Durability::Full,
+                        Some("normal") => Durability::Normal,
+                        _ => return Err("`--durability` is `full` or `normal`".into()),
+                    }
+                }
                 _ => return Err(format!("unknown argument `{arg}`")),
             }
         }
@@ -230,18 +265,162 @@ impl Progress {
     }
 }
 
-/// Feeds `events` (in time order) to the runtime and calls `observe` with each outcome.
+// ---------------------------------------------------------------------------------------
+// The two hosts: the in-memory runtime and the durable SQLite host
+
+/// What the summary needs from a host.
+trait Host {
+    fn has(&mut self, id: &ContactId) -> Result<bool>;
+    fn advance_to(&mut self, now: Timestamp) -> Result<()>;
+    fn add_contact(&mut self, contact: Contact) -> Result<()>;
+    fn ingest(&mut self, event: &Event) -> Result<Outcome>;
+    /// Commits and delivers what is pending.
+    fn finish(&mut self) -> Result<()>;
+    fn tally(&self) -> &Tally;
+    /// Events, duplicates, wake-ups, effects delivered, effects held for approval.
+    fn counts(&self) -> Result<[u64; 5]>;
+    /// Every contact, read back from the store (after the timed run).
+    fn snapshot(&mut self) -> Result<MemoryStore>;
+    /// Where the contacts are, for the summary.
+    fn describe(&self) -> Result<String>;
+}
+
+impl Host for Runtime<MemoryStore, Tally> {
+    fn has(&mut self, id: &ContactId) -> Result<bool> {
+        Ok(self.store().get(id).is_some())
+    }
+    fn advance_to(&mut self, now: Timestamp) -> Result<()> {
+        Runtime::advance_to(self, now)?;
+        Ok(())
+    }
+    fn add_contact(&mut self, contact: Contact) -> Result<()> {
+        Ok(Runtime::add_contact(self, contact)?)
+    }
+    fn ingest(&mut self, event: &Event) -> Result<Outcome> {
+        Ok(Runtime::ingest(self, event)?)
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn tally(&self) -> &Tally {
+        self.delivery()
+    }
+    fn counts(&self) -> Result<[u64; 5]> {
+        let s = self.stats();
+        Ok([s.events, s.duplicates, s.timeouts, s.delivered, s.awaiting_approval])
+    }
+    fn snapshot(&mut self) -> Result<MemoryStore> {
+        Ok(self.store().clone())
+    }
+    fn describe(&self) -> Result<String> {
+        Ok("in memory (--memory)".to_string())
+    }
+}
+
+impl Host for SqliteHost<Tally> {
+    fn has(&mut self, id: &ContactId) -> Result<bool> {
+        Ok(self.contains(id)?)
+    }
+    fn advance_to(&mut self, now: Timestamp) -> Result<()> {
+        SqliteHost::advance_to(self, now)?;
+        Ok(())
+    }
+    fn add_contact(&mut self, contact: Contact) -> Result<()> {
+        Ok(SqliteHost::add_contact(self, contact)?)
+    }
+    fn ingest(&mut self, event: &Event) -> Result<Outcome> {
+        Ok(SqliteHost::ingest(self, event)?)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.flush()?;
+        self.deliver_pending()?;
+        Ok(())
+    }
+    fn tally(&self) -> &Tally {
+        self.delivery()
+    }
+    fn counts(&self) -> Result<[u64; 5]> {
+        let s = self.stats();
+        let held = self.store().outbox_counts()?;
+        let held = held.iter().find(|(status, _)| *status == OutboxStatus::Held).map_or(0, |(_, n)| *n);
+        Ok([s.events, s.duplicates, s.timeouts, s.delivered, held])
+    }
+    fn snapshot(&mut self) -> Result<MemoryStore> {
+        let mut copy = MemoryStore::new();
+        for id in self.store().contact_ids()? {
+            let stored: StoredContact = self.contact(&id)?.ok_or("a listed contact is missing")?;
+            copy.save(&id, stored, None)?;
+        }
+        Ok(copy)
+    }
+    fn describe(&self) -> Result<String> {
+        let store = self.store();
+        let path = store.path().map_or_else(|| "(in memory)".to_string(), |p| p.display().to_string());
+        let bytes = store.size_bytes()?;
+        let contacts = store.contact_count()?.max(1);
+        Ok(format!(
+            "SQLite at {path}: {} bytes, {} bytes per contact (contacts, timers, outbox, segments, scores)",
+            thousands(bytes),
+            thousands(bytes / contacts)
+        ))
+    }
+}
+
+/// Runs `run` on the host the options ask for: SQLite in a fresh file, or memory.
+fn with_host(
+    options: &Options,
+    name: &str,
+    engine: Arc<Engine>,
+    start: Timestamp,
+    run: impl FnOnce(&mut dyn Host) -> Result<()>,
+) -> Result<()> {
+    if options.memory {
+        let mut runtime = Runtime::new(engine, MemoryStore::new(), Tally::default(), start);
+        return run(&mut runtime);
+    }
+    let path = match &options.db {
+        Some(path) => path.clone(),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("quickstart")
+            .join(format!("{name}.db")),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A fresh database per run, so that the figures describe this run.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", file.display()).into()),
+        }
+    }
+    let host_options =
+        HostOptions::default().with_group_size(options.group).with_durability(options.durability);
+    let sync = if options.durability == Durability::Full { "FULL" } else { "NORMAL" };
+    println!(
+        "store: SQLite database {} ({} steps per transaction, synchronous={sync}; --memory for the in-memory store)",
+        path.display(),
+        options.group
+    );
+    let mut host = SqliteHost::open(&path, engine, Tally::default(), start, host_options)?;
+    run(&mut host)
+}
+
+/// Feeds `events` (in time order) to the host and calls `observe` with each outcome.
 /// A contact is added just before its first event: that is when it enters the funnel, and
 /// its inactivity clock starts there.
-fn replay<D: Delivery>(
-    runtime: &mut Runtime<MemoryStore, D>,
+fn replay(
+    runtime: &mut dyn Host,
     events: &[Event],
     mut contact: impl FnMut(&ContactId) -> Result<Contact>,
     mut observe: impl FnMut(&Event, &Outcome),
 ) -> Result<()> {
     let mut progress = Progress::new(events.len());
     for (i, event) in events.iter().enumerate() {
-        if runtime.store().get(event.contact()).is_none() {
+        if !runtime.has(event.contact())? {
             runtime.advance_to(event.at())?;
             runtime.add_contact(contact(event.contact())?)?;
         }
@@ -318,7 +497,21 @@ fn funnel(options: &Options) -> Result<()> {
 
     let start = workload::start();
     let end = Timestamp::from_unix(start.unix_seconds() + options.days * DAY, 0)?;
-    let mut runtime = Runtime::new(engine, MemoryStore::new(), Tally::default(), start);
+    with_host(options, "funnel", engine, start, |runtime| {
+        run_funnel(runtime, options, &program, &contacts, &events, start, end)
+    })
+}
+
+fn run_funnel(
+    runtime: &mut dyn Host,
+    options: &Options,
+    program: &Program,
+    contacts: &[Contact],
+    events: &[Event],
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<()> {
+    let _ = start;
     let mut funnel = Funnel::default();
     let started = Instant::now();
     // Contact ids are `c<N>`, the position in `contacts`.
@@ -326,18 +519,20 @@ fn funnel(options: &Options) -> Result<()> {
         let index = id.as_str().strip_prefix('c').and_then(|n| n.parse::<usize>().ok());
         Ok(index.and_then(|i| contacts.get(i)).ok_or_else(|| format!("no contact `{id}`"))?.clone())
     };
-    replay(&mut runtime, &events, lookup, |event, outcome| funnel.observe(event, outcome))?;
+    replay(runtime, events, lookup, |event, outcome| funnel.observe(event, outcome))?;
     // Wake-ups after the last event, up to the end of the window.
     runtime.advance_to(end)?;
+    runtime.finish()?;
     let elapsed = started.elapsed().as_secs_f64();
+    let store = runtime.snapshot()?;
 
     println!();
-    print_run(&runtime, elapsed);
-    print_effects(runtime.delivery());
-    print_mqls(&funnel, runtime.store().len(), runtime.delivery());
-    print_states(&program, runtime.store(), options.days);
-    print_rules(&program, runtime.delivery());
-    explain_one(&program, &runtime, &funnel, end)?;
+    print_run(runtime, &store, elapsed)?;
+    print_effects(runtime.tally());
+    print_mqls(&funnel, store.len(), runtime.tally());
+    print_states(program, &store, options.days);
+    print_rules(program, runtime.tally());
+    explain_one(program, &store, &funnel, end)?;
     Ok(())
 }
 
@@ -360,20 +555,22 @@ fn describe(program: &Program, compiled: std::time::Duration) {
     );
 }
 
-fn print_run<D: Delivery>(runtime: &Runtime<MemoryStore, D>, seconds: f64) {
-    let stats = runtime.stats();
-    println!("events ingested      {:>10}", thousands(stats.events));
-    println!("  duplicates ignored {:>10}", thousands(stats.duplicates));
-    println!("wake-ups handled     {:>10}", thousands(stats.timeouts));
-    println!("contacts             {:>10}", thousands(runtime.store().len() as u64));
-    println!("effects delivered    {:>10}", thousands(stats.delivered));
-    println!("  held for approval  {:>10}", thousands(stats.awaiting_approval));
+fn print_run(runtime: &dyn Host, store: &MemoryStore, seconds: f64) -> Result<()> {
+    let [events, duplicates, timeouts, delivered, held] = runtime.counts()?;
+    println!("events ingested      {:>10}", thousands(events));
+    println!("  duplicates ignored {:>10}", thousands(duplicates));
+    println!("wake-ups handled     {:>10}", thousands(timeouts));
+    println!("contacts             {:>10}", thousands(store.len() as u64));
+    println!("effects delivered    {:>10}", thousands(delivered));
+    println!("  held for approval  {:>10}", thousands(held));
     println!(
         "throughput           {:>10} events/s ({} steps/s with wake-ups; {:.1} s wall clock, one thread)",
-        thousands((stats.events as f64 / seconds) as u64),
-        thousands(((stats.events + stats.timeouts) as f64 / seconds) as u64),
+        thousands((events as f64 / seconds) as u64),
+        thousands(((events + timeouts) as f64 / seconds) as u64),
         seconds
     );
+    println!("store                {}", runtime.describe()?);
+    Ok(())
 }
 
 /// Effects by section, kinds by count.
@@ -471,19 +668,14 @@ fn print_rules(program: &Program, tally: &Tally) {
 
 /// One MQL contact's scores explained: the combined lead score from its parts, then each
 /// part by group, by rule, fit, and its latest changes.
-fn explain_one<D: Delivery>(
-    program: &Program,
-    runtime: &Runtime<MemoryStore, D>,
-    funnel: &Funnel,
-    at: Timestamp,
-) -> Result<()> {
+fn explain_one(program: &Program, store: &MemoryStore, funnel: &Funnel, at: Timestamp) -> Result<()> {
     let scorer = program.scorer().ok_or("the rule set has no scores")?;
     let position = |id: &str| scorer.models().iter().position(|m| m.id().as_str() == id);
     let lead = position(MQL_SCORE).ok_or("no lead score model")?;
     // The MQL with the highest lead score now (ties: the smallest id), for the richest
     // explanation.
     let value = |id: &ContactId| {
-        let state = &runtime.store().get(id)?.state;
+        let state = &store.get(id)?.state;
         scorer.value(state.scores()?, lead, at)
     };
     let best = funnel
@@ -495,7 +687,7 @@ fn explain_one<D: Delivery>(
         println!("\nno contact reached MQL: nothing to explain");
         return Ok(());
     };
-    let stored = runtime.store().get(id).ok_or("explained contact not stored")?;
+    let stored = store.get(id).ok_or("explained contact not stored")?;
     let state = &stored.state;
     let scores = state.scores().ok_or("no scores")?;
 
@@ -644,7 +836,7 @@ fn midnight(date: u32) -> Result<Timestamp> {
     Ok(Timestamp::from_ymd_hms((date / 10_000) as i32, date / 100 % 100, date % 100, 0, 0, 0)?)
 }
 
-fn cdnow(path: &Path) -> Result<()> {
+fn cdnow(path: &Path, options: &Options) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -690,17 +882,27 @@ fn cdnow(path: &Path) -> Result<()> {
     );
 
     let engine = Arc::new(Engine::new(program.clone()));
-    let mut runtime = Runtime::new(engine, MemoryStore::new(), Tally::default(), start);
+    with_host(options, "cdnow", engine, start, |runtime| run_cdnow(runtime, schema, &events, end))
+}
+
+fn run_cdnow(
+    runtime: &mut dyn Host,
+    schema: &nurture::Schema,
+    events: &[Event],
+    end: Timestamp,
+) -> Result<()> {
     let started = Instant::now();
-    replay(&mut runtime, &events, |id| Ok(schema.contact(id.clone()).build()), |_, _| {})?;
+    replay(runtime, events, |id| Ok(schema.contact(id.clone()).build()), |_, _| {})?;
     runtime.advance_to(end)?;
+    runtime.finish()?;
     let elapsed = started.elapsed().as_secs_f64();
+    let store = runtime.snapshot()?;
 
     println!();
-    print_run(&runtime, elapsed);
-    print_effects(runtime.delivery());
-    let tally = runtime.delivery();
-    let vips = runtime.store().iter().filter(|s| s.state.in_segment("vip")).count();
+    print_run(runtime, &store, elapsed)?;
+    print_effects(runtime.tally());
+    let tally = runtime.tally();
+    let vips = store.iter().filter(|s| s.state.in_segment("vip")).count();
     println!();
     println!(
         "VIPs                 {:>10} at the end; {} customers were VIPs at some point ({} entries, {} exits)",

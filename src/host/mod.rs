@@ -2,6 +2,7 @@
 //! that drives the engine with a timer queue. Everything here is optional glue; the
 //! engine itself never does I/O.
 
+pub mod conformance;
 mod delivery;
 mod runtime;
 mod store;
