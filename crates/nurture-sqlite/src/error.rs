@@ -98,7 +98,7 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> StoreError {
         match e {
             Error::Store(e) => e,
-            other => StoreError::Backend(other.to_string()),
+            other => StoreError::backend(other),
         }
     }
 }

@@ -458,7 +458,7 @@ impl SqliteStore {
                 .query_row(params![id.as_str()], |r| r.get(0))
                 .optional()?;
             return Err(Error::Store(StoreError::Conflict {
-                contact: id.as_str().to_string(),
+                contact: id.clone(),
                 expected,
                 found,
             }));
