@@ -182,6 +182,51 @@ fn num(x: f64) -> String {
     }
 }
 
+/// `lint FILE...`: 0 without findings, 1 with findings, 2 when a file cannot be read
+/// or compiled.
+fn lint(files: &[String]) -> ExitCode {
+    if files.is_empty() {
+        eprintln!("error: lint needs at least one rule-set file\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let (mut findings, mut unreadable) = (0usize, 0usize);
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {file}: {e}");
+                unreadable += 1;
+                continue;
+            }
+        };
+        let compiled = if file.ends_with(".toml") {
+            nurture::Program::from_toml(&text)
+        } else {
+            nurture::Program::from_json(&text)
+        };
+        match compiled {
+            Ok(program) => {
+                for f in program.lint() {
+                    println!("{file}: {}", f.render());
+                    findings += 1;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {file} does not compile:\n{}", e.render());
+                unreadable += 1;
+            }
+        }
+    }
+    println!("{findings} finding(s) in {} file(s)", files.len());
+    if unreadable > 0 {
+        ExitCode::from(2)
+    } else if findings > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
@@ -190,6 +235,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "fit" => fit(rest),
+        "lint" => return lint(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
