@@ -9,6 +9,7 @@
 pub mod binning;
 pub mod error;
 pub mod fit;
+pub mod history;
 pub mod logit;
 pub mod metrics;
 pub mod plots;

@@ -13,6 +13,11 @@ const USAGE: &str = "usage:
   nurture-lab fit --csv PATH --label COLUMN --positive VALUE [--sep CHAR] [--drop COL,COL,...]
                   [--missing VALUE,...] [--folds K] [--seed N] [--target-precision P | --target-recall R]
                   [--no-interactions] --out DIR [--json]
+  nurture-lab evaluate --doc RULESET --csv PATH --label COLUMN --positive VALUE [--sep CHAR] [--missing VALUE,...]
+                       [--model ID] [--thresholds T,T,...] --out DIR [--json]
+  nurture-lab replay --doc RULESET --events EVENTS.jsonl [--contacts CONTACTS.jsonl] [--until TIME] [--json]
+  nurture-lab diff --live RULESET --candidate RULESET --events EVENTS.jsonl [--contacts CONTACTS.jsonl]
+                   [--until TIME] [--examples N] [--json]
   nurture-lab lint FILE...";
 
 /// Command-line flags: `--name value` pairs and bare switches.
@@ -227,6 +232,176 @@ fn lint(files: &[String]) -> ExitCode {
     }
 }
 
+fn read_doc(path: &str) -> Result<(String, nurture::Program), LabError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LabError::Input(format!("{path}: {e}")))?;
+    let program = if path.ends_with(".toml") {
+        nurture::Program::from_toml(&text)
+    } else {
+        nurture::Program::from_json(&text)
+    }
+    .map_err(|e| LabError::Document(format!("{path}:\n{}", e.render())))?;
+    Ok((text, program))
+}
+
+fn evaluate(raw: &[String]) -> Result<(), LabError> {
+    let args = Args::parse(raw, &["json"])?;
+    args.check(&["doc", "csv", "label", "positive", "sep", "missing", "model", "thresholds", "out", "json"])?;
+    let (text, program) = read_doc(args.need("doc")?)?;
+    let table =
+        Table::read(&PathBuf::from(args.need("csv")?), sep(args.get("sep"))?, &list(args.get("missing")))?;
+    let data = Dataset::from_table(&table, args.need("label")?, args.need("positive")?, &[])?;
+    let scorer = nurture_lab::scorecard::NurtureScorer::new(&text, &data, args.get("model"))?;
+    let scores = (0..data.rows()).map(|r| scorer.score(&data, r)).collect::<Result<Vec<f64>, _>>()?;
+    let auc = nurture_lab::metrics::auc(&scores, &data.labels).unwrap_or(f64::NAN);
+    let mut thresholds: Vec<f64> = list(args.get("thresholds"))
+        .iter()
+        .map(|t| t.parse().map_err(|_| LabError::Input(format!("--thresholds: `{t}` is not a number"))))
+        .collect::<Result<_, _>>()?;
+    if let Some(s) = program.scorer() {
+        let m = args
+            .get("model")
+            .and_then(|id| s.models().iter().position(|m| m.id().as_str() == id))
+            .unwrap_or(0);
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if let Some(ts) = doc.pointer(&format!("/scoring/models/{m}/thresholds")).and_then(|t| t.as_array()) {
+            thresholds.extend(ts.iter().filter_map(|t| t.get("enter").and_then(serde_json::Value::as_f64)));
+        }
+    }
+    let out = PathBuf::from(args.need("out")?);
+    std::fs::create_dir_all(&out).map_err(|e| LabError::Input(format!("{}: {e}", out.display())))?;
+    // Probabilities for calibration: the score's rank-preserving map to [0, 1] by
+    // fitting a one-feature logistic curve of outcome on score.
+    let rows: Vec<Vec<(u32, f64)>> = scores.iter().map(|&s| vec![(0, s / 100.0)]).collect();
+    let curve = nurture_lab::logit::fit_valued(&rows, &data.labels, 1, 0.0);
+    let probabilities: Vec<f64> =
+        rows.iter().map(|r| nurture_lab::logit::sigmoid(curve.log_odds_valued(r))).collect();
+    let first = thresholds.first().copied().unwrap_or(f64::NAN);
+    report::write_plots(&out, &scores, &probabilities, &data.labels, first)?;
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>nurture-lab evaluate</title></head><body><h1>Evaluation</h1><p>{} rows, AUC {auc:.4}</p><h2>Gains by decile</h2>{}<h2>At thresholds</h2>{}<p><img src=\"roc.svg\"><img src=\"gains.svg\"><img src=\"calibration.svg\"><img src=\"score_distribution.svg\"></p></body></html>\n",
+        data.rows(),
+        report::deciles_html(&scores, &data.labels),
+        report::thresholds_html(&scores, &data.labels, &thresholds)
+    );
+    std::fs::write(out.join("report.html"), html).map_err(|e| LabError::Input(e.to_string()))?;
+    println!("{} rows, AUC {auc:.4}", data.rows());
+    for (i, d) in nurture_lab::metrics::deciles(&scores, &data.labels).iter().enumerate() {
+        println!(
+            "  decile {:>2}: {:>6} rows, rate {:.3}, lift {:.2}, cumulative gain {:.3}",
+            i + 1,
+            d.rows,
+            d.positives as f64 / d.rows.max(1) as f64,
+            d.lift,
+            d.cumulative_gain
+        );
+    }
+    let mut at = Vec::new();
+    for &t in &thresholds {
+        let a = nurture_lab::metrics::AtThreshold::new(&scores, &data.labels, t);
+        println!("  at {t}: {} flagged, precision {:.3}, recall {:.3}", a.flagged, a.precision(), a.recall());
+        at.push(format!(
+            "{{\"threshold\": {}, \"flagged\": {}, \"precision\": {}, \"recall\": {}}}",
+            num(t),
+            a.flagged,
+            num(a.precision()),
+            num(a.recall())
+        ));
+    }
+    if args.has("json") {
+        println!("{{\"rows\": {}, \"auc\": {}, \"thresholds\": [{}]}}", data.rows(), num(auc), at.join(", "));
+    }
+    Ok(())
+}
+
+fn history_args(
+    args: &Args,
+) -> Result<(nurture_lab::history::History, Option<nurture::Timestamp>), LabError> {
+    let events = PathBuf::from(args.need("events")?);
+    let contacts = args.get("contacts").map(PathBuf::from);
+    let history = nurture_lab::history::History::read(contacts.as_deref(), &events)?;
+    let until = args
+        .get("until")
+        .map(|u| nurture::Timestamp::parse(u).map_err(|e| LabError::Input(format!("--until: {e}"))))
+        .transpose()?;
+    Ok((history, until))
+}
+
+fn replay(raw: &[String]) -> Result<(), LabError> {
+    let args = Args::parse(raw, &["json"])?;
+    args.check(&["doc", "events", "contacts", "until", "json"])?;
+    let (_, program) = read_doc(args.need("doc")?)?;
+    let (history, until) = history_args(&args)?;
+    let r = nurture_lab::history::replay(std::sync::Arc::new(program), &history, until)?;
+    println!(
+        "{} contacts, {} events replayed ({} of undeclared types skipped)",
+        r.contacts.len(),
+        r.events.0,
+        r.events.1
+    );
+    let counts = r.counts();
+    for (label, n) in &counts {
+        println!("  {n:>8}  {label}");
+    }
+    if args.has("json") {
+        let effects: serde_json::Map<String, serde_json::Value> =
+            counts.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+        println!(
+            "{}",
+            serde_json::json!({"contacts": r.contacts.len(), "events": r.events.0, "skipped": r.events.1, "effects": effects})
+        );
+    }
+    Ok(())
+}
+
+fn diff(raw: &[String]) -> Result<(), LabError> {
+    let args = Args::parse(raw, &["json"])?;
+    args.check(&["live", "candidate", "events", "contacts", "until", "examples", "json"])?;
+    let (_, live) = read_doc(args.need("live")?)?;
+    let (_, candidate) = read_doc(args.need("candidate")?)?;
+    let examples: usize = args.number("examples", 5)?;
+    let (history, until) = history_args(&args)?;
+    let a = nurture_lab::history::replay(std::sync::Arc::new(live), &history, until)?;
+    let b = nurture_lab::history::replay(std::sync::Arc::new(candidate), &history, until)?;
+    let d = nurture_lab::history::diff(&a, &b);
+    println!("{} contacts, {} events", a.contacts.len(), a.events.0.max(b.events.0));
+    println!("effects that change (live -> candidate):");
+    for (label, x, y) in &d.effects {
+        let what = if *x == 0 {
+            "added"
+        } else if *y == 0 {
+            "removed"
+        } else {
+            "changed"
+        };
+        println!("  {what:<8} {label}: {x} -> {y}");
+    }
+    println!("contacts whose first threshold crossing moves: {}", d.crossings.len());
+    for (t, c, x, y) in d.crossings.iter().take(examples) {
+        let show = |v: &Option<nurture::Timestamp>| v.map_or("never".to_string(), |t| t.to_string());
+        println!("  {c} {t}: {} -> {}", show(x), show(y));
+    }
+    println!("contacts whose segments at the end differ: {}", d.segments.len());
+    for (c, only_live, only_cand) in d.segments.iter().take(examples) {
+        println!("  {c}: leaves {:?}, joins {:?}", only_live, only_cand);
+    }
+    println!("score distributions (live -> candidate):");
+    for (s, mx, my, dx, dy, changed) in &d.scores {
+        println!("  {s}: mean {mx:.2} -> {my:.2}, median {dx:.2} -> {dy:.2}, {changed} contacts change");
+    }
+    if args.has("json") {
+        println!(
+            "{}",
+            serde_json::json!({
+                "effects_changed": d.effects.len(),
+                "crossings_moved": d.crossings.len(),
+                "segments_changed": d.segments.len(),
+                "scores_changed": d.scores.iter().map(|s| s.5).sum::<usize>(),
+            })
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
@@ -236,6 +411,9 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "fit" => fit(rest),
         "lint" => return lint(rest),
+        "evaluate" => evaluate(rest),
+        "replay" => replay(rest),
+        "diff" => diff(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
