@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod binning;
+pub mod engagement;
 pub mod error;
 pub mod fit;
 pub mod history;

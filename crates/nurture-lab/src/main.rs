@@ -13,6 +13,8 @@ const USAGE: &str = "usage:
   nurture-lab fit --csv PATH --label COLUMN --positive VALUE [--sep CHAR] [--drop COL,COL,...]
                   [--missing VALUE,...] [--folds K] [--seed N] [--target-precision P | --target-recall R]
                   [--no-interactions] --out DIR [--json]
+  nurture-lab fit --events EVENTS.jsonl [--contacts CONTACTS.jsonl] --cutoff TIME [--until TIME]
+                  [--folds K] [--seed N] [--target-precision P | --target-recall R] --out DIR [--json]
   nurture-lab evaluate --doc RULESET --csv PATH --label COLUMN --positive VALUE [--sep CHAR] [--missing VALUE,...]
                        [--model ID] [--thresholds T,T,...] --out DIR [--json]
   nurture-lab replay --doc RULESET --events EVENTS.jsonl [--contacts CONTACTS.jsonl] [--until TIME] [--json]
@@ -116,9 +118,6 @@ fn fit(raw: &[String]) -> Result<(), LabError> {
     if let Some(p) = args.positional.first() {
         return Err(LabError::Input(format!("unexpected argument `{p}`\n{USAGE}")));
     }
-    let csv = PathBuf::from(args.need("csv")?);
-    let label = args.need("label")?;
-    let positive = args.need("positive")?;
     let out = PathBuf::from(args.need("out")?);
     let folds: usize = args.number("folds", 5)?;
     if folds < 2 {
@@ -139,10 +138,26 @@ fn fit(raw: &[String]) -> Result<(), LabError> {
     if args.has("no-interactions") {
         options.max_interactions = 0;
     }
-    let table = Table::read(&csv, sep(args.get("sep"))?, &list(args.get("missing")))?;
-    let data = Dataset::from_table(&table, label, positive, &list(args.get("drop")))?;
-    let name =
-        csv.file_stem().map_or("scorecard".to_string(), |s| format!("{}-scorecard", s.to_string_lossy()));
+    let (data, name) = if args.has("events") {
+        let (history, until) = history_args(&args)?;
+        let cutoff = nurture::Timestamp::parse(args.need("cutoff")?)
+            .map_err(|e| LabError::Input(format!("--cutoff: {e}")))?;
+        let target = nurture_lab::engagement::HistoryTarget { cutoff, until };
+        (nurture_lab::engagement::features(&history, target)?, "engagement-scorecard".to_string())
+    } else {
+        let csv = PathBuf::from(args.need("csv")?);
+        let table = Table::read(&csv, sep(args.get("sep"))?, &list(args.get("missing")))?;
+        let data = Dataset::from_table(
+            &table,
+            args.need("label")?,
+            args.need("positive")?,
+            &list(args.get("drop")),
+        )?;
+        (
+            data,
+            csv.file_stem().map_or("scorecard".to_string(), |s| format!("{}-scorecard", s.to_string_lossy())),
+        )
+    };
     let result = cross_validate(&data, folds, seed, &options, target, &name)?;
     let command = std::iter::once("nurture-lab fit".to_string())
         .chain(raw.iter().cloned())

@@ -66,3 +66,25 @@ fn diff_shows_what_a_candidate_changes() {
     assert!(same.effects.is_empty() && same.crossings.is_empty() && same.segments.is_empty(), "{same:?}");
     assert!(same.scores.iter().all(|s| s.5 == 0), "a program against itself changes nothing");
 }
+
+#[test]
+fn engagement_features_come_from_nurture_counters_at_the_cut_off() {
+    use nurture_lab::binning::Cell;
+    use nurture_lab::engagement::{features, HistoryTarget};
+    let target =
+        HistoryTarget { cutoff: Timestamp::parse("2026-01-02T00:00:00Z").expect("time"), until: None };
+    let d = features(&history(), target).expect("features");
+    // `c` has no event before the cut-off; `a` comes back after it, `b` does not.
+    assert_eq!(d.rows(), 2);
+    assert_eq!(d.labels, vec![true, false]);
+    let col = |name: &str| d.columns.iter().position(|c| c.1 == name).unwrap_or_else(|| panic!("no {name}"));
+    assert_eq!(d.cell(col("page_visit_7d"), 0), Cell::Number(2.0));
+    assert_eq!(d.cell(col("page_visit_all"), 1), Cell::Number(0.0));
+    assert_eq!(d.cell(col("form_submit_30d"), 1), Cell::Number(1.0));
+    assert_eq!(d.cell(col("days_since_last"), 0), Cell::Number(0.0));
+    assert!(
+        d.columns.iter().all(|c| c.1 != "webinar_all"),
+        "types seen only after the cut-off are not features: {:?}",
+        d.columns.iter().map(|c| &c.1).collect::<Vec<_>>()
+    );
+}
