@@ -1,5 +1,6 @@
 //! The `nurture-lab` command line.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -226,8 +227,10 @@ fn lint(files: &[String]) -> ExitCode {
         };
         match compiled {
             Ok(program) => {
+                let mut stdout = std::io::stdout().lock();
                 for f in program.lint() {
-                    println!("{file}: {}", f.render());
+                    // A closed pipe (`| head`) is not an error worth a panic.
+                    let _ = writeln!(stdout, "{file}: {}", f.render());
                     findings += 1;
                 }
             }
@@ -237,7 +240,7 @@ fn lint(files: &[String]) -> ExitCode {
             }
         }
     }
-    println!("{findings} finding(s) in {} file(s)", files.len());
+    let _ = writeln!(std::io::stdout(), "{findings} finding(s) in {} file(s)", files.len());
     if unreadable > 0 {
         ExitCode::from(2)
     } else if findings > 0 {
