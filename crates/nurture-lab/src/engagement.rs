@@ -8,6 +8,8 @@
 //!   365, counted by a nurture counter (`{"on": TYPE, "window": "Wd"}`);
 //! - `TYPE_all`: every event of the type before the cut-off;
 //! - `days_since_last` and `days_since_first` (recency and tenure);
+//! - `active_days` (distinct days with an event) and `mean_gap_days` (the mean gap
+//!   between them; missing with one active day);
 //! - `PROP_sum_365d` and `PROP_sum_all`: sums of each numeric event property (monetary
 //!   value), computed from the same events.
 //!
@@ -79,7 +81,7 @@ pub fn features(history: &History, target: HistoryTarget) -> Result<Dataset> {
     }
     let day = 86_400.0;
     let cut = target.cutoff.unix_seconds();
-    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::new(); names.len() + 2 + 2 * numeric_props.len()];
+    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::new(); names.len() + 4 + 2 * numeric_props.len()];
     let mut labels = Vec::new();
     let mut values = Vec::new();
     for hc in &history.contacts {
@@ -105,6 +107,14 @@ pub fn features(history: &History, target: HistoryTarget) -> Result<Dataset> {
         let (first, last) = (before[0].at.unix_seconds(), before[before.len() - 1].at.unix_seconds());
         cols[names.len()].push(Some(((cut - last) as f64 / day).floor()));
         cols[names.len() + 1].push(Some(((cut - first) as f64 / day).floor()));
+        // Active days and the mean gap between them (missing with one active day).
+        let mut days: Vec<i64> = before.iter().map(|e| e.at.unix_seconds().div_euclid(86_400)).collect();
+        days.dedup();
+        let n_days = days.len() as f64;
+        let last_col = names.len() + 2 + 2 * numeric_props.len();
+        cols[last_col].push(Some(n_days));
+        cols[last_col + 1]
+            .push((days.len() > 1).then(|| (days[days.len() - 1] - days[0]) as f64 / (n_days - 1.0)));
         for (k, p) in numeric_props.iter().enumerate() {
             let sum = |from: i64| {
                 before
@@ -132,6 +142,8 @@ pub fn features(history: &History, target: HistoryTarget) -> Result<Dataset> {
         all_names.push(format!("{}_sum_365d", field_name(p)));
         all_names.push(format!("{}_sum_all", field_name(p)));
     }
+    all_names.push("active_days".into());
+    all_names.push("mean_gap_days".into());
     let columns = all_names.into_iter().zip(cols).map(|(n, c)| (n.clone(), n, Column::Numeric(c))).collect();
     Ok(Dataset { columns, labels, skipped: Vec::new() })
 }
