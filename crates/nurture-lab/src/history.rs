@@ -270,6 +270,8 @@ pub fn replay(program: Arc<Program>, history: &History, until: Option<Timestamp>
 pub struct Diff {
     /// Effect labels whose count changed: (label, live, candidate).
     pub effects: Vec<(String, usize, usize)>,
+    /// Per changed effect label, the contacts whose count of it changed, in history order.
+    pub effect_contacts: BTreeMap<String, Vec<String>>,
     /// Contacts whose first crossing of each threshold moved: (threshold, contact, live, candidate).
     pub crossings: Vec<(String, String, Option<Timestamp>, Option<Timestamp>)>,
     /// Contacts whose end-of-history segments differ: (contact, only live, only candidate).
@@ -305,8 +307,21 @@ pub fn diff(live: &Replay, candidate: &Replay) -> Diff {
         score_ids.extend(c.scores.keys().cloned());
     }
     let empty = ContactReplay::default();
+    fn per_contact(r: &ContactReplay) -> BTreeMap<&str, usize> {
+        let mut m: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, e) in &r.effects {
+            *m.entry(e.as_str()).or_default() += 1;
+        }
+        m
+    }
     for (id, l) in &live.contacts {
         let c = cand.get(id.as_str()).copied().unwrap_or(&empty);
+        let (pl, pc) = (per_contact(l), per_contact(c));
+        for (label, _, _) in &d.effects {
+            if pl.get(label.as_str()) != pc.get(label.as_str()) {
+                d.effect_contacts.entry(label.clone()).or_default().push(id.clone());
+            }
+        }
         let keys: BTreeSet<&String> = l.first_crossing.keys().chain(c.first_crossing.keys()).collect();
         for k in keys {
             let (x, y) = (l.first_crossing.get(k).copied(), c.first_crossing.get(k).copied());

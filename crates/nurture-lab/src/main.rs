@@ -10,6 +10,13 @@ use nurture_lab::scorecard::{Dataset, FitOptions};
 use nurture_lab::table::Table;
 use nurture_lab::{report, LabError};
 
+/// `println!` that ignores a closed standard output (`| head`) instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 const USAGE: &str = "usage:
   nurture-lab fit --csv PATH --label COLUMN --positive VALUE [--sep CHAR] [--drop COL,COL,...]
                   [--missing VALUE,...] [--folds K] [--seed N] [--target-precision P | --target-recall R]
@@ -167,14 +174,14 @@ fn fit(raw: &[String]) -> Result<(), LabError> {
     report::write_fit(&out, &data, &result, &command)?;
     let (cv, cv_std) = result.cv_auc();
     let positives = data.labels.iter().filter(|&&l| l).count();
-    println!(
+    out!(
         "fitted {} rows ({} positive), {} features, {} rules; cross-validated AUC of the exported scorecard {cv:.4} ± {cv_std:.4} over {folds} folds",
         data.rows(),
         positives,
         result.card.features.len(),
         result.card.rule_count()
     );
-    println!("wrote {}", out.join("model.json").display());
+    out!("wrote {}", out.join("model.json").display());
     if args.has("json") {
         // The contract's exact shape: these keys, in this order, `": "` and `", "` separators.
         let line = format!(
@@ -189,7 +196,7 @@ fn fit(raw: &[String]) -> Result<(), LabError> {
             num(result.mql.precision()),
             num(result.mql.recall()),
         );
-        println!("{line}");
+        out!("{line}");
     }
     Ok(())
 }
@@ -302,9 +309,9 @@ fn evaluate(raw: &[String]) -> Result<(), LabError> {
         report::thresholds_html(&scores, &data.labels, &thresholds)
     );
     std::fs::write(out.join("report.html"), html).map_err(|e| LabError::Input(e.to_string()))?;
-    println!("{} rows, AUC {auc:.4}", data.rows());
+    out!("{} rows, AUC {auc:.4}", data.rows());
     for (i, d) in nurture_lab::metrics::deciles(&scores, &data.labels).iter().enumerate() {
-        println!(
+        out!(
             "  decile {:>2}: {:>6} rows, rate {:.3}, lift {:.2}, cumulative gain {:.3}",
             i + 1,
             d.rows,
@@ -316,7 +323,7 @@ fn evaluate(raw: &[String]) -> Result<(), LabError> {
     let mut at = Vec::new();
     for &t in &thresholds {
         let a = nurture_lab::metrics::AtThreshold::new(&scores, &data.labels, t);
-        println!("  at {t}: {} flagged, precision {:.3}, recall {:.3}", a.flagged, a.precision(), a.recall());
+        out!("  at {t}: {} flagged, precision {:.3}, recall {:.3}", a.flagged, a.precision(), a.recall());
         at.push(format!(
             "{{\"threshold\": {}, \"flagged\": {}, \"precision\": {}, \"recall\": {}}}",
             num(t),
@@ -326,7 +333,7 @@ fn evaluate(raw: &[String]) -> Result<(), LabError> {
         ));
     }
     if args.has("json") {
-        println!("{{\"rows\": {}, \"auc\": {}, \"thresholds\": [{}]}}", data.rows(), num(auc), at.join(", "));
+        out!("{{\"rows\": {}, \"auc\": {}, \"thresholds\": [{}]}}", data.rows(), num(auc), at.join(", "));
     }
     Ok(())
 }
@@ -350,7 +357,7 @@ fn replay(raw: &[String]) -> Result<(), LabError> {
     let (_, program) = read_doc(args.need("doc")?)?;
     let (history, until) = history_args(&args)?;
     let r = nurture_lab::history::replay(std::sync::Arc::new(program), &history, until)?;
-    println!(
+    out!(
         "{} contacts, {} events replayed ({} of undeclared types skipped)",
         r.contacts.len(),
         r.events.0,
@@ -358,12 +365,12 @@ fn replay(raw: &[String]) -> Result<(), LabError> {
     );
     let counts = r.counts();
     for (label, n) in &counts {
-        println!("  {n:>8}  {label}");
+        out!("  {n:>8}  {label}");
     }
     if args.has("json") {
         let effects: serde_json::Map<String, serde_json::Value> =
             counts.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
-        println!(
+        out!(
             "{}",
             serde_json::json!({"contacts": r.contacts.len(), "events": r.events.0, "skipped": r.events.1, "effects": effects})
         );
@@ -381,8 +388,8 @@ fn diff(raw: &[String]) -> Result<(), LabError> {
     let a = nurture_lab::history::replay(std::sync::Arc::new(live), &history, until)?;
     let b = nurture_lab::history::replay(std::sync::Arc::new(candidate), &history, until)?;
     let d = nurture_lab::history::diff(&a, &b);
-    println!("{} contacts, {} events", a.contacts.len(), a.events.0.max(b.events.0));
-    println!("effects that change (live -> candidate):");
+    out!("{} contacts, {} events", a.contacts.len(), a.events.0.max(b.events.0));
+    out!("effects that change (live -> candidate):");
     for (label, x, y) in &d.effects {
         let what = if *x == 0 {
             "added"
@@ -391,23 +398,27 @@ fn diff(raw: &[String]) -> Result<(), LabError> {
         } else {
             "changed"
         };
-        println!("  {what:<8} {label}: {x} -> {y}");
+        let who = d
+            .effect_contacts
+            .get(label)
+            .map(|c| c.iter().take(examples).cloned().collect::<Vec<_>>().join(", "));
+        out!("  {what:<8} {label}: {x} -> {y} (e.g. {})", who.unwrap_or_default());
     }
-    println!("contacts whose first threshold crossing moves: {}", d.crossings.len());
+    out!("contacts whose first threshold crossing moves: {}", d.crossings.len());
     for (t, c, x, y) in d.crossings.iter().take(examples) {
         let show = |v: &Option<nurture::Timestamp>| v.map_or("never".to_string(), |t| t.to_string());
-        println!("  {c} {t}: {} -> {}", show(x), show(y));
+        out!("  {c} {t}: {} -> {}", show(x), show(y));
     }
-    println!("contacts whose segments at the end differ: {}", d.segments.len());
+    out!("contacts whose segments at the end differ: {}", d.segments.len());
     for (c, only_live, only_cand) in d.segments.iter().take(examples) {
-        println!("  {c}: leaves {:?}, joins {:?}", only_live, only_cand);
+        out!("  {c}: leaves {:?}, joins {:?}", only_live, only_cand);
     }
-    println!("score distributions (live -> candidate):");
+    out!("score distributions (live -> candidate):");
     for (s, mx, my, dx, dy, changed) in &d.scores {
-        println!("  {s}: mean {mx:.2} -> {my:.2}, median {dx:.2} -> {dy:.2}, {changed} contacts change");
+        out!("  {s}: mean {mx:.2} -> {my:.2}, median {dx:.2} -> {dy:.2}, {changed} contacts change");
     }
     if args.has("json") {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "effects_changed": d.effects.len(),
@@ -433,7 +444,7 @@ fn main() -> ExitCode {
         "replay" => replay(rest),
         "diff" => diff(rest),
         "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+            out!("{USAGE}");
             Ok(())
         }
         other => Err(LabError::Input(format!("unknown command `{other}`\n{USAGE}"))),

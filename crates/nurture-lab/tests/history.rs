@@ -56,6 +56,7 @@ fn diff_shows_what_a_candidate_changes() {
         "{:?}",
         d.effects
     );
+    assert_eq!(d.effect_contacts.get("action:mql-alert"), Some(&vec!["a".to_string()]));
     let moved: Vec<_> = d.crossings.iter().filter(|c| c.1 == "a").collect();
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0].2, None);
