@@ -360,3 +360,52 @@ pub fn diff(live: &Replay, candidate: &Replay) -> Diff {
     }
     d
 }
+
+/// Backtest a program on a history: replays every event up to `cutoff` (inclusive),
+/// reads the score model `model` (the first when `None`) at the cut-off, and labels each
+/// contact that had an event by then with whether it has another after the cut-off (up to
+/// `until`). Returns `(contact ids, scores, outcomes)`.
+///
+/// # Errors
+///
+/// A program without that score model, or a replay error.
+pub fn backtest(
+    program: Arc<Program>,
+    history: &History,
+    cutoff: Timestamp,
+    until: Option<Timestamp>,
+    model: Option<&str>,
+) -> Result<(Vec<String>, Vec<f64>, Vec<bool>)> {
+    let scorer = program.scorer().ok_or_else(|| LabError::Data("the document has no score model".into()))?;
+    let id = match model {
+        Some(m) => scorer
+            .models()
+            .iter()
+            .find(|x| x.id().as_str() == m)
+            .ok_or_else(|| LabError::Data(format!("the document has no score model `{m}`")))?
+            .id()
+            .as_str()
+            .to_string(),
+        None => scorer.models()[0].id().as_str().to_string(),
+    };
+    let r = replay(program.clone(), history, Some(cutoff))?;
+    let mut seen_before: BTreeSet<&str> = BTreeSet::new();
+    let mut after: BTreeSet<&str> = BTreeSet::new();
+    for e in &history.events {
+        if e.at <= cutoff {
+            seen_before.insert(e.contact.as_str());
+        } else if until.is_none_or(|u| e.at <= u) {
+            after.insert(e.contact.as_str());
+        }
+    }
+    let (mut ids, mut scores, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    for (cid, rep) in &r.contacts {
+        if !seen_before.contains(cid.as_str()) {
+            continue;
+        }
+        ids.push(cid.clone());
+        scores.push(rep.scores.get(&id).copied().unwrap_or(0.0));
+        labels.push(after.contains(cid.as_str()));
+    }
+    Ok((ids, scores, labels))
+}

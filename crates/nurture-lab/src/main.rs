@@ -25,6 +25,8 @@ const USAGE: &str = "usage:
                   [--folds K] [--seed N] [--target-precision P | --target-recall R] --out DIR [--json]
   nurture-lab evaluate --doc RULESET --csv PATH --label COLUMN --positive VALUE [--sep CHAR] [--missing VALUE,...]
                        [--model ID] [--thresholds T,T,...] --out DIR [--json]
+  nurture-lab evaluate --doc RULESET --events EVENTS.jsonl [--contacts CONTACTS.jsonl] --cutoff TIME [--until TIME]
+                       [--model ID] [--thresholds T,T,...] --out DIR [--json]
   nurture-lab replay --doc RULESET --events EVENTS.jsonl [--contacts CONTACTS.jsonl] [--until TIME] [--json]
   nurture-lab diff --live RULESET --candidate RULESET --events EVENTS.jsonl [--contacts CONTACTS.jsonl]
                    [--until TIME] [--examples N] [--json]
@@ -270,14 +272,54 @@ fn read_doc(path: &str) -> Result<(String, nurture::Program), LabError> {
 
 fn evaluate(raw: &[String]) -> Result<(), LabError> {
     let args = Args::parse(raw, &["json"])?;
-    args.check(&["doc", "csv", "label", "positive", "sep", "missing", "model", "thresholds", "out", "json"])?;
+    args.check(&[
+        "doc",
+        "csv",
+        "label",
+        "positive",
+        "sep",
+        "missing",
+        "model",
+        "thresholds",
+        "out",
+        "json",
+        "events",
+        "contacts",
+        "cutoff",
+        "until",
+    ])?;
     let (text, program) = read_doc(args.need("doc")?)?;
-    let table =
-        Table::read(&PathBuf::from(args.need("csv")?), sep(args.get("sep"))?, &list(args.get("missing")))?;
-    let data = Dataset::from_table(&table, args.need("label")?, args.need("positive")?, &[])?;
-    let scorer = nurture_lab::scorecard::NurtureScorer::new(&text, &data, args.get("model"))?;
-    let scores = (0..data.rows()).map(|r| scorer.score(&data, r)).collect::<Result<Vec<f64>, _>>()?;
-    let auc = nurture_lab::metrics::auc(&scores, &data.labels).unwrap_or(f64::NAN);
+    let (scores, labels) = if args.has("events") {
+        let (history, until) = history_args(&args)?;
+        let cutoff = nurture::Timestamp::parse(args.need("cutoff")?)
+            .map_err(|e| LabError::Input(format!("--cutoff: {e}")))?;
+        let (_, scores, labels) = nurture_lab::history::backtest(
+            std::sync::Arc::new(program.clone()),
+            &history,
+            cutoff,
+            until,
+            args.get("model"),
+        )?;
+        (scores, labels)
+    } else {
+        let table = Table::read(
+            &PathBuf::from(args.need("csv")?),
+            sep(args.get("sep"))?,
+            &list(args.get("missing")),
+        )?;
+        let data = Dataset::from_table(&table, args.need("label")?, args.need("positive")?, &[])?;
+        let scorer = nurture_lab::scorecard::NurtureScorer::new(&text, &data, args.get("model"))?;
+        let scores = (0..data.rows()).map(|r| scorer.score(&data, r)).collect::<Result<Vec<f64>, _>>()?;
+        (scores, data.labels)
+    };
+    let positives = labels.iter().filter(|&&l| l).count();
+    if positives == 0 || positives == labels.len() {
+        return Err(LabError::Data(format!(
+            "{positives} of {} rows are positive: an AUC needs both outcomes",
+            labels.len()
+        )));
+    }
+    let auc = nurture_lab::metrics::auc(&scores, &labels).unwrap_or(f64::NAN);
     let mut thresholds: Vec<f64> = list(args.get("thresholds"))
         .iter()
         .map(|t| t.parse().map_err(|_| LabError::Input(format!("--thresholds: `{t}` is not a number"))))
@@ -297,20 +339,20 @@ fn evaluate(raw: &[String]) -> Result<(), LabError> {
     // Probabilities for calibration: the score's rank-preserving map to [0, 1] by
     // fitting a one-feature logistic curve of outcome on score.
     let rows: Vec<Vec<(u32, f64)>> = scores.iter().map(|&s| vec![(0, s / 100.0)]).collect();
-    let curve = nurture_lab::logit::fit_valued(&rows, &data.labels, 1, 0.0);
+    let curve = nurture_lab::logit::fit_valued(&rows, &labels, 1, 0.0);
     let probabilities: Vec<f64> =
         rows.iter().map(|r| nurture_lab::logit::sigmoid(curve.log_odds_valued(r))).collect();
     let first = thresholds.first().copied().unwrap_or(f64::NAN);
-    report::write_plots(&out, &scores, &probabilities, &data.labels, first)?;
+    report::write_plots(&out, &scores, &probabilities, &labels, first)?;
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>nurture-lab evaluate</title></head><body><h1>Evaluation</h1><p>{} rows, AUC {auc:.4}</p><h2>Gains by decile</h2>{}<h2>At thresholds</h2>{}<p><img src=\"roc.svg\"><img src=\"gains.svg\"><img src=\"calibration.svg\"><img src=\"score_distribution.svg\"></p></body></html>\n",
-        data.rows(),
-        report::deciles_html(&scores, &data.labels),
-        report::thresholds_html(&scores, &data.labels, &thresholds)
+        labels.len(),
+        report::deciles_html(&scores, &labels),
+        report::thresholds_html(&scores, &labels, &thresholds)
     );
     std::fs::write(out.join("report.html"), html).map_err(|e| LabError::Input(e.to_string()))?;
-    out!("{} rows, AUC {auc:.4}", data.rows());
-    for (i, d) in nurture_lab::metrics::deciles(&scores, &data.labels).iter().enumerate() {
+    out!("{} rows, AUC {auc:.4}", labels.len());
+    for (i, d) in nurture_lab::metrics::deciles(&scores, &labels).iter().enumerate() {
         out!(
             "  decile {:>2}: {:>6} rows, rate {:.3}, lift {:.2}, cumulative gain {:.3}",
             i + 1,
@@ -322,7 +364,7 @@ fn evaluate(raw: &[String]) -> Result<(), LabError> {
     }
     let mut at = Vec::new();
     for &t in &thresholds {
-        let a = nurture_lab::metrics::AtThreshold::new(&scores, &data.labels, t);
+        let a = nurture_lab::metrics::AtThreshold::new(&scores, &labels, t);
         out!("  at {t}: {} flagged, precision {:.3}, recall {:.3}", a.flagged, a.precision(), a.recall());
         at.push(format!(
             "{{\"threshold\": {}, \"flagged\": {}, \"precision\": {}, \"recall\": {}}}",
@@ -333,7 +375,7 @@ fn evaluate(raw: &[String]) -> Result<(), LabError> {
         ));
     }
     if args.has("json") {
-        out!("{{\"rows\": {}, \"auc\": {}, \"thresholds\": [{}]}}", data.rows(), num(auc), at.join(", "));
+        out!("{{\"rows\": {}, \"auc\": {}, \"thresholds\": [{}]}}", labels.len(), num(auc), at.join(", "));
     }
     Ok(())
 }

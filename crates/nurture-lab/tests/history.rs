@@ -89,3 +89,18 @@ fn engagement_features_come_from_nurture_counters_at_the_cut_off() {
         d.columns.iter().map(|c| &c.1).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn backtest_scores_at_the_cut_off_against_what_happened_after() {
+    let cutoff = Timestamp::parse("2026-01-02T00:00:00Z").expect("time");
+    let (ids, scores, labels) =
+        nurture_lab::history::backtest(program("live.json"), &history(), cutoff, None, None)
+            .expect("backtest");
+    // `c` had no event by the cut-off; `a` (one pricing visit, one docs visit) comes back, `b` does not.
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(scores, [10.0, 30.0]);
+    assert_eq!(labels, [true, false]);
+    assert!(
+        nurture_lab::history::backtest(program("live.json"), &history(), cutoff, None, Some("nope")).is_err()
+    );
+}
