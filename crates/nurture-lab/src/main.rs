@@ -307,7 +307,8 @@ fn evaluate(raw: &[String]) -> Result<(), LabError> {
             sep(args.get("sep"))?,
             &list(args.get("missing")),
         )?;
-        let data = Dataset::from_table(&table, args.need("label")?, args.need("positive")?, &[])?;
+        let data =
+            Dataset::for_scoring(&table, args.need("label")?, args.need("positive")?, program.schema())?;
         let scorer = nurture_lab::scorecard::NurtureScorer::new(&text, &data, args.get("model"))?;
         let scores = (0..data.rows()).map(|r| scorer.score(&data, r)).collect::<Result<Vec<f64>, _>>()?;
         (scores, data.labels)

@@ -78,6 +78,47 @@ impl Dataset {
         Ok(Dataset { columns, labels, skipped })
     }
 
+    /// Builds a dataset for scoring with an existing rule set: like
+    /// [`Dataset::from_table`], but every column but the label is kept (constants and
+    /// identifiers too, since a model may read them); a column that fills a `string` or
+    /// `bool` field of `schema` stays text, the others are numeric when every present
+    /// cell is a finite number.
+    ///
+    /// # Errors
+    ///
+    /// A missing label column or a label with one class.
+    pub fn for_scoring(
+        table: &Table,
+        label: &str,
+        positive: &str,
+        schema: &nurture::Schema,
+    ) -> Result<Dataset> {
+        let labels = table.labels(label, positive)?;
+        let mut columns = Vec::new();
+        for (name, cells) in table.names.iter().zip(&table.columns) {
+            if name == label {
+                continue;
+            }
+            let text = schema.contact_fields().iter().any(|(f, ty)| {
+                (f == name || f == field_name(name))
+                    && matches!(ty, nurture::Type::String | nurture::Type::Bool)
+            });
+            let parsed: Option<Vec<Option<f64>>> = cells
+                .iter()
+                .map(|c| match c {
+                    None => Some(None),
+                    Some(v) => v.parse::<f64>().ok().filter(|x| x.is_finite()).map(Some),
+                })
+                .collect();
+            let col = match parsed {
+                Some(v) if !text && v.iter().any(Option::is_some) => Column::Numeric(v),
+                _ => Column::Categorical(cells.clone()),
+            };
+            columns.push((name.clone(), field_name(name), col));
+        }
+        Ok(Dataset { columns, labels, skipped: Vec::new() })
+    }
+
     /// The cell of column `c`, row `r`.
     pub fn cell(&self, c: usize, r: usize) -> Cell<'_> {
         match &self.columns[c].2 {

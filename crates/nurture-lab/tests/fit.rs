@@ -190,3 +190,29 @@ fn threshold_for_a_target_precision() {
     let t = choose_threshold(&scores, &labels, Target::Recall(0.6));
     assert_eq!(t.threshold, 9.0);
 }
+
+#[test]
+fn scoring_a_new_batch_keeps_constant_columns_and_text_fields() {
+    let t = fixture();
+    let d = Dataset::from_table(&t, "Outcome", "yes", &[]).expect("dataset");
+    let all: Vec<usize> = (0..d.rows()).collect();
+    let card = Scorecard::fit(&d, &all, &FitOptions::default()).expect("fit");
+    let doc = card.document("fixture", 100.0, &[]).to_string();
+    let program = nurture::Program::from_json(&doc).expect("compiles");
+    // A batch where `Lead Source` is the same everywhere: the fit would drop it as a
+    // constant, but scoring must still fill the field.
+    let batch = "Visits;Minutes on site;Lead Source;Occupation;Outcome\n3;12.5;Referral;Student;yes\n1;2.0;Referral;;no\n";
+    let table = Table::from_reader(batch.as_bytes(), b';', &[]).expect("reads");
+    let b = Dataset::for_scoring(&table, "Outcome", "yes", program.schema()).expect("dataset");
+    let scorer = NurtureScorer::new(&doc, &b, None).expect("scorer");
+    let with = scorer.score(&b, 0).expect("scores");
+    let table = Table::from_reader(batch.replace("Referral", "").as_bytes(), b';', &[]).expect("reads");
+    let missing = Dataset::for_scoring(&table, "Outcome", "yes", program.schema()).expect("dataset");
+    let without =
+        NurtureScorer::new(&doc, &missing, None).expect("scorer").score(&missing, 0).expect("scores");
+    let referral = card.features.iter().position(|f| f.column == "Lead Source").expect("a feature");
+    let bin = card.features[referral].assign(Cell::Text("Referral")).expect("a bin");
+    let missing_points =
+        card.features[referral].assign(Cell::Missing).map_or(0, |b| card.points[referral][b]);
+    assert_eq!(with - without, (card.points[referral][bin] - missing_points) as f64);
+}
