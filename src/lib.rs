@@ -81,6 +81,7 @@ pub mod host;
 pub mod id;
 mod index;
 pub mod limits;
+pub mod lint;
 pub mod program;
 mod repeat;
 pub mod schema;
