@@ -273,7 +273,7 @@ impl KvStore {
 
 /// A blocking [`ContactStore`] over [`KvStore`], for the core's
 /// [`Runtime`](nurture::host::Runtime) and the store conformance suite. It runs its own
-/// single-threaded Tokio runtime, so it must not be used from inside an async context.
+/// Tokio runtime (one thread), so it must not be used from inside an async context.
 /// Versions count writes from 1; a save compares the stored version and then writes
 /// with compare-and-swap on the revision it read, so a concurrent writer in between
 /// makes it fail with a conflict. The next wake-up stored for the worker's timers is
@@ -304,9 +304,18 @@ impl BlockingKvStore {
         Ok(BlockingKvStore { runtime, store, engine })
     }
 
-    /// The async store underneath.
+    /// The async store underneath (its connection is served by this adapter's runtime).
     pub fn store(&self) -> &KvStore {
         &self.store
+    }
+
+    /// [`KvStore::load_partition`], blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::load_partition`].
+    pub fn load_partition(&self, partition: u32) -> Result<Vec<Loaded>, Error> {
+        self.runtime.block_on(self.store.load_partition(partition))
     }
 }
 

@@ -30,6 +30,16 @@ use nurture_nats::{headers, Input, KvStore, Leases, Names};
 
 const DAY: i64 = 86_400;
 
+/// Every process this scenario started (servers and workers), reported at the end so
+/// that a test can check none is left running.
+static STARTED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn note_started(pid: Option<u32>) {
+    if let (Some(pid), Ok(mut pids)) = (pid, STARTED.lock()) {
+        pids.push(pid);
+    }
+}
+
 type Result<T, E = String> = std::result::Result<T, E>;
 
 #[derive(Clone, Debug)]
@@ -178,6 +188,7 @@ impl Workers {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.binary.display()))?;
+        note_started(Some(child.id()));
         if slot < self.children.len() {
             self.children[slot] = Some(child);
         } else {
@@ -278,6 +289,7 @@ async fn run_one(
 ) -> Result<RunResult> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut server = NatsServer::start(server_bin, &dir.path().join("store")).map_err(|e| e.to_string())?;
+    note_started(server.pid());
     let js = connect(&server.url()).await?;
     let names = &prep.names;
     names.setup(&js, Duration::from_secs(600), 1).await.map_err(|e| e.to_string())?;
@@ -350,6 +362,7 @@ async fn run_one(
                             killed += 1;
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             server.restart().map_err(|e| e.to_string())?;
+                            note_started(server.pid());
                         }
                     }
                 }
@@ -581,6 +594,8 @@ async fn scenario(o: &Options, server_bin: &Path) -> Result<bool> {
     let killed: usize = results.iter().map(|r| r.killed).sum();
     // The effects of the fault runs (all runs must agree).
     let unique = results.iter().map(|r| r.effects_unique).min().unwrap_or(0);
+    let pids = STARTED.lock().map(|p| p.clone()).unwrap_or_default();
+    println!("processes started (all stopped): {pids:?}");
     let eps: Vec<String> = per_workers.iter().map(|(n, v)| format!("\"{n}\": {v:.0}")).collect();
     let ok = lost == 0 && unexpected == 0 && duplicates == 0 && states_equal;
     println!(
