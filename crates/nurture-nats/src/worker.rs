@@ -255,6 +255,7 @@ fn spawn_partition(
         contacts: HashMap::new(),
         timers: BTreeSet::new(),
         scratch: EngineScratch::default(),
+        republished: 0,
     };
     tokio::spawn(task.run(stop))
 }
@@ -267,6 +268,8 @@ struct Partition {
     contacts: HashMap<ContactId, (Record, u64)>,
     timers: BTreeSet<(Timestamp, ContactId)>,
     scratch: EngineScratch,
+    /// Effects published again after a takeover and dropped by the server as duplicates.
+    republished: u64,
 }
 
 impl Partition {
@@ -337,6 +340,12 @@ impl Partition {
         }
         if handled > checkpoint && self.fence().is_ok() {
             self.shared.store.save_checkpoint(p, handled, checkpoint_revision).await?;
+        }
+        if self.republished > 0 {
+            eprintln!(
+                "partition {p}: re-publishes dropped by the server as duplicates: {}",
+                self.republished
+            );
         }
         Ok(())
     }
@@ -467,7 +476,9 @@ impl Partition {
             acks.push(ack);
         }
         for ack in acks {
-            ack.await.map_err(Error::nats)?;
+            if ack.await.map_err(Error::nats)?.duplicate {
+                self.republished += 1;
+            }
         }
         record.wake = outcome.next_wake;
         record.version += 1;

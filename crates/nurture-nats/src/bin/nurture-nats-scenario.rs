@@ -161,6 +161,8 @@ struct RunResult {
     duplicates: usize,
     states_equal: bool,
     killed: usize,
+    /// Effects the workers published again after a failure and the server dropped.
+    republished: u64,
     latencies_ms: Vec<f64>,
 }
 
@@ -413,6 +415,15 @@ async fn run_one(
     }
     let seconds = started.elapsed().as_secs_f64();
     procs.stop_all();
+    let mut republished = 0;
+    for entry in std::fs::read_dir(dir.path()).map_err(|e| e.to_string())?.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            if let Some((_, n)) = line.split_once("re-publishes dropped by the server as duplicates: ") {
+                republished += n.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
 
     // The effects stream.
     let fx = js.get_stream(names.effects_stream()).await.map_err(|e| e.to_string())?;
@@ -491,6 +502,7 @@ async fn run_one(
         duplicates,
         states_equal,
         killed,
+        republished,
         latencies_ms,
     })
 }
@@ -612,7 +624,7 @@ async fn scenario(o: &Options, server_bin: &Path) -> Result<bool> {
 
 fn report(r: &RunResult) {
     println!(
-        "{:<48} workers {} | {:>6.1} s | {:>7.0} events/s | effects {} ({} distinct) | lost {} | unexpected {} | duplicates {} | states equal {} | kills {}",
+        "{:<48} workers {} | {:>6.1} s | {:>7.0} events/s | effects {} ({} distinct) | lost {} | unexpected {} | duplicates {} | states equal {} | kills {} | re-publishes dropped {}",
         r.name,
         r.workers,
         r.seconds,
@@ -623,6 +635,7 @@ fn report(r: &RunResult) {
         r.unexpected,
         r.duplicates,
         r.states_equal,
-        r.killed
+        r.killed,
+        r.republished
     );
 }
