@@ -41,6 +41,12 @@ pub struct WorkerConfig {
     /// The checkpoint is written after this many inputs (and at least every
     /// `renew_every`).
     pub checkpoint_every: u64,
+    /// Fault injection for crash tests, `None` in production: the process aborts right
+    /// after the effects of this many steps (counting steps with effects) are
+    /// acknowledged and before those steps' state is written, the one crash instant
+    /// after which the server's de-duplication, not the stored input sequence, is what
+    /// keeps effects from repeating.
+    pub crash_after_effects: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -55,6 +61,7 @@ impl WorkerConfig {
             renew_every: Duration::from_millis(500),
             safety_margin: Duration::from_secs(1),
             checkpoint_every: 200,
+            crash_after_effects: None,
         }
     }
 }
@@ -94,6 +101,7 @@ struct Shared {
     names: Names,
     checkpoint_every: u64,
     checkpoint_interval: Duration,
+    crash_countdown: Option<std::sync::atomic::AtomicU64>,
 }
 
 impl Worker {
@@ -128,6 +136,7 @@ impl Worker {
             names: c.names.clone(),
             checkpoint_every: c.checkpoint_every.max(1),
             checkpoint_interval: c.renew_every,
+            crash_countdown: c.crash_after_effects.map(std::sync::atomic::AtomicU64::new),
         });
         let partitions = c.names.partitions();
         let offset = nurture::engine::shard_of(&c.worker, partitions);
@@ -475,9 +484,18 @@ impl Partition {
                 .map_err(Error::nats)?;
             acks.push(ack);
         }
+        let published_any = !acks.is_empty();
         for ack in acks {
             if ack.await.map_err(Error::nats)?.duplicate {
                 self.republished += 1;
+            }
+        }
+        if let (true, Some(countdown)) = (published_any, &self.shared.crash_countdown) {
+            use std::sync::atomic::Ordering;
+            let before = countdown.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if before == Ok(1) {
+                eprintln!("fault injection: aborting between a step's effects and its state write");
+                std::process::abort();
             }
         }
         record.wake = outcome.next_wake;

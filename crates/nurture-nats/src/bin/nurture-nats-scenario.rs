@@ -147,6 +147,8 @@ enum Fault {
     KillWorker,
     KillAndRestartWorker,
     RestartServer,
+    /// Worker 0 aborts itself between a step's effects and its state write.
+    CrashBetweenWrites,
 }
 
 struct RunResult {
@@ -178,6 +180,10 @@ struct Workers {
 
 impl Workers {
     fn spawn(&mut self, slot: usize) -> Result<()> {
+        self.spawn_with(slot, &[])
+    }
+
+    fn spawn_with(&mut self, slot: usize, extra: &[String]) -> Result<()> {
         self.started += 1;
         let log = std::fs::File::create(self.log_dir.join(format!("worker-{slot}-{}.log", self.started)))
             .map_err(|e| e.to_string())?;
@@ -185,6 +191,7 @@ impl Workers {
             .args(["--url", &self.url, "--partitions", &self.partitions.to_string()])
             .args(["--worker", &format!("w{slot}-{}", self.started), "--rules"])
             .arg(&self.rules)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -206,10 +213,27 @@ impl Workers {
         }
     }
 
+    /// How many workers ended by a signal before being stopped.
+    fn crashed(&mut self) -> usize {
+        use std::os::unix::process::ExitStatusExt;
+        let mut crashed = 0;
+        for child in self.children.iter_mut().flatten() {
+            if child.try_wait().ok().flatten().is_some_and(|s| s.signal().is_some()) {
+                crashed += 1;
+            }
+        }
+        crashed
+    }
+
     /// SIGTERM (a clean stop), then SIGKILL after 5 s.
     fn stop_all(&mut self) {
-        for child in self.children.iter().flatten() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        for child in self.children.iter_mut().flatten() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for slot in 0..self.children.len() {
@@ -308,7 +332,14 @@ async fn run_one(
         started: 0,
     };
     for slot in 0..workers {
-        procs.spawn(slot)?;
+        if slot == 0 && fault == Fault::CrashBetweenWrites {
+            // Early in worker 0's share of the steps with effects (it may hold fewer
+            // partitions than the others).
+            let steps = (prep.expected.len() / (workers * 8)).max(1);
+            procs.spawn_with(slot, &["--crash-after-effects".into(), steps.to_string()])?;
+        } else {
+            procs.spawn(slot)?;
+        }
     }
     let lease_kv = js.get_key_value(names.lease_bucket()).await.map_err(|e| e.to_string())?;
     let observer = Leases::new(lease_kv, "scenario", Duration::from_secs(3));
@@ -351,7 +382,7 @@ async fn run_one(
                 }
                 if i == kill_at {
                     match fault {
-                        Fault::None => {}
+                        Fault::None | Fault::CrashBetweenWrites => {}
                         Fault::KillWorker | Fault::KillAndRestartWorker => {
                             procs.kill(0);
                             killed += 1;
@@ -414,6 +445,9 @@ async fn run_one(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    if fault == Fault::CrashBetweenWrites {
+        killed += procs.crashed();
+    }
     procs.stop_all();
     let mut republished = 0;
     for entry in std::fs::read_dir(dir.path()).map_err(|e| e.to_string())?.flatten() {
@@ -489,6 +523,7 @@ async fn run_one(
         Fault::KillWorker => "a worker SIGKILLed mid-stream".into(),
         Fault::KillAndRestartWorker => "a worker SIGKILLed mid-stream and restarted".into(),
         Fault::RestartServer => "nats-server SIGKILLed mid-stream and restarted".into(),
+        Fault::CrashBetweenWrites => "a worker crashed between effects and state".into(),
     };
     Ok(RunResult {
         name,
@@ -574,6 +609,7 @@ async fn scenario(o: &Options, server_bin: &Path) -> Result<bool> {
     let rate =
         o.rate.unwrap_or_else(|| per_workers.get(&o.workers).map_or(500.0, |tp| (tp * 0.5).min(2000.0)));
     let mut latency = Vec::new();
+    let mut exercised = true;
     if throughput {
         let r = run_one(o, &prep, server_bin, o.workers, Fault::None, Some(rate)).await?;
         latency = r.latencies_ms.clone();
@@ -584,10 +620,15 @@ async fn scenario(o: &Options, server_bin: &Path) -> Result<bool> {
         let which: &[Fault] = if o.runs == "kill" {
             &[Fault::KillWorker]
         } else {
-            &[Fault::KillWorker, Fault::KillAndRestartWorker, Fault::RestartServer]
+            &[Fault::KillWorker, Fault::KillAndRestartWorker, Fault::RestartServer, Fault::CrashBetweenWrites]
         };
         for &fault in which {
             let r = run_one(o, &prep, server_bin, o.workers, fault, Some(rate)).await?;
+            if fault == Fault::CrashBetweenWrites && (r.killed != 1 || r.republished == 0) {
+                // The crash did not come, or its effects were not published again.
+                println!("the crash between effects and state was not exercised");
+                exercised = false;
+            }
             if latency.is_empty() {
                 latency = r.latencies_ms.clone();
             }
@@ -609,7 +650,7 @@ async fn scenario(o: &Options, server_bin: &Path) -> Result<bool> {
     let pids = STARTED.lock().map(|p| p.clone()).unwrap_or_default();
     println!("processes started (all stopped): {pids:?}");
     let eps: Vec<String> = per_workers.iter().map(|(n, v)| format!("\"{n}\": {v:.0}")).collect();
-    let ok = lost == 0 && unexpected == 0 && duplicates == 0 && states_equal;
+    let ok = lost == 0 && unexpected == 0 && duplicates == 0 && states_equal && exercised;
     println!(
         "{{\"workers\": {}, \"partitions\": {}, \"events\": {}, \"killed\": {killed}, \"effects_expected\": {expected}, \"effects_unique\": {unique}, \"lost\": {lost}, \"duplicates\": {duplicates}, \"states_equal\": {}, \"events_per_sec\": {{{}}}, \"p99_event_to_effect_ms\": {:.2}}}",
         o.workers,

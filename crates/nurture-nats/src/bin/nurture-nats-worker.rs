@@ -9,7 +9,7 @@ use nurture::Program;
 use nurture_nats::{Names, Worker, WorkerConfig};
 
 const USAGE: &str = "usage: nurture-nats-worker --url URL --partitions P --worker NAME --rules FILE \
-                     [--prefix PREFIX] [--lease-ms MS]";
+                     [--prefix PREFIX] [--lease-ms MS] [--crash-after-effects N]";
 
 fn main() {
     if let Err(message) = run() {
@@ -25,6 +25,7 @@ fn run() -> Result<(), String> {
     let mut rules = None;
     let mut prefix = "nurture".to_string();
     let mut lease_ms = 3000u64;
+    let mut crash_after_effects = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
@@ -37,6 +38,11 @@ fn run() -> Result<(), String> {
             "--rules" => rules = Some(value()?),
             "--prefix" => prefix = value()?,
             "--lease-ms" => lease_ms = value()?.parse().map_err(|e| format!("--lease-ms: {e}"))?,
+            // Fault injection for crash tests (see `WorkerConfig::crash_after_effects`).
+            "--crash-after-effects" => {
+                crash_after_effects =
+                    Some(value()?.parse().map_err(|e| format!("--crash-after-effects: {e}"))?)
+            }
             _ => return Err(format!("unknown argument `{flag}`\n{USAGE}")),
         }
     }
@@ -51,6 +57,7 @@ fn run() -> Result<(), String> {
     config.lease_ttl = Duration::from_millis(lease_ms);
     config.renew_every = Duration::from_millis((lease_ms / 6).max(50));
     config.safety_margin = Duration::from_millis(lease_ms / 3);
+    config.crash_after_effects = crash_after_effects;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
