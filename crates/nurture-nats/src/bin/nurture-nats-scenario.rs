@@ -291,11 +291,20 @@ async fn publish_one(js: &jetstream::Context, names: &Names, input: &(u32, Strin
     }
 }
 
-async fn wait_for_leases(leases: &Leases, partitions: u32, timeout: Duration) -> Result<()> {
+/// Waits until every partition is held and the workers hold a fair share each (the first
+/// worker up takes everything, then hands partitions back as the others join), so that
+/// measurements do not include the start-up rebalancing.
+async fn wait_for_leases(leases: &Leases, partitions: u32, workers: usize, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
+    let fair = (partitions as usize).div_ceil(workers);
     loop {
         let holders = leases.holders(partitions).await.map_err(|e| e.to_string())?;
-        if holders.iter().all(Option::is_some) {
+        let mut per: HashMap<&str, usize> = HashMap::new();
+        for h in holders.iter().flatten() {
+            *per.entry(h.as_str()).or_insert(0) += 1;
+        }
+        let balanced = per.len() == workers && per.values().all(|&n| n <= fair);
+        if holders.iter().all(Option::is_some) && balanced {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -343,7 +352,7 @@ async fn run_one(
     }
     let lease_kv = js.get_key_value(names.lease_bucket()).await.map_err(|e| e.to_string())?;
     let observer = Leases::new(lease_kv, "scenario", Duration::from_secs(3));
-    wait_for_leases(&observer, o.partitions, Duration::from_secs(30)).await?;
+    wait_for_leases(&observer, o.partitions, workers, Duration::from_secs(30)).await?;
 
     let started = Instant::now();
     let mut killed = 0;
