@@ -23,8 +23,10 @@ pub fn server_or_skip(test: &str) -> Option<PathBuf> {
     match server::find() {
         Ok(path) => Some(path),
         Err(reason) => {
-            eprintln!("SKIPPED {test}: {reason}");
-            println!("SKIPPED {test}: {reason}");
+            // Written to the process's stderr directly, past the test harness's capture,
+            // so that a skip shows in a plain `cargo test`.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
             None
         }
     }
