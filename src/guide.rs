@@ -27,3 +27,6 @@ pub mod decisions {}
 
 #[doc = include_str!("../docs/performance.md")]
 pub mod performance {}
+
+#[doc = include_str!("../docs/experiments.md")]
+pub mod experiments {}

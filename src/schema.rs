@@ -209,6 +209,96 @@ impl Schema {
         Ok(contact)
     }
 
+    /// An event as JSON: `{"id", "contact", "type", "at", "properties"}`, with timestamps
+    /// and durations as strings ([`Value::to_json`]); the inverse of
+    /// [`Schema::event_from_json`]. For hosts that carry events over a wire or a log.
+    ///
+    /// ```
+    /// use nurture::{Schema, Timestamp, Type};
+    /// let schema = Schema::builder().event_type("page_visit", [("url", Type::String)]).build()?;
+    /// let t = Timestamp::parse("2026-04-03T10:00:00Z")?;
+    /// let event = schema.event("e1", "c1", "page_visit", t)?.set("url", "/pricing")?.build();
+    /// let json = schema.event_to_json(&event)?;
+    /// assert_eq!(json["properties"]["url"], "/pricing");
+    /// assert_eq!(schema.event_from_json(&json)?, event);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::UnknownEventType`] for an event of a type this schema does not
+    /// declare, and [`RecordError::TypeMismatch`] for a value JSON cannot hold.
+    pub fn event_to_json(&self, event: &Event) -> Result<serde_json::Value, RecordError> {
+        let def = self.event_type(event.event_type()).ok_or_else(|| RecordError::UnknownEventType {
+            name: event.type_name().as_str().to_string(),
+            did_you_mean: None,
+        })?;
+        let mut properties = serde_json::Map::new();
+        for (slot, value) in event.properties().slots().iter().enumerate() {
+            let Some(value) = value else {
+                continue;
+            };
+            let name = def.properties.name(slot as Slot).to_string();
+            let json = value.to_json().ok_or_else(|| RecordError::TypeMismatch {
+                name: name.clone(),
+                expected: def.properties.ty(slot as Slot).clone(),
+                found: "value JSON cannot hold".to_string(),
+            })?;
+            properties.insert(name, json);
+        }
+        Ok(serde_json::json!({
+            "id": event.id().as_str(),
+            "contact": event.contact().as_str(),
+            "type": event.type_name().as_str(),
+            "at": event.at().to_string(),
+            "properties": properties,
+        }))
+    }
+
+    /// Reads an event written by [`Schema::event_to_json`].
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::UnknownEventType`] for an undeclared type,
+    /// [`RecordError::UnknownField`] for an undeclared property, and
+    /// [`RecordError::TypeMismatch`] for a value of the wrong type or a missing or
+    /// malformed `id`, `contact`, `type` or `at`.
+    pub fn event_from_json(&self, json: &serde_json::Value) -> Result<Event, RecordError> {
+        let text = |name: &str| {
+            json.get(name).and_then(serde_json::Value::as_str).ok_or_else(|| RecordError::TypeMismatch {
+                name: name.to_string(),
+                expected: Type::String,
+                found: format!("a missing or non-string `{name}`"),
+            })
+        };
+        let at = text("at")?;
+        let at = Timestamp::parse(at).map_err(|e| RecordError::TypeMismatch {
+            name: "at".to_string(),
+            expected: Type::Timestamp,
+            found: e.to_string(),
+        })?;
+        let mut builder = self.event(text("id")?, text("contact")?, text("type")?, at)?;
+        if let Some(properties) = json.get("properties").and_then(serde_json::Value::as_object) {
+            for (name, value) in properties {
+                let slot = builder.fields.slot(name).ok_or_else(|| RecordError::UnknownField {
+                    name: name.clone(),
+                    did_you_mean: builder.fields.suggest(name),
+                })?;
+                let ty = builder.fields.ty(slot);
+                let value =
+                    Value::from_json(value, ty).filter(|v| !matches!(v, Value::Null)).ok_or_else(|| {
+                        RecordError::TypeMismatch {
+                            name: name.clone(),
+                            expected: ty.clone(),
+                            found: "JSON of another type".into(),
+                        }
+                    })?;
+                builder.event.properties.put(slot, Some(value));
+            }
+        }
+        Ok(builder.build())
+    }
+
     /// The declared event types in declaration order.
     pub fn event_types(&self) -> impl Iterator<Item = &EventType> {
         self.events.iter()

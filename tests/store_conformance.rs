@@ -4,7 +4,7 @@ use nurture::host::{conformance, MemoryStore};
 
 #[test]
 fn memory_store_passes_the_conformance_suite() {
-    match conformance::run(|_schema| MemoryStore::new()) {
+    match conformance::run(|_engine| MemoryStore::new()) {
         Ok(passed) => assert_eq!(passed, conformance::CHECKS),
         Err(failure) => panic!("{failure}"),
     }

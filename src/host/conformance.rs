@@ -2,13 +2,13 @@
 //! checked the same way for the in-memory store, the SQLite store and the stores to come.
 //!
 //! A store crate runs it from a test, with a closure that makes a fresh, empty store
-//! for the suite's schema (a store that keeps contacts as JSON needs the schema to read
-//! them back):
+//! for the suite's engine (a store that keeps contacts as JSON reads them back with the
+//! program's schema; one that indexes wake-ups asks the engine):
 //!
 //! ```
 //! use nurture::host::{conformance, MemoryStore};
 //!
-//! let passed = conformance::run(|_schema| MemoryStore::new())?;
+//! let passed = conformance::run(|_engine| MemoryStore::new())?;
 //! assert_eq!(passed.len(), conformance::CHECKS.len());
 //! # Ok::<(), conformance::Failure>(())
 //! ```
@@ -94,7 +94,7 @@ fn program() -> Program {
 
 /// Everything one run shares.
 struct Fixture {
-    engine: Engine,
+    engine: Arc<Engine>,
     start: Timestamp,
 }
 
@@ -141,14 +141,14 @@ impl Fixture {
 type Check<S> = fn(&Fixture, &mut S) -> Result<(), String>;
 
 /// Runs every check in [`CHECKS`] on stores made by `fresh` (one fresh, empty store
-/// per check, for the schema given), and returns the names of the checks passed.
+/// per check, for the engine given), and returns the names of the checks passed.
 ///
 /// # Errors
 ///
 /// The first [`Failure`]: the check's name and what the store did wrong (a store error
 /// where none was expected included).
-pub fn run<S: ContactStore>(mut fresh: impl FnMut(&Schema) -> S) -> Result<Vec<&'static str>, Failure> {
-    let engine = Engine::new(Arc::new(program()));
+pub fn run<S: ContactStore>(mut fresh: impl FnMut(&Arc<Engine>) -> S) -> Result<Vec<&'static str>, Failure> {
+    let engine = Arc::new(Engine::new(Arc::new(program())));
     let start = Timestamp::from_unix(1_767_225_600, 0)
         .map_err(|e| Failure { check: "setup", message: e.to_string() })?;
     let fixture = Fixture { engine, start };
@@ -165,7 +165,7 @@ pub fn run<S: ContactStore>(mut fresh: impl FnMut(&Schema) -> S) -> Result<Vec<&
     ];
     let mut passed = Vec::new();
     for (name, check) in CHECKS.iter().zip(checks) {
-        let mut store = fresh(fixture.schema());
+        let mut store = fresh(&fixture.engine);
         check(&fixture, &mut store).map_err(|message| Failure { check: name, message })?;
         passed.push(*name);
     }

@@ -119,13 +119,13 @@ fn keys(effects: &[Effect]) -> Vec<String> {
 
 #[test]
 fn sqlite_store_passes_the_conformance_suite_in_memory_and_on_disk() {
-    let passed = conformance::run(|schema| SqliteStore::open_in_memory(Arc::new(schema.clone())).unwrap());
+    let passed = conformance::run(|engine| SqliteStore::open_in_memory(engine.program().schema_arc().clone()).unwrap());
     assert_eq!(passed, Ok(conformance::CHECKS.to_vec()));
     let d = dir("conformance");
     let mut n = 0;
-    let passed = conformance::run(|schema| {
+    let passed = conformance::run(|engine| {
         n += 1;
-        SqliteStore::open(d.join(format!("store-{n}.db")), Arc::new(schema.clone())).unwrap()
+        SqliteStore::open(d.join(format!("store-{n}.db")), engine.program().schema_arc().clone()).unwrap()
     });
     assert_eq!(passed, Ok(conformance::CHECKS.to_vec()));
 }
