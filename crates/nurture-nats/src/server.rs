@@ -53,6 +53,10 @@ fn version(path: &Path) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// The largest message the test server accepts (8 MiB, the most nats-server recommends):
+/// a contact's whole entry is one message.
+pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
+
 /// A running `nats-server -js` on 127.0.0.1, killed (and waited for) on drop. The store
 /// directory is the caller's (a temporary directory), so a restart finds its data.
 #[derive(Debug)]
@@ -102,7 +106,15 @@ impl NatsServer {
     /// As [`NatsServer::start`].
     pub fn restart(&mut self) -> Result<(), Error> {
         self.kill();
+        // A contact's state is one message: the server's default 1 MiB limit would refuse
+        // the large states the store conformance suite saves, so the limit is raised as
+        // a deployment must (docs/integration.md).
+        let config = self.store.with_extension("conf");
+        std::fs::write(&config, format!("max_payload: {MAX_PAYLOAD}\n"))
+            .map_err(|e| Error::Nats(format!("writing {}: {e}", config.display())))?;
         let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&config)
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&self.store)
             .stdin(Stdio::null())
