@@ -37,7 +37,7 @@
 //!
 //! Like `regex`, nurture moves in one direction, one module per stage:
 //!
-//! 1. [`def`]: the rule-set document as serde data (JSON, TOML, or built in Rust).
+//! 1. [`def`]: the rule-set document as serde data (JSON, TOML, or any serde format).
 //! 2. [`expr::parse`]: CEL text to an [`expr::ast`] with byte spans, under [`Limits`].
 //! 3. checking: names resolved to slots of the [`Schema`], types checked, every problem
 //!    collected as a [`Diagnostic`] ([`CompileError`] holds them all).
