@@ -457,11 +457,7 @@ impl SqliteStore {
                 .prepare_cached("SELECT version FROM contacts WHERE id = ?1")?
                 .query_row(params![id.as_str()], |r| r.get(0))
                 .optional()?;
-            return Err(Error::Store(StoreError::Conflict {
-                contact: id.clone(),
-                expected,
-                found,
-            }));
+            return Err(Error::Store(StoreError::Conflict { contact: id.clone(), expected, found }));
         }
         // Segment members: the difference from before.
         let after: Vec<&str> = value.state.segments().collect();

@@ -119,7 +119,9 @@ fn keys(effects: &[Effect]) -> Vec<String> {
 
 #[test]
 fn sqlite_store_passes_the_conformance_suite_in_memory_and_on_disk() {
-    let passed = conformance::run(|engine| SqliteStore::open_in_memory(engine.program().schema_arc().clone()).unwrap());
+    let passed = conformance::run(|engine| {
+        SqliteStore::open_in_memory(engine.program().schema_arc().clone()).unwrap()
+    });
     assert_eq!(passed, Ok(conformance::CHECKS.to_vec()));
     let d = dir("conformance");
     let mut n = 0;
