@@ -572,10 +572,18 @@ fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics
                     );
                 }
             }
-            ActionDef::AdjustScore { points, .. } if !points.is_finite() => diagnostics.push(
-                Diagnostic::new(Code::InvalidDocument, "points must be a finite number")
-                    .with_path(format!("{apath}/points")),
-            ),
+            ActionDef::AdjustScore { points, .. }
+                if !(points.is_finite() && points.abs() <= crate::scoring::compile::MAX_POINTS) =>
+            {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidDocument,
+                        format!("points must be a finite number within ±1e12, not {points}"),
+                    )
+                    .with_path(format!("{apath}/points"))
+                    .with_help("give a finite number between -1e12 and 1e12"),
+                )
+            }
             _ => {}
         }
     }

@@ -10,6 +10,10 @@ use crate::time::{Duration, TimeZone, Timestamp};
 use crate::value::Type;
 use crate::value::Value;
 
+/// The largest offset, in whole days either way, a date trigger accepts (about a
+/// century; `docs/rule-sets.md`).
+pub(crate) const MAX_OFFSET_DAYS: i64 = 36_600;
+
 /// What starts a compiled rule.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -139,7 +143,7 @@ impl Trigger {
                 };
                 let base = zone.local_date(*date);
                 let resolve = |day: chrono::NaiveDate| {
-                    let day = day.checked_add_signed(chrono::TimeDelta::days(*offset_days))?;
+                    let day = day.checked_add_signed(chrono::TimeDelta::try_days(*offset_days)?)?;
                     zone.resolve_local(day.and_time(*at)).ok()
                 };
                 if !*every_year {
@@ -157,7 +161,7 @@ impl Trigger {
                 let zone = zone.of(contact);
                 let first = zone.local_date(after);
                 (0..=62).find_map(|k| {
-                    let day = first.checked_add_signed(chrono::TimeDelta::days(k))?;
+                    let day = first.checked_add_signed(chrono::TimeDelta::try_days(k)?)?;
                     let due = match every {
                         Every::Day => true,
                         Every::Week(weekday) => day.weekday() == *weekday,
@@ -385,7 +389,8 @@ pub(crate) fn compile_trigger(
                 Some(text) => text
                     .strip_suffix('d')
                     .and_then(|n| n.trim().parse::<i64>().ok())
-                    .filter(|d| d.abs() <= 36_600),
+                    // A range test, not `abs()`: `i64::MIN.abs()` overflows.
+                    .filter(|d| (-MAX_OFFSET_DAYS..=MAX_OFFSET_DAYS).contains(d)),
             };
             if offset_days.is_none() {
                 diagnostics.push(
@@ -393,7 +398,8 @@ pub(crate) fn compile_trigger(
                         Code::InvalidDocument,
                         "an offset is a whole number of days, such as \"-7d\"",
                     )
-                    .with_path(format!("{path}/offset")),
+                    .with_path(format!("{path}/offset"))
+                    .with_help("write whole days from -36600d to 36600d (about a century either way)"),
                 );
             }
             let at = time_of_day(at.as_deref(), path, diagnostics);

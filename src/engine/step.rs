@@ -19,7 +19,7 @@ impl Engine {
     ///
     /// [`EngineError`] when the event is for another contact, older than the state's
     /// last change, or the state is of another format or program; nothing changes.
-    pub fn handle_event(
+    fn handle_event_inner(
         &self,
         state: &mut ContactState,
         contact: &Contact,
@@ -105,7 +105,7 @@ impl Engine {
     ///
     /// As [`Engine::handle_event`]: another contact, an instant before the state's last
     /// change, or a state of another format or program; nothing changes.
-    pub fn handle_attribute_change(
+    fn handle_attribute_change_inner(
         &self,
         state: &mut ContactState,
         before: &Contact,
@@ -136,7 +136,7 @@ impl Engine {
     /// # Errors
     ///
     /// As [`Engine::handle_event`] for an instant before the state's last change.
-    pub fn handle_timeout(
+    fn handle_timeout_inner(
         &self,
         state: &mut ContactState,
         contact: &Contact,
@@ -241,6 +241,86 @@ impl Engine {
             scratch.vars.push(Some(Value::from(state.stage.as_deref().unwrap_or(""))));
         }
     }
+}
+
+impl Engine {
+    /// Handles one event for the contact whose state this is.
+    ///
+    /// A step is all or nothing: when it fails, `state` is left exactly as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError`] when the event is for another contact, older than the state's
+    /// last change, or the state is of another format or program, or a score cannot be
+    /// computed; nothing changes.
+    pub fn handle_event(
+        &self,
+        state: &mut ContactState,
+        contact: &Contact,
+        event: &Event,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, event.contact())?;
+        atomically(state, |state| self.handle_event_inner(state, contact, event, scratch))
+    }
+
+    /// Handles attributes the host changed (a CRM sync, a form the host processed):
+    /// `before` is the contact as the state last saw it, `after` as it is now. Fit rules
+    /// are re-scored, and every changed field starts the attribute rules listening for
+    /// it (then the cascade runs, and segments are re-evaluated), at `now`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::handle_event`]: another contact, an instant before the state's last
+    /// change, or a state of another format or program; nothing changes.
+    pub fn handle_attribute_change(
+        &self,
+        state: &mut ContactState,
+        before: &Contact,
+        after: &Contact,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, before.id())?;
+        atomically(state, |state| self.handle_attribute_change_inner(state, before, after, now, scratch))
+    }
+
+    /// Handles the passage of time to `now`: decay crossings, counted events leaving
+    /// their windows, segment changes and inactivity deadlines.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::handle_event`] for an instant before the state's last change;
+    /// nothing changes.
+    pub fn handle_timeout(
+        &self,
+        state: &mut ContactState,
+        contact: &Contact,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        self.check(state, contact.id())?;
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder.into());
+        }
+        atomically(state, |state| self.handle_timeout_inner(state, contact, now, scratch))
+    }
+}
+
+/// Runs a step on `state`, restoring it as it was when the step fails: a step is all
+/// or nothing (a failed event keeps no counter hit and no points of earlier rules). The
+/// copy costs about as much as serialising the state, a small part of a step
+/// (`docs/decisions.md`, "Bounded points and caps, and all-or-nothing steps").
+fn atomically<T>(
+    state: &mut ContactState,
+    step: impl FnOnce(&mut ContactState) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    let saved = state.clone();
+    let result = step(state);
+    if result.is_err() {
+        *state = saved;
+    }
+    result
 }
 
 /// A change inside one step that can start rules.

@@ -81,10 +81,26 @@ fn decay(def: &DecayDef, path: &str, diagnostics: &mut Vec<Diagnostic>) -> Decay
     }
 }
 
+/// The largest magnitude a document may give points, caps, floors, thresholds and
+/// band bounds: far above any real score, far below where sums of `f64` stop being
+/// finite (see `docs/decisions.md`, "Bounded points and caps").
+pub(crate) const MAX_POINTS: f64 = 1e12;
+/// The largest weight a combined score may give a part.
+pub(crate) const MAX_WEIGHT: f64 = 1e6;
+
+/// Whether `v` is finite and within [`MAX_POINTS`] in magnitude.
+fn in_points_range(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_POINTS
+}
+
 fn finite(value: Option<f64>, path: String, diagnostics: &mut Vec<Diagnostic>) -> Option<f64> {
     match value {
-        Some(v) if !v.is_finite() => {
-            diagnostics.push(bad(path, "a number must be finite".into(), "give a finite number"));
+        Some(v) if !in_points_range(v) => {
+            diagnostics.push(bad(
+                path,
+                format!("{v} is not a finite number within ±1e12"),
+                "give a finite number between -1e12 and 1e12",
+            ));
             None
         }
         other => other,
@@ -213,11 +229,13 @@ fn model(
             let mut resolved = Vec::new();
             for (id, weight) in parts {
                 match earlier.iter().position(|e| e == id) {
-                    Some(i) if weight.is_finite() && *weight >= 0.0 => resolved.push((i, *weight)),
+                    Some(i) if weight.is_finite() && (0.0..=MAX_WEIGHT).contains(weight) => {
+                        resolved.push((i, *weight));
+                    }
                     Some(_) => diagnostics.push(bad(
                         format!("{path}/combine/{id}"),
-                        format!("the weight of `{id}` must be a finite, non-negative number"),
-                        "weights scale the combined scores, such as 1 or 0.5",
+                        format!("the weight of `{id}` must be a finite number from 0 to 1e6"),
+                        "weights scale the combined scores, such as 1 or 0.5 (at most 1e6)",
                     )),
                     None => diagnostics.push(
                         Diagnostic::new(
@@ -237,11 +255,11 @@ fn model(
     for (ri, r) in m.rules.iter().enumerate() {
         let rpath = format!("{path}/rules/{ri}");
         rule_ids.first_use(&r.id, format!("{rpath}/id"), diagnostics);
-        if !r.points.is_finite() {
+        if !in_points_range(r.points) {
             diagnostics.push(bad(
                 format!("{rpath}/points"),
-                "points must be finite".into(),
-                "give a finite number",
+                format!("points must be finite and within ±1e12, not {}", r.points),
+                "give a finite number between -1e12 and 1e12",
             ));
             continue;
         }
@@ -317,10 +335,10 @@ fn model(
     for (ti, t) in m.thresholds.iter().enumerate() {
         threshold_ids.first_use(&t.id, format!("{path}/thresholds/{ti}/id"), diagnostics);
         let exit = t.exit.unwrap_or(t.enter);
-        if !(t.enter.is_finite() && exit.is_finite() && exit <= t.enter) {
+        if !(in_points_range(t.enter) && in_points_range(exit) && exit <= t.enter) {
             diagnostics.push(bad(
                 format!("{path}/thresholds/{ti}"),
-                format!("threshold `{}` needs finite numbers with exit <= enter", t.id),
+                format!("threshold `{}` needs finite numbers within ±1e12 with exit <= enter", t.id),
                 "hysteresis enters at `enter` and leaves below a lower `exit`",
             ));
             continue;
@@ -333,11 +351,11 @@ fn model(
     let mut band_names = UniqueIds::new("band name");
     for (bi, b) in m.bands.iter().enumerate() {
         band_names.first_use(&b.name, format!("{path}/bands/{bi}/name"), diagnostics);
-        if !b.from.is_finite() {
+        if !in_points_range(b.from) {
             diagnostics.push(bad(
                 format!("{path}/bands/{bi}/from"),
-                "a band bound must be finite".into(),
-                "give a finite number",
+                "a band bound must be finite and within ±1e12".into(),
+                "give a finite number between -1e12 and 1e12",
             ));
             continue;
         }
