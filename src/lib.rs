@@ -77,6 +77,7 @@ pub mod expr;
 mod filter;
 mod graph;
 pub mod guide;
+mod hash;
 pub mod host;
 pub mod id;
 mod index;

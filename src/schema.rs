@@ -156,8 +156,14 @@ impl Schema {
     ///
     /// # Errors
     ///
-    /// [`RecordError::TypeMismatch`] for a value JSON cannot hold (a non-finite double).
+    /// [`RecordError::TypeMismatch`] for a value JSON cannot hold (a non-finite double),
+    /// [`RecordError::OtherSchema`] for a contact built against another schema (carry it
+    /// over with [`Engine::adopt_contact`](crate::engine::Engine::adopt_contact)).
     pub fn contact_to_json(&self, contact: &Contact) -> Result<serde_json::Value, RecordError> {
+        let slots = contact.attributes().slots().len();
+        if slots != self.contact.len() {
+            return Err(RecordError::OtherSchema { fields: self.contact.len(), slots });
+        }
         let mut attributes = serde_json::Map::new();
         for (slot, value) in contact.attributes().slots().iter().enumerate() {
             let Some(value) = value else {
@@ -651,6 +657,15 @@ pub enum RecordError {
         expected: Type,
         /// The kind of the value given.
         found: String,
+    },
+    /// The contact was built against another schema (it has another number of
+    /// attribute slots than this schema has contact fields).
+    #[error("the contact has {slots} attribute slots, the schema {fields} contact fields: it was built against another schema")]
+    OtherSchema {
+        /// This schema's contact fields.
+        fields: usize,
+        /// The contact's slots.
+        slots: usize,
     },
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::def::ActionDef;
+use crate::hash::SipHasher128;
 use crate::id::{ContactId, EventId, RuleId, ScoreId};
 use crate::scoring::Crossing;
 use crate::time::Timestamp;
@@ -158,10 +159,42 @@ pub struct Effect {
     pub kind: EffectKind,
 }
 
-/// A 64-bit idempotency key, shown (and serialized) as 16 hex digits, so that JSON
-/// readers whose numbers are doubles keep it exact.
+/// A 128-bit idempotency key: SipHash-1-3-128 of the contact, the cause and what tells
+/// the effect apart, each part length-prefixed (`docs/engine.md`, "Idempotency keys").
+/// Shown (and serialized) as 32 hex digits, so that JSON readers whose numbers are
+/// doubles keep it exact. A key written by state format 1 (64-bit, for an effect still
+/// awaiting approval in an old state) keeps its 16 digits: a key below 2^64 is shown
+/// with 16, and both widths read back to the same key.
+///
+/// ```
+/// use nurture::engine::IdempotencyKey;
+/// let key: IdempotencyKey = "0123456789abcdef0123456789abcdef".parse()?;
+/// assert_eq!(key.to_string(), "0123456789abcdef0123456789abcdef");
+/// let old: IdempotencyKey = "0ee3d08fbb24d9f2".parse()?;
+/// assert_eq!(old, IdempotencyKey(0x0ee3_d08f_bb24_d9f2));
+/// assert_eq!(old.to_string(), "0ee3d08fbb24d9f2");
+/// assert!("xyz".parse::<IdempotencyKey>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IdempotencyKey(pub u64);
+pub struct IdempotencyKey(pub u128);
+
+/// Why a text is not an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("an idempotency key is 32 hex digits (16 for a key of state format 1), not `{0}`")]
+pub struct KeyParseError(String);
+
+impl std::str::FromStr for IdempotencyKey {
+    type Err = KeyParseError;
+
+    fn from_str(text: &str) -> Result<IdempotencyKey, KeyParseError> {
+        let bad = || KeyParseError(text.chars().take(40).collect());
+        if !matches!(text.len(), 16 | 32) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        u128::from_str_radix(text, 16).map(IdempotencyKey).map_err(|_| bad())
+    }
+}
 
 impl Serialize for IdempotencyKey {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -172,21 +205,22 @@ impl Serialize for IdempotencyKey {
 impl<'de> Deserialize<'de> for IdempotencyKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<IdempotencyKey, D::Error> {
         let text = String::deserialize(deserializer)?;
-        if text.len() != 16 {
-            return Err(serde::de::Error::custom("an idempotency key is 16 hex digits"));
-        }
-        u64::from_str_radix(&text, 16).map(IdempotencyKey).map_err(serde::de::Error::custom)
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
 impl std::fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
+        match u64::try_from(self.0) {
+            Ok(old) => write!(f, "{old:016x}"),
+            Err(_) => write!(f, "{:032x}", self.0),
+        }
     }
 }
 
-/// FNV-1a, 64-bit: fixed, portable, and enough to tell effects apart (keys are for
-/// deduplication, not security).
+/// FNV-1a, 64-bit: what [`shard_of`](crate::engine::shard_of) hashes contact ids with
+/// (a fixed assignment of contacts to shards, kept as it was), and what state format 1
+/// fingerprinted event ids with (to recognise them while they are in the window).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fnv(u64);
 
@@ -211,22 +245,28 @@ impl Fnv {
     }
 }
 
-/// The key of an effect: contact, cause, and what distinguishes the effect within it.
-pub(crate) fn key_of(contact: &str, cause: &Cause, parts: &[&[u8]]) -> IdempotencyKey {
-    let mut h = Fnv::new().bytes(contact.as_bytes());
-    h = match cause {
-        Cause::Event(id) => h.bytes(b"event").bytes(id.as_str().as_bytes()),
+/// The key of an effect: contact, cause, the step's number for causes that can repeat
+/// at one instant (attribute changes and timeouts), and what distinguishes the effect
+/// within the step. Every part is length-prefixed.
+pub(crate) fn key_of(contact: &str, cause: &Cause, step: u64, parts: &[&[u8]]) -> IdempotencyKey {
+    let mut h = SipHasher128::keys();
+    h.part(contact.as_bytes());
+    match cause {
+        Cause::Event(id) => h.part(b"event").part(id.as_str().as_bytes()),
         Cause::Timeout(at) => h
-            .bytes(b"timeout")
-            .bytes(&at.unix_seconds().to_le_bytes())
-            .bytes(&at.subsec_nanos().to_le_bytes()),
+            .part(b"timeout")
+            .part(&at.unix_seconds().to_le_bytes())
+            .part(&at.subsec_nanos().to_le_bytes())
+            .part(&step.to_le_bytes()),
         Cause::AttributeChange(at) => h
-            .bytes(b"attributes")
-            .bytes(&at.unix_seconds().to_le_bytes())
-            .bytes(&at.subsec_nanos().to_le_bytes()),
+            .part(b"attributes")
+            .part(&at.unix_seconds().to_le_bytes())
+            .part(&at.subsec_nanos().to_le_bytes())
+            .part(&step.to_le_bytes()),
     };
+    h.write(&(parts.len() as u64).to_le_bytes());
     for p in parts {
-        h = h.bytes(p);
+        h.part(p);
     }
     IdempotencyKey(h.finish())
 }
@@ -247,7 +287,27 @@ mod tests {
     #[test]
     fn keys_separate_their_parts() {
         let cause = Cause::Event(EventId::from("e1"));
-        assert_ne!(key_of("c", &cause, &[b"ab", b"c"]), key_of("c", &cause, &[b"a", b"bc"]));
-        assert_eq!(key_of("c", &cause, &[b"x"]), key_of("c", &cause, &[b"x"]));
+        assert_ne!(key_of("c", &cause, 0, &[b"ab", b"c"]), key_of("c", &cause, 0, &[b"a", b"bc"]));
+        assert_ne!(key_of("c", &cause, 0, &[b"ab"]), key_of("c", &cause, 0, &[b"ab", b""]));
+        assert_eq!(key_of("c", &cause, 0, &[b"x"]), key_of("c", &cause, 0, &[b"x"]));
+        // An event's keys do not depend on the step's number (a redelivery beyond the
+        // duplicate window gives the same keys); other causes' keys do.
+        assert_eq!(key_of("c", &cause, 0, &[b"x"]), key_of("c", &cause, 7, &[b"x"]));
+        let at = Timestamp::from_unix(1_767_225_600, 0).unwrap();
+        let change = Cause::AttributeChange(at);
+        assert_ne!(key_of("c", &change, 0, &[b"x"]), key_of("c", &change, 1, &[b"x"]));
+        let timeout = Cause::Timeout(at);
+        assert_ne!(key_of("c", &timeout, 0, &[b"x"]), key_of("c", &timeout, 1, &[b"x"]));
+        assert_ne!(key_of("c", &timeout, 0, &[b"x"]), key_of("c", &change, 0, &[b"x"]));
+    }
+
+    #[test]
+    fn keys_are_32_hex_digits_and_old_ones_keep_16() {
+        let key = key_of("c", &Cause::Event(EventId::from("e1")), 0, &[b"x"]);
+        assert_eq!(key.to_string().len(), 32);
+        assert_eq!(key.to_string().parse::<IdempotencyKey>(), Ok(key));
+        assert_eq!(IdempotencyKey(0xab).to_string(), "00000000000000ab");
+        assert!("+123456789abcdef".parse::<IdempotencyKey>().is_err());
+        assert!("0123456789abcdef0".parse::<IdempotencyKey>().is_err());
     }
 }

@@ -5,7 +5,8 @@
 //! One event is handled in this order (`docs/engine.md` has the whole lifecycle):
 //!
 //! 1. **Duplicates.** An event whose id is among the contact's last [`DEDUP_WINDOW`]
-//!    events is ignored: the outcome is marked `duplicate` and carries no effects.
+//!    events (the engine's window, [`Engine::with_dedup_window`]) is ignored: the
+//!    outcome is marked `duplicate` and carries no effects.
 //! 2. **Scores.** The event is scored; each threshold crossing and band change becomes an
 //!    effect, models in declaration order, thresholds before bands.
 //! 3. **Counters and activity.** The event is counted in the windowed counters and
@@ -43,9 +44,9 @@ mod wake;
 
 use std::sync::Arc;
 
-pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, Status};
+pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, KeyParseError, Status};
 pub use shard::shard_of;
-pub use state::{ContactState, DEDUP_WINDOW, STATE_FORMAT};
+pub use state::{ContactState, DEDUP_WINDOW, MAX_DEDUP_WINDOW, STATE_FORMAT};
 
 use crate::id::ContactId;
 use crate::program::{MatchScratch, Program};
@@ -86,6 +87,30 @@ pub enum EngineError {
     /// A state written by a format this version does not read.
     #[error("state format {0} is not supported (this version writes {STATE_FORMAT})")]
     Format(u32),
+    /// The state was made under another program (other score models, counters or
+    /// contact fields, by id and name, not only by shape): carry it over first with
+    /// [`Engine::adopt`] (and the contact with [`Engine::adopt_contact`]).
+    #[error("the state of contact `{contact}` was made under another program ({what}); adopt it first (Engine::adopt)")]
+    OtherProgram {
+        /// The contact.
+        contact: ContactId,
+        /// What differs.
+        what: String,
+    },
+    /// The contact was built against another schema than the program's (its number of
+    /// attributes differs): build it with this program's schema, or carry it over with
+    /// [`Engine::adopt_contact`].
+    #[error(
+        "contact `{contact}` has {found} attribute slots; the program's schema has {expected} contact fields"
+    )]
+    ContactSchema {
+        /// The contact.
+        contact: ContactId,
+        /// The program's contact fields.
+        expected: usize,
+        /// The contact's slots.
+        found: usize,
+    },
 }
 
 /// What one step decided.
@@ -131,6 +156,12 @@ pub struct Engine {
     /// Enabled rules started by changes (crossings, attributes, segments), in rule
     /// order: the only ones the cascade looks at.
     listening: Vec<usize>,
+    /// How many recent event ids a contact remembers to recognise duplicates.
+    dedup_window: usize,
+    /// The schema's contact field names, in slot order (recorded in states).
+    fields: Vec<String>,
+    /// The score models' ids, in order (recorded in states).
+    model_ids: Vec<crate::id::ScoreId>,
 }
 
 /// How much older than a contact's last change an event may be, by default: 7 days.
@@ -167,6 +198,9 @@ impl Engine {
                 .collect()
         };
         let (timed, listening) = (of_kind(true), of_kind(false));
+        let fields = program.schema().contact_fields().iter().map(|(name, _)| name.to_string()).collect();
+        let model_ids =
+            program.scorer().map(|s| s.models().iter().map(|m| m.id().clone()).collect()).unwrap_or_default();
         Engine {
             program,
             score_models,
@@ -175,7 +209,53 @@ impl Engine {
                 .unwrap_or(crate::time::Duration::ZERO),
             timed,
             listening,
+            dedup_window: DEDUP_WINDOW,
+            fields,
+            model_ids,
         }
+    }
+
+    /// How many recent event ids each contact remembers to recognise a redelivered
+    /// event as a duplicate (default [`DEDUP_WINDOW`], 64; clamped to
+    /// 1..=[`MAX_DEDUP_WINDOW`]). The guarantee: an event is ignored as a duplicate when
+    /// its id is among the last `window` distinct event ids the contact handled; one
+    /// redelivered after more than that is handled again, and its effects carry the same
+    /// idempotency keys as the first time, so a receiver that de-duplicates by key
+    /// still performs them once (`docs/engine.md`, "Idempotency keys and duplicates").
+    /// Each remembered id costs 16 bytes in memory and 34 in the state's JSON; a
+    /// smaller window than a state holds forgets the oldest ids at its next event.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nurture::engine::{Engine, EngineScratch};
+    /// use nurture::{Program, Timestamp};
+    ///
+    /// let program = Program::from_json(r#"{"version": 1, "schema": {"events": {"visit": {}}}}"#)?;
+    /// let engine = Engine::new(Arc::new(program)).with_dedup_window(2);
+    /// assert_eq!(engine.dedup_window(), 2);
+    /// let schema = engine.program().schema();
+    /// let t = Timestamp::from_unix(1_767_225_600, 0)?;
+    /// let contact = schema.contact("c1").build();
+    /// let mut state = engine.new_state(&contact, t);
+    /// let mut scratch = EngineScratch::default();
+    /// for id in ["e1", "e2", "e3"] {
+    ///     let event = schema.event(id, "c1", "visit", t)?.build();
+    ///     assert!(!engine.handle_event(&mut state, &contact, &event, &mut scratch)?.duplicate);
+    /// }
+    /// // `e3` and `e2` are remembered; `e1` has left the window of 2.
+    /// let again = |id| schema.event(id, "c1", "visit", t).map(|e| e.build());
+    /// assert!(engine.handle_event(&mut state, &contact, &again("e3")?, &mut scratch)?.duplicate);
+    /// assert!(!engine.handle_event(&mut state, &contact, &again("e1")?, &mut scratch)?.duplicate);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_dedup_window(mut self, window: usize) -> Engine {
+        self.dedup_window = window.clamp(1, MAX_DEDUP_WINDOW);
+        self
+    }
+
+    /// The duplicate window ([`Engine::with_dedup_window`]).
+    pub fn dedup_window(&self) -> usize {
+        self.dedup_window
     }
 
     /// How much older than a contact's last change an event may be and still be taken
@@ -253,6 +333,9 @@ impl Engine {
             stage: None,
             owner: None,
             seen: Default::default(),
+            seen_fnv64: Default::default(),
+            steps: 0,
+            fields: self.fields.clone(),
             pending: Vec::new(),
             last: at,
             since: at,
@@ -272,23 +355,102 @@ impl Engine {
     }
 
     fn score_ids(&self) -> Vec<crate::id::ScoreId> {
-        self.program.scorer().map(|s| s.models().iter().map(|m| m.id().clone()).collect()).unwrap_or_default()
+        self.model_ids.clone()
     }
 
-    /// Whether a state was made under this program's shape (same score models and
-    /// counters); if not, [`Engine::adopt`] carries it over.
+    /// Whether a state was made under this program (same score models by id and shape,
+    /// same number of counters, same contact fields by name and order); if not,
+    /// [`Engine::adopt`] carries it over. A format-1 state, which did not record its
+    /// contact fields, is taken to match this program's.
     pub fn fits(&self, state: &ContactState) -> bool {
-        state.format == STATE_FORMAT
-            && state.score_models == self.score_ids()
-            && state.counter_count == self.program.condition_names().counters().len()
-            && match (self.program.scorer(), &state.scores) {
-                (Some(scorer), Some(scores)) => scorer.fits(scores),
-                (None, None) => true,
-                _ => false,
-            }
+        self.misfit(state).is_none()
     }
 
-    /// Carries a state made under an earlier program over to this one, by stable ids:
+    /// What keeps a state from fitting this program, if anything.
+    fn misfit(&self, state: &ContactState) -> Option<String> {
+        if state.format != STATE_FORMAT {
+            return Some(format!("state format {}", state.format));
+        }
+        if state.score_models != self.model_ids {
+            let ids = |v: &[crate::id::ScoreId]| v.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            return Some(format!(
+                "score models [{}], the program's [{}]",
+                ids(&state.score_models),
+                ids(&self.model_ids)
+            ));
+        }
+        let counters = self.program.condition_names().counters().len();
+        if state.counter_count != counters {
+            return Some(format!("{} counters, the program's {counters}", state.counter_count));
+        }
+        if !state.fields.is_empty() && state.fields != self.fields {
+            return Some(format!(
+                "contact fields [{}], the program's [{}]",
+                state.fields.join(", "),
+                self.fields.join(", ")
+            ));
+        }
+        let fits = match (self.program.scorer(), &state.scores) {
+            (Some(scorer), Some(scores)) => scorer.fits(scores),
+            (None, None) => true,
+            _ => false,
+        };
+        (!fits).then(|| "score state of another shape".to_string())
+    }
+
+    /// Carries a contact built under the program a state last ran with over to this
+    /// program's schema: attributes are matched by field name (recorded in the state),
+    /// never by position; a field this schema no longer has, or whose type changed
+    /// (an `int` is still accepted for a `double`), is dropped. A contact already of
+    /// this schema (the state fits) comes back as it is. Call it before
+    /// [`Engine::adopt`], which takes the contact as this program sees it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nurture::engine::Engine;
+    /// use nurture::{Program, Timestamp, Value};
+    ///
+    /// let old = Engine::new(Arc::new(Program::from_json(r#"{"version": 1,
+    ///   "schema": {"contact": {"plan": "string", "seats": "int"}}}"#)?));
+    /// // `age` sorts before `plan`: by position, `plan` would now read `age`'s slot.
+    /// let new = Engine::new(Arc::new(Program::from_json(r#"{"version": 1,
+    ///   "schema": {"contact": {"age": "int", "plan": "string"}}}"#)?));
+    /// let t = Timestamp::from_unix(1_767_225_600, 0)?;
+    /// let contact = old.program().schema().contact("c1").set("plan", "pro")?.set("seats", 5000)?.build();
+    /// let state = old.new_state(&contact, t);
+    /// let moved = new.adopt_contact(&state, &contact);
+    /// let schema = new.program().schema();
+    /// assert_eq!(schema.attribute(&moved, "plan"), Some(&Value::from("pro")));
+    /// assert_eq!(schema.attribute(&moved, "age"), None);
+    /// let state = new.adopt(state, &moved, t);
+    /// assert!(new.fits(&state));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn adopt_contact(&self, state: &ContactState, contact: &Contact) -> Contact {
+        let schema = self.program.schema();
+        let fields = schema.contact_fields();
+        // A format-1 state did not record its fields: taken to match this program's.
+        if state.fields.is_empty() || state.fields == self.fields {
+            return contact.clone();
+        }
+        let mut moved = schema.contact(contact.id().clone()).build();
+        for (name, value) in state.fields.iter().zip(contact.attributes().slots()) {
+            let (Some(value), Some(slot)) = (value, fields.slot(name)) else {
+                continue;
+            };
+            let ty = fields.ty(slot);
+            let value = match value {
+                Value::Int(i) if *ty == crate::value::Type::Double => Value::Double(*i as f64),
+                v if v.has_type(ty) => v.clone(),
+                _ => continue,
+            };
+            moved.put(slot, Some(value));
+        }
+        moved
+    }
+
+    /// Carries a state made under an earlier program over to this one, by stable ids
+    /// (`contact` as this program sees it: [`Engine::adopt_contact`]):
     /// score models still present with an unchanged shape keep their points (others
     /// start at zero, fit rules evaluated); repeat-policy and inactivity memory is kept
     /// for rules still present; tags, lists, stage, owner, duplicates and pending
@@ -313,6 +475,7 @@ impl Engine {
             (None, _) => None,
         };
         state.score_models = self.score_ids();
+        state.fields.clone_from(&self.fields);
         let counters = self.program.condition_names().counters().len();
         if state.counter_count != counters {
             state.counters = self.program.counters().new_state();

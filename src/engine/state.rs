@@ -1,6 +1,7 @@
 //! A contact's engine state: scores, counters, tags, lists, lifecycle stage, owner,
 //! recent event ids (for duplicates) and effects awaiting approval. Serializable, with
-//! a format version.
+//! a format version; loading validates it (a tampered or corrupt state is refused with
+//! an error naming the field) and upgrades format 1.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -8,20 +9,51 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::CounterState;
 use crate::engine::effect::{Effect, IdempotencyKey};
+use crate::hash::SipHasher128;
 use crate::id::{ContactId, EventId};
 use crate::scoring::ContactScores;
 use crate::time::Timestamp;
 
-/// The format version [`ContactState`] serializes with.
-pub const STATE_FORMAT: u32 = 1;
+/// The format version [`ContactState`] serializes with. Format 2 (this one) has 128-bit
+/// duplicate fingerprints and idempotency keys; format 1 (64-bit FNV-1a) is read and
+/// upgraded on load (`docs/decisions.md`, "128-bit keys and fingerprints").
+pub const STATE_FORMAT: u32 = 2;
 
-/// How many recent event ids a contact remembers to ignore duplicates: a redelivered
-/// event is ignored if fewer than this many of the contact's events came after it.
+/// How many recent event ids a contact remembers by default to ignore duplicates: a
+/// redelivered event is ignored if fewer than this many of the contact's other events
+/// came after it ([`Engine::with_dedup_window`](crate::engine::Engine::with_dedup_window)
+/// changes it; `docs/engine.md`, "Idempotency keys and duplicates", states the guarantee).
 pub const DEDUP_WINDOW: usize = 64;
+
+/// The largest duplicate window an engine may have (and a stored state may carry):
+/// 16 bytes per id in memory, 34 in JSON, so at most about 340 KB of JSON per contact.
+pub const MAX_DEDUP_WINDOW: usize = 10_000;
+
+/// A 128-bit fingerprint of an event id (SipHash-1-3-128 under the crate's key),
+/// stored as 32 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint(pub(crate) u128);
+
+impl Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:032x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Fingerprint, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(serde::de::Error::custom("a fingerprint is 32 hex digits"));
+        }
+        u128::from_str_radix(&text, 16).map(Fingerprint).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Everything the engine keeps for one contact. The host stores it (serde) and hands it
 /// back with the contact's next event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StateWire")]
 pub struct ContactState {
     pub(crate) format: u32,
     pub(crate) contact: ContactId,
@@ -31,10 +63,26 @@ pub struct ContactState {
     pub(crate) lists: BTreeSet<String>,
     pub(crate) stage: Option<String>,
     pub(crate) owner: Option<String>,
-    /// 64-bit fingerprints (FNV-1a) of the recent event ids: a fixed 8 bytes each, and
-    /// a compare per id instead of a string compare. Two distinct ids share one with
-    /// probability about 2^-64 per pair.
-    pub(crate) seen: VecDeque<u64>,
+    /// 128-bit fingerprints of the recent event ids, oldest first: a fixed 16 bytes
+    /// each, and a compare per id instead of a string compare. Two distinct ids share
+    /// one with probability 2^-128 per pair, even for ids an attacker chooses.
+    pub(crate) seen: VecDeque<Fingerprint>,
+    /// The 64-bit FNV-1a fingerprints a format-1 state held, oldest first (all older
+    /// than every entry of `seen`): still matched against incoming ids (FNV of the id)
+    /// until newer ids push them out of the window. Empty for states made by format 2.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub(crate) seen_fnv64: VecDeque<u64>,
+    /// Steps this state has taken (events handled, attribute changes, timeouts): part of
+    /// the idempotency keys of attribute changes and timeouts, which can repeat at one
+    /// instant.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) steps: u64,
+    /// The contact fields (names, in slot order) of the program the state last ran
+    /// under: a contact built under another program is re-mapped by name
+    /// ([`Engine::adopt_contact`](crate::engine::Engine::adopt_contact)). Empty for
+    /// format-1 states, which are taken to match the program they are loaded under.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) fields: Vec<String>,
     pub(crate) pending: Vec<Effect>,
     pub(crate) last: Timestamp,
     /// When the state was created: inactivity counts from here until a first event.
@@ -117,22 +165,31 @@ impl ContactState {
         self.last
     }
 
-    /// Remembers an event id; `false` when it was already among the recent ones.
-    pub(crate) fn remember(&mut self, id: &EventId) -> bool {
-        let print = fingerprint(id);
-        if self.seen.contains(&print) {
+    /// Remembers an event id in a window of `window` ids (the oldest leave first,
+    /// format-1 ones before any other); `false` when it was already among them.
+    pub(crate) fn remember(&mut self, id: &EventId, window: usize) -> bool {
+        if self.has_seen(id) {
             return false;
         }
-        if self.seen.len() >= DEDUP_WINDOW {
-            self.seen.pop_front();
+        let window = window.clamp(1, MAX_DEDUP_WINDOW);
+        while self.seen.len() + self.seen_fnv64.len() >= window {
+            if self.seen_fnv64.pop_front().is_none() {
+                self.seen.pop_front();
+            }
         }
-        self.seen.push_back(print);
+        self.seen.push_back(fingerprint(id));
         true
     }
 
     /// Whether an event id is among the recent ones.
     pub(crate) fn has_seen(&self, id: &EventId) -> bool {
         self.seen.contains(&fingerprint(id))
+            || (!self.seen_fnv64.is_empty() && self.seen_fnv64.contains(&fingerprint_v1(id)))
+    }
+
+    /// How many event ids the state remembers (both formats).
+    pub fn remembered_events(&self) -> usize {
+        self.seen.len() + self.seen_fnv64.len()
     }
 
     /// Takes a pending effect out by key.
@@ -143,6 +200,194 @@ impl ContactState {
 }
 
 /// An event id's fingerprint for the duplicate window.
-fn fingerprint(id: &EventId) -> u64 {
+fn fingerprint(id: &EventId) -> Fingerprint {
+    let mut h = SipHasher128::keys();
+    h.part(b"event id").part(id.as_str().as_bytes());
+    Fingerprint(h.finish())
+}
+
+/// An event id's fingerprint as state format 1 made it (FNV-1a 64 with a separator).
+fn fingerprint_v1(id: &EventId) -> u64 {
     crate::engine::effect::Fnv::new().bytes(id.as_str().as_bytes()).finish()
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A duplicate-window entry as stored: a number in format 1, 32 hex digits in format 2.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SeenWire {
+    V1(u64),
+    V2(Fingerprint),
+}
+
+/// [`ContactState`] as stored, before it is checked ([`ContactState::validate`]) and
+/// upgraded from format 1.
+#[derive(Deserialize)]
+struct StateWire {
+    format: u32,
+    contact: ContactId,
+    scores: Option<ContactScores>,
+    counters: CounterState,
+    tags: BTreeSet<String>,
+    lists: BTreeSet<String>,
+    stage: Option<String>,
+    owner: Option<String>,
+    seen: VecDeque<SeenWire>,
+    #[serde(default)]
+    seen_fnv64: VecDeque<u64>,
+    #[serde(default)]
+    steps: u64,
+    #[serde(default)]
+    fields: Vec<String>,
+    pending: Vec<Effect>,
+    last: Timestamp,
+    since: Timestamp,
+    segments: BTreeSet<String>,
+    fired: BTreeMap<String, crate::repeat::RepeatMemory>,
+    last_seen: BTreeMap<String, Timestamp>,
+    quiet: BTreeSet<String>,
+    occurred: BTreeMap<String, Timestamp>,
+    score_models: Vec<crate::id::ScoreId>,
+    counter_count: usize,
+}
+
+impl TryFrom<StateWire> for ContactState {
+    type Error = String;
+
+    fn try_from(wire: StateWire) -> Result<ContactState, String> {
+        let mut seen = VecDeque::with_capacity(wire.seen.len());
+        let mut seen_fnv64 = wire.seen_fnv64;
+        match wire.format {
+            1 => {
+                if !seen_fnv64.is_empty() {
+                    return Err("`seen_fnv64`: not part of state format 1".into());
+                }
+                for (i, entry) in wire.seen.into_iter().enumerate() {
+                    match entry {
+                        SeenWire::V1(print) => seen_fnv64.push_back(print),
+                        SeenWire::V2(_) => {
+                            return Err(format!("`seen[{i}]`: format 1 stores fingerprints as numbers"))
+                        }
+                    }
+                }
+            }
+            STATE_FORMAT => {
+                for (i, entry) in wire.seen.into_iter().enumerate() {
+                    match entry {
+                        SeenWire::V2(print) => seen.push_back(print),
+                        SeenWire::V1(_) => {
+                            return Err(format!("`seen[{i}]`: format 2 stores fingerprints as 32 hex digits"))
+                        }
+                    }
+                }
+            }
+            other => return Err(format!(
+                "`format`: state format {other} is not supported (this version reads 1 and {STATE_FORMAT})"
+            )),
+        }
+        let state = ContactState {
+            // Upgraded: everything below is as format 2 has it.
+            format: STATE_FORMAT,
+            contact: wire.contact,
+            scores: wire.scores,
+            counters: wire.counters,
+            tags: wire.tags,
+            lists: wire.lists,
+            stage: wire.stage,
+            owner: wire.owner,
+            seen,
+            seen_fnv64,
+            steps: wire.steps,
+            fields: wire.fields,
+            pending: wire.pending,
+            last: wire.last,
+            since: wire.since,
+            segments: wire.segments,
+            fired: wire.fired,
+            last_seen: wire.last_seen,
+            quiet: wire.quiet,
+            occurred: wire.occurred,
+            score_models: wire.score_models,
+            counter_count: wire.counter_count,
+        };
+        state.validate().map_err(|e| format!("invalid contact state: {e}"))?;
+        Ok(state)
+    }
+}
+
+impl ContactState {
+    /// Checks what a loaded state holds, naming the first field that is wrong: lengths
+    /// within bounds, numbers finite, instants no later than the state's last change,
+    /// pending effects of this contact and awaiting approval, score state consistent
+    /// ([`ContactScores`]' own check). Whether the state fits a program is checked
+    /// when it runs ([`Engine::fits`](crate::engine::Engine::fits)).
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.contact.as_str().is_empty() {
+            return Err("`contact`: empty id".into());
+        }
+        let remembered = self.seen.len() + self.seen_fnv64.len();
+        if remembered > MAX_DEDUP_WINDOW {
+            return Err(format!("`seen`: {remembered} event ids, more than {MAX_DEDUP_WINDOW}"));
+        }
+        if self.since > self.last {
+            return Err(format!("`since`: {} is after the last change {}", self.since, self.last));
+        }
+        let after = |field: &str, map: &BTreeMap<String, Timestamp>| {
+            map.iter()
+                .find(|(_, t)| **t > self.last)
+                .map(|(k, t)| format!("`{field}.{k}`: {t} is after the last change {}", self.last))
+        };
+        if let Some(e) = after("last_seen", &self.last_seen).or_else(|| after("occurred", &self.occurred)) {
+            return Err(e);
+        }
+        for (rule, memory) in &self.fired {
+            if let Some(t) = memory.times.iter().find(|t| **t > self.last) {
+                return Err(format!("`fired.{rule}`: {t} is after the last change {}", self.last));
+            }
+        }
+        for (i, effect) in self.pending.iter().enumerate() {
+            if effect.contact != self.contact {
+                return Err(format!(
+                    "`pending[{i}].contact`: `{}`, not the state's",
+                    effect.contact.as_str()
+                ));
+            }
+            if effect.status != crate::engine::Status::PendingApproval {
+                return Err(format!("`pending[{i}].status`: not pending approval"));
+            }
+            if !finite_action(&effect.kind) {
+                return Err(format!("`pending[{i}].kind`: a number that is not finite"));
+            }
+        }
+        let mut ids = BTreeSet::new();
+        if let Some(dup) = self.score_models.iter().find(|id| !ids.insert(id.as_str())) {
+            return Err(format!("`score_models`: `{}` twice", dup.as_str()));
+        }
+        let mut names = BTreeSet::new();
+        if let Some(dup) = self.fields.iter().find(|f| !names.insert(f.as_str())) {
+            return Err(format!("`fields`: `{dup}` twice"));
+        }
+        match &self.scores {
+            Some(scores) => {
+                scores.validate(self.score_models.len(), self.last).map_err(|e| format!("`scores`: {e}"))?
+            }
+            None if !self.score_models.is_empty() => {
+                return Err("`score_models`: models named but no `scores`".into())
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// Whether an effect's kind survives a JSON round trip (serde_json writes a non-finite
+/// number as `null`, which does not read back).
+fn finite_action(kind: &crate::engine::EffectKind) -> bool {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|json| serde_json::from_value::<crate::engine::EffectKind>(json).ok())
+        .is_some()
 }

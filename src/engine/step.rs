@@ -28,6 +28,7 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         self.check(state, event.contact())?;
         self.check(state, contact.id())?;
+        self.check_contact(contact)?;
         if let Some(late) = state.last.duration_since(event.at()).filter(|d| *d > crate::time::Duration::ZERO)
         {
             if late > self.max_lateness {
@@ -46,7 +47,7 @@ impl Engine {
             let update = scorer.handle_event(scores, contact, event, &mut scratch.scoring)?;
             self.score_effects(&mut step, update);
         }
-        state.remember(event.id());
+        state.remember(event.id(), self.dedup_window);
         // 3. Counters and activity.
         self.program.counters().observe(&mut state.counters, contact, event);
         let type_name = event.type_name().as_str();
@@ -115,6 +116,8 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         self.check(state, before.id())?;
         self.check(state, after.id())?;
+        self.check_contact(before)?;
+        self.check_contact(after)?;
         if now < state.last {
             return Err(ScoreError::OutOfOrder.into());
         }
@@ -144,6 +147,7 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.check(state, contact.id())?;
+        self.check_contact(contact)?;
         if now < state.last {
             return Err(ScoreError::OutOfOrder.into());
         }
@@ -195,6 +199,11 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         self.cascade(state, &mut step, scratch)?;
         state.last = step.now;
+        state.steps = state.steps.wrapping_add(1);
+        if state.fields.is_empty() && !self.fields.is_empty() {
+            // A format-1 state records the fields of the program it ran under now.
+            state.fields.clone_from(&self.fields);
+        }
         let mut outcome = step.outcome;
         outcome.next_wake = self.wake_after(state, &step.contact, step.now);
         if let std::borrow::Cow::Owned(c) = step.contact {
@@ -203,12 +212,27 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// The state is of this format, this contact and this program (score models by
+    /// id, counters, contact fields by name, score state shape).
     pub(super) fn check(&self, state: &ContactState, contact: &ContactId) -> Result<(), EngineError> {
         if state.format != STATE_FORMAT {
             return Err(EngineError::Format(state.format));
         }
         if contact != &state.contact {
             return Err(EngineError::WrongContact { event: contact.clone(), state: state.contact.clone() });
+        }
+        if let Some(what) = self.misfit(state) {
+            return Err(EngineError::OtherProgram { contact: state.contact.clone(), what });
+        }
+        Ok(())
+    }
+
+    /// The contact has as many attribute slots as the schema has contact fields.
+    pub(super) fn check_contact(&self, contact: &Contact) -> Result<(), EngineError> {
+        let (expected, found) =
+            (self.program.schema().contact_fields().len(), contact.attributes().slots().len());
+        if expected != found {
+            return Err(EngineError::ContactSchema { contact: contact.id().clone(), expected, found });
         }
         Ok(())
     }
@@ -335,8 +359,11 @@ pub(super) enum Change {
 pub(super) struct Step<'a> {
     /// The contact's id (the state's).
     pub(super) id: ContactId,
-    /// The keys given so far in this step (before numbering repeats).
-    pub(super) keys: Vec<IdempotencyKey>,
+    /// How often each key was given so far in this step (before numbering repeats):
+    /// a lookup per effect, so that a step's cost stays linear in its effects.
+    pub(super) keys: hashbrown::HashMap<IdempotencyKey, u32>,
+    /// The state's step number (part of the keys of attribute changes and timeouts).
+    pub(super) number: u64,
     pub(super) cause: Cause,
     pub(super) now: Timestamp,
     pub(super) contact: std::borrow::Cow<'a, Contact>,
@@ -348,7 +375,8 @@ impl<'a> Step<'a> {
     pub(super) fn new(state: &ContactState, cause: Cause, now: Timestamp, contact: &'a Contact) -> Step<'a> {
         Step {
             id: state.contact.clone(),
-            keys: Vec::new(),
+            keys: hashbrown::HashMap::new(),
+            number: state.steps,
             cause,
             now,
             contact: std::borrow::Cow::Borrowed(contact),
@@ -362,11 +390,17 @@ impl<'a> Step<'a> {
     pub(super) fn effect(&mut self, parts: &[&[u8]], status: Status, kind: EffectKind) -> Effect {
         // The same effect can happen twice in one step (a rule started again in the
         // cascade): the repeat's number goes into its key, so keys stay unique.
-        let mut key = key_of(self.id.as_str(), &self.cause, parts);
-        let seen = self.keys.iter().filter(|k| **k == key).count() as u32;
-        self.keys.push(key);
-        if seen > 0 {
-            key = key_of(self.id.as_str(), &self.cause, &[parts, &[b"again", &seen.to_le_bytes()]].concat());
+        let mut key = key_of(self.id.as_str(), &self.cause, self.number, parts);
+        let seen = self.keys.entry(key).or_insert(0);
+        let again = *seen;
+        *seen = seen.saturating_add(1);
+        if again > 0 {
+            key = key_of(
+                self.id.as_str(),
+                &self.cause,
+                self.number,
+                &[parts, &[b"again", &again.to_le_bytes()]].concat(),
+            );
         }
         Effect { key, contact: self.id.clone(), cause: self.cause.clone(), at: self.now, status, kind }
     }

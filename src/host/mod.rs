@@ -8,5 +8,7 @@ mod runtime;
 mod store;
 
 pub use delivery::{Delivery, DeliveryError, RecordingDelivery};
-pub use runtime::{Runtime, RuntimeError, RuntimeStats};
+pub use runtime::{
+    Runtime, RuntimeError, RuntimeStats, WakeFailure, DEFAULT_MAX_AHEAD_SECS, DEFAULT_MAX_WAKEUPS_PER_CALL,
+};
 pub use store::{ContactStore, MemoryStore, StoreError, StoredContact, Versioned};

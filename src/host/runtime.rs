@@ -18,6 +18,28 @@ use crate::time::Timestamp;
 /// How many times a step is retried when its save loses a compare-and-swap race.
 const SAVE_ATTEMPTS: usize = 3;
 
+/// How far ahead of the runtime's clock an event may be dated, by default: one day.
+pub const DEFAULT_MAX_AHEAD_SECS: i64 = 86_400;
+
+/// How many wake-ups one call handles at most, by default.
+pub const DEFAULT_MAX_WAKEUPS_PER_CALL: usize = 10_000;
+
+/// How many dropped wake-ups the runtime keeps for [`Runtime::take_wake_failures`]
+/// (older ones are only counted, in [`RuntimeStats::dropped_wakeups`]).
+const KEPT_WAKE_FAILURES: usize = 1_000;
+
+/// A wake-up that failed and was dropped; the other contacts' wake-ups went on.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WakeFailure {
+    /// The contact.
+    pub contact: ContactId,
+    /// The wake-up's instant.
+    pub at: Timestamp,
+    /// Why it failed.
+    pub error: RuntimeError,
+}
+
 /// Why the runtime could not handle an input.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,6 +53,20 @@ pub enum RuntimeError {
     /// An event for a contact the store does not hold.
     #[error("no contact `{0}`; add it first")]
     UnknownContact(ContactId),
+    /// An event dated further ahead of the runtime's clock than its limit
+    /// ([`Runtime::with_max_ahead`]); nothing changed. Advance the clock first
+    /// ([`Runtime::advance_to`]) if the host's clock really is there.
+    #[error("event `{event}` is dated {at}, more than {limit} ahead of the clock ({clock})")]
+    TooFarAhead {
+        /// The event.
+        event: crate::id::EventId,
+        /// Its instant.
+        at: Timestamp,
+        /// The runtime's clock.
+        clock: Timestamp,
+        /// The limit.
+        limit: crate::time::Duration,
+    },
 }
 
 /// Counts of what the runtime did.
@@ -51,6 +87,10 @@ pub struct RuntimeStats {
     pub failures: u64,
     /// Saves retried after a compare-and-swap conflict.
     pub conflicts: u64,
+    /// Wake-ups that failed and were dropped ([`Runtime::take_wake_failures`]).
+    pub dropped_wakeups: u64,
+    /// Events refused as dated too far ahead of the clock.
+    pub too_far_ahead: u64,
 }
 
 /// Drives an [`Engine`] over a [`ContactStore`] and a [`Delivery`].
@@ -86,6 +126,9 @@ pub struct Runtime<S: ContactStore, D: Delivery> {
     failed: VecDeque<Effect>,
     scratch: EngineScratch,
     stats: RuntimeStats,
+    max_ahead: crate::time::Duration,
+    max_wakeups: usize,
+    wake_failures: VecDeque<WakeFailure>,
 }
 
 impl<S: ContactStore, D: Delivery> Runtime<S, D> {
@@ -101,7 +144,60 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
             failed: VecDeque::new(),
             scratch: EngineScratch::default(),
             stats: RuntimeStats::default(),
+            max_ahead: crate::time::Duration::from_secs(DEFAULT_MAX_AHEAD_SECS)
+                .unwrap_or(crate::time::Duration::ZERO),
+            max_wakeups: DEFAULT_MAX_WAKEUPS_PER_CALL,
+            wake_failures: VecDeque::new(),
         }
+    }
+
+    /// How far ahead of the clock an event may be dated (default one day,
+    /// [`DEFAULT_MAX_AHEAD_SECS`]); a later one is refused with
+    /// [`RuntimeError::TooFarAhead`] and changes nothing. An accepted event moves the
+    /// clock to its instant, handling the wake-ups due by then, so this bounds how much
+    /// of the future one event can pull in for every contact. A host that drives the
+    /// clock from its events (a replay, a simulation) raises it, or calls
+    /// [`Runtime::advance_to`] first.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nurture::engine::Engine;
+    /// use nurture::host::{MemoryStore, RecordingDelivery, Runtime, RuntimeError};
+    /// use nurture::{Duration, Program, Timestamp};
+    ///
+    /// let program = Program::from_json(r#"{"version": 1, "schema": {"events": {"visit": {}}}}"#)?;
+    /// let start = Timestamp::from_unix(1_767_225_600, 0)?;
+    /// let engine = Arc::new(Engine::new(Arc::new(program)));
+    /// let mut runtime = Runtime::new(engine.clone(), MemoryStore::new(), RecordingDelivery::default(), start)
+    ///     .with_max_ahead(Duration::from_secs(3600)?);
+    /// let schema = engine.program().schema();
+    /// runtime.add_contact(schema.contact("c1").build())?;
+    /// let far = Timestamp::from_unix(16_725_225_600, 0)?; // the year 2500
+    /// let error = runtime.ingest(&schema.event("e1", "c1", "visit", far)?.build()).unwrap_err();
+    /// assert!(matches!(error, RuntimeError::TooFarAhead { .. }));
+    /// assert_eq!(runtime.clock(), start);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_max_ahead(mut self, limit: crate::time::Duration) -> Runtime<S, D> {
+        self.max_ahead = limit;
+        self
+    }
+
+    /// How many wake-ups one call ([`Runtime::advance_to`], [`Runtime::ingest`])
+    /// handles at most (default [`DEFAULT_MAX_WAKEUPS_PER_CALL`]; at least 1). When more
+    /// are due, the clock stops at the last one handled and the next call goes on:
+    /// the work of one call stays bounded however far the clock moves.
+    pub fn with_max_wakeups_per_call(mut self, max: usize) -> Runtime<S, D> {
+        self.max_wakeups = max.max(1);
+        self
+    }
+
+    /// The wake-ups that failed since the last call, oldest first (at most the last
+    /// 1,000; [`RuntimeStats::dropped_wakeups`] counts them all). A failed wake-up is
+    /// dropped so that the other contacts go on; the contact is woken again after its
+    /// next step, or when [`Runtime::reschedule`] is called for it.
+    pub fn take_wake_failures(&mut self) -> Vec<WakeFailure> {
+        self.wake_failures.drain(..).collect()
     }
 
     /// The engine.
@@ -182,13 +278,37 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
         Err(StoreError::backend(format!("contact `{}`: too many conflicting saves", id.as_str())).into())
     }
 
-    /// Handles an event: first every wake-up due before it, then the event.
+    /// Handles an event: first the wake-ups due before it (at most the per-call limit,
+    /// [`Runtime::with_max_wakeups_per_call`], and always every one of the event's own
+    /// contact), then the event. A wake-up that fails is dropped and reported
+    /// ([`Runtime::take_wake_failures`]), never the event's error.
     ///
     /// # Errors
     ///
-    /// As [`RuntimeError`]; an event the engine refuses leaves the contact unchanged.
+    /// [`RuntimeError::TooFarAhead`] for an event dated more than the limit ahead of
+    /// the clock ([`Runtime::with_max_ahead`]); otherwise as [`RuntimeError`]; an
+    /// event the engine refuses leaves the contact unchanged.
     pub fn ingest(&mut self, event: &Event) -> Result<Outcome, RuntimeError> {
+        let limit = self.clock.checked_add(self.max_ahead).unwrap_or(Timestamp::MAX);
+        if event.at() > limit {
+            self.stats.too_far_ahead += 1;
+            return Err(RuntimeError::TooFarAhead {
+                event: event.id().clone(),
+                at: event.at(),
+                clock: self.clock,
+                limit: self.max_ahead,
+            });
+        }
         self.advance_to(event.at())?;
+        // The event's own contact is woken up to the event whatever the per-call limit
+        // left undone, so that its timeouts come before its event.
+        for _ in 0..self.max_wakeups {
+            let Some(at) = self.scheduled.get(event.contact()).copied().filter(|at| *at <= event.at()) else {
+                break;
+            };
+            self.scheduled.remove(event.contact());
+            self.wake(event.contact(), at);
+        }
         self.stats.events += 1;
         let outcome = self.step(event.contact(), |engine, stored, scratch| {
             engine.handle_event(&mut stored.state, &stored.contact, event, scratch)
@@ -199,41 +319,62 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
         Ok(outcome)
     }
 
-    /// Moves the clock to `now` (never back), handling every wake-up due by then in
-    /// order of instant, then contact id. Returns how many were handled.
+    /// Moves the clock towards `now` (never back), handling the wake-ups due by then
+    /// in order of instant, then contact id: at most the per-call limit
+    /// ([`Runtime::with_max_wakeups_per_call`]). When more are due, the clock stops at
+    /// the last one handled (call again to go on); otherwise it reaches `now`. Returns
+    /// how many were handled. A wake-up that fails is dropped and reported
+    /// ([`Runtime::take_wake_failures`]); the others go on.
     ///
     /// # Errors
     ///
-    /// The first failure; wake-ups after it stay scheduled.
+    /// None today: failures of single wake-ups are reported, not returned (the
+    /// `Result` is kept for hosts whose clocks can fail).
     pub fn advance_to(&mut self, now: Timestamp) -> Result<usize, RuntimeError> {
         let mut handled = 0;
         while let Some(Reverse((at, id))) = self.timers.peek().cloned() {
             if at > now {
                 break;
             }
-            self.timers.pop();
             if self.scheduled.get(&id) != Some(&at) {
+                self.timers.pop();
                 continue; // superseded by a later step of the contact
             }
+            if handled >= self.max_wakeups {
+                // Bounded work per call: the clock stays before what is still due.
+                return Ok(handled);
+            }
+            self.timers.pop();
             self.scheduled.remove(&id);
             self.clock = self.clock.max(at);
-            self.stats.timeouts += 1;
-            let outcome = self.step(&id, |engine, stored, scratch| {
-                engine.handle_timeout(&mut stored.state, &stored.contact, at, scratch)
-            });
-            match outcome {
-                Ok(_) => handled += 1,
-                // A wake-up older than the contact's last change has nothing to do.
-                Err(RuntimeError::Engine(EngineError::Score(crate::scoring::ScoreError::OutOfOrder))) => {}
-                Err(e) => {
-                    // Kept, so that the wake-up is not lost: the next advance retries it.
-                    self.schedule(&id, Some(at));
-                    return Err(e);
-                }
+            if self.wake(&id, at) {
+                handled += 1;
             }
         }
         self.clock = self.clock.max(now);
         Ok(handled)
+    }
+
+    /// Runs one wake-up; `true` when it was handled. A failure is dropped and kept for
+    /// [`Runtime::take_wake_failures`].
+    fn wake(&mut self, id: &ContactId, at: Timestamp) -> bool {
+        self.stats.timeouts += 1;
+        let outcome = self.step(id, |engine, stored, scratch| {
+            engine.handle_timeout(&mut stored.state, &stored.contact, at, scratch)
+        });
+        match outcome {
+            Ok(_) => true,
+            // A wake-up older than the contact's last change has nothing to do.
+            Err(RuntimeError::Engine(EngineError::Score(crate::scoring::ScoreError::OutOfOrder))) => false,
+            Err(error) => {
+                self.stats.dropped_wakeups += 1;
+                if self.wake_failures.len() >= KEPT_WAKE_FAILURES {
+                    self.wake_failures.pop_front();
+                }
+                self.wake_failures.push_back(WakeFailure { contact: id.clone(), at, error });
+                false
+            }
+        }
     }
 
     /// Replaces the program while running: each contact's state is carried over
@@ -320,9 +461,19 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
             let (engine, scratch, clock) = (&self.engine, &mut self.scratch, self.clock);
             let mut result: Option<Result<Outcome, EngineError>> = None;
             let saved = self.store.modify(id, &mut |stored| {
-                let adopted = (!engine.fits(&stored.state))
-                    .then(|| engine.adopt(stored.state.clone(), &stored.contact, clock));
-                let before = adopted.map(|state| std::mem::replace(&mut stored.state, state));
+                // A state of another program is carried over, and the contact with it:
+                // attributes by field name, never by position.
+                let adopted = (!engine.fits(&stored.state)).then(|| {
+                    let contact = engine.adopt_contact(&stored.state, &stored.contact);
+                    let state = engine.adopt(stored.state.clone(), &contact, clock);
+                    (contact, state)
+                });
+                let before = adopted.map(|(contact, state)| {
+                    (
+                        std::mem::replace(&mut stored.contact, contact),
+                        std::mem::replace(&mut stored.state, state),
+                    )
+                });
                 let outcome = f(engine, stored, scratch);
                 let keep = outcome.is_ok();
                 match &outcome {
@@ -330,7 +481,8 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
                     Ok(_) => {}
                     // A refused step leaves the contact as it was, adoption included.
                     Err(_) => {
-                        if let Some(state) = before {
+                        if let Some((contact, state)) = before {
+                            stored.contact = contact;
                             stored.state = state;
                         }
                     }

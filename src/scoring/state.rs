@@ -222,3 +222,55 @@ impl ModelHistory {
         self.ledger.push_back(entry);
     }
 }
+
+impl ContactScores {
+    /// Checks a loaded score state on its own (whether it fits a program is
+    /// [`Scorer::fits`](crate::scoring::Scorer::fits)): `models` models, every number
+    /// finite, every decay scale positive, no instant after `last` (the contact's last
+    /// change). The error names the field, as `models[0].fit: not finite`.
+    pub(crate) fn validate(&self, models: usize, last: Timestamp) -> Result<(), String> {
+        if self.models.len() != models {
+            return Err(format!("models: {} of them for {models} model ids", self.models.len()));
+        }
+        let finite =
+            |path: String, v: f64| if v.is_finite() { Ok(()) } else { Err(format!("{path}: not finite")) };
+        let before = |path: String, t: Timestamp| {
+            if t <= last {
+                Ok(())
+            } else {
+                Err(format!("{path}: {t} is after the last change {last}"))
+            }
+        };
+        before("last".into(), self.last)?;
+        for (m, model) in self.models.iter().enumerate() {
+            finite(format!("models[{m}].fit"), model.fit)?;
+            for (g, cell) in model.groups.iter().enumerate() {
+                finite(format!("models[{m}].groups[{g}].value"), cell.stored())?;
+                before(format!("models[{m}].groups[{g}].at"), cell.updated_at())?;
+            }
+            for (a, award) in model.awards.iter().enumerate() {
+                finite(format!("models[{m}].awards[{a}].points"), award.points)?;
+                before(format!("models[{m}].awards[{a}].at"), award.at)?;
+            }
+        }
+        if let Some(history) = &self.history {
+            if history.models.len() != models {
+                return Err(format!("history.models: {} of them for {models} models", history.models.len()));
+            }
+            for (m, h) in history.models.iter().enumerate() {
+                for (i, entry) in h.ledger.iter().enumerate() {
+                    finite(format!("history.models[{m}].ledger[{i}].delta"), entry.delta)?;
+                }
+                for (g, scale) in h.scales.iter().enumerate() {
+                    if !(scale.is_finite() && *scale > 0.0 && *scale <= 1.0) {
+                        return Err(format!("history.models[{m}].scales[{g}]: {scale} is not in (0, 1]"));
+                    }
+                }
+                for (i, c) in h.contributions.iter().enumerate() {
+                    finite(format!("history.models[{m}].contributions[{i}].normalized"), c.normalized)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

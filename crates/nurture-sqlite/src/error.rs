@@ -52,6 +52,19 @@ pub enum Error {
     /// A compare-and-swap conflict (another writer saved the contact).
     #[error(transparent)]
     Store(StoreError),
+    /// An event dated further ahead of the host's clock than
+    /// [`HostOptions::max_ahead`](crate::HostOptions::max_ahead); nothing changed.
+    #[error("event `{event}` is dated {at}, more than {limit} ahead of the clock ({clock})")]
+    TooFarAhead {
+        /// The event.
+        event: String,
+        /// Its instant.
+        at: nurture::Timestamp,
+        /// The host's clock.
+        clock: nurture::Timestamp,
+        /// The limit.
+        limit: nurture::Duration,
+    },
     /// An event or approval for a contact that is not stored.
     #[error("no contact `{0}`; add it first")]
     UnknownContact(String),

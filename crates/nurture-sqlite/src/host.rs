@@ -76,6 +76,13 @@ pub struct HostOptions {
     /// Deliver from the outbox after every commit (otherwise only on
     /// [`SqliteHost::deliver_pending`]).
     pub deliver_on_commit: bool,
+    /// How far ahead of the host's clock an event may be dated (default one day, as
+    /// [`nurture::host::Runtime::with_max_ahead`]); a later one is refused with
+    /// [`Error::TooFarAhead`].
+    pub max_ahead: nurture::Duration,
+    /// How many wake-ups one call handles at most (default 10,000); when more are due,
+    /// the clock stops at the last one handled and the next call goes on.
+    pub max_wakeups_per_call: usize,
 }
 
 impl Default for HostOptions {
@@ -86,6 +93,9 @@ impl Default for HostOptions {
             durability: Durability::Full,
             retry: RetryPolicy::default(),
             deliver_on_commit: true,
+            max_ahead: nurture::Duration::from_secs(nurture::host::DEFAULT_MAX_AHEAD_SECS)
+                .unwrap_or(nurture::Duration::ZERO),
+            max_wakeups_per_call: nurture::host::DEFAULT_MAX_WAKEUPS_PER_CALL,
         }
     }
 }
@@ -120,6 +130,18 @@ impl HostOptions {
         self.deliver_on_commit = deliver;
         self
     }
+
+    /// With this limit on how far ahead of the clock an event may be dated.
+    pub fn with_max_ahead(mut self, limit: nurture::Duration) -> HostOptions {
+        self.max_ahead = limit;
+        self
+    }
+
+    /// With at most this many wake-ups per call (at least 1).
+    pub fn with_max_wakeups_per_call(mut self, max: usize) -> HostOptions {
+        self.max_wakeups_per_call = max.max(1);
+        self
+    }
 }
 
 /// Counts of what the host did since it was opened.
@@ -142,7 +164,27 @@ pub struct HostStats {
     pub failures: u64,
     /// Effects given up.
     pub dead: u64,
+    /// Wake-ups that failed and were dropped ([`SqliteHost::take_wake_failures`]).
+    pub dropped_wakeups: u64,
+    /// Events refused as dated too far ahead of the clock.
+    pub too_far_ahead: u64,
 }
+
+/// A wake-up that failed (not for a database failure) and was dropped; the other
+/// contacts' wake-ups went on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct WakeFailure {
+    /// The contact.
+    pub contact: ContactId,
+    /// The wake-up's instant.
+    pub at: Timestamp,
+    /// Why it failed.
+    pub error: Error,
+}
+
+/// How many dropped wake-ups the host keeps for [`SqliteHost::take_wake_failures`].
+const KEPT_WAKE_FAILURES: usize = 1_000;
 
 const CLOCK: &str = "clock";
 const CURSOR: &str = "cursor";
@@ -168,6 +210,7 @@ pub struct SqliteHost<D: Delivery> {
     open: Option<(usize, Instant)>,
     scratch: EngineScratch,
     stats: HostStats,
+    wake_failures: std::collections::VecDeque<WakeFailure>,
 }
 
 impl<D: Delivery> std::fmt::Debug for SqliteHost<D> {
@@ -233,6 +276,7 @@ impl<D: Delivery> SqliteHost<D> {
             open: None,
             scratch: EngineScratch::default(),
             stats: HostStats::default(),
+            wake_failures: std::collections::VecDeque::new(),
         };
         host.reload(start)?;
         if host.options.deliver_on_commit {
@@ -372,15 +416,36 @@ impl<D: Delivery> SqliteHost<D> {
         self.stepped()
     }
 
-    /// Handles an event: first every wake-up due at or before it (each at its own
-    /// instant), then the event.
+    /// Handles an event: first the wake-ups due at or before it (each at its own
+    /// instant; at most [`HostOptions::max_wakeups_per_call`], and always every one of
+    /// the event's own contact), then the event.
     ///
     /// # Errors
     ///
-    /// As [`Error`]: an event the engine refuses leaves the contact unchanged; a
-    /// database failure rolls back the uncommitted group.
+    /// [`Error::TooFarAhead`] for an event dated more than [`HostOptions::max_ahead`]
+    /// ahead of the clock; otherwise as [`Error`]: an event the engine refuses leaves
+    /// the contact unchanged; a database failure rolls back the uncommitted group. A
+    /// wake-up that fails otherwise is dropped and reported
+    /// ([`SqliteHost::take_wake_failures`]), never the event's error.
     pub fn ingest(&mut self, event: &Event) -> Result<Outcome, Error> {
+        let limit = self.clock.checked_add(self.options.max_ahead).unwrap_or(Timestamp::MAX);
+        if event.at() > limit {
+            self.stats.too_far_ahead += 1;
+            return Err(Error::TooFarAhead {
+                event: event.id().as_str().to_string(),
+                at: event.at(),
+                clock: self.clock,
+                limit: self.options.max_ahead,
+            });
+        }
         self.advance_to(event.at())?;
+        for _ in 0..self.options.max_wakeups_per_call.max(1) {
+            let Some(at) = self.scheduled.get(event.contact()).copied().filter(|at| *at <= event.at()) else {
+                break;
+            };
+            self.scheduled.remove(event.contact());
+            self.wake(event.contact(), at)?;
+        }
         self.stats.events += 1;
         let outcome = self.step(event.contact(), |engine, stored, scratch| {
             engine.handle_event(&mut stored.state, &stored.contact, event, scratch)
@@ -391,45 +456,72 @@ impl<D: Delivery> SqliteHost<D> {
         Ok(outcome)
     }
 
-    /// Moves the clock to `now` (never back), handling every wake-up due by then in
-    /// order of instant, then contact id, each at its own instant. Returns how many were
-    /// handled.
+    /// Moves the clock towards `now` (never back), handling the wake-ups due by then in
+    /// order of instant, then contact id, each at its own instant: at most
+    /// [`HostOptions::max_wakeups_per_call`]; when more are due the clock stops at the
+    /// last one handled (call again to go on). Returns how many were handled. A
+    /// wake-up that fails for another reason than the database is dropped and reported
+    /// ([`SqliteHost::take_wake_failures`]); the others go on.
     ///
     /// # Errors
     ///
-    /// The first failure; wake-ups after it stay scheduled.
+    /// A database failure; the group is rolled back.
     pub fn advance_to(&mut self, now: Timestamp) -> Result<usize, Error> {
         let mut handled = 0;
         while let Some(Reverse((at, id))) = self.timers.peek().cloned() {
             if at > now {
                 break;
             }
-            self.timers.pop();
             if self.scheduled.get(&id) != Some(&at) {
+                self.timers.pop();
                 continue; // superseded by a later step of the contact
             }
+            if handled >= self.options.max_wakeups_per_call.max(1) {
+                return Ok(handled);
+            }
+            self.timers.pop();
             self.scheduled.remove(&id);
             self.clock = self.clock.max(at);
-            self.stats.timeouts += 1;
-            let outcome = self.step(&id, |engine, stored, scratch| {
-                engine.handle_timeout(&mut stored.state, &stored.contact, at, scratch)
-            });
-            match outcome {
-                Ok(_) => handled += 1,
-                // A wake-up older than the contact's last change has nothing to do.
-                Err(Error::Engine(EngineError::Score(ScoreError::OutOfOrder))) => {
-                    let result = self.store.write_timer(&id, None);
-                    self.guard(result)?;
-                }
-                Err(e) if e.is_database_failure() => return Err(e),
-                Err(e) => {
-                    self.schedule(&id, Some(at));
-                    return Err(e);
-                }
+            if self.wake(&id, at)? {
+                handled += 1;
             }
         }
         self.clock = self.clock.max(now);
         Ok(handled)
+    }
+
+    /// The wake-ups dropped since the last call, oldest first (at most the last 1,000;
+    /// [`HostStats::dropped_wakeups`] counts them all). The contact is woken again after
+    /// its next step, or by [`SqliteHost::reschedule_all`].
+    pub fn take_wake_failures(&mut self) -> Vec<WakeFailure> {
+        self.wake_failures.drain(..).collect()
+    }
+
+    /// Runs one wake-up; `Ok(true)` when handled. A failure other than the database's
+    /// drops it (its timer row too) and keeps it for [`SqliteHost::take_wake_failures`].
+    fn wake(&mut self, id: &ContactId, at: Timestamp) -> Result<bool, Error> {
+        self.stats.timeouts += 1;
+        let outcome = self.step(id, |engine, stored, scratch| {
+            engine.handle_timeout(&mut stored.state, &stored.contact, at, scratch)
+        });
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_database_failure() => Err(e),
+            Err(error) => {
+                // A wake-up older than the contact's last change has nothing to do;
+                // any other failure is reported. Either way its timer goes.
+                let result = self.store.write_timer(id, None);
+                self.guard(result)?;
+                if !matches!(error, Error::Engine(EngineError::Score(ScoreError::OutOfOrder))) {
+                    self.stats.dropped_wakeups += 1;
+                    if self.wake_failures.len() >= KEPT_WAKE_FAILURES {
+                        self.wake_failures.pop_front();
+                    }
+                    self.wake_failures.push_back(WakeFailure { contact: id.clone(), at, error });
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Approves an effect held for approval: it moves to the outbox's pending effects,

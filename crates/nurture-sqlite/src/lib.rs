@@ -64,6 +64,6 @@ mod migrations;
 mod store;
 
 pub use error::Error;
-pub use host::{Durability, HostOptions, HostStats, RetryPolicy, SqliteHost};
+pub use host::{Durability, HostOptions, HostStats, RetryPolicy, SqliteHost, WakeFailure};
 pub use migrations::{Migration, MIGRATIONS};
 pub use store::{OutboxEntry, OutboxStatus, SqliteStore, StoredScore};

@@ -412,7 +412,16 @@ impl SqliteStore {
         };
         let json: serde_json::Value =
             serde_json::from_str(&contact).map_err(|e| bad("contact", e.to_string()))?;
-        let contact = self.schema.contact_from_json(&json).map_err(|e| bad("contact", e.to_string()))?;
+        let contact = match self.schema.contact_from_json(&json) {
+            Ok(contact) => contact,
+            // Written under an earlier program: fields it no longer declares, or whose
+            // type changed, are dropped (attributes are matched by name, as
+            // `Engine::adopt_contact` does); anything else is a damaged row.
+            Err(_) => self
+                .schema
+                .contact_from_json(&current_fields(&self.schema, json))
+                .map_err(|e| bad("contact", e.to_string()))?,
+        };
         let state: ContactState = serde_json::from_slice(&state).map_err(|e| bad("state", e.to_string()))?;
         Ok(Some(Versioned { value: StoredContact { contact, state }, version }))
     }
@@ -607,4 +616,19 @@ impl ContactStore for SqliteStore {
         };
         Ok(self.atomically(|store| store.write(id, &value, expected, before.as_ref()))?)
     }
+}
+
+/// A stored contact's JSON with only the attributes `schema` declares with a matching
+/// type.
+fn current_fields(schema: &Schema, mut json: serde_json::Value) -> serde_json::Value {
+    if let Some(attributes) = json.get_mut("attributes").and_then(serde_json::Value::as_object_mut) {
+        let fields = schema.contact_fields();
+        attributes.retain(|name, value| {
+            fields.iter().any(|(field, ty)| {
+                field == name
+                    && nurture::Value::from_json(value, ty).is_some_and(|v| v != nurture::Value::Null)
+            })
+        });
+    }
+    json
 }

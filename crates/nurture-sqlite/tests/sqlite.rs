@@ -235,7 +235,7 @@ fn approvals_and_rejections_go_through_the_outbox() {
 #[derive(Default)]
 struct Flaky {
     failures: u32,
-    attempts: std::collections::HashMap<u64, u32>,
+    attempts: std::collections::HashMap<u128, u32>,
     delivered: Vec<Effect>,
 }
 
