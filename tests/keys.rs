@@ -68,8 +68,12 @@ fn a_timeout_repeated_at_one_instant_gets_other_keys_and_a_retry_the_same() {
     // The change back and forth at the same instant: other keys every time.
     let back = engine.handle_attribute_change(&mut state, &b, &a, at(5), &mut scratch).unwrap();
     let forth = engine.handle_attribute_change(&mut state, &a, &b, at(5), &mut scratch).unwrap();
-    let all: HashSet<_> =
-        [&first, &back, &forth].iter().flat_map(|o| keys(&o.effects)).collect::<Vec<_>>().into_iter().collect();
+    let all: HashSet<_> = [&first, &back, &forth]
+        .iter()
+        .flat_map(|o| keys(&o.effects))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
     assert_eq!(all.len(), 3);
 }
 
@@ -77,9 +81,8 @@ fn a_timeout_repeated_at_one_instant_gets_other_keys_and_a_retry_the_same() {
 fn wide_program(rules: usize, actions: usize) -> String {
     let action = r#"{"type": "send", "channel": "email", "template": "t"}"#;
     let actions = vec![action; actions].join(",");
-    let rules: Vec<String> = (0..rules)
-        .map(|i| format!(r#"{{"id": "r{i}", "on": "visit", "actions": [{actions}]}}"#))
-        .collect();
+    let rules: Vec<String> =
+        (0..rules).map(|i| format!(r#"{{"id": "r{i}", "on": "visit", "actions": [{actions}]}}"#)).collect();
     format!(r#"{{"version": 1, "schema": {{"events": {{"visit": {{}}}}}}, "rules": [{}]}}"#, rules.join(","))
 }
 
