@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use nurture::engine::{Effect, EffectKind, Engine, Status};
 use nurture::host::{
-    ContactStore, DeliveryError, MemoryStore, RecordingDelivery, Runtime, StoreError, StoredContact,
-    Versioned,
+    ContactStore, DeliveryError, MemoryStore, RecordingDelivery, Runtime, RuntimeError, StoreError,
+    StoredContact, Versioned,
 };
 use nurture::{ContactId, Program, Timestamp};
 
@@ -218,4 +218,156 @@ fn rescheduling_after_a_program_change_wakes_new_time_rules() {
     assert_eq!(rt.reschedule(&ContactId::from("a")).unwrap(), Some(at(10 * DAY)));
     rt.advance_to(at(11 * DAY)).unwrap();
     assert_eq!(action_templates(&rt.delivery().delivered), ["nudge"]);
+}
+
+/// A store in which some contacts fail to load (a contact deleted under the runtime, a
+/// row that cannot be read); the list is shared with the test.
+struct Broken {
+    inner: MemoryStore,
+    broken: Arc<std::sync::Mutex<Vec<ContactId>>>,
+}
+
+impl ContactStore for Broken {
+    fn load(&mut self, id: &ContactId) -> Result<Option<Versioned<StoredContact>>, StoreError> {
+        if self.broken.lock().unwrap().contains(id) {
+            return Err(StoreError::backend(format!("row of `{}` is unreadable", id.as_str())));
+        }
+        self.inner.load(id)
+    }
+    fn save(
+        &mut self,
+        id: &ContactId,
+        value: StoredContact,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        self.inner.save(id, value, expected)
+    }
+}
+
+#[test]
+fn a_failing_wake_up_is_dropped_and_reported_and_the_others_go_on() {
+    let engine = engine("");
+    let schema = engine.program().schema().clone();
+    let broken = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = Broken { inner: MemoryStore::new(), broken: broken.clone() };
+    let mut rt = Runtime::new(engine, store, RecordingDelivery::default(), at(0));
+    for id in ["a", "b", "c"] {
+        rt.add_contact(schema.contact(id).build()).unwrap();
+    }
+    // `a`'s row becomes unreadable; its win-back wake-up (day 20) will fail. Before,
+    // the failed wake-up was re-queued and its error returned from every later
+    // `advance_to` and `ingest`, for every contact.
+    broken.lock().unwrap().push(ContactId::from("a"));
+    assert_eq!(rt.advance_to(at(20 * DAY)).unwrap(), 2);
+    let visit = schema.event("e1", "b", "visit", at(20 * DAY + 10)).unwrap().build();
+    let o = rt.ingest(&visit).expect("another contact's failure does not fail this event");
+    assert!(!o.duplicate);
+    let failures = rt.take_wake_failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].contact, ContactId::from("a"));
+    assert_eq!(failures[0].at, at(20 * DAY));
+    assert!(failures[0].error.to_string().contains("unreadable"));
+    assert_eq!(rt.stats().dropped_wakeups, 1);
+    // `b` and `c` were won back.
+    assert_eq!(action_templates(&rt.delivery().delivered), ["win-back", "win-back"]);
+    assert!(rt.take_wake_failures().is_empty());
+}
+
+#[test]
+fn an_event_far_ahead_of_the_clock_is_refused_and_hurts_no_other_contact() {
+    let engine = engine("");
+    let schema = engine.program().schema().clone();
+    let mut rt = Runtime::new(engine, MemoryStore::new(), RecordingDelivery::default(), at(0));
+    for id in ["a", "b", "c", "d", "e"] {
+        rt.add_contact(schema.contact(id).build()).unwrap();
+    }
+    // Dated 2500: before, this one event moved the shared clock there, ran every
+    // contact's wake-ups up to it, and then refused the others' events as too late.
+    let far = Timestamp::parse("2500-01-01T00:00:00Z").unwrap();
+    let error = rt.ingest(&schema.event("x", "a", "visit", far).unwrap().build()).unwrap_err();
+    assert!(matches!(error, RuntimeError::TooFarAhead { .. }), "{error}");
+    assert!(error.to_string().contains("ahead of the clock"), "{error}");
+    assert_eq!(rt.clock(), at(0));
+    assert_eq!(rt.stats().timeouts, 0);
+    assert_eq!(rt.stats().too_far_ahead, 1);
+    for (n, id) in ["b", "c", "d", "e"].into_iter().enumerate() {
+        let e = schema.event(format!("e{n}"), id, "visit", at(60)).unwrap().build();
+        rt.ingest(&e).expect("ordinary events are taken");
+    }
+    // Within the limit (raised here), the clock moves.
+    let mut rt = rt.with_max_ahead(nurture::Duration::from_days(30).unwrap());
+    let e = schema.event("late-ok", "a", "visit", at(29 * DAY)).unwrap().build();
+    rt.ingest(&e).unwrap();
+    assert_eq!(rt.clock(), at(29 * DAY));
+}
+
+#[test]
+fn catch_up_work_per_call_is_bounded() {
+    let engine = engine("");
+    let schema = engine.program().schema().clone();
+    let mut rt = Runtime::new(engine, MemoryStore::new(), RecordingDelivery::default(), at(0))
+        .with_max_wakeups_per_call(3);
+    for n in 0..10 {
+        rt.add_contact(schema.contact(format!("c{n}")).build()).unwrap();
+    }
+    // Ten win-back wake-ups are due at day 20: three per call, the clock stays before
+    // what is still due until the last call.
+    let mut calls = Vec::new();
+    loop {
+        let handled = rt.advance_to(at(30 * DAY)).unwrap();
+        calls.push(handled);
+        if rt.clock() == at(30 * DAY) {
+            break;
+        }
+        assert_eq!(rt.clock(), at(20 * DAY));
+    }
+    assert_eq!(calls, [3, 3, 3, 1]);
+    assert_eq!(rt.delivery().delivered.len(), 10);
+    // An event's own contact is woken before its event even past the limit.
+    let mut rt = Runtime::new(rt.engine().clone(), MemoryStore::new(), RecordingDelivery::default(), at(0))
+        .with_max_wakeups_per_call(1)
+        .with_max_ahead(nurture::Duration::from_days(30).unwrap());
+    for n in 0..3 {
+        rt.add_contact(schema.contact(format!("c{n}")).build()).unwrap();
+    }
+    let e = schema.event("e1", "c2", "visit", at(25 * DAY)).unwrap().build();
+    rt.ingest(&e).unwrap();
+    let woken: Vec<&str> = rt.delivery().delivered.iter().map(|e| e.contact.as_str()).collect();
+    assert_eq!(woken, ["c0", "c2"]);
+}
+
+#[test]
+fn a_program_change_re_maps_contacts_by_field_name() {
+    let doc = |fields: &str| {
+        format!(
+            r#"{{"version": 1, "schema": {{"contact": {{{fields}}}, "events": {{"visit": {{}}}}}},
+              "rules": [{{"id": "pro", "on": "visit", "when": "contact.plan == 'pro'",
+                          "actions": [{{"type": "add_tag", "tag": "pro"}}]}}]}}"#
+        )
+    };
+    let old = Arc::new(Engine::new(Arc::new(
+        Program::from_json(&doc(r#""plan": "string", "seats": "int""#)).unwrap(),
+    )));
+    let schema = old.program().schema().clone();
+    let mut rt = Runtime::new(old, MemoryStore::new(), RecordingDelivery::default(), at(0));
+    rt.add_contact(schema.contact("a").set("plan", "pro").unwrap().set("seats", 5000i64).unwrap().build())
+        .unwrap();
+    // `age` sorts before `plan`, and `seats` is gone: by position, `plan` would read
+    // `Int(5000)`'s neighbour and `contact_to_json` would index past the fields.
+    let new = Arc::new(Engine::new(Arc::new(
+        Program::from_json(&doc(r#""age": "int", "plan": "string""#)).unwrap(),
+    )));
+    let schema = new.program().schema().clone();
+    rt.replace_engine(new);
+    rt.ingest(&schema.event("e1", "a", "visit", at(10)).unwrap().build()).unwrap();
+    let stored = rt.store().get(&ContactId::from("a")).unwrap();
+    assert!(stored.state.has_tag("pro"));
+    assert_eq!(schema.attribute(&stored.contact, "plan"), Some(&nurture::Value::from("pro")));
+    assert_eq!(schema.attribute(&stored.contact, "age"), None);
+    let json = schema.contact_to_json(&stored.contact).unwrap();
+    assert_eq!(json["attributes"], serde_json::json!({"plan": "pro"}));
+    // A contact of another schema is an error, not a panic.
+    let other = Program::from_json(&doc(r#""plan": "string", "seats": "int", "zone": "string""#)).unwrap();
+    let foreign = other.schema().contact("z").build();
+    assert!(schema.contact_to_json(&foreign).is_err());
 }

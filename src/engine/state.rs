@@ -284,9 +284,11 @@ impl TryFrom<StateWire> for ContactState {
                     }
                 }
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "`format`: state format {other} is not supported (this version reads 1 and {STATE_FORMAT})"
-            )),
+            ))
+            }
         }
         let state = ContactState {
             // Upgraded: everything below is as format 2 has it.
