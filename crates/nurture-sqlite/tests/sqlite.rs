@@ -555,3 +555,66 @@ fn a_new_program_adopts_stored_states_and_schedules_its_timed_rules() {
     drop(host);
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn events_far_ahead_are_refused_and_a_failing_wake_up_is_dropped_for_the_others() {
+    let d = dir("far-ahead");
+    let path = d.join("host.db");
+    let engine = engine();
+    let schema = engine.program().schema().clone();
+    let options = HostOptions::default().with_group_size(1);
+    let mut host =
+        SqliteHost::open(&path, engine.clone(), RecordingDelivery::default(), start(), options).unwrap();
+    for id in ["a", "b", "c"] {
+        host.add_contact(schema.contact(id).build()).unwrap();
+        let visit = schema.event(format!("v-{id}"), id, "visit", at(1)).unwrap().set("url", "/").unwrap();
+        host.ingest(&visit.build()).unwrap();
+    }
+    // Dated 2500: refused, the clock and every contact untouched.
+    let far = Timestamp::parse("2500-01-01T00:00:00Z").unwrap();
+    let error = host.ingest(&schema.event("x", "a", "signup", far).unwrap().build()).unwrap_err();
+    assert!(matches!(error, Error::TooFarAhead { .. }), "{error}");
+    assert_eq!(host.clock(), at(1));
+    // `a`'s state row is damaged behind the host's back: its nudge (3 days after its
+    // visit) fails; the others' go on, and later events are taken.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE contacts SET state = CAST('{}' AS BLOB) WHERE id = 'a'", []).unwrap();
+    let handled = host.advance_to(at(80)).unwrap();
+    assert_eq!(handled, 2);
+    let failures = host.take_wake_failures();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].contact.as_str(), "a");
+    assert_eq!(host.stats().dropped_wakeups, 1);
+    let visit = schema.event("v2", "b", "visit", at(81)).unwrap().set("url", "/").unwrap().build();
+    host.ingest(&visit).expect("another contact's failed wake-up does not fail this event");
+    host.flush().unwrap();
+    let nudges = host
+        .delivery()
+        .delivered
+        .iter()
+        .filter(|e| matches!(&e.kind, EffectKind::Action { rule, .. } if rule.as_str() == "nudge"))
+        .count();
+    assert_eq!(nudges, 2);
+}
+
+#[test]
+fn a_removed_contact_field_is_dropped_when_contacts_are_read() {
+    let d = dir("removed-field");
+    let engine = engine();
+    let schema = engine.program().schema().clone();
+    let mut host =
+        SqliteHost::open(d.join("host.db"), engine, RecordingDelivery::default(), start(), options())
+            .unwrap();
+    host.add_contact(schema.contact("a").set("plan", "pro").unwrap().build()).unwrap();
+    // The next program has no `plan`, and a new field sorted before it.
+    let without = RULES.replace(r#""contact": {"plan": "string"}"#, r#""contact": {"age": "int"}"#);
+    let next = Arc::new(Engine::new(Arc::new(Program::from_json(&without).unwrap())));
+    host.replace_engine(next.clone());
+    let visit = next.program().schema().event("v1", "a", "visit", at(1)).unwrap().set("url", "/").unwrap();
+    host.ingest(&visit.build()).expect("the contact still loads");
+    let stored = host.contact(&nurture::ContactId::from("a")).unwrap().unwrap();
+    assert_eq!(
+        next.program().schema().contact_to_json(&stored.contact).unwrap()["attributes"],
+        serde_json::json!({})
+    );
+}
