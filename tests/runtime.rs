@@ -292,12 +292,12 @@ fn an_event_far_ahead_of_the_clock_is_refused_and_hurts_no_other_contact() {
     assert_eq!(rt.stats().too_far_ahead, 1);
     for (n, id) in ["b", "c", "d", "e"].into_iter().enumerate() {
         let e = schema.event(format!("e{n}"), id, "visit", at(60)).unwrap().build();
-        rt.ingest(&e).expect("ordinary events are taken");
+        let _ = rt.ingest(&e).expect("ordinary events are taken");
     }
     // Within the limit (raised here), the clock moves.
     let mut rt = rt.with_max_ahead(nurture::Duration::from_days(30).unwrap());
     let e = schema.event("late-ok", "a", "visit", at(29 * DAY)).unwrap().build();
-    rt.ingest(&e).unwrap();
+    let _ = rt.ingest(&e).unwrap();
     assert_eq!(rt.clock(), at(29 * DAY));
 }
 
@@ -331,7 +331,7 @@ fn catch_up_work_per_call_is_bounded() {
         rt.add_contact(schema.contact(format!("c{n}")).build()).unwrap();
     }
     let e = schema.event("e1", "c2", "visit", at(25 * DAY)).unwrap().build();
-    rt.ingest(&e).unwrap();
+    let _ = rt.ingest(&e).unwrap();
     let woken: Vec<&str> = rt.delivery().delivered.iter().map(|e| e.contact.as_str()).collect();
     assert_eq!(woken, ["c0", "c2"]);
 }
@@ -359,7 +359,7 @@ fn a_program_change_re_maps_contacts_by_field_name() {
     )));
     let schema = new.program().schema().clone();
     rt.replace_engine(new);
-    rt.ingest(&schema.event("e1", "a", "visit", at(10)).unwrap().build()).unwrap();
+    let _ = rt.ingest(&schema.event("e1", "a", "visit", at(10)).unwrap().build()).unwrap();
     let stored = rt.store().get(&ContactId::from("a")).unwrap();
     assert!(stored.state.has_tag("pro"));
     assert_eq!(schema.attribute(&stored.contact, "plan"), Some(&nurture::Value::from("pro")));

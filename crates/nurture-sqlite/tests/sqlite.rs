@@ -568,7 +568,7 @@ fn events_far_ahead_are_refused_and_a_failing_wake_up_is_dropped_for_the_others(
     for id in ["a", "b", "c"] {
         host.add_contact(schema.contact(id).build()).unwrap();
         let visit = schema.event(format!("v-{id}"), id, "visit", at(1)).unwrap().set("url", "/").unwrap();
-        host.ingest(&visit.build()).unwrap();
+        let _ = host.ingest(&visit.build()).unwrap();
     }
     // Dated 2500: refused, the clock and every contact untouched.
     let far = Timestamp::parse("2500-01-01T00:00:00Z").unwrap();
@@ -586,7 +586,7 @@ fn events_far_ahead_are_refused_and_a_failing_wake_up_is_dropped_for_the_others(
     assert_eq!(failures[0].contact.as_str(), "a");
     assert_eq!(host.stats().dropped_wakeups, 1);
     let visit = schema.event("v2", "b", "visit", at(81)).unwrap().set("url", "/").unwrap().build();
-    host.ingest(&visit).expect("another contact's failed wake-up does not fail this event");
+    let _ = host.ingest(&visit).expect("another contact's failed wake-up does not fail this event");
     host.flush().unwrap();
     let nudges = host
         .delivery()
@@ -611,7 +611,7 @@ fn a_removed_contact_field_is_dropped_when_contacts_are_read() {
     let next = Arc::new(Engine::new(Arc::new(Program::from_json(&without).unwrap())));
     host.replace_engine(next.clone());
     let visit = next.program().schema().event("v1", "a", "visit", at(1)).unwrap().set("url", "/").unwrap();
-    host.ingest(&visit.build()).expect("the contact still loads");
+    let _ = host.ingest(&visit.build()).expect("the contact still loads");
     let stored = host.contact(&nurture::ContactId::from("a")).unwrap().unwrap();
     assert_eq!(
         next.program().schema().contact_to_json(&stored.contact).unwrap()["attributes"],
