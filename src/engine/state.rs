@@ -393,3 +393,52 @@ fn finite_action(kind: &crate::engine::EffectKind) -> bool {
         .and_then(|json| serde_json::from_value::<crate::engine::EffectKind>(json).ok())
         .is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::engine::Engine;
+    use crate::program::Program;
+    use crate::time::Timestamp;
+
+    fn engine() -> Engine {
+        let program = Program::from_json(
+            r#"{"version": 1, "schema": {"events": {"visit": {}}},
+                "scoring": {"models": [{"id": "m", "rules": [{"id": "v", "on": "visit", "points": 5}]}]}}"#,
+        )
+        .unwrap();
+        Engine::new(Arc::new(program))
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused_naming_the_field() {
+        // JSON cannot hold them; other serde formats (and a host building states by
+        // hand through serde) can.
+        let engine = engine();
+        let t = Timestamp::from_unix(1_767_225_600, 0).unwrap();
+        let state = engine.new_state(&engine.program().schema().contact("c1").build(), t);
+        assert_eq!(state.validate(), Ok(()));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut s = state.clone();
+            s.scores.as_mut().unwrap().models[0].fit = bad;
+            let error = s.validate().unwrap_err();
+            assert!(error.contains("models[0].fit: not finite"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_window_drops_format_1_fingerprints_first() {
+        let engine = engine();
+        let t = Timestamp::from_unix(1_767_225_600, 0).unwrap();
+        let mut state = engine.new_state(&engine.program().schema().contact("c1").build(), t);
+        let old = crate::id::EventId::from("old");
+        state.seen_fnv64.push_back(super::fingerprint_v1(&old));
+        assert!(state.has_seen(&old));
+        assert!(state.remember(&crate::id::EventId::from("new"), 2));
+        assert!(state.has_seen(&old), "two fit in a window of two");
+        assert!(state.remember(&crate::id::EventId::from("newer"), 2));
+        assert!(!state.has_seen(&old));
+        assert!(state.has_seen(&crate::id::EventId::from("new")));
+    }
+}
