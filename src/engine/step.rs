@@ -194,6 +194,7 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.cascade(state, &mut step, scratch)?;
+        self.check_effects(&step)?;
         state.last = step.now;
         let mut outcome = step.outcome;
         outcome.next_wake = self.wake_after(state, &step.contact, step.now);
@@ -201,6 +202,15 @@ impl Engine {
             outcome.contact = Some(c);
         }
         Ok(outcome)
+    }
+
+    /// Fails the step once it holds more effects than the limit allows.
+    pub(super) fn check_effects(&self, step: &Step<'_>) -> Result<(), EngineError> {
+        let limit = self.program.limits().max_effects_per_step;
+        if step.outcome.effects.len() > limit {
+            return Err(EngineError::TooManyEffects { limit });
+        }
+        Ok(())
     }
 
     pub(super) fn check(&self, state: &ContactState, contact: &ContactId) -> Result<(), EngineError> {
