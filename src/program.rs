@@ -334,6 +334,24 @@ impl Program {
         Program::compile_reporting(&def, &limits, problems)
     }
 
+    /// Reads and compiles a TOML rule-set document under `limits`.
+    ///
+    /// ```
+    /// let limits = nurture::Limits { max_rules: 1, ..nurture::Limits::default() };
+    /// let doc = "version = 1\n[schema.events.e]\n[[rules]]\nid = 'a'\non = 'e'\n[[rules]]\nid = 'b'\non = 'e'\n";
+    /// assert!(nurture::Program::from_toml(doc).is_ok());
+    /// assert!(nurture::Program::from_toml_with_limits(doc, &limits).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every problem in the document, at once.
+    #[cfg(feature = "toml")]
+    pub fn from_toml_with_limits(text: &str, limits: &Limits) -> Result<Program, CompileError> {
+        let (def, problems) = crate::document::read(text, crate::document::Format::Toml, limits)?;
+        Program::compile_reporting(&def, limits, problems)
+    }
+
     /// The windowed event counters of the document's `counters` section.
     pub fn counters(&self) -> &Counters {
         &self.counters
