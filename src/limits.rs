@@ -2,6 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Most awards one timeframe group keeps per contact. Past it the two oldest awards of
+/// the group are merged into one, dated at the later of the two: the points are kept
+/// (never lost early), and may stay up to the gap between the merged awards longer than
+/// their own window (`docs/decisions.md`, "Bounded per-contact state").
+pub const MAX_TIMEFRAME_AWARDS: usize = 1_000;
+
 /// Limits applied while parsing and compiling rule sets and expressions.
 ///
 /// Exceeding a limit produces a diagnostic, never a stack overflow or a hang. The
@@ -58,6 +64,11 @@ pub struct Limits {
     /// counter's `max`. Documents asking for more are refused, so a contact's state
     /// stays bounded (`docs/performance.md`, "The largest contact state").
     pub max_window_entries: u32,
+    /// Most instants all windows of one rule set may keep per contact, together: the
+    /// `max` of every repeat policy and counter (1 for `once` and `min_interval`
+    /// policies, the counter default when unset) and [`MAX_TIMEFRAME_AWARDS`] per
+    /// timeframe group. It bounds a contact's state (`docs/performance.md`).
+    pub max_window_total: u64,
     /// Most effects awaiting approval per contact; past it the oldest is dropped
     /// unapproved and reported as a `rule_error` effect.
     pub max_pending_approvals: usize,
@@ -82,6 +93,7 @@ impl Default for Limits {
             max_point_rules: 10_000,
             max_effects_per_step: 10_000,
             max_window_entries: 1_000,
+            max_window_total: 100_000,
             max_pending_approvals: 100,
         }
     }

@@ -586,6 +586,7 @@ fn check_sizes(def: &RuleSetDef, limits: &Limits, diagnostics: &mut Vec<Diagnost
         return true;
     }
     let max = limits.max_window_entries;
+    let reported = diagnostics.len();
     let mut window = |n: u32, path: String, what: &str| {
         if n > max {
             diagnostics.push(
@@ -622,6 +623,52 @@ fn check_sizes(def: &RuleSetDef, limits: &Limits, diagnostics: &mut Vec<Diagnost
                 }
             }
         }
+    }
+    // All windows together: what one contact's state may hold at most.
+    let kept = |repeat: Option<&crate::def::RepeatDef>, min_interval: bool| -> u64 {
+        match repeat {
+            Some(crate::def::RepeatDef::AtMost { max, .. }) => u64::from((*max).max(1)),
+            Some(crate::def::RepeatDef::Named(name)) if name == "once" => 1,
+            _ => u64::from(min_interval),
+        }
+    };
+    let mut total: u64 = 0;
+    for rule in &def.rules {
+        total = total.saturating_add(kept(rule.repeat.as_ref(), false));
+    }
+    for counter in &def.counters {
+        total = total.saturating_add(u64::from(counter.max.unwrap_or(crate::counters::DEFAULT_MAX).min(max)));
+    }
+    if let Some(scoring) = &def.scoring {
+        for m in &scoring.models {
+            for r in &m.rules {
+                total = total.saturating_add(kept(r.repeat.as_ref(), r.min_interval.is_some()));
+            }
+            let timeframes = if m.groups.is_empty() {
+                usize::from(m.timeframe.is_some())
+            } else {
+                m.groups
+                    .iter()
+                    .filter(|g| g.timeframe.is_some() || g.decay.is_none() && m.timeframe.is_some())
+                    .count()
+            };
+            total = total.saturating_add((timeframes * crate::limits::MAX_TIMEFRAME_AWARDS) as u64);
+        }
+    }
+    if total > limits.max_window_total && diagnostics.len() == reported {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::LimitExceeded,
+                format!(
+                    "the rule set's windows keep up to {total} instants per contact, more than the limit of {}",
+                    limits.max_window_total
+                ),
+            )
+            .with_path("")
+            .with_help(
+                "lower repeat and counter `max` values, use fewer timeframe groups, or raise `Limits::max_window_total`",
+            ),
+        );
     }
     false
 }

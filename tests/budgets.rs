@@ -204,7 +204,12 @@ fn oversized_collections_are_refused_quickly_with_their_limit() {
 
 #[test]
 fn many_counters_and_point_rules_compile_in_linear_time_when_allowed() {
-    let limits = Limits { max_counters: 150_000, max_point_rules: 150_000, ..Limits::default() };
+    let limits = Limits {
+        max_counters: 150_000,
+        max_point_rules: 150_000,
+        max_window_total: u64::MAX,
+        ..Limits::default()
+    };
     // 61 s and 25 s before.
     within(Duration::from_secs(30), "150k counters", || {
         Program::from_json_with_limits(&counters_doc(150_000), &limits).unwrap()
@@ -255,7 +260,7 @@ fn windows_a_contact_must_remember_are_limited() {
     assert!(err.diagnostics.iter().all(|d| d.code == Code::LimitExceeded));
     assert!(err.diagnostics[0].message.contains("4294967295"));
     // Raising the limit lets it through.
-    let limits = Limits { max_window_entries: u32::MAX, ..Limits::default() };
+    let limits = Limits { max_window_entries: u32::MAX, max_window_total: u64::MAX, ..Limits::default() };
     Program::from_json_with_limits(&doc, &limits).unwrap();
 }
 
@@ -327,4 +332,157 @@ fn pending_approvals_are_capped_and_the_oldest_expires_with_an_effect() {
     assert_eq!(held, keys[7..]);
     assert!(engine.approve(&mut state, keys[0]).is_none(), "expired");
     assert!(engine.approve(&mut state, keys[9]).is_some());
+}
+
+#[test]
+fn timeframe_awards_are_capped_and_keep_their_points() {
+    let doc = rules_doc(
+        &[],
+        r#", "scoring": {"models": [{"id": "m", "timeframe": "3650d", "rules": [{"id": "p", "on": "e", "points": 1}]}]}"#,
+    );
+    let engine = engine_of(&doc, &Limits::default());
+    let contact = engine.program().schema().contact("c").build();
+    let mut state = engine.new_state(&contact, at(0));
+    let mut scratch = EngineScratch::default();
+    let n = nurture::limits::MAX_TIMEFRAME_AWARDS as i64 + 500;
+    for i in 0..n {
+        let event = engine.program().schema().event(format!("e{i}"), "c", "e", at(i * 60)).unwrap().build();
+        let _ = engine.handle_event(&mut state, &contact, &event, &mut scratch).unwrap();
+    }
+    // Every point is kept, in at most the capped number of awards.
+    assert_eq!(engine.score(&state, "m", at(n * 60)), Some(n as f64));
+    let json = serde_json::to_value(&state).unwrap();
+    let awards = json.pointer("/scores/models/0/awards").and_then(|a| a.as_array()).map(Vec::len);
+    assert_eq!(awards, Some(nurture::limits::MAX_TIMEFRAME_AWARDS), "{:.300}", json.to_string());
+}
+
+#[test]
+fn the_windows_of_a_rule_set_are_limited_together() {
+    let rules: Vec<String> = (0..200)
+        .map(|i| format!(r#"{{"id": "r{i}", "on": "e", "repeat": {{"max": 1000, "per": "1d"}}}}"#))
+        .collect();
+    let err = Program::from_json(&rules_doc(&rules, "")).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1, "{}", err.render());
+    assert_eq!(err.diagnostics[0].code, Code::LimitExceeded);
+    assert!(err.diagnostics[0].message.contains("up to 200000 instants per contact"), "{}", err.render());
+    let limits = Limits { max_window_total: 200_000, ..Limits::default() };
+    Program::from_json_with_limits(&rules_doc(&rules, ""), &limits).unwrap();
+}
+
+mod state_bound {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The documented bound (`docs/performance.md`, "The largest contact state"): a
+    /// fixed part per rule set, 64 bytes per window instant, 80 per remembered event id,
+    /// 600 per pending approval (short messages, as here).
+    pub(super) fn bound(instants: u64, rules: usize, pending: usize) -> usize {
+        8192 + 256 * rules + 64 * instants as usize + 80 * 64 + 600 * pending
+    }
+
+    #[derive(Debug, Clone)]
+    struct Doc {
+        repeats: Vec<u32>,
+        counters: Vec<u32>,
+        point_repeats: Vec<u32>,
+        timeframe: bool,
+    }
+
+    fn doc_strategy() -> impl Strategy<Value = Doc> {
+        (
+            prop::collection::vec(1u32..=20, 1..4),
+            prop::collection::vec(1u32..=50, 0..3),
+            prop::collection::vec(1u32..=20, 1..3),
+            any::<bool>(),
+        )
+            .prop_map(|(repeats, counters, point_repeats, timeframe)| Doc {
+                repeats,
+                counters,
+                point_repeats,
+                timeframe,
+            })
+    }
+
+    fn document(d: &Doc) -> (String, u64) {
+        let mut rules: Vec<String> = d
+            .repeats
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                format!(
+                    r#"{{"id": "r{i}", "on": "e", "repeat": {{"max": {m}, "per": "1d"}},
+                        "actions": [{{"type": "add_tag", "tag": "t{i}"}}]}}"#
+                )
+            })
+            .collect();
+        rules.push(
+            r#"{"id": "ask", "on": "f", "actions": [{"type": "notify_owner", "message": "m", "needs_approval": true}]}"#
+                .to_string(),
+        );
+        let counters: Vec<String> = d
+            .counters
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!(r#"{{"id": "c{i}", "on": "e", "window": "30d", "max": {m}}}"#))
+            .collect();
+        let points: Vec<String> = d
+            .point_repeats
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let group = if d.timeframe && i == 0 { r#", "group": "recent""# } else { "" };
+                format!(r#"{{"id": "p{i}", "on": "e", "points": 1{group}, "repeat": {{"max": {m}, "per": "1h"}}}}"#)
+            })
+            .collect();
+        let groups = if d.timeframe {
+            r#""groups": [{"id": "main"}, {"id": "recent", "timeframe": "30d"}], "#
+        } else {
+            ""
+        };
+        let doc = format!(
+            r#"{{"version": 1, "schema": {{"events": {{"e": {{}}, "f": {{}}}}}},
+               "rules": [{}], "counters": [{}],
+               "scoring": {{"models": [{{"id": "m", {groups}"rules": [{}],
+                 "thresholds": [{{"id": "mql", "enter": 50}}], "bands": [{{"name": "warm", "from": 10}}]}}]}}}}"#,
+            rules.join(","),
+            counters.join(","),
+            points.join(",")
+        );
+        let instants =
+            d.repeats.iter().chain(&d.counters).chain(&d.point_repeats).map(|m| u64::from(*m)).sum::<u64>()
+                + if d.timeframe { nurture::limits::MAX_TIMEFRAME_AWARDS as u64 } else { 0 };
+        (doc, instants)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Random rule sets within the limits, driven by long random streams of events:
+        /// the state's JSON never passes the documented bound.
+        #[test]
+        fn a_contact_state_stays_within_its_documented_bound(
+            d in doc_strategy(),
+            steps in prop::collection::vec((0u8..10, 1i64..900), 200..1300),
+        ) {
+            let (doc, instants) = document(&d);
+            let limits = Limits { max_pending_approvals: 5, ..Limits::default() };
+            let engine = engine_of(&doc, &limits);
+            let contact = engine.program().schema().contact("c").build();
+            let mut state = engine.new_state(&contact, at(0));
+            let mut scratch = EngineScratch::default();
+            let rules = engine.program().rules().len() + d.counters.len() + d.point_repeats.len();
+            let limit = bound(instants, rules, 5);
+            let mut clock = 0;
+            let mut largest = 0;
+            for (n, (kind, dt)) in steps.iter().enumerate() {
+                clock += dt;
+                let name = if *kind == 0 { "f" } else { "e" };
+                let event = engine.program().schema().event(format!("x{n}"), "c", name, at(clock)).unwrap().build();
+                let _ = engine.handle_event(&mut state, &contact, &event, &mut scratch).unwrap();
+                largest = largest.max(serde_json::to_string(&state).unwrap().len());
+            }
+            prop_assert!(largest <= limit, "state of {largest} bytes, bound {limit} ({instants} instants)");
+            prop_assert!(state.pending().len() <= 5);
+        }
+    }
 }
