@@ -38,12 +38,13 @@ pub struct Limits {
     /// evaluation ends in a `BudgetExceeded` error. A unit is one node evaluated or one
     /// comprehension iteration, or about 8 bytes of data built, copied, hashed or
     /// compared: 8 bytes of string, a quarter of a list element, a twelfth of a map
-    /// entry. A run-time `matches()` pattern costs 100,000 units. So the default bounds
+    /// entry. A run-time `matches()` pattern costs 1,000,000 units. So the default bounds
     /// one evaluation to about 80 MB of data built and well under a second
     /// (`docs/performance.md`, "Worst cases under the default limits").
     pub max_eval_steps: u64,
     /// Most distinct regular-expression patterns (constant `matches()` arguments and
-    /// `matches` filters) in one rule set; each compiles in up to a few milliseconds.
+    /// `matches` filters) tried in one rule set, refused ones included; each compiles,
+    /// or is refused, in up to about 15 milliseconds.
     pub max_patterns: usize,
     /// Most bytes of distinct regular-expression source in one rule set, all together.
     pub max_pattern_bytes: usize,
@@ -84,7 +85,7 @@ impl Default for Limits {
             max_document_len: 64 << 20,
             max_filter_depth: 64,
             max_eval_steps: 10_000_000,
-            max_patterns: 256,
+            max_patterns: 128,
             max_pattern_bytes: 64 << 10,
             max_segments: 1_000,
             max_counters: 1_000,

@@ -80,7 +80,7 @@ fn run_time_patterns_are_charged_as_compilations_and_results_do_not_depend_on_a_
     let env = Env::new().with_variable("p", Type::String).unwrap();
     let vars = env.bind([("p", Value::from("^[0-9]+$"))]).unwrap();
     let act = Activation::new().with_variables(&vars);
-    let few = env.compile(&format!("{}.all(i, string(i).matches(p))", int_list(20))).unwrap();
+    let few = env.compile(&format!("{}.all(i, string(i).matches(p))", int_list(5))).unwrap();
     assert_eq!(few.eval(&act).unwrap(), Value::Bool(true));
     // 1000 calls are 1000 compilations in the budget, cached or not: the first and the
     // second evaluation (with a warm cache) end the same way.
@@ -89,7 +89,7 @@ fn run_time_patterns_are_charged_as_compilations_and_results_do_not_depend_on_a_
         let err = within(Duration::from_secs(5), "matches(p)", || many.eval(&act).unwrap_err());
         assert_eq!(err.kind(), EvalErrorKind::BudgetExceeded);
     }
-    let limits = Limits { max_eval_steps: 1_000_000_000, ..Limits::default() };
+    let limits = Limits { max_eval_steps: 10_000_000_000, ..Limits::default() };
     let many =
         env.clone().with_limits(limits).compile(&format!("{}.all(i, string(i).matches(p))", int_list(1000)));
     // With a budget for it, the cache makes the thousand calls cheap.
@@ -221,7 +221,7 @@ fn many_counters_and_point_rules_compile_in_linear_time_when_allowed() {
 
 #[test]
 fn distinct_patterns_are_limited_and_repeated_ones_compile_once() {
-    // 2000 large distinct patterns took 8.4 s; past 256 they are refused.
+    // 2000 large distinct patterns took 8.4 s; past 128 they are refused.
     let rules: Vec<String> = (0..2000)
         .map(|i| {
             format!(r#"{{"id": "r{i}", "on": "e", "when": "event.url.matches('^/p{i}/(a|b|c){{1,20}}x$')"}}"#)
@@ -231,8 +231,17 @@ fn distinct_patterns_are_limited_and_repeated_ones_compile_once() {
         Program::from_json(&rules_doc(&rules, "")).unwrap_err()
     });
     assert!(err.diagnostics.iter().all(|d| d.code == Code::LimitExceeded), "{}", err.render());
-    assert_eq!(err.diagnostics.len(), 2000 - 256);
-    assert!(err.diagnostics[0].message.contains("more than 256 distinct regular expressions"));
+    assert_eq!(err.diagnostics.len(), 2000 - 128);
+    assert!(err.diagnostics[0].message.contains("more than 128 distinct regular expressions"));
+    // Patterns past the compiled-size limit count too: each costs as much to refuse.
+    let huge: Vec<String> = (0..300)
+        .map(|i| format!(r#"{{"id": "r{i}", "on": "e", "when": "event.url.matches('^p{i}\\\\w{{1,100}}[0-9]{{1,100}}$')"}}"#))
+        .collect();
+    let err = within(Duration::from_secs(20), "300 over-size patterns", || {
+        Program::from_json(&rules_doc(&huge, "")).unwrap_err()
+    });
+    let limited = err.diagnostics.iter().filter(|d| d.code == Code::LimitExceeded).count();
+    assert_eq!((err.diagnostics.len(), limited), (300, 300 - 128), "{:.500}", err.render());
     // The same pattern in every rule is one pattern.
     let same: Vec<String> = (0..2000)
         .map(|i| {
@@ -484,5 +493,213 @@ mod state_bound {
             prop_assert!(largest <= limit, "state of {largest} bytes, bound {limit} ({instants} instants)");
             prop_assert!(state.pending().len() <= 5);
         }
+    }
+}
+
+/// The measurements in `docs/performance.md` ("Worst cases under the default limits"):
+/// `cargo test --release --test budgets -- --ignored --nocapture --test-threads=1 worst_`,
+/// each under `/usr/bin/time -f %M` for its peak memory.
+mod worst {
+    use super::*;
+
+    fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        eprintln!("{what}: {:.3} s", started.elapsed().as_secs_f64());
+        out
+    }
+
+    fn exhaust(what: &str, env: &Env, source: &str, vars: &nurture::expr::Variables) {
+        let expr = env.compile(source).unwrap();
+        let err = timed(what, || expr.eval(&Activation::new().with_variables(vars)).unwrap_err());
+        assert_eq!(err.kind(), EvalErrorKind::BudgetExceeded, "{what}");
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_eval_membership() {
+        let env = Env::new();
+        let vars = env.bind([]).unwrap();
+        exhaust(
+            "y in m, 3000 elements",
+            &env,
+            &format!("[{0}].all(m, m.all(x, m.all(y, y in m)))", int_list(3000)),
+            &vars,
+        );
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_eval_lists() {
+        let env = Env::new();
+        let vars = env.bind([]).unwrap();
+        exhaust(
+            "m+m+m+m, 5000 elements",
+            &env,
+            &format!("[{0}].all(m, size(m.map(y, m + m + m + m)) > 0)", int_list(5000)),
+            &vars,
+        );
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_eval_iterations() {
+        let env = Env::new();
+        let vars = env.bind([]).unwrap();
+        exhaust(
+            "10M iterations",
+            &env,
+            &format!("{0}.all(x, {0}.all(y, x + y >= 0))", int_list(10_000)),
+            &vars,
+        );
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_eval_strings() {
+        let env = Env::new().with_variable("s", Type::String).unwrap();
+        let vars = env.bind([("s", Value::from("x".repeat(1 << 20)))]).unwrap();
+        exhaust("s + s, 1 MB", &env, &format!("{}.all(i, size(s + s) > 0)", int_list(1000)), &vars);
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_eval_patterns() {
+        // Distinct run-time patterns, each near the compiled-size limit, never cached.
+        let env = Env::new().with_variable("l", Type::list(Type::String)).unwrap();
+        let patterns: Vec<Value> =
+            (0..200).map(|i| Value::from(format!("^(a|b|c{i}){{1,400}}[0-9]{{1,50}}$"))).collect();
+        let vars = env.bind([("l", Value::List(patterns.into()))]).unwrap();
+        exhaust("200 distinct run-time patterns", &env, "l.all(p, !'zzz'.matches(p))", &vars);
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_compile_attribute_rules() {
+        let rules: Vec<String> = (0..60_000)
+            .map(|i| {
+                format!(
+                    r#"{{"id": "r{i}", "on": {{"attribute": "plan", "to": "v{i}"}},
+                        "actions": [{{"type": "set_attribute", "field": "plan", "value": "v{}"}}]}}"#,
+                    i + 1
+                )
+            })
+            .collect();
+        let doc = rules_doc(&rules, "");
+        timed("60k set_attribute rules", || Program::from_json(&doc).unwrap());
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_compile_segment_cycles() {
+        let n = 1000;
+        let segments: Vec<String> = (0..n)
+            .map(|i| {
+                let reads: Vec<String> = (1..=50).map(|k| format!("segment.s{}", (i + k) % n)).collect();
+                format!(r#"{{"id": "s{i}", "when": "{}"}}"#, reads.join(" || "))
+            })
+            .collect();
+        let doc = rules_doc(&[], &format!(r#", "segments": [{}]"#, segments.join(",")));
+        let err = timed("1000 segments, 50 reads each, one cycle", || Program::from_json(&doc).unwrap_err());
+        eprintln!("  {} diagnostic(s), {} bytes of document", err.diagnostics.len(), doc.len());
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_compile_counters_and_point_rules() {
+        timed("150k counters, refused", || Program::from_json(&counters_doc(150_000)).unwrap_err());
+        timed("150k point rules, refused", || Program::from_json(&point_rules_doc(150_000)).unwrap_err());
+        // 1000 counters with the default `max` of 1000 are a million instants, past
+        // `max_window_total`: allowed for the timing.
+        let wide = Limits { max_window_total: u64::MAX, ..Limits::default() };
+        timed("1000 counters (the limit)", || {
+            Program::from_json_with_limits(&counters_doc(1000), &wide).unwrap()
+        });
+        timed("10k point rules (the limit)", || Program::from_json(&point_rules_doc(10_000)).unwrap());
+        let limits = Limits {
+            max_counters: 150_000,
+            max_point_rules: 150_000,
+            max_window_total: u64::MAX,
+            ..Limits::default()
+        };
+        timed("150k counters, allowed", || {
+            Program::from_json_with_limits(&counters_doc(150_000), &limits).unwrap()
+        });
+        timed("150k point rules, allowed", || {
+            Program::from_json_with_limits(&point_rules_doc(150_000), &limits).unwrap()
+        });
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_compile_patterns() {
+        // Each pattern near the compiled-size limit (1 MB): a few milliseconds each.
+        let pattern =
+            std::env::var("WORST_PATTERN").unwrap_or_else(|_| r"\\\\w{1,100}[0-9]{1,100}".to_string());
+        let rules = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| {
+                    format!(r#"{{"id": "r{i}", "on": "e", "when": "event.url.matches('^p{i}{pattern}$')"}}"#)
+                })
+                .collect()
+        };
+        timed("2000 large distinct patterns, refused", || {
+            Program::from_json(&rules_doc(&rules(2000), "")).unwrap_err()
+        });
+        timed("128 large distinct patterns (the limit)", || Program::from_json(&rules_doc(&rules(128), "")));
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_step_effects() {
+        // The largest step the default limits allow: 10,000 effects.
+        let rules: Vec<String> = (0..10_000)
+            .map(|i| {
+                format!(r#"{{"id": "r{i}", "on": "e", "actions": [{{"type": "add_tag", "tag": "t"}}]}}"#)
+            })
+            .collect();
+        let engine = engine_of(&rules_doc(&rules, ""), &Limits::default());
+        let contact = engine.program().schema().contact("c").build();
+        let mut state = engine.new_state(&contact, at(0));
+        let event = engine.program().schema().event("e1", "c", "e", at(1)).unwrap().build();
+        let out = timed("one event, 10,000 effects", || {
+            engine.handle_event(&mut state, &contact, &event, &mut EngineScratch::default()).unwrap()
+        });
+        assert_eq!(out.effects.len(), 10_000);
+    }
+
+    #[test]
+    #[ignore]
+    fn worst_state_size() {
+        // Every window at its cap: 100 rules of "at most 1000 a day" = the 100,000
+        // instants max_window_total allows, and 100 pending approvals.
+        let mut rules: Vec<String> = (0..100)
+            .map(|i| {
+                format!(
+                    r#"{{"id": "r{i}", "on": "e", "repeat": {{"max": 1000, "per": "1d"}}, "actions": [{{"type": "add_tag", "tag": "t"}}]}}"#
+                )
+            })
+            .collect();
+        rules.push(
+            r#"{"id": "ask", "on": "e", "actions": [{"type": "notify_owner", "message": "m", "needs_approval": true}]}"#
+                .to_string(),
+        );
+        let engine = engine_of(&rules_doc(&rules, ""), &Limits::default());
+        let contact = engine.program().schema().contact("c").build();
+        let mut state = engine.new_state(&contact, at(0));
+        let mut scratch = EngineScratch::default();
+        let started = Instant::now();
+        for i in 0..1200 {
+            let event = engine.program().schema().event(format!("e{i}"), "c", "e", at(i)).unwrap().build();
+            let _ = engine.handle_event(&mut state, &contact, &event, &mut scratch).unwrap();
+        }
+        let json = serde_json::to_string(&state).unwrap();
+        eprintln!(
+            "1200 events on 100 capped rules: {:.3} s, state {} bytes, bound {}",
+            started.elapsed().as_secs_f64(),
+            json.len(),
+            state_bound::bound(100_000, 101, 100)
+        );
+        assert!(json.len() <= state_bound::bound(100_000, 101, 100));
     }
 }

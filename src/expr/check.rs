@@ -38,7 +38,9 @@ pub(crate) struct Names<'a> {
 /// compile (each compile can take milliseconds).
 #[derive(Debug)]
 pub(crate) struct RegexCache {
-    compiled: std::cell::RefCell<hashbrown::HashMap<String, Arc<regex::Regex>>>,
+    /// Each distinct pattern tried, compiled or refused with the reason.
+    #[allow(clippy::type_complexity)]
+    compiled: std::cell::RefCell<hashbrown::HashMap<String, Result<Arc<regex::Regex>, String>>>,
     bytes: std::cell::Cell<usize>,
     max_patterns: usize,
     max_bytes: usize,
@@ -1130,9 +1132,11 @@ impl Checker<'_, '_> {
         let Some(cache) = self.names.regexes else {
             return compile_regex(pattern).map(Arc::new).map_err(PatternError::Invalid);
         };
-        if let Some(re) = cache.compiled.borrow().get(pattern) {
-            return Ok(re.clone());
+        if let Some(result) = cache.compiled.borrow().get(pattern) {
+            return result.clone().map_err(PatternError::Invalid);
         }
+        // Every distinct pattern tried counts, refused ones too: a pattern past the size
+        // limit costs as much to refuse as the largest one accepted.
         let count = cache.compiled.borrow().len();
         let bytes = cache.bytes.get().saturating_add(pattern.len());
         if count >= cache.max_patterns {
@@ -1147,10 +1151,10 @@ impl Checker<'_, '_> {
                 cache.max_bytes
             )));
         }
-        let re = Arc::new(compile_regex(pattern).map_err(PatternError::Invalid)?);
+        let result = compile_regex(pattern).map(Arc::new);
         cache.bytes.set(bytes);
-        cache.compiled.borrow_mut().insert(pattern.to_string(), re.clone());
-        Ok(re)
+        cache.compiled.borrow_mut().insert(pattern.to_string(), result.clone());
+        result.map_err(PatternError::Invalid)
     }
 
     fn alloc_local(&mut self) -> Option<u16> {

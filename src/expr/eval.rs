@@ -520,8 +520,9 @@ pub(crate) const ELEMENT_COST: u64 = 4;
 pub(crate) const ENTRY_COST: u64 = 12;
 /// Budget units per compilation of a run-time `matches()` pattern, charged on every
 /// call whether or not the pattern was cached, so that results do not depend on what
-/// ran before: a compile takes up to a few milliseconds.
-pub(crate) const PATTERN_COMPILE_COST: u64 = 100_000;
+/// ran before: a compile (or a refusal at the size limit) takes up to about 15 ms, so the
+/// default budget allows ten.
+pub(crate) const PATTERN_COMPILE_COST: u64 = 1_000_000;
 
 /// Budget units for reading or writing `bytes` of string: one per 8 bytes.
 #[inline]
