@@ -125,6 +125,9 @@ pub struct Program {
     reads_engine_vars: bool,
     /// Whether a rule or segment reads `score.NAME` (else the engine binds no scores).
     reads_scores: bool,
+    /// The limits it was compiled with; the engine applies the run-time ones (effects per
+    /// step, pending approvals).
+    limits: Limits,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -192,7 +195,10 @@ impl Program {
             );
             return Err(CompileError::new(diagnostics));
         }
-        let regexes = crate::expr::check::RegexCache::default();
+        if check_sizes(def, limits, &mut diagnostics) {
+            return Err(CompileError::new(diagnostics));
+        }
+        let regexes = crate::expr::check::RegexCache::new(limits);
         let conditions = ConditionCompiler { schema: &schema, names: &names, limits, regexes: &regexes };
         let counters = compile_counters(&def.counters, &conditions, &mut diagnostics);
         let scorer = def.scoring.as_ref().and_then(|scoring| {
@@ -293,6 +299,7 @@ impl Program {
             segments,
             reads_engine_vars,
             reads_scores,
+            limits: limits.clone(),
         })
     }
 
@@ -325,6 +332,24 @@ impl Program {
         let limits = Limits::default();
         let (def, problems) = crate::document::read(text, crate::document::Format::Toml, &limits)?;
         Program::compile_reporting(&def, &limits, problems)
+    }
+
+    /// Reads and compiles a TOML rule-set document under `limits`.
+    ///
+    /// ```
+    /// let limits = nurture::Limits { max_rules: 1, ..nurture::Limits::default() };
+    /// let doc = "version = 1\n[schema.events.e]\n[[rules]]\nid = 'a'\non = 'e'\n[[rules]]\nid = 'b'\non = 'e'\n";
+    /// assert!(nurture::Program::from_toml(doc).is_ok());
+    /// assert!(nurture::Program::from_toml_with_limits(doc, &limits).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every problem in the document, at once.
+    #[cfg(feature = "toml")]
+    pub fn from_toml_with_limits(text: &str, limits: &Limits) -> Result<Program, CompileError> {
+        let (def, problems) = crate::document::read(text, crate::document::Format::Toml, limits)?;
+        Program::compile_reporting(&def, limits, problems)
     }
 
     /// The windowed event counters of the document's `counters` section.
@@ -370,6 +395,18 @@ impl Program {
     /// The score models of the document's `scoring` section, compiled.
     pub fn scorer(&self) -> Option<&crate::scoring::Scorer> {
         self.scorer.as_ref()
+    }
+
+    /// The limits the program was compiled with; the engine applies the run-time ones
+    /// ([`Limits::max_effects_per_step`], [`Limits::max_pending_approvals`]).
+    ///
+    /// ```
+    /// let program = nurture::Program::from_json(r#"{"version": 1}"#)?;
+    /// assert_eq!(program.limits().max_pending_approvals, 100);
+    /// # Ok::<(), nurture::CompileError>(())
+    /// ```
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The rule set's name.
@@ -498,6 +535,144 @@ impl Program {
 }
 
 /// Compiles the document's counters, in declaration order (the schema's counter order).
+/// Checks the counts [`Limits`] bounds (segments, counters, models, bands, thresholds,
+/// point rules) and the per-contact windows (repeat and counter `max`) before anything
+/// is compiled, so that an oversized document is refused at once. `true` when a count
+/// is over its limit (compiling would be wasted work); window limits only add
+/// diagnostics.
+fn check_sizes(def: &RuleSetDef, limits: &Limits, diagnostics: &mut Vec<Diagnostic>) -> bool {
+    let mut over = false;
+    let mut count = |n: usize, max: usize, what: &str, path: String, field: &str| {
+        if n > max {
+            over = true;
+            diagnostics.push(
+                Diagnostic::new(Code::LimitExceeded, format!("{n} {what}, more than the limit of {max}"))
+                    .with_path(path)
+                    .with_help(format!("split the rule set or raise `Limits::{field}`")),
+            );
+        }
+    };
+    count(def.segments.len(), limits.max_segments, "segments", "/segments".into(), "max_segments");
+    count(def.counters.len(), limits.max_counters, "counters", "/counters".into(), "max_counters");
+    if let Some(scoring) = &def.scoring {
+        count(
+            scoring.models.len(),
+            limits.max_models,
+            "score models",
+            "/scoring/models".into(),
+            "max_models",
+        );
+        let point_rules = scoring.models.iter().map(|m| m.rules.len()).fold(0usize, usize::saturating_add);
+        count(
+            point_rules,
+            limits.max_point_rules,
+            "point rules",
+            "/scoring/models".into(),
+            "max_point_rules",
+        );
+        for (i, m) in scoring.models.iter().enumerate().take(limits.max_models) {
+            let path = format!("/scoring/models/{i}");
+            count(m.bands.len(), limits.max_bands, "bands", format!("{path}/bands"), "max_bands");
+            count(
+                m.thresholds.len(),
+                limits.max_bands,
+                "thresholds",
+                format!("{path}/thresholds"),
+                "max_bands",
+            );
+        }
+    }
+    if over {
+        return true;
+    }
+    let max = limits.max_window_entries;
+    let reported = diagnostics.len();
+    let mut window = |n: u32, path: String, what: &str| {
+        if n > max {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::LimitExceeded,
+                    format!("{what} of {n}, more than the limit of {max} instants a contact's state keeps"),
+                )
+                .with_path(path)
+                .with_help(format!(
+                    "a contact remembers each instant of the window; use at most {max}, or raise `Limits::max_window_entries`"
+                )),
+            );
+        }
+    };
+    let repeat_max = |r: Option<&crate::def::RepeatDef>| match r {
+        Some(crate::def::RepeatDef::AtMost { max, .. }) => Some(*max),
+        _ => None,
+    };
+    for (i, rule) in def.rules.iter().enumerate() {
+        if let Some(n) = repeat_max(rule.repeat.as_ref()) {
+            window(n, format!("/rules/{i}/repeat/max"), "a repeat `max`");
+        }
+    }
+    for (i, counter) in def.counters.iter().enumerate() {
+        if let Some(n) = counter.max {
+            window(n, format!("/counters/{i}/max"), "a counter `max`");
+        }
+    }
+    if let Some(scoring) = &def.scoring {
+        for (i, m) in scoring.models.iter().enumerate() {
+            for (j, r) in m.rules.iter().enumerate() {
+                if let Some(n) = repeat_max(r.repeat.as_ref()) {
+                    window(n, format!("/scoring/models/{i}/rules/{j}/repeat/max"), "a repeat `max`");
+                }
+            }
+        }
+    }
+    // All windows together: what one contact's state may hold at most.
+    let kept = |repeat: Option<&crate::def::RepeatDef>, min_interval: bool| -> u64 {
+        match repeat {
+            Some(crate::def::RepeatDef::AtMost { max, .. }) => u64::from((*max).max(1)),
+            Some(crate::def::RepeatDef::Named(name)) if name == "once" => 1,
+            _ => u64::from(min_interval),
+        }
+    };
+    let mut total: u64 = 0;
+    for rule in &def.rules {
+        total = total.saturating_add(kept(rule.repeat.as_ref(), false));
+    }
+    for counter in &def.counters {
+        total = total.saturating_add(u64::from(counter.max.unwrap_or(crate::counters::DEFAULT_MAX).min(max)));
+    }
+    if let Some(scoring) = &def.scoring {
+        for m in &scoring.models {
+            for r in &m.rules {
+                total = total.saturating_add(kept(r.repeat.as_ref(), r.min_interval.is_some()));
+            }
+            let timeframes = if m.groups.is_empty() {
+                usize::from(m.timeframe.is_some())
+            } else {
+                m.groups
+                    .iter()
+                    .filter(|g| g.timeframe.is_some() || g.decay.is_none() && m.timeframe.is_some())
+                    .count()
+            };
+            total = total.saturating_add((timeframes * crate::limits::MAX_TIMEFRAME_AWARDS) as u64);
+        }
+    }
+    if total > limits.max_window_total && diagnostics.len() == reported {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::LimitExceeded,
+                format!(
+                    "the rule set's windows keep up to {total} instants per contact, more than the limit of {}",
+                    limits.max_window_total
+                ),
+            )
+            .with_path("")
+            .with_help(
+                "lower repeat and counter `max` values, use fewer timeframe groups, or raise `Limits::max_window_total`",
+            ),
+        );
+    }
+    false
+}
+
 fn compile_counters(
     docs: &[crate::def::CounterDoc],
     conditions: &ConditionCompiler<'_>,
@@ -532,7 +707,7 @@ fn compile_counters(
         else {
             continue;
         };
-        let max = doc.max.unwrap_or(crate::counters::DEFAULT_MAX);
+        let max = doc.max.unwrap_or(crate::counters::DEFAULT_MAX.min(conditions.limits.max_window_entries));
         defs.push(CounterDef::new(event_type, condition, window, max));
     }
     Counters::new(defs)

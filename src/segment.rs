@@ -131,24 +131,41 @@ pub(crate) fn compile_segments(
     Segments { segments, order, counters }
 }
 
-/// Positions in an order where each segment follows those it reads; a cycle is
-/// reported at the first segment found on it.
+/// Positions in an order where each segment follows those it reads. Each set of
+/// segments that read each other in a cycle is one diagnostic, naming one cycle through
+/// it and how many segments it holds: linear in segments and reads, whatever the shape.
 fn dependency_order(
     reads: &[Vec<crate::schema::Slot>],
     defs: &[SegmentDef],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<usize> {
     let edges = |n: usize| reads[n].iter().map(|&s| s as usize).filter(|&s| s < reads.len()).collect();
-    crate::graph::post_order(reads.len(), edges, |path| {
-        let names: Vec<&str> = path.iter().map(|&n| defs[n].id.as_str()).collect();
-        let last = path[path.len().saturating_sub(2)];
-        diagnostics.push(
-            Diagnostic::new(
-                Code::InvalidDocument,
-                format!("segments depend on each other in a cycle: {}", names.join(" -> ")),
-            )
-            .with_path(format!("/segments/{last}"))
-            .with_help("a segment may read only segments that do not read it back"),
-        );
-    })
+    let components = crate::graph::components(reads.len(), edges);
+    let mut order = Vec::with_capacity(reads.len());
+    for component in components {
+        if crate::graph::is_cycle(&component, edges) {
+            let path = crate::graph::cycle_through_first(&component, edges);
+            let names: Vec<&str> = path.iter().map(|&n| defs[n].id.as_str()).collect();
+            let others = component.len().saturating_sub(path.len().saturating_sub(1));
+            let more = if others > 0 {
+                format!(" ({others} more segments take part in the same cycle)")
+            } else {
+                String::new()
+            };
+            let first = path.first().copied().unwrap_or(0);
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidDocument,
+                    format!(
+                        "segments depend on each other in a cycle: {}{more}",
+                        crate::graph::describe_path(&names)
+                    ),
+                )
+                .with_path(format!("/segments/{first}"))
+                .with_help("a segment may read only segments that do not read it back"),
+            );
+        }
+        order.extend(component);
+    }
+    order
 }

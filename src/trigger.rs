@@ -507,38 +507,79 @@ pub(crate) fn check_attribute_cycles(
                 .collect()
         })
         .collect();
-    let starts = |from: usize, to: usize| match rules[to].trigger {
-        Trigger::Attribute { field, to: wanted, .. } if rules[to].enabled => sets[from]
-            .iter()
-            .any(|(f, v)| f == field && wanted.as_ref().is_none_or(|w| v.as_ref() == Some(w))),
-        _ => false,
+    // The graph goes through one node per (field, value) set and one per field ("any
+    // change"), so that its size is linear in rules and actions however many rules
+    // share a field: rule -> set(field, value) -> rules waiting for that value, and
+    // set(field, value) -> change(field) -> rules waiting for any change; a clear goes
+    // to change(field) directly. A cycle among rules is a cycle here, and back.
+    let n = rules.len();
+    let mut field_nodes: hashbrown::HashMap<Slot, usize> = hashbrown::HashMap::new();
+    let mut value_nodes: hashbrown::HashMap<(Slot, String), usize> = hashbrown::HashMap::new();
+    let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let value_key = |v: &Value| match v {
+        Value::Double(d) if *d == 0.0 => "Double(0.0)".to_string(),
+        other => format!("{other:?}"),
     };
-    // Only rules that set attributes can start others; one cycle is enough to report.
-    let edges = |n: usize| {
-        if sets[n].is_empty() {
-            Vec::new()
-        } else {
-            (0..rules.len()).filter(|&to| starts(n, to)).collect()
-        }
+    let mut field_node = |slot: Slot, adjacency: &mut Vec<Vec<usize>>| {
+        *field_nodes.entry(slot).or_insert_with(|| {
+            adjacency.push(Vec::new());
+            adjacency.len() - 1
+        })
     };
-    let mut reported = false;
-    crate::graph::post_order(rules.len(), edges, |path| {
-        if reported {
-            return;
+    let mut value_node = |slot: Slot, v: &Value, adjacency: &mut Vec<Vec<usize>>, field: usize| {
+        *value_nodes.entry((slot, value_key(v))).or_insert_with(|| {
+            adjacency.push(vec![field]);
+            adjacency.len() - 1
+        })
+    };
+    for (to, rule) in rules.iter().enumerate() {
+        if let Trigger::Attribute { field, to: wanted, .. } = rule.trigger {
+            if !rule.enabled {
+                continue;
+            }
+            let f = field_node(*field, &mut adjacency);
+            match wanted {
+                None => adjacency[f].push(to),
+                Some(w) => {
+                    let v = value_node(*field, w, &mut adjacency, f);
+                    adjacency[v].push(to);
+                }
+            }
         }
-        reported = true;
-        let names: Vec<&str> = path.iter().map(|&n| rules[n].id).collect();
-        let to = path[path.len() - 1];
-        diagnostics.push(
-            Diagnostic::new(
-                Code::InvalidDocument,
-                format!(
-                    "rules start each other in a cycle through attribute changes: {}",
-                    names.join(" -> ")
-                ),
-            )
-            .with_path(format!("/rules/{to}/on"))
-            .with_help("break the loop: narrow an attribute trigger with `from`/`to`, or set another field"),
-        );
-    });
+    }
+    for (from, set) in sets.iter().enumerate() {
+        for (slot, value) in set {
+            let f = field_node(*slot, &mut adjacency);
+            let target = match value {
+                None => f,
+                Some(v) => value_node(*slot, v, &mut adjacency, f),
+            };
+            adjacency[from].push(target);
+        }
+    }
+    let edges = |node: usize| adjacency.get(node).cloned().unwrap_or_default();
+    // One cycle is enough to report.
+    let components = crate::graph::components(adjacency.len(), edges);
+    let Some(component) = components.iter().find(|c| crate::graph::is_cycle(c, edges)) else {
+        return;
+    };
+    // Start the reported path at a rule (the set/change nodes are not rules).
+    let mut component = component.clone();
+    if let Some(i) = component.iter().position(|&c| c < n) {
+        component.rotate_left(i);
+    }
+    let path = crate::graph::cycle_through_first(&component, edges);
+    let names: Vec<&str> = path.iter().filter(|&&p| p < n).map(|&p| rules[p].id).collect();
+    let first = path.first().copied().unwrap_or(0);
+    diagnostics.push(
+        Diagnostic::new(
+            Code::InvalidDocument,
+            format!(
+                "rules start each other in a cycle through attribute changes: {}",
+                crate::graph::describe_path(&names)
+            ),
+        )
+        .with_path(format!("/rules/{first}/on"))
+        .with_help("break the loop: narrow an attribute trigger with `from`/`to`, or set another field"),
+    );
 }

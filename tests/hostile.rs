@@ -184,39 +184,98 @@ fn json_strategy() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
+/// What an expression does, as text comparable between runs (maps compare by their
+/// entries in order, errors by kind and message).
+fn outcome(r: &Result<nurture::Value, nurture::expr::EvalError>) -> String {
+    match r {
+        Ok(v) => format!("ok {v}"),
+        Err(e) => format!("error {:?}: {e}", e.kind()),
+    }
+}
+
+/// Compiles `source`: a refusal has diagnostics whose spans lie inside the text; an
+/// expression evaluates the same way twice, and its fused-predicate form agrees with
+/// the general evaluator.
+fn check_expression(source: &str) -> Result<(), TestCaseError> {
+    let env = Env::new().with_variable("x", Type::Dyn).unwrap();
+    let vars = env.bind([("x", nurture::Value::Int(3))]).unwrap();
+    let act = Activation::new().with_variables(&vars);
+    match env.compile(source) {
+        Err(e) => {
+            prop_assert!(!e.diagnostics.is_empty());
+            for d in &e.diagnostics {
+                prop_assert!(!d.message.is_empty());
+                if let Some(span) = d.span {
+                    prop_assert!(
+                        span.start <= span.end && span.end as usize <= source.len() + 1,
+                        "{span:?} in {source:?}"
+                    );
+                }
+            }
+        }
+        Ok(expr) => {
+            let first = expr.eval(&act);
+            prop_assert_eq!(outcome(&first), outcome(&expr.eval(&act)), "{}", source);
+            if *expr.result_type() == Type::Bool {
+                match (&first, expr.eval_bool(&act)) {
+                    (Ok(nurture::Value::Bool(a)), Ok(b)) => prop_assert_eq!(*a, b, "{}", source),
+                    (Err(_), Err(_)) => {}
+                    (a, b) => prop_assert!(false, "{source}: eval {a:?}, eval_bool {b:?}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A refused document has diagnostics, each with a message and a JSON path or a span.
+fn check_document(result: Result<Program, nurture::CompileError>) -> Result<Option<Program>, TestCaseError> {
+    match result {
+        Ok(p) => Ok(Some(p)),
+        Err(e) => {
+            prop_assert!(!e.diagnostics.is_empty());
+            for d in &e.diagnostics {
+                prop_assert!(!d.message.is_empty());
+                prop_assert!(d.path.is_empty() || d.path.starts_with('/'), "{}", e.render());
+            }
+            prop_assert!(!e.render().is_empty());
+            Ok(None)
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn arbitrary_text_never_panics_the_compiler(source in "\\PC{0,80}") {
-        let env = Env::new().with_variable("x", Type::Dyn).unwrap();
-        if let Ok(expr) = env.compile(&source) {
-            let _ = expr.eval(&Activation::new());
-        }
+    fn arbitrary_text_compiles_or_is_refused_with_spans_and_evaluates_consistently(source in "\\PC{0,80}") {
+        check_expression(&source)?;
     }
 
     #[test]
-    fn cel_like_token_soup_never_panics(tokens in prop::collection::vec(prop::sample::select(vec![
+    fn cel_like_token_soup_compiles_or_is_refused_and_evaluates_consistently(tokens in prop::collection::vec(prop::sample::select(vec![
         "x", "1", "2.5", "'s'", "(", ")", "[", "]", "{", "}", ":", ",", ".", "+", "-", "*", "/", "%",
         "==", "<", "&&", "||", "!", "?", "in", "size", "all", "map", "exists", "has", "matches",
         "timestamp", "duration", "int", "null", "true", "e", "getHours", "\"", "\\",
     ]), 0..30)) {
-        let source = tokens.join(" ");
-        let env = Env::new().with_variable("x", Type::Dyn).unwrap();
-        if let Ok(expr) = env.compile(&source) {
-            let _ = expr.eval(&Activation::new());
-        }
+        check_expression(&tokens.join(" "))?;
     }
 
     #[test]
-    fn arbitrary_documents_never_panic(doc in json_strategy()) {
-        let _ = Program::from_json(&doc.to_string());
+    fn arbitrary_documents_read_the_same_as_json_and_as_toml(doc in json_strategy()) {
+        let json = check_document(Program::from_json(&doc.to_string()))?;
+        // The same document written as TOML (when TOML can hold it: a table without
+        // nulls) is accepted or refused alike.
         #[cfg(feature = "toml")]
-        let _ = Program::from_toml(&doc.to_string());
+        if let Ok(text) = toml::to_string(&doc) {
+            let from_toml = check_document(Program::from_toml(&text))?;
+            prop_assert_eq!(json.is_some(), from_toml.is_some(), "JSON and TOML disagree on\n{}", text);
+        }
+        let _ = json;
     }
 
     #[test]
-    fn near_valid_documents_never_panic(when in "\\PC{0,40}", op in "[a-z_]{0,12}", value in json_strategy()) {
+    fn near_valid_documents_are_refused_at_the_rule_that_is_wrong(when in "\\PC{0,40}", op in "[a-z_]{0,12}", value in json_strategy()) {
         let doc = serde_json::json!({
             "version": 1,
             "schema": {"contact": {"x": "int", "s": "string", "t": "timestamp", "l": "list(string)"}, "events": {"e": {"y": "string"}}},
@@ -226,6 +285,13 @@ proptest! {
                 {"id": "c", "on": "e", "filter": {"any": [{"field": "contact.s", "op": "in", "value": value.clone()}, {"field": "contact.t", "op": "within_last", "value": value}]}}
             ]
         });
-        let _ = Program::from_json(&doc.to_string());
+        match Program::from_json(&doc.to_string()) {
+            Ok(program) => prop_assert_eq!(program.rules().len(), 3),
+            Err(e) => {
+                for d in &e.diagnostics {
+                    prop_assert!(d.path.starts_with("/rules/"), "{}", e.render());
+                }
+            }
+        }
     }
 }

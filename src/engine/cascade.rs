@@ -179,6 +179,8 @@ impl Engine {
         rule: &Rule,
         step: &mut Step<'_>,
     ) -> Result<(), EngineError> {
+        // Stop before the effects grow past the limit (one rule adds a bounded number).
+        self.check_effects(step)?;
         let now = step.now;
         let policy = RepeatPolicy::new(rule.repeat());
         if policy.needs_memory() {
@@ -198,7 +200,26 @@ impl Engine {
                 EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
             );
             if status == Status::PendingApproval {
-                state.pending.push(effect.clone());
+                // Approvals are bounded per contact: past the limit the oldest expires,
+                // reported with the rule that was waiting for it.
+                let limit = self.program.limits().max_pending_approvals;
+                while !state.pending.is_empty() && state.pending.len() >= limit {
+                    let expired = state.pending.remove(0);
+                    let waiting = match &expired.kind {
+                        EffectKind::Action { rule, .. } => rule.clone(),
+                        _ => rule.id().clone(),
+                    };
+                    let message = format!(
+                        "approval expired unanswered: more than {limit} effects awaited approval \
+                         (Limits::max_pending_approvals); the oldest, key {}, was dropped",
+                        expired.key
+                    );
+                    let kind = EffectKind::RuleError { rule: waiting, message };
+                    step.emit(&[b"approval-expired", &expired.key.to_string().into_bytes()], kind);
+                }
+                if limit > 0 {
+                    state.pending.push(effect.clone());
+                }
             }
             step.outcome.effects.push(effect);
         }

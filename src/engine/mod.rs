@@ -111,6 +111,16 @@ pub enum EngineError {
         /// The contact's slots.
         found: usize,
     },
+    /// The step would emit more effects than [`Limits::max_effects_per_step`]
+    /// (`crate::limits::Limits`) allows; it changed nothing.
+    #[error(
+        "the step would emit more than {limit} effects (Limits::max_effects_per_step); \
+         nothing was changed: narrow the rules that fire together or raise the limit"
+    )]
+    TooManyEffects {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// What one step decided.

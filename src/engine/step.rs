@@ -198,6 +198,7 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.cascade(state, &mut step, scratch)?;
+        self.check_effects(&step)?;
         state.last = step.now;
         state.steps = state.steps.wrapping_add(1);
         if state.fields.is_empty() && !self.fields.is_empty() {
@@ -210,6 +211,15 @@ impl Engine {
             outcome.contact = Some(c);
         }
         Ok(outcome)
+    }
+
+    /// Fails the step once it holds more effects than the limit allows.
+    pub(super) fn check_effects(&self, step: &Step<'_>) -> Result<(), EngineError> {
+        let limit = self.program.limits().max_effects_per_step;
+        if step.outcome.effects.len() > limit {
+            return Err(EngineError::TooManyEffects { limit });
+        }
+        Ok(())
     }
 
     /// The state is of this format, this contact and this program (score models by

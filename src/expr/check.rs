@@ -33,8 +33,41 @@ pub(crate) struct Names<'a> {
     pub(crate) regexes: Option<&'a RegexCache>,
 }
 
-/// Compiled regular expressions shared by the expressions of one rule set.
-pub(crate) type RegexCache = std::cell::RefCell<hashbrown::HashMap<String, Arc<regex::Regex>>>;
+/// Compiled regular expressions shared by the expressions of one rule set, with the
+/// limits on how many distinct patterns, and how many bytes of them, one rule set may
+/// compile (each compile can take milliseconds).
+#[derive(Debug)]
+pub(crate) struct RegexCache {
+    /// Each distinct pattern tried, compiled or refused with the reason.
+    #[allow(clippy::type_complexity)]
+    compiled: std::cell::RefCell<hashbrown::HashMap<String, Result<Arc<regex::Regex>, String>>>,
+    bytes: std::cell::Cell<usize>,
+    max_patterns: usize,
+    max_bytes: usize,
+}
+
+impl RegexCache {
+    pub(crate) fn new(limits: &crate::limits::Limits) -> RegexCache {
+        RegexCache {
+            compiled: Default::default(),
+            bytes: std::cell::Cell::new(0),
+            max_patterns: limits.max_patterns,
+            max_bytes: limits.max_pattern_bytes,
+        }
+    }
+}
+
+impl Default for RegexCache {
+    fn default() -> RegexCache {
+        RegexCache::new(&crate::limits::Limits::default())
+    }
+}
+
+/// Why a constant pattern was refused.
+pub(crate) enum PatternError {
+    Invalid(String),
+    Limit(String),
+}
 
 impl<'a> Names<'a> {
     fn record(&self, name: &str) -> Option<(Scope, &'a FieldSet)> {
@@ -721,7 +754,15 @@ impl Checker<'_, '_> {
                     _ => match &all[1].0 {
                         Node::Const(Value::String(pattern)) => match self.regex(pattern) {
                             Ok(re) => Func::MatchesConst(re),
-                            Err(e) => {
+                            Err(PatternError::Limit(message)) => {
+                                let arg_span = if target.is_some() { args[0].span } else { args[1].span };
+                                return self.error(
+                                    Diagnostic::new(Code::LimitExceeded, message).with_span(arg_span).with_help(
+                                        "reuse patterns, or raise `Limits::max_patterns` / `Limits::max_pattern_bytes`",
+                                    ),
+                                );
+                            }
+                            Err(PatternError::Invalid(e)) => {
                                 let arg_span = if target.is_some() { args[0].span } else { args[1].span };
                                 let first = e.lines().last().unwrap_or("invalid pattern").trim().to_string();
                                 return self.error(
@@ -731,7 +772,7 @@ impl Checker<'_, '_> {
                                 );
                             }
                         },
-                        _ => Func::Matches,
+                        _ => Func::Matches(Arc::default()),
                     },
                 };
                 if let Func::MatchesConst(_) = func {
@@ -1087,17 +1128,33 @@ impl Checker<'_, '_> {
     }
 
     /// A compiled pattern, from the rule set's cache when it has one.
-    fn regex(&self, pattern: &str) -> Result<Arc<regex::Regex>, String> {
-        if let Some(cache) = self.names.regexes {
-            if let Some(re) = cache.borrow().get(pattern) {
-                return Ok(re.clone());
-            }
+    fn regex(&self, pattern: &str) -> Result<Arc<regex::Regex>, PatternError> {
+        let Some(cache) = self.names.regexes else {
+            return compile_regex(pattern).map(Arc::new).map_err(PatternError::Invalid);
+        };
+        if let Some(result) = cache.compiled.borrow().get(pattern) {
+            return result.clone().map_err(PatternError::Invalid);
         }
-        let re = Arc::new(compile_regex(pattern)?);
-        if let Some(cache) = self.names.regexes {
-            cache.borrow_mut().insert(pattern.to_string(), re.clone());
+        // Every distinct pattern tried counts, refused ones too: a pattern past the size
+        // limit costs as much to refuse as the largest one accepted.
+        let count = cache.compiled.borrow().len();
+        let bytes = cache.bytes.get().saturating_add(pattern.len());
+        if count >= cache.max_patterns {
+            return Err(PatternError::Limit(format!(
+                "more than {} distinct regular expressions in one rule set",
+                cache.max_patterns
+            )));
         }
-        Ok(re)
+        if bytes > cache.max_bytes {
+            return Err(PatternError::Limit(format!(
+                "regular expressions of more than {} bytes in one rule set",
+                cache.max_bytes
+            )));
+        }
+        let result = compile_regex(pattern).map(Arc::new);
+        cache.bytes.set(bytes);
+        cache.compiled.borrow_mut().insert(pattern.to_string(), result.clone());
+        result.map_err(PatternError::Invalid)
     }
 
     fn alloc_local(&mut self) -> Option<u16> {

@@ -219,6 +219,7 @@ impl<'a> Evaluator<'a> {
     }
 
     pub(crate) fn eval(&mut self, node: &Node) -> EvalResult {
+        self.step()?;
         match node {
             Node::Const(v) => Ok(v.clone()),
             Node::Load(scope, slot, name) => match self.act.scope(*scope).get(usize::from(*slot)) {
@@ -245,6 +246,7 @@ impl<'a> Evaluator<'a> {
             Node::Local(i) => Ok(self.locals[usize::from(*i)].clone()),
             Node::SelectKey(operand, key) => {
                 let map = self.eval(operand)?;
+                self.charge(string_cost(key.len()))?;
                 match &map {
                     Value::Map(m) => m
                         .get(&Value::String(key.clone()))
@@ -260,6 +262,9 @@ impl<'a> Evaluator<'a> {
             Node::Index(operand, index) => {
                 let container = self.eval(operand)?;
                 let index = self.eval(index)?;
+                if let Value::String(key) = &index {
+                    self.charge(string_cost(key.len()))?;
+                }
                 index_value(&container, &index)
             }
             Node::Not(operand) => match self.eval(operand)? {
@@ -277,10 +282,12 @@ impl<'a> Evaluator<'a> {
             Node::Binary(op, lhs, rhs) => {
                 let a = self.eval(lhs)?;
                 let b = self.eval(rhs)?;
+                self.charge_binary(*op, &a, &b)?;
                 binary(*op, &a, &b)
             }
             Node::Call(func, args) => self.call(func, args),
             Node::List(items) => {
+                self.charge(count_cost(items.len(), ELEMENT_COST))?;
                 let mut out = Vec::with_capacity(items.len());
                 for item in items.iter() {
                     out.push(self.eval(item)?);
@@ -288,10 +295,14 @@ impl<'a> Evaluator<'a> {
                 Ok(Value::List(out.into()))
             }
             Node::Map(entries) => {
+                self.charge(count_cost(entries.len(), ENTRY_COST))?;
                 let mut map = Map::new();
                 for (k, v) in entries.iter() {
                     let key = self.eval(k)?;
                     let value = self.eval(v)?;
+                    if let Value::String(text) = &key {
+                        self.charge(string_cost(text.len()))?;
+                    }
                     if key.as_key().is_none() {
                         return Err(EvalError::new(
                             EvalErrorKind::InvalidArgument,
@@ -334,19 +345,81 @@ impl<'a> Evaluator<'a> {
         for arg in args {
             values.push(self.eval(arg)?);
         }
+        self.charge(call_cost(func, &values))?;
         call_function(func, &values)
     }
 
+    /// Charges one unit: a node evaluated or a comprehension iteration.
+    #[inline(always)]
     fn step(&mut self) -> Result<(), EvalError> {
         if self.budget == 0 {
-            return Err(EvalError::new(EvalErrorKind::BudgetExceeded, self.limit.to_string()));
+            return Err(self.exceeded());
         }
         self.budget -= 1;
         Ok(())
     }
 
+    /// Charges `units` of work before it is done, so that no operation runs past the
+    /// budget.
+    #[inline]
+    fn charge(&mut self, units: u64) -> Result<(), EvalError> {
+        match self.budget.checked_sub(units) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => {
+                self.budget = 0;
+                Err(self.exceeded())
+            }
+        }
+    }
+
+    #[cold]
+    fn exceeded(&self) -> EvalError {
+        EvalError::new(EvalErrorKind::BudgetExceeded, self.limit.to_string())
+    }
+
+    /// Charges what a binary operator will do with `a` and `b`: the bytes and elements
+    /// it copies, hashes or compares.
+    fn charge_binary(&mut self, op: BinOp, a: &Value, b: &Value) -> Result<(), EvalError> {
+        let units = match op {
+            BinOp::Add => match (a, b) {
+                (Value::String(x), Value::String(y)) => string_cost(x.len().saturating_add(y.len())),
+                (Value::List(x), Value::List(y)) => count_cost(x.len().saturating_add(y.len()), ELEMENT_COST),
+                _ => 0,
+            },
+            BinOp::In => match b {
+                // Every element may be compared with the item.
+                Value::List(_) => deep_cost(b, self.budget),
+                Value::Map(_) => match a {
+                    Value::String(k) => string_cost(k.len()),
+                    _ => 0,
+                },
+                _ => 0,
+            },
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                if is_scalar(a) || is_scalar(b) {
+                    match (a, b) {
+                        (Value::String(x), Value::String(y)) => string_cost(x.len().min(y.len())),
+                        _ => 0,
+                    }
+                } else {
+                    deep_cost(a, self.budget).min(deep_cost(b, self.budget))
+                }
+            }
+            _ => 0,
+        };
+        self.charge(units)
+    }
+
     fn comprehension(&mut self, c: &Comprehension) -> EvalResult {
         let range = self.eval(&c.range)?;
+        match &range {
+            Value::List(items) => self.charge(count_cost(items.len(), 2 * ELEMENT_COST))?,
+            Value::Map(m) => self.charge(count_cost(m.len(), 2 * ELEMENT_COST))?,
+            _ => {}
+        }
         // Iterate as (first, second) pairs: lists give (index, element), maps give
         // (key, value). One-variable forms bind the element (lists) or key (maps).
         let pairs: Vec<(Value, Value)> = match &range {
@@ -390,16 +463,25 @@ impl<'a> Evaluator<'a> {
                     Value::Bool(false) => {}
                     _ => return Err(EvalError::overload("exists_one()")),
                 },
-                MacroKind::Map => out_list.push(self.eval(&c.body)?),
+                MacroKind::Map => {
+                    let value = self.eval(&c.body)?;
+                    self.charge(ELEMENT_COST)?;
+                    out_list.push(value);
+                }
                 MacroKind::Filter => match self.eval(&c.body)? {
-                    Value::Bool(true) => out_list.push(self.locals[usize::from(c.first)].clone()),
+                    Value::Bool(true) => {
+                        self.charge(ELEMENT_COST)?;
+                        out_list.push(self.locals[usize::from(c.first)].clone());
+                    }
                     Value::Bool(false) => {}
                     _ => return Err(EvalError::overload("filter()")),
                 },
                 MacroKind::FilterMap => match self.eval(&c.body)? {
                     Value::Bool(true) => {
                         let map = c.map.as_ref().ok_or_else(|| EvalError::overload("map()"))?;
-                        out_list.push(self.eval(map)?);
+                        let value = self.eval(map)?;
+                        self.charge(ELEMENT_COST)?;
+                        out_list.push(value);
                     }
                     Value::Bool(false) => {}
                     _ => return Err(EvalError::overload("map()")),
@@ -415,6 +497,7 @@ impl<'a> Evaluator<'a> {
                     };
                     if keep {
                         let value = self.eval(c.map.as_ref().unwrap_or(&c.body))?;
+                        self.charge(ENTRY_COST)?;
                         out_map.insert(key, value);
                     }
                 }
@@ -427,6 +510,124 @@ impl<'a> Evaluator<'a> {
             MacroKind::Map | MacroKind::Filter | MacroKind::FilterMap => Ok(Value::List(out_list.into())),
             MacroKind::TransformMap => Ok(Value::Map(Arc::new(out_map))),
         }
+    }
+}
+
+/// Budget units per list element built or copied: a [`Value`] is 32 bytes, so one unit
+/// stands for about 8 bytes of memory, like a unit of string.
+pub(crate) const ELEMENT_COST: u64 = 4;
+/// Budget units per map entry built: a key, a value and an index slot, about 90 bytes.
+pub(crate) const ENTRY_COST: u64 = 12;
+/// Budget units per compilation of a run-time `matches()` pattern, charged on every
+/// call whether or not the pattern was cached, so that results do not depend on what
+/// ran before: a compile (or a refusal at the size limit) takes up to about 15 ms, so the
+/// default budget allows ten.
+pub(crate) const PATTERN_COMPILE_COST: u64 = 1_000_000;
+
+/// Budget units for reading or writing `bytes` of string: one per 8 bytes.
+#[inline]
+fn string_cost(bytes: usize) -> u64 {
+    (bytes / 8) as u64
+}
+
+#[inline]
+fn count_cost(n: usize, per: u64) -> u64 {
+    (n as u64).saturating_mul(per)
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !matches!(v, Value::List(_) | Value::Map(_))
+}
+
+/// The units it takes to walk all of `v` (to compare it, say), counted only up to `cap`
+/// (the rest of the budget), so that counting costs no more than what it counts.
+fn deep_cost(v: &Value, cap: u64) -> u64 {
+    fn walk(v: &Value, total: &mut u64, cap: u64) {
+        if *total > cap {
+            return;
+        }
+        match v {
+            Value::String(s) => *total = total.saturating_add(string_cost(s.len())),
+            Value::List(items) => {
+                for item in items.iter() {
+                    *total = total.saturating_add(1);
+                    walk(item, total, cap);
+                    if *total > cap {
+                        return;
+                    }
+                }
+            }
+            Value::Map(m) => {
+                for (k, item) in m.iter() {
+                    *total = total.saturating_add(1);
+                    walk(k, total, cap);
+                    walk(item, total, cap);
+                    if *total > cap {
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut total = 0;
+    walk(v, &mut total, cap);
+    total
+}
+
+/// What a call costs beyond its node: the bytes it reads or writes, and a pattern
+/// compilation for a run-time `matches()`.
+fn call_cost(func: &Func, args: &[Value]) -> u64 {
+    let len = |i: usize| match args.get(i) {
+        Some(Value::String(s)) => s.len(),
+        _ => 0,
+    };
+    match func {
+        Func::Size | Func::LowerAscii | Func::UpperAscii | Func::Trim | Func::MatchesConst(_) => {
+            string_cost(len(0))
+        }
+        Func::Contains | Func::StartsWith | Func::EndsWith => string_cost(len(0).saturating_add(len(1))),
+        Func::Matches(_) => PATTERN_COMPILE_COST.saturating_add(string_cost(len(0).saturating_add(len(1)))),
+        Func::ToInt | Func::ToDouble | Func::ToTimestamp | Func::ToDuration | Func::ToBool => {
+            string_cost(len(0))
+        }
+        Func::TimestampPartDyn(_) => string_cost(len(1)),
+        _ => 0,
+    }
+}
+
+/// The patterns one `matches()` call site compiled at run time, most recent last:
+/// bounded, so that a contact attribute holding a new pattern on every event cannot grow
+/// it, and only a cache (the budget charges every call as a compilation).
+#[derive(Debug, Default)]
+pub(crate) struct PatternCache {
+    entries: std::sync::Mutex<Vec<(Arc<str>, Arc<regex::Regex>)>>,
+}
+
+impl PatternCache {
+    /// Patterns kept per call site.
+    pub(crate) const CAPACITY: usize = 16;
+
+    fn get_or_compile(&self, pattern: &str) -> Result<Arc<regex::Regex>, String> {
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((_, re)) = entries.iter().find(|(p, _)| &**p == pattern) {
+                return Ok(re.clone());
+            }
+        }
+        let re = Arc::new(compile_regex(pattern)?);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= PatternCache::CAPACITY {
+                entries.remove(0);
+            }
+            entries.push((Arc::from(pattern), re.clone()));
+        }
+        Ok(re)
+    }
+
+    /// How many patterns are cached (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
     }
 }
 
@@ -598,8 +799,8 @@ pub(crate) fn call_function(func: &Func, args: &[Value]) -> EvalResult {
         Func::Contains => Ok(Value::Bool(string_arg(arg(0)?)?.contains(string_arg(arg(1)?)?))),
         Func::StartsWith => Ok(Value::Bool(string_arg(arg(0)?)?.starts_with(string_arg(arg(1)?)?))),
         Func::EndsWith => Ok(Value::Bool(string_arg(arg(0)?)?.ends_with(string_arg(arg(1)?)?))),
-        Func::Matches => {
-            let re = compile_regex(string_arg(arg(1)?)?).map_err(invalid)?;
+        Func::Matches(cache) => {
+            let re = cache.get_or_compile(string_arg(arg(1)?)?).map_err(invalid)?;
             Ok(Value::Bool(re.is_match(string_arg(arg(0)?)?)))
         }
         Func::MatchesConst(re) => Ok(Value::Bool(re.is_match(string_arg(arg(0)?)?))),
@@ -740,5 +941,26 @@ mod tests {
         assert_eq!(format_double(1.5e-5), "1.5e-05");
         assert_eq!(format_double(100.0), "100");
         assert_eq!(format_double(-0.0), "-0");
+    }
+
+    #[test]
+    fn the_pattern_cache_is_bounded_and_reuses_compiled_patterns() {
+        let cache = PatternCache::default();
+        let first = cache.get_or_compile("^a+$").unwrap();
+        let again = cache.get_or_compile("^a+$").unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        for i in 0..100 {
+            cache.get_or_compile(&format!("^a{{{i}}}$")).unwrap();
+        }
+        assert_eq!(cache.len(), PatternCache::CAPACITY);
+        assert!(cache.get_or_compile("(").is_err());
+    }
+
+    #[test]
+    fn deep_cost_stops_at_its_cap() {
+        let inner = Value::List((0..1000).map(Value::Int).collect::<Vec<_>>().into());
+        let outer = Value::List(vec![inner; 1000].into());
+        assert_eq!(deep_cost(&outer, u64::MAX), 1000 + 1000 * 1000);
+        assert!(deep_cost(&outer, 5000) <= 5000 + 1001);
     }
 }

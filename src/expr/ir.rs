@@ -49,8 +49,9 @@ pub(crate) enum Func {
     Contains,
     StartsWith,
     EndsWith,
-    /// `matches` with a pattern only known at run time.
-    Matches,
+    /// `matches` with a pattern only known at run time, with this call site's cache of
+    /// the patterns it compiled.
+    Matches(Arc<crate::expr::eval::PatternCache>),
     /// `matches` with a constant pattern, compiled once.
     MatchesConst(Arc<regex::Regex>),
     ToInt,

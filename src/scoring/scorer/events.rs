@@ -334,6 +334,7 @@ pub(super) fn award(
             if applied != 0.0 {
                 let group = u16::try_from(g).map_err(|_| ScoreError::NotFinite)?;
                 state.awards.push(Award { at: earned, points: applied, rule: index, group });
+                bound_awards(&mut state.awards, group);
             }
             values[g] = clamp(group.bounds, current + applied);
             Ok(applied)
@@ -401,5 +402,23 @@ pub(super) fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, up
         let name = |b: Option<u16>| b.and_then(|i| model.bands.get(usize::from(i))).map(|b| b.name.clone());
         update.band_changes.push((model.id.clone(), name(state.band), name(band)));
         state.band = band;
+    }
+}
+
+/// Keeps at most [`MAX_TIMEFRAME_AWARDS`](crate::limits::MAX_TIMEFRAME_AWARDS) awards of
+/// `group`: the two oldest merge into one at the later instant (points kept, expiring
+/// with the later of the two).
+fn bound_awards(awards: &mut Vec<Award>, group: u16) {
+    let mut of_group = awards.iter().filter(|a| a.group == group).count();
+    while of_group > crate::limits::MAX_TIMEFRAME_AWARDS {
+        let mut oldest = awards.iter().enumerate().filter(|(_, a)| a.group == group);
+        let (Some((i, _)), Some((j, _))) = (oldest.next(), oldest.next()) else {
+            return;
+        };
+        let (a, b) = (awards[i], awards[j]);
+        let (earlier, later) = if a.at <= b.at { (a, b) } else { (b, a) };
+        awards[j] = Award { at: later.at, points: earlier.points + later.points, rule: later.rule, group };
+        awards.remove(i);
+        of_group -= 1;
     }
 }
