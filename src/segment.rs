@@ -16,6 +16,9 @@ pub struct Segment {
     /// Score levels the condition compares with: (model position, level). Decay can
     /// move a score through them without an event, so they are watched for wake-ups.
     levels: Vec<(usize, f64)>,
+    /// The condition's comparisons with `now` (`now - contact.x > duration('14d')`):
+    /// each changes value at an instant computed from the contact, a wake-up source.
+    timing: crate::expr::timing::TimeDeps,
 }
 
 impl Segment {
@@ -65,6 +68,34 @@ impl Segments {
     /// Every (model, level) some segment compares a score with.
     pub(crate) fn levels(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
         self.segments.iter().flat_map(|s| s.levels.iter().copied())
+    }
+
+    /// The first instant after `now` at which a segment's comparison with `now` changes
+    /// value for `contact` (see `expr::timing`): a membership can change then without an
+    /// event. Conservative but exact: a wake-up at that instant may find no change (the
+    /// comparison was masked), and then computes the next one.
+    pub(crate) fn next_time_change(
+        &self,
+        contact: &crate::schema::Contact,
+        now: crate::time::Timestamp,
+    ) -> Option<crate::time::Timestamp> {
+        let activation = crate::expr::Activation::new().with_contact(contact).with_now(now);
+        self.segments
+            .iter()
+            .filter(|s| !s.timing.is_empty())
+            .filter_map(|s| s.condition.as_ref()?.next_time_change(&s.timing, &activation, now))
+            .min()
+    }
+
+    /// Whether some segment compares `now` with something.
+    pub(crate) fn reads_time(&self) -> bool {
+        self.segments.iter().any(|s| !s.timing.is_empty())
+    }
+
+    /// Segments whose condition uses `now` in a way the time analysis does not follow
+    /// (their membership changes with time only at the next step), by position.
+    pub(crate) fn untimed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.segments.iter().enumerate().filter(|(_, s)| !s.timing.is_complete()).map(|(i, _)| i)
     }
 
     /// Evaluates every segment for one contact, dependencies first, into `members`
@@ -121,7 +152,8 @@ pub(crate) fn compile_segments(
             })
             .unwrap_or_default();
         reads.push(condition.as_ref().map(|c| c.segment_reads()).unwrap_or_default());
-        segments.push(Segment { id: def.id.clone(), condition, levels });
+        let timing = condition.as_ref().map(Expression::time_deps).unwrap_or_default();
+        segments.push(Segment { id: def.id.clone(), condition, levels, timing });
     }
     let order = dependency_order(&reads, defs, diagnostics);
     let mut counters: Vec<crate::schema::Slot> =
