@@ -100,17 +100,26 @@ impl Segments {
 
     /// Evaluates every segment for one contact, dependencies first, into `members`
     /// (`Some(Bool)` per segment, in declaration order). `holds` evaluates a condition
-    /// with `segment.NAME` bound to the memberships so far (a condition that fails to
-    /// evaluate should count as not holding).
+    /// with `segment.NAME` bound to the memberships so far; a condition that fails to
+    /// evaluate counts as not holding, and its error goes to `errors` with the
+    /// segment's position.
     pub(crate) fn evaluate(
         &self,
-        mut holds: impl FnMut(&Expression, &[Option<Value>]) -> bool,
+        mut holds: impl FnMut(&Expression, &[Option<Value>]) -> Result<bool, crate::expr::EvalError>,
         members: &mut Vec<Option<Value>>,
+        errors: &mut Vec<(usize, crate::expr::EvalError)>,
     ) {
         members.clear();
         members.resize(self.segments.len(), Some(Value::Bool(false)));
+        errors.clear();
         for &i in &self.order {
-            let member = self.segments[i].condition.as_ref().is_none_or(|c| holds(c, members));
+            let member = match self.segments[i].condition.as_ref() {
+                None => true,
+                Some(c) => holds(c, members).unwrap_or_else(|e| {
+                    errors.push((i, e));
+                    false
+                }),
+            };
             members[i] = Some(Value::Bool(member));
         }
     }

@@ -53,11 +53,17 @@ fn timed_segments() -> Engine {
     )
 }
 
+fn full_contact(engine: &Engine, bought_at: Timestamp, signed_up: Timestamp, plan: &str) -> nurture::Contact {
+    let schema = engine.program().schema();
+    let contact = schema.contact("c1").set("bought_at", bought_at).unwrap();
+    contact.set("signed_up", signed_up).unwrap().set("plan", plan).unwrap().build()
+}
+
 #[test]
 fn within_last_exits_at_the_exact_instant() {
     let engine = timed_segments();
-    let schema = engine.program().schema();
-    let contact = schema.contact("c1").set("bought_at", at(0)).unwrap().build();
+    // Signed up far ahead, so `veteran` changes only much later.
+    let contact = full_contact(&engine, at(0), at(1_000 * DAY), "free");
     let mut state = engine.new_state(&contact, at(0));
     assert!(state.in_segment("recent_buyer"));
     // Inside the window through `bought_at + 14d` inclusive; out one nanosecond later.
@@ -68,14 +74,13 @@ fn within_last_exits_at_the_exact_instant() {
     let mut scratch = EngineScratch::default();
     let out = engine.handle_timeout(&mut state, &contact, exit, &mut scratch).unwrap();
     assert_eq!(kinds(&out), vec!["exit recent_buyer"]);
-    assert_eq!(out.next_wake, None);
+    assert!(out.next_wake.is_some_and(|w| w > at(1_010 * DAY)));
 }
 
 #[test]
 fn now_minus_attribute_enters_at_the_exact_instant() {
     let engine = timed_segments();
-    let schema = engine.program().schema();
-    let contact = schema.contact("c1").set("signed_up", at(0)).unwrap().build();
+    let contact = full_contact(&engine, at(-400 * DAY), at(0), "free");
     let mut state = engine.new_state(&contact, at(0));
     assert!(!state.in_segment("veteran"));
     // `now - signed_up > 240h`: true from one nanosecond after ten days.
@@ -121,4 +126,99 @@ fn timed_wakes_agree_with_full_reevaluation() {
             assert_eq!(stored, engine.segments_at(&state, &contact, t), "contact c{c} at hour {hour}");
         }
     }
+}
+
+// 2. A contact created above a threshold fires the threshold rule.
+
+fn fit_program() -> Engine {
+    engine(
+        r#"{"version": 1,
+          "schema": {"contact": {"title": "string", "plan": "string"}, "events": {"visit": {}},
+                     "scores": ["fit"]},
+          "scoring": {"models": [{"id": "fit",
+            "rules": [{"id": "vp", "fit": "contact.title == 'VP'", "points": 60}],
+            "thresholds": [{"id": "mql", "enter": 50}]}]},
+          "segments": [{"id": "execs", "when": "score.fit >= 50.0"}],
+          "rules": [
+            {"id": "handoff", "on": {"score": "fit", "threshold": "mql"},
+             "actions": [{"type": "set_lifecycle_stage", "stage": "mql"}]},
+            {"id": "welcome_exec", "on": {"segment": "execs"},
+             "actions": [{"type": "add_tag", "tag": "exec"}]},
+            {"id": "plan_changed", "on": {"attribute": "plan"},
+             "actions": [{"type": "add_tag", "tag": "plan-changed"}]}
+          ]}"#,
+    )
+}
+
+#[test]
+fn a_contact_created_above_a_threshold_fires_the_threshold_rule() {
+    let engine = fit_program();
+    let schema = engine.program().schema();
+    let contact = schema.contact("c1").set("title", "VP").unwrap().set("plan", "pro").unwrap().build();
+    let mut scratch = EngineScratch::default();
+    let (state, outcome) = engine.create(&contact, at(0), &mut scratch).unwrap();
+    assert_eq!(
+        kinds(&outcome),
+        vec!["threshold mql", "enter execs", "rule handoff", "rule welcome_exec"],
+        "crossings, then the cascade: segment entries and the rules they start"
+    );
+    assert_eq!(state.stage(), Some("mql"));
+    assert!(state.has_tag("exec"));
+    // A contact created with a field set has not changed it: attribute rules stay quiet.
+    assert!(!state.has_tag("plan-changed"));
+    assert!(outcome.effects.iter().all(|e| e.cause == nurture::engine::Cause::Created(at(0))));
+    // The plain state is the same minus what the rules did.
+    let plain = engine.new_state(&contact, at(0));
+    assert_eq!(plain.segments().collect::<Vec<_>>(), state.segments().collect::<Vec<_>>());
+    assert_eq!(plain.stage(), None);
+    // Below the threshold: nothing but the state.
+    let other = schema.contact("c2").set("title", "intern").unwrap().build();
+    let (_, outcome) = engine.create(&other, at(0), &mut scratch).unwrap();
+    assert!(outcome.effects.is_empty());
+}
+
+#[test]
+fn the_runtime_creates_contacts_with_their_effects() {
+    use nurture::host::{MemoryStore, RecordingDelivery, Runtime};
+    let engine = fit_program();
+    let schema = engine.program().schema_arc().clone();
+    let mut runtime =
+        Runtime::new(Arc::new(engine), MemoryStore::default(), RecordingDelivery::default(), at(0));
+    runtime.add_contact(schema.contact("c1").set("title", "VP").unwrap().build()).unwrap();
+    let delivered: Vec<String> = runtime.delivery().delivered.iter().map(describe).collect();
+    assert_eq!(delivered, vec!["threshold mql", "enter execs", "rule handoff", "rule welcome_exec"]);
+}
+
+// 3. Segment-condition errors are reported.
+
+#[test]
+fn segment_condition_errors_are_reported_once_per_step() {
+    let engine = engine(
+        r#"{"version": 1,
+          "schema": {"contact": {"seats": "int", "budget": "int"}, "events": {"visit": {}}},
+          "segments": [{"id": "rich", "when": "contact.budget > 100"},
+                       {"id": "flag", "when": "contact.seats > 0"}],
+          "rules": [{"id": "flagged", "on": {"segment": "flag"},
+                     "actions": [{"type": "add_tag", "tag": "x"}]}]}"#,
+    );
+    let schema = engine.program().schema();
+    // `budget` is not set: reading it is an error, not "not a member" in silence.
+    let contact = schema.contact("c1").set("seats", 0i64).unwrap().build();
+    let mut scratch = EngineScratch::default();
+    let mut state = engine.new_state(&contact, at(0));
+    let visit = schema.event("e1", "c1", "visit", at(1)).unwrap().build();
+    let out = engine.handle_event(&mut state, &contact, &visit, &mut scratch).unwrap();
+    let errors: Vec<&Effect> =
+        out.effects.iter().filter(|e| matches!(e.kind, EffectKind::SegmentError { .. })).collect();
+    assert_eq!(errors.len(), 1, "{:?}", kinds(&out));
+    let EffectKind::SegmentError { segment, message } = &errors[0].kind else { unreachable!() };
+    assert_eq!(segment, "rich");
+    assert!(message.contains("budget"), "{message}");
+    assert!(!state.in_segment("rich"));
+    // A cascade of several rounds (a segment change starting a rule) still reports once.
+    let now_in = schema.contact("c1").set("seats", 1i64).unwrap().build();
+    let out = engine.handle_attribute_change(&mut state, &contact, &now_in, at(2), &mut scratch).unwrap();
+    let errors = out.effects.iter().filter(|e| e.kind.name() == "segment_error").count();
+    assert_eq!(errors, 1, "{:?}", kinds(&out));
+    assert!(kinds(&out).contains(&"rule flagged".to_string()));
 }

@@ -38,6 +38,7 @@ impl Engine {
             self.bind_values(state, step.now, scratch);
             // Segments, re-evaluated on the state as it now stands.
             self.evaluate_segments(&step.contact, step.now, scratch);
+            self.segment_errors(step, scratch);
             let members = self.members(&scratch.segments);
             let mut segment_changes = Vec::new();
             for (i, segment) in self.program.segments().iter().enumerate() {
@@ -114,7 +115,8 @@ impl Engine {
             .collect()
     }
 
-    /// Evaluates every segment into `scratch.segments` (counts and scores bound).
+    /// Evaluates every segment into `scratch.segments` (counts and scores bound); the
+    /// conditions that failed go to `scratch.segment_errors`.
     pub(super) fn evaluate_segments(&self, contact: &Contact, now: Timestamp, scratch: &mut EngineScratch) {
         let (counts, scores, vars) = (&scratch.counts, &scratch.scores, &scratch.vars);
         self.program.segments().evaluate(
@@ -126,10 +128,25 @@ impl Engine {
                     .with_scores(scores)
                     .with_segments(members)
                     .with_var_slots(vars);
-                condition.eval_bool(&activation) == Ok(true)
+                condition.eval_bool(&activation)
             },
             &mut scratch.segments,
+            &mut scratch.segment_errors,
         );
+    }
+
+    /// Reports the segment conditions that failed in the last evaluation as
+    /// `SegmentError` effects, once per segment per step.
+    pub(super) fn segment_errors(&self, step: &mut Step<'_>, scratch: &EngineScratch) {
+        for (i, error) in &scratch.segment_errors {
+            if step.segment_errors.contains(i) {
+                continue;
+            }
+            step.segment_errors.push(*i);
+            let id = self.program.segments().iter().nth(*i).map(|s| s.id().to_string()).unwrap_or_default();
+            let parts: [&[u8]; 2] = [b"segment-error", id.as_bytes()];
+            step.emit(&parts, EffectKind::SegmentError { segment: id.clone(), message: error.to_string() });
+        }
     }
 
     /// Whether a rule not started by an event may fire now: its condition holds and its

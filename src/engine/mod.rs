@@ -112,6 +112,7 @@ pub struct EngineScratch {
     counts: Vec<Option<Value>>,
     scores: Vec<Option<Value>>,
     segments: Vec<Option<Value>>,
+    segment_errors: Vec<(usize, crate::expr::EvalError)>,
     vars: Vec<Option<Value>>,
 }
 
@@ -235,18 +236,80 @@ impl Engine {
     }
 
     /// A fresh state for `contact` as of `at`, fit rules evaluated and segments placed
-    /// (without effects: a new contact enters its segments silently).
+    /// (without effects: a new contact enters its segments silently, and a fit score
+    /// already above a threshold reports no crossing). [`Engine::create`] is the same
+    /// as a step, with the effects.
     pub fn new_state(&self, contact: &Contact, at: Timestamp) -> ContactState {
-        let scores = self.program.scorer().map(|scorer| {
-            let mut scores = scorer.new_state(at);
+        let mut state = self.empty_state(contact, at);
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             // A fresh state is of the scorer's own shape and `at` is its start.
-            let _ = scorer.handle_attributes(&mut scores, contact, at);
-            scores
-        });
-        let mut state = ContactState {
+            let _ = scorer.handle_attributes(scores, contact, at);
+        }
+        let mut scratch = EngineScratch::default();
+        self.bind_values(&state, at, &mut scratch);
+        self.evaluate_segments(contact, at, &mut scratch);
+        state.segments = self.members(&scratch.segments);
+        state
+    }
+
+    /// Creates a contact's state at `at` as a step of its own, with its effects: fit
+    /// rules are scored from zero, so a contact created above a threshold (or in a band)
+    /// reports the crossing and starts the threshold and band rules listening for it;
+    /// segments are evaluated from none, so each segment the contact is in gives a
+    /// `SegmentEntered` effect and starts its segment rules; the cascade then runs as
+    /// after an event. Attribute rules do not fire: a contact created with a field set
+    /// has not changed it (a host that wants them calls
+    /// [`Engine::handle_attribute_change`] from an empty contact instead). The
+    /// effects' cause is [`Cause::Created`]. The state equals what
+    /// [`Engine::new_state`] gives, plus what the fired rules changed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nurture::engine::{EffectKind, Engine, EngineScratch};
+    /// use nurture::{Program, Timestamp};
+    ///
+    /// let program = Program::from_json(r#"{"version": 1,
+    ///   "schema": {"contact": {"title": "string"}, "events": {}},
+    ///   "scoring": {"models": [{"id": "fit",
+    ///     "rules": [{"id": "vp", "fit": "contact.title == 'VP'", "points": 60}],
+    ///     "thresholds": [{"id": "mql", "enter": 50}]}]},
+    ///   "rules": [{"id": "handoff", "on": {"score": "fit", "threshold": "mql"},
+    ///              "actions": [{"type": "add_tag", "tag": "mql"}]}]}"#)?;
+    /// let engine = Engine::new(Arc::new(program));
+    /// let now = Timestamp::from_unix(1_767_225_600, 0)?;
+    /// let contact = engine.program().schema().contact("c1").set("title", "VP")?.build();
+    /// let (state, outcome) = engine.create(&contact, now, &mut EngineScratch::default())?;
+    /// assert!(state.has_tag("mql"));
+    /// assert!(matches!(outcome.effects[0].kind, EffectKind::ThresholdCrossed { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Score`] when the fit points cannot be computed.
+    pub fn create(
+        &self,
+        contact: &Contact,
+        at: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<(ContactState, Outcome), EngineError> {
+        let mut state = self.empty_state(contact, at);
+        let mut step = step::Step::new(&state, Cause::Created(at), at, contact);
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
+            let update = scorer.handle_attributes(scores, contact, at)?;
+            self.score_effects(&mut step, &update);
+        }
+        // The cascade evaluates segments from none: every membership is an entry.
+        let outcome = self.finish(&mut state, step, scratch)?;
+        Ok((state, outcome))
+    }
+
+    /// A state with nothing scored and no segments.
+    fn empty_state(&self, contact: &Contact, at: Timestamp) -> ContactState {
+        ContactState {
             format: STATE_FORMAT,
             contact: contact.id().clone(),
-            scores,
+            scores: self.program.scorer().map(|scorer| scorer.new_state(at)),
             counters: self.program.counters().new_state(),
             tags: Default::default(),
             lists: Default::default(),
@@ -263,12 +326,7 @@ impl Engine {
             occurred: Default::default(),
             score_models: self.score_ids(),
             counter_count: self.program.condition_names().counters().len(),
-        };
-        let mut scratch = EngineScratch::default();
-        self.bind_values(&state, at, &mut scratch);
-        self.evaluate_segments(contact, at, &mut scratch);
-        state.segments = self.members(&scratch.segments);
-        state
+        }
     }
 
     fn score_ids(&self) -> Vec<crate::id::ScoreId> {

@@ -342,6 +342,8 @@ pub(super) struct Step<'a> {
     pub(super) contact: std::borrow::Cow<'a, Contact>,
     pub(super) outcome: Outcome,
     pub(super) changes: Vec<Change>,
+    /// Segments whose condition error was reported in this step (by position).
+    pub(super) segment_errors: Vec<usize>,
 }
 
 impl<'a> Step<'a> {
@@ -354,6 +356,7 @@ impl<'a> Step<'a> {
             contact: std::borrow::Cow::Borrowed(contact),
             outcome: Outcome::default(),
             changes: Vec::new(),
+            segment_errors: Vec::new(),
         }
     }
 
