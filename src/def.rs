@@ -637,12 +637,18 @@ pub struct PointRuleDef {
 pub enum RepeatDef {
     /// `"every_time"` or `"once"`.
     Named(String),
-    /// At most `max` awards per window.
+    /// At most `max` per window (`"per": "1d"`, sliding), or per calendar period
+    /// (`"per": "day"`, `"week"` or `"month"`, in `zone`).
     AtMost {
         /// Awards per window.
         max: u32,
-        /// The window, such as `"1d"`.
+        /// The window, such as `"1d"`, or a calendar period: `"day"`, `"week"` (from
+        /// Monday) or `"month"`.
         per: String,
+        /// The time zone of a calendar period: an IANA name, an offset, or
+        /// `"contact.FIELD"` (engine rules); UTC by default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
     },
 }
 

@@ -356,8 +356,10 @@ static STEP: Shape = Shape {
 /// told apart (`step` wins over `half_life`).
 static DECAYS: &[(&str, &Shape)] = &[("step", &STEP), ("half_life", &HALF_LIFE)];
 
-static AT_MOST: Shape =
-    Shape { what: "repeat policy", keys: &[req("max", Child::U32), req("per", Child::Str)] };
+static AT_MOST: Shape = Shape {
+    what: "repeat policy",
+    keys: &[req("max", Child::U32), req("per", Child::Str), opt("zone", Child::Str)],
+};
 
 static ROOT: Shape = Shape {
     what: "rule set",

@@ -308,7 +308,8 @@ impl Program {
                         ));
                     }
                 }
-                if let Repeat::AtMost { max: 0, .. } = rule.policy.repeat {
+                if let Repeat::AtMost { max: 0, .. } | Repeat::PerCalendar { max: 0, .. } = rule.policy.repeat
+                {
                     out.push(Finding::new(
                         "L0301",
                         Severity::Warning,
@@ -343,7 +344,7 @@ impl Program {
                     "remove it once it is no longer needed",
                 ));
             }
-            if let Repeat::AtMost { max: 0, .. } = rule.repeat() {
+            if let Repeat::AtMost { max: 0, .. } | Repeat::PerCalendar { max: 0, .. } = rule.repeat() {
                 out.push(Finding::new(
                     "L0301",
                     Severity::Warning,

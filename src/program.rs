@@ -230,8 +230,9 @@ impl Program {
                 .ok()
                 .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
-            let repeat = crate::repeat::compile_repeat(
+            let repeat = crate::repeat::compile_rule_repeat(
                 rule.repeat.as_ref(),
+                Some(&schema),
                 &format!("{path}/repeat"),
                 &mut diagnostics,
             );

@@ -222,3 +222,112 @@ fn segment_condition_errors_are_reported_once_per_step() {
     assert_eq!(errors, 1, "{:?}", kinds(&out));
     assert!(kinds(&out).contains(&"rule flagged".to_string()));
 }
+
+// 4. Repeat caps by calendar period, in the contact's zone.
+
+#[test]
+fn repeat_caps_count_per_calendar_day_in_the_contacts_zone() {
+    let engine = engine(
+        r#"{"version": 1,
+          "schema": {"contact": {"tz": "string"}, "events": {"visit": {}}},
+          "rules": [
+            {"id": "daily", "on": "visit", "repeat": {"max": 2, "per": "day", "zone": "contact.tz"},
+             "actions": [{"type": "add_tag", "tag": "seen"}]},
+            {"id": "sliding", "on": "visit", "repeat": {"max": 2, "per": "1d"},
+             "actions": [{"type": "add_tag", "tag": "seen"}]}
+          ]}"#,
+    );
+    let schema = engine.program().schema();
+    let contact = schema.contact("c1").set("tz", "America/New_York").unwrap().build();
+    let mut state = engine.new_state(&contact, at(0));
+    let mut scratch = EngineScratch::default();
+    // 19:00, 20:00 and 21:00 on 31 December in New York, then 00:00 on 1 January.
+    let mut fired = Vec::new();
+    for (i, hour) in [0, 1, 2, 5].into_iter().enumerate() {
+        let visit = schema.event(format!("e{i}"), "c1", "visit", at(hour * 3_600)).unwrap().build();
+        let out = engine.handle_event(&mut state, &contact, &visit, &mut scratch).unwrap();
+        fired.push(kinds(&out));
+    }
+    assert_eq!(fired[2], Vec::<String>::new(), "third on the same local day: both capped");
+    assert_eq!(fired[3], vec!["rule daily"], "a new local day; the sliding window is still full");
+}
+
+#[test]
+fn calendar_caps_are_checked_when_compiling() {
+    let doc = |repeat: &str| {
+        format!(
+            r#"{{"version": 1, "schema": {{"contact": {{"tz": "string", "n": "int"}}, "events": {{"visit": {{}}}}}},
+              "rules": [{{"id": "r", "on": "visit", "repeat": {repeat}}}]}}"#
+        )
+    };
+    for (repeat, path) in [
+        (r#"{"max": 2, "per": "1d", "zone": "UTC"}"#, "/rules/0/repeat/zone"),
+        (r#"{"max": 2, "per": "week", "zone": "contact.n"}"#, "/rules/0/repeat/zone"),
+        (r#"{"max": 2, "per": "month", "zone": "Mars/Olympus"}"#, "/rules/0/repeat/zone"),
+        (r#"{"max": 2, "per": "fortnight"}"#, "/rules/0/repeat/per"),
+    ] {
+        let err = Program::from_json(&doc(repeat)).expect_err(repeat);
+        assert_eq!(err.diagnostics[0].path, path, "{repeat}: {err}");
+    }
+    assert!(Program::from_json(&doc(r#"{"max": 2, "per": "week", "zone": "contact.tz"}"#)).is_ok());
+}
+
+// 5. Date offsets accept any duration.
+
+fn date_engine(offset: &str, extra: &str) -> Engine {
+    engine(&format!(
+        r#"{{"version": 1,
+          "schema": {{"contact": {{"ends": "timestamp"}}, "events": {{}}}},
+          "rules": [{{"id": "remind", "on": {{"date": "ends", "offset": "{offset}"{extra}}},
+                     "actions": [{{"type": "add_tag", "tag": "reminded"}}]}}]}}"#
+    ))
+}
+
+#[test]
+fn date_offsets_accept_exact_durations() {
+    let ends = Timestamp::parse("2026-03-10T15:45:00Z").unwrap();
+    for (offset, expected) in [
+        ("72h", "2026-03-13T15:45:00Z"),
+        ("-90m", "2026-03-10T14:15:00Z"),
+        ("1h30m", "2026-03-10T17:15:00Z"),
+        // Whole days keep their calendar meaning: that local day at `at` (09:00).
+        ("3d", "2026-03-13T09:00:00Z"),
+    ] {
+        let engine = date_engine(offset, "");
+        let contact = engine.program().schema().contact("c1").set("ends", ends).unwrap().build();
+        let mut state = engine.new_state(&contact, at(0));
+        let wake = engine.wake_after(&state, &contact, at(0));
+        assert_eq!(wake, Some(Timestamp::parse(expected).unwrap()), "offset {offset}");
+        let out = engine.handle_timeout(&mut state, &contact, wake.unwrap(), &mut EngineScratch::default());
+        assert_eq!(kinds(&out.unwrap()), vec!["rule remind"], "offset {offset}");
+    }
+}
+
+#[test]
+fn every_year_with_an_offset_of_more_than_a_year() {
+    let engine = date_engine("-400d", r#", "every_year": true"#);
+    let born = Timestamp::parse("2000-01-01T00:00:00Z").unwrap();
+    let contact = engine.program().schema().contact("c1").set("ends", born).unwrap().build();
+    let after = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
+    let state = engine.new_state(&contact, after);
+    // The anniversary of 2028-01-01, 400 days early.
+    let expected = Timestamp::parse("2026-11-27T09:00:00Z").unwrap();
+    assert_eq!(engine.wake_after(&state, &contact, after), Some(expected));
+}
+
+#[test]
+fn date_offsets_are_checked_when_compiling() {
+    for (offset, extra, path) in [
+        ("72h", r#", "at": "08:00""#, "/rules/0/on/at"),
+        ("-9223372036854775808d", "", "/rules/0/on/offset"),
+        ("900000h", "", "/rules/0/on/offset"),
+        ("soon", "", "/rules/0/on/offset"),
+    ] {
+        let doc = format!(
+            r#"{{"version": 1, "schema": {{"contact": {{"ends": "timestamp"}}, "events": {{}}}},
+              "rules": [{{"id": "remind", "on": {{"date": "ends", "offset": "{offset}"{extra}}}}}]}}"#
+        );
+        let err = Program::from_json(&doc).expect_err(offset);
+        assert_eq!(err.diagnostics[0].path, path, "{offset}: {err}");
+    }
+}

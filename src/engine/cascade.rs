@@ -159,7 +159,7 @@ impl Engine {
         step: &mut Step<'_>,
     ) -> bool {
         let now = step.now;
-        if !rule.enabled() || !self.allowed(state, rule, now) {
+        if !rule.enabled() || !self.allowed(state, rule, now, &step.contact) {
             return false;
         }
         let Some(condition) = rule.condition() else {
@@ -183,9 +183,16 @@ impl Engine {
         }
     }
 
-    /// Whether a rule's repeat policy lets it fire at `now`.
-    pub(super) fn allowed(&self, state: &ContactState, rule: &Rule, now: Timestamp) -> bool {
-        RepeatPolicy::new(rule.repeat()).allows(state.fired.get(rule.id().as_str()), now)
+    /// Whether a rule's repeat policy lets it fire at `now` (a calendar cap counts in
+    /// the contact's zone).
+    pub(super) fn allowed(
+        &self,
+        state: &ContactState,
+        rule: &Rule,
+        now: Timestamp,
+        contact: &Contact,
+    ) -> bool {
+        RepeatPolicy::new(rule.repeat()).allows_for(state.fired.get(rule.id().as_str()), now, contact)
     }
 
     /// Fires a rule: its repeat memory, then each action as an effect (state-changing

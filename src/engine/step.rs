@@ -88,7 +88,7 @@ impl Engine {
         };
         for rule in matched {
             let rule = self.program.rule(rule);
-            if self.allowed(state, rule, now) {
+            if self.allowed(state, rule, now, contact) {
                 self.fire(state, rule, &mut step)?;
             }
         }
