@@ -469,6 +469,10 @@ pub enum ActionDef {
         score: String,
         /// The points.
         points: f64,
+        /// The score's group that holds the points (its cap and decay apply), by id;
+        /// the model's first group when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
     },
     /// Notify the contact's owner.
     NotifyOwner {

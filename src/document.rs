@@ -555,7 +555,7 @@ static ACTIONS: &[(&str, &Shape)] = &[
     action!("add_to_list", req("list", Child::Str)),
     action!("remove_from_list", req("list", Child::Str)),
     action!("set_lifecycle_stage", req("stage", Child::Str)),
-    action!("adjust_score", req("score", Child::Str), req("points", Child::F64)),
+    action!("adjust_score", req("score", Child::Str), req("points", Child::F64), opt("group", Child::Str)),
     action!("notify_owner", req("message", Child::Str), dflt("needs_approval", Child::Bool)),
     action!("assign_owner", req("owner", Child::Str)),
     action!("crm_write", req("field", Child::Str), req("value", Child::Any)),

@@ -230,6 +230,7 @@ impl Program {
                 .ok()
                 .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
+            check_score_groups(&rule.actions, scorer.as_ref(), &path, &mut diagnostics);
             let repeat = crate::repeat::compile_rule_repeat(
                 rule.repeat.as_ref(),
                 Some(&schema),
@@ -586,6 +587,33 @@ fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics
                 )
             }
             _ => {}
+        }
+    }
+}
+
+/// `adjust_score` actions naming a group: the group must be one of the score's.
+fn check_score_groups(
+    actions: &[ActionDef],
+    scorer: Option<&crate::scoring::Scorer>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for (j, action) in actions.iter().enumerate() {
+        let ActionDef::AdjustScore { score, group: Some(group), .. } = action else {
+            continue;
+        };
+        // An unknown score is reported when the action runs (`docs/engine.md`).
+        let Some((scorer, model)) = scorer.and_then(|s| Some((s, s.model_index(score)?))) else {
+            continue;
+        };
+        if scorer.group_index(model, group).is_none() {
+            let groups: Vec<&str> = scorer.models()[model].groups.iter().map(|g| g.name()).collect();
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, format!("score `{score}` has no group `{group}`"))
+                    .with_path(format!("{path}/actions/{j}/group"))
+                    .with_did_you_mean(crate::diagnostic::did_you_mean(group, groups.iter().copied()))
+                    .with_help(format!("name one of its groups: {}", groups.join(", "))),
+            );
         }
     }
 }

@@ -331,3 +331,40 @@ fn date_offsets_are_checked_when_compiling() {
         assert_eq!(err.diagnostics[0].path, path, "{offset}: {err}");
     }
 }
+
+// 6. `adjust_score` names the group.
+
+fn grouped(group: &str) -> String {
+    format!(
+        r#"{{"version": 1,
+          "schema": {{"contact": {{}}, "events": {{"call": {{}}}}}},
+          "scoring": {{"models": [{{"id": "engagement",
+            "groups": [{{"id": "web", "cap": 10}}, {{"id": "sales"}}],
+            "rules": [{{"id": "v", "on": "call", "points": 1, "group": "web"}}]}}]}},
+          "rules": [{{"id": "bonus", "on": "call",
+            "actions": [{{"type": "adjust_score", "score": "engagement", "points": 50{group}}}]}}]}}"#
+    )
+}
+
+#[test]
+fn adjust_score_goes_to_the_named_group() {
+    let mut scratch = EngineScratch::default();
+    for (group, expected) in [("", 10.0), (r#", "group": "sales""#, 51.0)] {
+        let engine = engine(&grouped(group));
+        let schema = engine.program().schema();
+        let contact = schema.contact("c1").build();
+        let mut state = engine.new_state(&contact, at(0));
+        let call = schema.event("e1", "c1", "call", at(1)).unwrap().build();
+        let _ = engine.handle_event(&mut state, &contact, &call, &mut scratch).unwrap();
+        // The first group is capped at 10; `sales` holds the 50 apart from the rule's 1.
+        assert_eq!(engine.score(&state, "engagement", at(1)), Some(expected), "group {group:?}");
+    }
+}
+
+#[test]
+fn an_unknown_adjust_score_group_is_a_compile_error() {
+    let err = Program::from_json(&grouped(r#", "group": "sale""#)).expect_err("unknown group");
+    let d = &err.diagnostics[0];
+    assert_eq!(d.path, "/rules/0/actions/0/group", "{err}");
+    assert_eq!(d.did_you_mean.as_deref(), Some("sales"), "{err}");
+}

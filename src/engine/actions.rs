@@ -53,7 +53,7 @@ impl Engine {
                     .ok_or_else(|| format!("no contact field `{field}`"))?;
                 self.set_attribute(step, slot, None);
             }
-            ActionDef::AdjustScore { score, points } => {
+            ActionDef::AdjustScore { score, points, group } => {
                 let scorer = self.program.scorer().ok_or("the program has no scores")?;
                 let model = scorer
                     .models()
@@ -64,7 +64,16 @@ impl Engine {
                     return Err(format!("`{score}` is a combined score: adjust one of its parts"));
                 }
                 let scores = state.scores.as_mut().ok_or("the state has no scores")?;
-                let update = scorer.adjust(scores, model, *points, step.now).map_err(|e| e.to_string())?;
+                // The named group (checked when compiling), else the first.
+                let group = match group {
+                    Some(g) => {
+                        scorer.group_index(model, g).ok_or_else(|| format!("`{score}` has no group `{g}`"))?
+                    }
+                    None => 0,
+                };
+                let update = scorer
+                    .adjust_group(scores, model, group, *points, step.now)
+                    .map_err(|e| e.to_string())?;
                 self.score_effects(step, &update);
             }
             _ => {}
