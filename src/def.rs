@@ -102,6 +102,42 @@ pub enum TriggerDef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<serde_json::Value>,
     },
+    /// A tag added to the contact (`"enter"`, the default) or removed from it
+    /// (`"exit"`) by an action; `"*"` for any tag.
+    Tag {
+        /// The tag, or `"*"`.
+        tag: String,
+        /// `"enter"` (added, default) or `"exit"` (removed).
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The contact added to a static list (`"enter"`) or removed from it (`"exit"`);
+    /// `"*"` for any list.
+    List {
+        /// The list, or `"*"`.
+        list: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The lifecycle stage becoming this one (`"enter"`) or changing away from it
+    /// (`"exit"`); `"*"` for any change.
+    Stage {
+        /// The stage, or `"*"`.
+        stage: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The owner becoming this one (`"enter"`) or changing away from it (`"exit"`);
+    /// `"*"` for any change.
+    Owner {
+        /// The owner, or `"*"`.
+        owner: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
     /// A date relative to a contact's timestamp attribute: `offset` days after it
     /// (`"-7d"`: a week before), at local time `at` (default `"09:00"`) in `zone` (an
     /// IANA name, `"contact.FIELD"` for a string attribute holding one, default UTC);

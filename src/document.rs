@@ -491,6 +491,22 @@ static ATTRIBUTE_TRIGGER: Shape = Shape {
     what: "attribute trigger",
     keys: &[req("attribute", Child::Str), opt("from", Child::Any), opt("to", Child::Any)],
 };
+static TAG_TRIGGER: Shape = Shape {
+    what: "tag trigger",
+    keys: &[req("tag", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
+static LIST_TRIGGER: Shape = Shape {
+    what: "list trigger",
+    keys: &[req("list", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
+static STAGE_TRIGGER: Shape = Shape {
+    what: "stage trigger",
+    keys: &[req("stage", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
+static OWNER_TRIGGER: Shape = Shape {
+    what: "owner trigger",
+    keys: &[req("owner", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
 static INACTIVITY_TRIGGER: Shape =
     Shape { what: "inactivity trigger", keys: &[req("inactive", Child::Str), req("for", Child::Str)] };
 static DATE_TRIGGER: Shape = Shape {
@@ -521,6 +537,10 @@ static TRIGGERS: &[(&str, &Shape)] = &[
     ("band", &BAND_TRIGGER),
     ("segment", &SEGMENT_TRIGGER),
     ("attribute", &ATTRIBUTE_TRIGGER),
+    ("tag", &TAG_TRIGGER),
+    ("list", &LIST_TRIGGER),
+    ("stage", &STAGE_TRIGGER),
+    ("owner", &OWNER_TRIGGER),
     ("inactive", &INACTIVITY_TRIGGER),
     ("date", &DATE_TRIGGER),
     ("schedule", &SCHEDULE_TRIGGER),
@@ -1362,6 +1382,10 @@ mod tests {
             TriggerDef::Band { .. } => Some(&BAND_TRIGGER),
             TriggerDef::Segment { .. } => Some(&SEGMENT_TRIGGER),
             TriggerDef::Attribute { .. } => Some(&ATTRIBUTE_TRIGGER),
+            TriggerDef::Tag { .. } => Some(&TAG_TRIGGER),
+            TriggerDef::List { .. } => Some(&LIST_TRIGGER),
+            TriggerDef::Stage { .. } => Some(&STAGE_TRIGGER),
+            TriggerDef::Owner { .. } => Some(&OWNER_TRIGGER),
             TriggerDef::Date { .. } => Some(&DATE_TRIGGER),
             TriggerDef::Schedule { .. } => Some(&SCHEDULE_TRIGGER),
             TriggerDef::Inactivity { .. } => Some(&INACTIVITY_TRIGGER),

@@ -409,8 +409,9 @@ impl Program {
     }
 
     /// What starts a rule, in words: the event type's name, `threshold mql up`,
-    /// `band hot entered`, `segment trial entered`, `attribute plan`, `inactivity`,
-    /// `date`, `schedule`.
+    /// `band hot entered`, `segment trial entered`, `attribute plan`, `tag vip up`,
+    /// `list newsletter up`, `stage mql up`, `owner * up`, `inactivity`, `date`,
+    /// `schedule`.
     pub fn describe_trigger(&self, rule: &Rule) -> String {
         let way = |d: &crate::def::Direction| match d {
             crate::def::Direction::Up => "up",
@@ -429,6 +430,10 @@ impl Program {
             Trigger::Attribute { field, .. } => {
                 format!("attribute {}", self.schema.contact_fields().name(*field))
             }
+            Trigger::Tag { tag, direction } => format!("tag {tag} {}", way(direction)),
+            Trigger::List { list, direction } => format!("list {list} {}", way(direction)),
+            Trigger::Stage { stage, direction } => format!("stage {stage} {}", way(direction)),
+            Trigger::Owner { owner, direction } => format!("owner {owner} {}", way(direction)),
             Trigger::Date { .. } => "date".into(),
             Trigger::Schedule { .. } => "schedule".into(),
             Trigger::Inactivity { .. } => "inactivity".into(),

@@ -89,6 +89,34 @@ pub enum Trigger {
         /// Only changes to this value.
         to: Option<Value>,
     },
+    /// A tag added (`Up`) or removed (`Down`); `"*"`: any tag.
+    Tag {
+        /// The tag, or `"*"`.
+        tag: String,
+        /// Added or removed.
+        direction: Direction,
+    },
+    /// The contact added to (`Up`) or removed from (`Down`) a list; `"*"`: any list.
+    List {
+        /// The list, or `"*"`.
+        list: String,
+        /// Added or removed.
+        direction: Direction,
+    },
+    /// The lifecycle stage becoming (`Up`) or leaving (`Down`) this one; `"*"`: any.
+    Stage {
+        /// The stage, or `"*"`.
+        stage: String,
+        /// Entering or leaving.
+        direction: Direction,
+    },
+    /// The owner becoming (`Up`) or leaving (`Down`) this one; `"*"`: any.
+    Owner {
+        /// The owner, or `"*"`.
+        owner: String,
+        /// Entering or leaving.
+        direction: Direction,
+    },
     /// A date relative to a contact's timestamp attribute (see [`TriggerDef::Date`]).
     Date {
         /// The timestamp field.
@@ -404,6 +432,16 @@ pub(crate) fn compile_trigger(
             };
             let (from, to) = (value(from, "from"), value(to, "to"));
             Some(Trigger::Attribute { field, from: from?, to: to? })
+        }
+        TriggerDef::Tag { tag, direction } => Some(Trigger::Tag { tag: tag.clone(), direction: *direction }),
+        TriggerDef::List { list, direction } => {
+            Some(Trigger::List { list: list.clone(), direction: *direction })
+        }
+        TriggerDef::Stage { stage, direction } => {
+            Some(Trigger::Stage { stage: stage.clone(), direction: *direction })
+        }
+        TriggerDef::Owner { owner, direction } => {
+            Some(Trigger::Owner { owner: owner.clone(), direction: *direction })
         }
         TriggerDef::Date { date, offset, at, zone, every_year } => {
             let fields = schema.contact_fields();

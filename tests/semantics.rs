@@ -368,3 +368,63 @@ fn an_unknown_adjust_score_group_is_a_compile_error() {
     assert_eq!(d.path, "/rules/0/actions/0/group", "{err}");
     assert_eq!(d.did_you_mean.as_deref(), Some("sales"), "{err}");
 }
+
+// 7. Lists, owner, tags and stage in conditions; triggers on their changes.
+
+#[test]
+fn lists_owner_tags_and_stage_are_readable_and_trigger_rules() {
+    let engine = engine(
+        r#"{"version": 1,
+          "schema": {"contact": {}, "events": {"signup": {}, "unsubscribe": {}}},
+          "segments": [{"id": "owned_subscriber",
+                        "when": "'newsletter' in lists && owner != '' && 'vip' in tags && stage == 'lead'"}],
+          "rules": [
+            {"id": "join", "on": "signup",
+             "actions": [{"type": "add_to_list", "list": "newsletter"},
+                         {"type": "add_tag", "tag": "vip"},
+                         {"type": "set_lifecycle_stage", "stage": "lead"}]},
+            {"id": "leave", "on": "unsubscribe", "when": "'newsletter' in lists",
+             "actions": [{"type": "remove_from_list", "list": "newsletter"}]},
+            {"id": "route", "on": {"tag": "vip"},
+             "actions": [{"type": "assign_owner", "owner": "alice"}]},
+            {"id": "greet_owner", "on": {"owner": "alice"}, "when": "owner == 'alice'",
+             "actions": [{"type": "notify_owner", "message": "new vip"}]},
+            {"id": "any_stage", "on": {"stage": "*"},
+             "actions": [{"type": "crm_write", "field": "stage_seen", "value": true}]},
+            {"id": "left_list", "on": {"list": "newsletter", "direction": "exit"},
+             "actions": [{"type": "add_tag", "tag": "churned"}]},
+            {"id": "owned", "on": {"segment": "owned_subscriber"},
+             "actions": [{"type": "send", "channel": "email", "template": "welcome"}]}
+          ]}"#,
+    );
+    let schema = engine.program().schema();
+    let contact = schema.contact("c1").build();
+    let mut state = engine.new_state(&contact, at(0));
+    let mut scratch = EngineScratch::default();
+    let signup = schema.event("e1", "c1", "signup", at(1)).unwrap().build();
+    let out = engine.handle_event(&mut state, &contact, &signup, &mut scratch).unwrap();
+    assert_eq!(
+        kinds(&out),
+        vec![
+            "rule join",
+            "rule join",
+            "rule join",
+            // Round 1: the tag and stage changes.
+            "rule route",
+            "rule any_stage",
+            // Round 2: the owner change, then the segment (it reads the owner).
+            "enter owned_subscriber",
+            "rule greet_owner",
+            "rule owned",
+        ]
+    );
+    assert_eq!(state.owner(), Some("alice"));
+    // A second signup changes nothing: no tag, list or stage change, no trigger.
+    let again = schema.event("e2", "c1", "signup", at(2)).unwrap().build();
+    let out = engine.handle_event(&mut state, &contact, &again, &mut scratch).unwrap();
+    assert_eq!(kinds(&out), vec!["rule join", "rule join", "rule join"]);
+    let bye = schema.event("e3", "c1", "unsubscribe", at(3)).unwrap().build();
+    let out = engine.handle_event(&mut state, &contact, &bye, &mut scratch).unwrap();
+    assert_eq!(kinds(&out), vec!["rule leave", "exit owned_subscriber", "rule left_list"]);
+    assert!(state.has_tag("churned"));
+}

@@ -15,17 +15,26 @@ impl Engine {
         step: &mut Step<'_>,
     ) -> Result<(), String> {
         match action {
+            // Each real change is queued for tag, list, stage and owner triggers.
             ActionDef::AddTag { tag } => {
-                state.tags.insert(tag.clone());
+                if state.tags.insert(tag.clone()) {
+                    step.changes.push(Change::Tag { tag: tag.clone(), added: true });
+                }
             }
             ActionDef::RemoveTag { tag } => {
-                state.tags.remove(tag);
+                if state.tags.remove(tag) {
+                    step.changes.push(Change::Tag { tag: tag.clone(), added: false });
+                }
             }
             ActionDef::AddToList { list } => {
-                state.lists.insert(list.clone());
+                if state.lists.insert(list.clone()) {
+                    step.changes.push(Change::List { list: list.clone(), added: true });
+                }
             }
             ActionDef::RemoveFromList { list } => {
-                state.lists.remove(list);
+                if state.lists.remove(list) {
+                    step.changes.push(Change::List { list: list.clone(), added: false });
+                }
             }
             ActionDef::SetLifecycleStage { stage } => {
                 if !self.lifecycle.iter().any(|s| s == stage) {
@@ -34,9 +43,17 @@ impl Engine {
                         self.lifecycle.join(", ")
                     ));
                 }
-                state.stage = Some(stage.clone());
+                let from = state.stage.replace(stage.clone());
+                if from.as_ref() != Some(stage) {
+                    step.changes.push(Change::Stage { from, to: Some(stage.clone()) });
+                }
             }
-            ActionDef::AssignOwner { owner } => state.owner = Some(owner.clone()),
+            ActionDef::AssignOwner { owner } => {
+                let from = state.owner.replace(owner.clone());
+                if from.as_ref() != Some(owner) {
+                    step.changes.push(Change::Owner { from, to: Some(owner.clone()) });
+                }
+            }
             ActionDef::SetAttribute { field, value } => {
                 let fields = self.program.schema().contact_fields();
                 let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;

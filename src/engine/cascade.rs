@@ -82,6 +82,9 @@ impl Engine {
                             if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
                     }),
                     Trigger::Segment { segment, direction } => segment_changes.iter().any(|(s, d)| s == segment && d == direction),
+                    Trigger::Tag { .. } | Trigger::List { .. } | Trigger::Stage { .. } | Trigger::Owner { .. } => {
+                        changes.iter().any(|c| listens_to_state(rule.trigger(), c))
+                    }
                     _ => false,
                 };
                 if listens && self.holds(rule, scratch, state, step) {
@@ -261,5 +264,34 @@ impl Engine {
             step.changes.push(Change::Band { model, band: from.clone(), direction: Direction::Down });
             step.changes.push(Change::Band { model, band: to.clone(), direction: Direction::Up });
         }
+    }
+}
+
+/// Whether a tag, list, stage or owner trigger listens for a change: `"*"` names any
+/// tag (list, stage, owner); entering is added (becoming), leaving is removed (changing
+/// away).
+fn listens_to_state(trigger: &Trigger, change: &Change) -> bool {
+    let named = |want: &str, got: &str| want == "*" || want == got;
+    // A change from `from` to `to` enters `want` when it becomes it, leaves it when it
+    // was it.
+    let moved =
+        |want: &str, direction: &Direction, from: &Option<String>, to: &Option<String>| match direction {
+            Direction::Up => to.as_deref().is_some_and(|t| named(want, t)),
+            Direction::Down => from.as_deref().is_some_and(|f| named(want, f)),
+        };
+    match (trigger, change) {
+        (Trigger::Tag { tag, direction }, Change::Tag { tag: t, added }) => {
+            named(tag, t) && *added == (*direction == Direction::Up)
+        }
+        (Trigger::List { list, direction }, Change::List { list: l, added }) => {
+            named(list, l) && *added == (*direction == Direction::Up)
+        }
+        (Trigger::Stage { stage, direction }, Change::Stage { from, to }) => {
+            moved(stage, direction, from, to)
+        }
+        (Trigger::Owner { owner, direction }, Change::Owner { from, to }) => {
+            moved(owner, direction, from, to)
+        }
+        _ => false,
     }
 }

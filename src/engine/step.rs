@@ -223,7 +223,8 @@ impl Engine {
                 scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
             }
         }
-        // `tags`, `bands.SCORE` and `stage`, only for programs that read them.
+        // `tags`, `bands.SCORE`, `stage`, `lists` and `owner`, in the order of
+        // `ConditionNames`' engine names, only for programs that read them.
         scratch.vars.clear();
         if self.program.reads_engine_vars() {
             let tags = Value::list(state.tags.iter().map(|t| Value::from(t.as_str())));
@@ -239,6 +240,9 @@ impl Engine {
             scratch.vars.push(Some(Value::Map(std::sync::Arc::new(bands))));
             // The lifecycle stage; empty before an action sets one.
             scratch.vars.push(Some(Value::from(state.stage.as_deref().unwrap_or(""))));
+            // The static lists, and the owner (empty before one is assigned).
+            scratch.vars.push(Some(Value::list(state.lists.iter().map(|l| Value::from(l.as_str())))));
+            scratch.vars.push(Some(Value::from(state.owner.as_deref().unwrap_or(""))));
         }
     }
 }
@@ -326,9 +330,39 @@ fn atomically<T>(
 /// A change inside one step that can start rules.
 #[derive(Clone, Debug)]
 pub(super) enum Change {
-    Crossing { model: usize, threshold: String, direction: Direction },
-    Band { model: usize, band: Option<String>, direction: Direction },
-    Attribute { field: crate::schema::Slot, from: Option<Value>, to: Option<Value> },
+    Crossing {
+        model: usize,
+        threshold: String,
+        direction: Direction,
+    },
+    Band {
+        model: usize,
+        band: Option<String>,
+        direction: Direction,
+    },
+    Attribute {
+        field: crate::schema::Slot,
+        from: Option<Value>,
+        to: Option<Value>,
+    },
+    /// A tag added (`true`) or removed.
+    Tag {
+        tag: String,
+        added: bool,
+    },
+    /// A list joined (`true`) or left.
+    List {
+        list: String,
+        added: bool,
+    },
+    Stage {
+        from: Option<String>,
+        to: Option<String>,
+    },
+    Owner {
+        from: Option<String>,
+        to: Option<String>,
+    },
 }
 
 /// One step's working data.
