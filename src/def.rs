@@ -256,6 +256,12 @@ pub struct SchemaDef {
     /// Scores readable as `score.NAME`.
     #[serde(default)]
     pub scores: Vec<String>,
+    /// Keyed event types: event type name to the property (a string or int) that
+    /// identifies one real-world instance, such as `{"purchase": "order_id"}`. Among a
+    /// contact's recent events of the type, at most one per key counts; the others are
+    /// duplicates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, String>,
 }
 
 /// One rule: when an event of type `on` arrives and the condition holds, the actions

@@ -444,7 +444,12 @@ static BAND: Shape = Shape { what: "band", keys: &[req("name", Child::Str), req(
 
 static SCHEMA: Shape = Shape {
     what: "schema",
-    keys: &[dflt("contact", Child::StrMap), dflt("events", Child::EventMap), dflt("scores", Child::Strings)],
+    keys: &[
+        dflt("contact", Child::StrMap),
+        dflt("events", Child::EventMap),
+        dflt("scores", Child::Strings),
+        dflt("keys", Child::StrMap),
+    ],
 };
 
 static RULE: Shape = Shape {

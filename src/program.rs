@@ -125,6 +125,8 @@ pub struct Program {
     reads_engine_vars: bool,
     /// Whether a rule or segment reads `score.NAME` (else the engine binds no scores).
     reads_scores: bool,
+    /// Per event type (by index): the property that keys its instances, if keyed.
+    event_keys: Vec<Option<crate::schema::Slot>>,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -247,6 +249,7 @@ impl Program {
                 enabled: rule.enabled,
             });
         }
+        let event_keys = compile_event_keys(&def.schema.keys, &schema, &mut diagnostics);
         if diagnostics.is_empty() {
             let links: Vec<RuleLinks<'_>> = rules
                 .iter()
@@ -295,6 +298,7 @@ impl Program {
             segments,
             reads_engine_vars,
             reads_scores,
+            event_keys,
         })
     }
 
@@ -352,6 +356,18 @@ impl Program {
             .with_now(now)
             .with_counters(&scratch.counts);
         self.run(event, &activation, &mut scratch.buffers)
+    }
+
+    /// The key of an event of a keyed type (`schema.keys`): its key property's value
+    /// as text (an int in decimal); `None` for an unkeyed type or an event without the
+    /// property.
+    pub fn event_key(&self, event: &Event) -> Option<String> {
+        let slot = (*self.event_keys.get(event.event_type().0 as usize)?)?;
+        match event.properties().slots().get(slot as usize)? {
+            Some(Value::String(s)) => Some(s.to_string()),
+            Some(Value::Int(i)) => Some(i.to_string()),
+            _ => None,
+        }
     }
 
     /// Whether a rule or segment condition reads `score.NAME`.
@@ -543,6 +559,48 @@ fn compile_counters(
         defs.push(CounterDef::new(event_type, condition, window, max));
     }
     Counters::new(defs)
+}
+
+/// The key property of each keyed event type (`schema.keys`), by event type index.
+fn compile_event_keys(
+    keys: &std::collections::BTreeMap<String, String>,
+    schema: &Schema,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Option<crate::schema::Slot>> {
+    let mut out = vec![None; schema.event_types().count()];
+    for (type_name, property) in keys {
+        let path = format!("/schema/keys/{}", crate::diagnostic::pointer_escape(type_name));
+        let Some(index) = schema.resolve_event_type(type_name, path.clone(), diagnostics) else {
+            continue;
+        };
+        let Some(event_type) = schema.event_type(index) else { continue };
+        let fields = event_type.properties();
+        match fields.slot(property) {
+            Some(slot) if matches!(fields.ty(slot), Type::String | Type::Int) => {
+                if let Some(entry) = out.get_mut(index.0 as usize) {
+                    *entry = Some(slot);
+                }
+            }
+            Some(slot) => diagnostics.push(
+                Diagnostic::new(
+                    Code::TypeMismatch,
+                    format!("`{property}` is declared {}; a key is a string or an int", fields.ty(slot)),
+                )
+                .with_path(path)
+                .with_help("key the event type by a string or int property such as an order id"),
+            ),
+            None => diagnostics.push(
+                Diagnostic::new(
+                    Code::UnknownField,
+                    format!("event type `{type_name}` has no property `{property}`"),
+                )
+                .with_path(path)
+                .with_did_you_mean(fields.suggest(property))
+                .with_help("name one of the event type's declared properties"),
+            ),
+        }
+    }
+    out
 }
 
 fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics: &mut Vec<Diagnostic>) {

@@ -428,3 +428,121 @@ fn lists_owner_tags_and_stage_are_readable_and_trigger_rules() {
     assert_eq!(kinds(&out), vec!["rule leave", "exit owned_subscriber", "rule left_list"]);
     assert!(state.has_tag("churned"));
 }
+
+// 8. Keyed events and catch-up.
+
+fn shop() -> Engine {
+    engine(
+        r#"{"version": 1,
+          "schema": {"contact": {}, "events": {"purchase": {"order_id": "string", "amount": "int"}},
+                     "keys": {"purchase": "order_id"}},
+          "scoring": {"models": [{"id": "value",
+            "rules": [{"id": "bought", "on": "purchase", "points": 10}]}]},
+          "rules": [{"id": "thanks", "on": "purchase",
+                     "actions": [{"type": "send", "channel": "email", "template": "thanks"}]}]}"#,
+    )
+}
+
+#[test]
+fn a_keyed_event_counts_once_per_key() {
+    let engine = shop();
+    let schema = engine.program().schema();
+    let contact = schema.contact("c1").build();
+    let mut state = engine.new_state(&contact, at(0));
+    let mut scratch = EngineScratch::default();
+    let purchase = |id: &str, order: &str, t: i64| {
+        schema.event(id, "c1", "purchase", at(t)).unwrap().set("order_id", order).unwrap().build()
+    };
+    // The same order sent twice under two event ids (a webhook retried by another
+    // system): the second is a duplicate.
+    let first = engine.handle_event(&mut state, &contact, &purchase("e1", "A-1", 1), &mut scratch).unwrap();
+    assert_eq!(kinds(&first), vec!["rule thanks"]);
+    let again = engine.handle_event(&mut state, &contact, &purchase("e2", "A-1", 2), &mut scratch).unwrap();
+    assert!(again.duplicate && again.effects.is_empty());
+    let other = engine.handle_event(&mut state, &contact, &purchase("e3", "A-2", 3), &mut scratch).unwrap();
+    assert!(!other.duplicate);
+    assert_eq!(engine.score(&state, "value", at(3)), Some(20.0));
+    // Unkeyed instances (no order id) all count.
+    let bare = schema.event("e4", "c1", "purchase", at(4)).unwrap().build();
+    assert!(!engine.handle_event(&mut state, &contact, &bare, &mut scratch).unwrap().duplicate);
+    // The memory is bounded: after KEY_WINDOW other orders, `A-1` is forgotten.
+    for i in 0..nurture::engine::KEY_WINDOW {
+        let e = purchase(&format!("f{i}"), &format!("B-{i}"), 5 + i as i64);
+        assert!(!engine.handle_event(&mut state, &contact, &e, &mut scratch).unwrap().duplicate);
+    }
+    let late = purchase("e5", "A-1", 1_000);
+    assert!(!engine.handle_event(&mut state, &contact, &late, &mut scratch).unwrap().duplicate);
+    // Long keys are kept as fingerprints: still told apart, still bounded.
+    let long_a = "x".repeat(10_000);
+    let long_b = format!("{}y", "x".repeat(9_999));
+    assert!(
+        !engine
+            .handle_event(&mut state, &contact, &purchase("g1", &long_a, 1_001), &mut scratch)
+            .unwrap()
+            .duplicate
+    );
+    assert!(
+        !engine
+            .handle_event(&mut state, &contact, &purchase("g2", &long_b, 1_002), &mut scratch)
+            .unwrap()
+            .duplicate
+    );
+    assert!(
+        engine
+            .handle_event(&mut state, &contact, &purchase("g3", &long_a, 1_003), &mut scratch)
+            .unwrap()
+            .duplicate
+    );
+    let json = serde_json::to_string(&state).unwrap();
+    assert!(json.len() < 40_000, "state of {} bytes", json.len());
+    let back: ContactState = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, state);
+}
+
+#[test]
+fn event_keys_are_checked_when_compiling() {
+    for (keys, path) in [
+        (r#"{"purchase": "order"}"#, "/schema/keys/purchase"),
+        (r#"{"purchase": "amount2"}"#, "/schema/keys/purchase"),
+        (r#"{"purchse": "order_id"}"#, "/schema/keys/purchse"),
+        (r#"{"purchase": "when"}"#, "/schema/keys/purchase"),
+    ] {
+        let doc = format!(
+            r#"{{"version": 1, "schema": {{"contact": {{}}, "keys": {keys},
+               "events": {{"purchase": {{"order_id": "string", "amount": "int", "when": "timestamp"}}}}}}}}"#
+        );
+        let err = Program::from_json(&doc).expect_err(keys);
+        assert_eq!(err.diagnostics[0].path, path, "{keys}: {err}");
+    }
+}
+
+#[test]
+fn a_late_timeout_fires_every_missed_occurrence_up_to_the_bound() {
+    let engine = engine(
+        r#"{"version": 1, "schema": {"contact": {}, "events": {}},
+          "rules": [{"id": "digest", "on": {"schedule": "daily", "at": "09:00"},
+                     "actions": [{"type": "send", "channel": "email", "template": "digest"}]}]}"#,
+    );
+    let contact = engine.program().schema().contact("c1").build();
+    let mut scratch = EngineScratch::default();
+    // Three days and a bit: 1, 2, 3 and 4 January at 09:00.
+    let mut state = engine.new_state(&contact, at(0));
+    let out = engine.handle_timeout(&mut state, &contact, at(3 * DAY + 10 * 3_600), &mut scratch).unwrap();
+    assert_eq!(out.effects.len(), 4);
+    let mut keys: Vec<_> = out.effects.iter().map(|e| e.key).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 4, "one key per occurrence");
+    // Nothing fires twice: the next timeout fires only the 5 January occurrence.
+    let out = engine.handle_timeout(&mut state, &contact, at(4 * DAY + 10 * 3_600), &mut scratch).unwrap();
+    assert_eq!(out.effects.len(), 1);
+    // Twenty missed days: only the most recent MAX_CATCH_UP fire.
+    let mut state = engine.new_state(&contact, at(0));
+    let out = engine.handle_timeout(&mut state, &contact, at(20 * DAY + 10 * 3_600), &mut scratch).unwrap();
+    assert_eq!(out.effects.len(), nurture::engine::MAX_CATCH_UP);
+    assert_eq!(out.next_wake, Some(at(21 * DAY + 9 * 3_600)));
+    // A century-long gap costs no more than eight years of search.
+    let mut state = engine.new_state(&contact, at(0));
+    let out = engine.handle_timeout(&mut state, &contact, at(36_500 * DAY), &mut scratch).unwrap();
+    assert_eq!(out.effects.len(), nurture::engine::MAX_CATCH_UP);
+}

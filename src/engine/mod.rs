@@ -36,6 +36,7 @@
 mod actions;
 mod cascade;
 mod effect;
+mod keyed;
 mod shard;
 mod state;
 mod step;
@@ -44,8 +45,10 @@ mod wake;
 use std::sync::Arc;
 
 pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, Status};
+pub use keyed::{KEY_WINDOW, MAX_KEY_BYTES};
 pub use shard::shard_of;
 pub use state::{ContactState, DEDUP_WINDOW, STATE_FORMAT};
+pub use step::MAX_CATCH_UP;
 
 use crate::id::ContactId;
 use crate::program::{MatchScratch, Program};
@@ -326,6 +329,7 @@ impl Engine {
             occurred: Default::default(),
             score_models: self.score_ids(),
             counter_count: self.program.condition_names().counters().len(),
+            keyed: Default::default(),
         }
     }
 
