@@ -5,7 +5,8 @@
 //! One event is handled in this order (`docs/engine.md` has the whole lifecycle):
 //!
 //! 1. **Duplicates.** An event whose id is among the contact's last [`DEDUP_WINDOW`]
-//!    events is ignored: the outcome is marked `duplicate` and carries no effects.
+//!    events, or whose key (`schema.keys`) is among the last [`KEY_WINDOW`] of its
+//!    type, is ignored: the outcome is marked `duplicate` and carries no effects.
 //! 2. **Scores.** The event is scored; each threshold crossing and band change becomes an
 //!    effect, models in declaration order, thresholds before bands.
 //! 3. **Counters and activity.** The event is counted in the windowed counters and
@@ -24,10 +25,13 @@
 //! 6. **Wake-up.** `next_wake` is the earliest instant at which time alone can change
 //!    something: decay crossing a threshold, a band or a level a segment compares with,
 //!    a counted event leaving its window (when there are segments), an inactivity
-//!    deadline, or a date or schedule occurrence.
+//!    deadline, a date or schedule occurrence, or the instant a segment's comparison
+//!    with `now` changes value.
 //!
 //! [`Engine::handle_timeout`] does steps 2, then the date, schedule and inactivity rules
-//! that are due, then 5 and 6.
+//! that are due (every missed occurrence, at most the [`MAX_CATCH_UP`] most recent),
+//! then 5 and 6. [`Engine::create`] makes a contact's first state as a step: fit scores
+//! from zero (crossings reported), then 5 and 6 (segment entries reported).
 //!
 //! Sends and owner notifications marked `needs_approval` are emitted as
 //! [`Status::PendingApproval`] and kept in the state until [`Engine::approve`] or
