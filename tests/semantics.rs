@@ -30,7 +30,7 @@ fn describe(e: &Effect) -> String {
         EffectKind::ThresholdCrossed { threshold, .. } => format!("threshold {threshold}"),
         EffectKind::Action { rule, .. } => format!("rule {}", rule.as_str()),
         EffectKind::RuleError { rule, .. } => format!("error {}", rule.as_str()),
-        other => format!("{}", other.name()),
+        other => other.name().to_string(),
     }
 }
 

@@ -17,24 +17,20 @@ impl Engine {
         match action {
             // Each real change is queued for tag, list, stage and owner triggers.
             ActionDef::AddTag { tag } => {
-                if state.tags.insert(tag.clone()) {
-                    step.changes.push(Change::Tag { tag: tag.clone(), added: true });
-                }
+                let added = state.tags.insert(tag.clone());
+                step.changes.extend(added.then(|| Change::Tag { tag: tag.clone(), added: true }));
             }
             ActionDef::RemoveTag { tag } => {
-                if state.tags.remove(tag) {
-                    step.changes.push(Change::Tag { tag: tag.clone(), added: false });
-                }
+                let removed = state.tags.remove(tag);
+                step.changes.extend(removed.then(|| Change::Tag { tag: tag.clone(), added: false }));
             }
             ActionDef::AddToList { list } => {
-                if state.lists.insert(list.clone()) {
-                    step.changes.push(Change::List { list: list.clone(), added: true });
-                }
+                let added = state.lists.insert(list.clone());
+                step.changes.extend(added.then(|| Change::List { list: list.clone(), added: true }));
             }
             ActionDef::RemoveFromList { list } => {
-                if state.lists.remove(list) {
-                    step.changes.push(Change::List { list: list.clone(), added: false });
-                }
+                let removed = state.lists.remove(list);
+                step.changes.extend(removed.then(|| Change::List { list: list.clone(), added: false }));
             }
             ActionDef::SetLifecycleStage { stage } => {
                 if !self.lifecycle.iter().any(|s| s == stage) {
