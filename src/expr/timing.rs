@@ -17,8 +17,9 @@
 //! reads scores or counters) makes the analysis *incomplete*: the condition is still
 //! evaluated correctly at every step, but time alone does not wake it up.
 
-use super::ir::{BinOp, Node, Scope};
-use super::{Activation, Expression};
+use crate::expr::eval::{Activation, Evaluator};
+use crate::expr::ir::{BinOp, Node, Scope};
+use crate::expr::Expression;
 use crate::time::{Duration, Timestamp};
 use crate::value::Value;
 
@@ -78,8 +79,7 @@ impl Expression {
     ) -> Option<Timestamp> {
         let mut next: Option<Timestamp> = None;
         for atom in &deps.atoms {
-            let side =
-                |node: &Node| super::eval::Evaluator::new(activation, self.locals, self.budget).eval(node);
+            let side = |node: &Node| Evaluator::new(activation, self.locals, self.budget).eval(node);
             let (Ok(left), Ok(right)) = (side(&atom.left), side(&atom.right)) else {
                 continue;
             };
