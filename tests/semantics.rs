@@ -546,3 +546,107 @@ fn a_late_timeout_fires_every_missed_occurrence_up_to_the_bound() {
     let out = engine.handle_timeout(&mut state, &contact, at(36_500 * DAY), &mut scratch).unwrap();
     assert_eq!(out.effects.len(), nurture::engine::MAX_CATCH_UP);
 }
+
+// 1 (continued): the lint names what the analysis does not follow; a property.
+
+#[test]
+fn uses_of_now_without_an_exact_wake_up_are_linted() {
+    let program = Program::from_json(
+        r#"{"version": 1, "schema": {"contact": {"seen": "timestamp"}, "events": {}},
+          "segments": [{"id": "office_hours", "when": "now.getHours() >= 9"},
+                       {"id": "recent", "when": "now - contact.seen < duration('1h')"}]}"#,
+    )
+    .unwrap();
+    let l0202: Vec<String> =
+        program.lint().into_iter().filter(|f| f.code == "L0202").map(|f| f.path).collect();
+    assert_eq!(l0202, vec!["/segments/0".to_string()]);
+}
+
+mod exactness {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn program() -> Engine {
+        engine(
+            r#"{"version": 1,
+              "schema": {"contact": {"a": "timestamp", "b": "timestamp", "on": "bool"}, "events": {}},
+              "segments": [
+                {"id": "lt", "when": "now - contact.a < duration('3h')"},
+                {"id": "le", "when": "contact.a + duration('2h') <= now"},
+                {"id": "gt", "when": "contact.b - now > duration('30m')"},
+                {"id": "ge", "when": "now >= contact.b - duration('1h')"},
+                {"id": "eq", "when": "contact.a == now - duration('90m')"},
+                {"id": "masked", "when": "contact.on && duration('4h') < now - contact.a - duration('1s')"},
+                {"id": "both", "when": "segment.lt && !segment.ge"}
+              ]}"#,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Between two wake-ups the full re-evaluation never changes, and at each
+        /// wake-up the stored membership equals it: no change is missed or seen late,
+        /// to the nanosecond.
+        #[test]
+        fn memberships_change_only_at_wake_ups(
+            a in -20_000i64..20_000, a_nanos in 0u32..1_000_000_000,
+            b in -20_000i64..40_000, on: bool,
+        ) {
+            let engine = program();
+            let schema = engine.program().schema();
+            let contact = schema.contact("c1")
+                .set("a", Timestamp::from_unix(T0 + a, a_nanos).unwrap()).unwrap()
+                .set("b", at(b)).unwrap()
+                .set("on", on).unwrap()
+                .build();
+            let mut state = engine.new_state(&contact, at(0));
+            let mut scratch = EngineScratch::default();
+            let mut now = at(0);
+            let mut wakes = 0;
+            while let Some(wake) = engine.wake_after(&state, &contact, now) {
+                let before: Vec<String> = state.segments().map(String::from).collect();
+                let just_before = wake.checked_sub(nurture::time::Duration::from_nanos(1).unwrap()).unwrap();
+                prop_assert_eq!(&engine.segments_at(&state, &contact, just_before), &before);
+                let out = engine.handle_timeout(&mut state, &contact, wake, &mut scratch).unwrap();
+                let after: Vec<String> = state.segments().map(String::from).collect();
+                prop_assert_eq!(engine.segments_at(&state, &contact, wake), after);
+                prop_assert_eq!(out.next_wake, engine.wake_after(&state, &contact, wake));
+                now = wake;
+                wakes += 1;
+                prop_assert!(wakes <= 16, "every comparison flips at most once or twice");
+            }
+            // No wake-up left: the membership is final.
+            let far = at(100 * DAY);
+            let last: Vec<String> = state.segments().map(String::from).collect();
+            prop_assert_eq!(engine.segments_at(&state, &contact, far), last);
+        }
+    }
+}
+
+// 4 (continued): point rules take calendar caps with a fixed zone.
+
+#[test]
+fn point_rules_take_calendar_caps_with_a_fixed_zone() {
+    let doc = |zone: &str| {
+        format!(
+            r#"{{"version": 1, "schema": {{"contact": {{"tz": "string"}}, "events": {{"visit": {{}}}}}},
+              "scoring": {{"models": [{{"id": "e",
+                "rules": [{{"id": "v", "on": "visit", "points": 1,
+                           "repeat": {{"max": 1, "per": "day", "zone": "{zone}"}}}}]}}]}}}}"#
+        )
+    };
+    let err = Program::from_json(&doc("contact.tz")).expect_err("a point rule reads no contact zone");
+    assert_eq!(err.diagnostics[0].path, "/scoring/models/0/rules/0/repeat/zone", "{err}");
+    let engine = engine(&doc("Asia/Tokyo"));
+    let schema = engine.program().schema();
+    let contact = schema.contact("c1").build();
+    let mut state = engine.new_state(&contact, at(0));
+    let mut scratch = EngineScratch::default();
+    // 09:00, 14:00 and 15:00 in Tokyo (UTC+9): the third is a new local day.
+    for (i, hour) in [0, 5, 15].into_iter().enumerate() {
+        let visit = schema.event(format!("e{i}"), "c1", "visit", at(hour * 3_600)).unwrap().build();
+        let _ = engine.handle_event(&mut state, &contact, &visit, &mut scratch).unwrap();
+    }
+    assert_eq!(engine.score(&state, "e", at(15 * 3_600)), Some(2.0));
+}
