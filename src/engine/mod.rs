@@ -49,7 +49,7 @@ mod wake;
 use std::sync::Arc;
 
 pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, Status};
-pub use keyed::{KEY_WINDOW, MAX_KEY_BYTES};
+pub use keyed::KEY_WINDOW;
 pub use shard::shard_of;
 pub use state::{ContactState, DEDUP_WINDOW, STATE_FORMAT};
 pub use step::MAX_CATCH_UP;

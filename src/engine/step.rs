@@ -36,9 +36,7 @@ impl Engine {
         }
         // A keyed event (`schema.keys`) whose key was seen is a duplicate too.
         let key = self.memory_key(event);
-        if state.has_seen(event.id())
-            || key.as_deref().is_some_and(|k| super::keyed::seen_key(state, event, k))
-        {
+        if state.has_seen(event.id()) || key.is_some_and(|k| super::keyed::seen_key(state, event, k)) {
             let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }

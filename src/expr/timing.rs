@@ -20,7 +20,7 @@
 use crate::expr::eval::{Activation, Evaluator};
 use crate::expr::ir::{BinOp, Node, Scope};
 use crate::expr::Expression;
-use crate::time::{Duration, Timestamp};
+use crate::time::Timestamp;
 use crate::value::Value;
 
 /// One comparison that moves with `now`: `left op right`, where `left - right` grows
@@ -77,7 +77,10 @@ impl Expression {
         activation: &Activation<'_>,
         now: Timestamp,
     ) -> Option<Timestamp> {
-        let mut next: Option<Timestamp> = None;
+        // In nanoseconds since the epoch: only the answer becomes a `Timestamp`, so the
+        // search does no 128-bit division per comparison.
+        let now_nanos = now.unix_nanos();
+        let mut next: Option<i128> = None;
         for atom in &deps.atoms {
             let side = |node: &Node| Evaluator::new(activation, self.locals, self.budget).eval(node);
             let (Ok(left), Ok(right)) = (side(&atom.left), side(&atom.right)) else {
@@ -85,15 +88,12 @@ impl Expression {
             };
             // `left - right` now.
             let gap = match (&left, &right) {
-                (Value::Timestamp(l), Value::Timestamp(r)) => l.duration_since(*r),
-                (Value::Duration(l), Value::Duration(r)) => l.checked_sub(*r),
-                _ => None,
+                (Value::Timestamp(l), Value::Timestamp(r)) => l.unix_nanos() - r.unix_nanos(),
+                (Value::Duration(l), Value::Duration(r)) => l.as_nanos() - r.as_nanos(),
+                _ => continue,
             };
-            let Some(gap) = gap else { continue };
-            // The instant where `left - right` is zero.
-            let zero = if atom.rising { now.checked_sub(gap) } else { now.checked_add(gap) };
-            let Some(zero) = zero else { continue };
-            let after = zero.checked_add(Duration::from_nanos(1).unwrap_or(Duration::ZERO));
+            // The instant where `left - right` is zero (both far within `i128`).
+            let zero = if atom.rising { now_nanos - gap } else { now_nanos + gap };
             // Rising: `<` and `>=` flip at the zero, `<=` and `>` just after it; falling,
             // the other way round; `==` and `!=` flip at both.
             let (at_zero, just_after) = match (atom.op, atom.rising) {
@@ -101,13 +101,14 @@ impl Expression {
                 (BinOp::Le | BinOp::Gt, true) | (BinOp::Lt | BinOp::Ge, false) => (false, true),
                 _ => (true, true),
             };
-            for t in [at_zero.then_some(zero), if just_after { after } else { None }].into_iter().flatten() {
-                if t > now && next.is_none_or(|n| t < n) {
+            for t in [at_zero.then_some(zero), just_after.then_some(zero + 1)].into_iter().flatten() {
+                if t > now_nanos && next.is_none_or(|n| t < n) {
                     next = Some(t);
                 }
             }
         }
-        next
+        // An instant beyond the timestamp range never comes.
+        next.and_then(|t| Timestamp::from_unix_nanos(t).ok())
     }
 }
 
@@ -121,12 +122,9 @@ fn walk(node: &Node, deps: &mut TimeDeps) {
                 (Some(sa), Some(sb)) if stable(a) && stable(b) => match sa - sb {
                     // `now - x < now - y`: the same at every instant.
                     0 => {}
-                    s @ (1 | -1) => deps.atoms.push(TimeAtom {
-                        op: *op,
-                        left: (**a).clone(),
-                        right: (**b).clone(),
-                        rising: s == 1,
-                    }),
+                    s @ (1 | -1) => {
+                        deps.atoms.push(TimeAtom { op: *op, left: fold(a), right: fold(b), rising: s == 1 })
+                    }
                     _ => deps.complete = false,
                 },
                 _ => deps.complete = false,
@@ -166,4 +164,36 @@ fn stable(node: &Node) -> bool {
         _ => true,
     };
     own && node.children().all(stable)
+}
+
+/// A side with its constant parts evaluated once (`duration('14d')` parsed here, not
+/// at every wake-up computation).
+fn fold(node: &Node) -> Node {
+    if constant(node) {
+        let empty = Activation::new();
+        if let Ok(value) = Evaluator::new(&empty, 0, CONSTANT_BUDGET).eval(node) {
+            return Node::Const(value);
+        }
+    }
+    match node {
+        Node::Binary(op, a, b) => Node::Binary(*op, Box::new(fold(a)), Box::new(fold(b))),
+        Node::Neg(a) => Node::Neg(Box::new(fold(a))),
+        other => other.clone(),
+    }
+}
+
+/// Steps allowed to evaluate one constant part of a side.
+const CONSTANT_BUDGET: u64 = 10_000;
+
+/// Whether a node reads nothing: no field, no `now`, no variable.
+fn constant(node: &Node) -> bool {
+    !matches!(
+        node,
+        Node::Load(..)
+            | Node::Has(..)
+            | Node::Now
+            | Node::EventMeta(_)
+            | Node::Local(_)
+            | Node::Comprehension(_)
+    ) && node.children().all(constant)
 }
