@@ -47,10 +47,14 @@ pub struct ConditionNames {
 impl Default for ConditionNames {
     fn default() -> ConditionNames {
         let mut engine = FieldSet::default();
-        // Engine rules and segments read the contact's tags, its score bands and stage.
+        // Engine rules and segments read the contact's tags, its score bands, stage,
+        // lists and owner.
         let _ = engine.add("tags", Type::list(Type::String));
         let _ = engine.add("bands", Type::Map(Box::new(Type::String), Box::new(Type::String)));
         let _ = engine.add("stage", Type::String);
+        // The static lists the contact is on, and its owner (`""` before one is assigned).
+        let _ = engine.add("lists", Type::list(Type::String));
+        let _ = engine.add("owner", Type::String);
         ConditionNames {
             scores: FieldSet::default(),
             counters: FieldSet::default(),

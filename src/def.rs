@@ -102,6 +102,42 @@ pub enum TriggerDef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<serde_json::Value>,
     },
+    /// A tag added to the contact (`"enter"`, the default) or removed from it
+    /// (`"exit"`) by an action; `"*"` for any tag.
+    Tag {
+        /// The tag, or `"*"`.
+        tag: String,
+        /// `"enter"` (added, default) or `"exit"` (removed).
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The contact added to a static list (`"enter"`) or removed from it (`"exit"`);
+    /// `"*"` for any list.
+    List {
+        /// The list, or `"*"`.
+        list: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The lifecycle stage becoming this one (`"enter"`) or changing away from it
+    /// (`"exit"`); `"*"` for any change.
+    Stage {
+        /// The stage, or `"*"`.
+        stage: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The owner becoming this one (`"enter"`) or changing away from it (`"exit"`);
+    /// `"*"` for any change.
+    Owner {
+        /// The owner, or `"*"`.
+        owner: String,
+        /// `"enter"` (default) or `"exit"`.
+        #[serde(default)]
+        direction: Direction,
+    },
     /// A date relative to a contact's timestamp attribute: `offset` days after it
     /// (`"-7d"`: a week before), at local time `at` (default `"09:00"`) in `zone` (an
     /// IANA name, `"contact.FIELD"` for a string attribute holding one, default UTC);
@@ -220,6 +256,12 @@ pub struct SchemaDef {
     /// Scores readable as `score.NAME`.
     #[serde(default)]
     pub scores: Vec<String>,
+    /// Keyed event types: event type name to the property (a string or int) that
+    /// identifies one real-world instance, such as `{"purchase": "order_id"}`. Among a
+    /// contact's recent events of the type, at most one per key counts; the others are
+    /// duplicates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, String>,
 }
 
 /// One rule: when an event of type `on` arrives and the condition holds, the actions
@@ -469,6 +511,10 @@ pub enum ActionDef {
         score: String,
         /// The points.
         points: f64,
+        /// The score's group that holds the points (its cap and decay apply), by id;
+        /// the model's first group when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
     },
     /// Notify the contact's owner.
     NotifyOwner {
@@ -637,12 +683,18 @@ pub struct PointRuleDef {
 pub enum RepeatDef {
     /// `"every_time"` or `"once"`.
     Named(String),
-    /// At most `max` awards per window.
+    /// At most `max` per window (`"per": "1d"`, sliding), or per calendar period
+    /// (`"per": "day"`, `"week"` or `"month"`, in `zone`).
     AtMost {
         /// Awards per window.
         max: u32,
-        /// The window, such as `"1d"`.
+        /// The window, such as `"1d"`, or a calendar period: `"day"`, `"week"` (from
+        /// Monday) or `"month"`.
         per: String,
+        /// The time zone of a calendar period: an IANA name, an offset, or
+        /// `"contact.FIELD"` (engine rules); UTC by default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
     },
 }
 

@@ -356,8 +356,10 @@ static STEP: Shape = Shape {
 /// told apart (`step` wins over `half_life`).
 static DECAYS: &[(&str, &Shape)] = &[("step", &STEP), ("half_life", &HALF_LIFE)];
 
-static AT_MOST: Shape =
-    Shape { what: "repeat policy", keys: &[req("max", Child::U32), req("per", Child::Str)] };
+static AT_MOST: Shape = Shape {
+    what: "repeat policy",
+    keys: &[req("max", Child::U32), req("per", Child::Str), opt("zone", Child::Str)],
+};
 
 static ROOT: Shape = Shape {
     what: "rule set",
@@ -442,7 +444,12 @@ static BAND: Shape = Shape { what: "band", keys: &[req("name", Child::Str), req(
 
 static SCHEMA: Shape = Shape {
     what: "schema",
-    keys: &[dflt("contact", Child::StrMap), dflt("events", Child::EventMap), dflt("scores", Child::Strings)],
+    keys: &[
+        dflt("contact", Child::StrMap),
+        dflt("events", Child::EventMap),
+        dflt("scores", Child::Strings),
+        dflt("keys", Child::StrMap),
+    ],
 };
 
 static RULE: Shape = Shape {
@@ -489,6 +496,22 @@ static ATTRIBUTE_TRIGGER: Shape = Shape {
     what: "attribute trigger",
     keys: &[req("attribute", Child::Str), opt("from", Child::Any), opt("to", Child::Any)],
 };
+static TAG_TRIGGER: Shape = Shape {
+    what: "tag trigger",
+    keys: &[req("tag", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
+static LIST_TRIGGER: Shape = Shape {
+    what: "list trigger",
+    keys: &[req("list", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
+static STAGE_TRIGGER: Shape = Shape {
+    what: "stage trigger",
+    keys: &[req("stage", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
+static OWNER_TRIGGER: Shape = Shape {
+    what: "owner trigger",
+    keys: &[req("owner", Child::Str), dflt("direction", Child::OneOf(&DIRECTIONS))],
+};
 static INACTIVITY_TRIGGER: Shape =
     Shape { what: "inactivity trigger", keys: &[req("inactive", Child::Str), req("for", Child::Str)] };
 static DATE_TRIGGER: Shape = Shape {
@@ -519,6 +542,10 @@ static TRIGGERS: &[(&str, &Shape)] = &[
     ("band", &BAND_TRIGGER),
     ("segment", &SEGMENT_TRIGGER),
     ("attribute", &ATTRIBUTE_TRIGGER),
+    ("tag", &TAG_TRIGGER),
+    ("list", &LIST_TRIGGER),
+    ("stage", &STAGE_TRIGGER),
+    ("owner", &OWNER_TRIGGER),
     ("inactive", &INACTIVITY_TRIGGER),
     ("date", &DATE_TRIGGER),
     ("schedule", &SCHEDULE_TRIGGER),
@@ -553,7 +580,7 @@ static ACTIONS: &[(&str, &Shape)] = &[
     action!("add_to_list", req("list", Child::Str)),
     action!("remove_from_list", req("list", Child::Str)),
     action!("set_lifecycle_stage", req("stage", Child::Str)),
-    action!("adjust_score", req("score", Child::Str), req("points", Child::F64)),
+    action!("adjust_score", req("score", Child::Str), req("points", Child::F64), opt("group", Child::Str)),
     action!("notify_owner", req("message", Child::Str), dflt("needs_approval", Child::Bool)),
     action!("assign_owner", req("owner", Child::Str)),
     action!("crm_write", req("field", Child::Str), req("value", Child::Any)),
@@ -1360,6 +1387,10 @@ mod tests {
             TriggerDef::Band { .. } => Some(&BAND_TRIGGER),
             TriggerDef::Segment { .. } => Some(&SEGMENT_TRIGGER),
             TriggerDef::Attribute { .. } => Some(&ATTRIBUTE_TRIGGER),
+            TriggerDef::Tag { .. } => Some(&TAG_TRIGGER),
+            TriggerDef::List { .. } => Some(&LIST_TRIGGER),
+            TriggerDef::Stage { .. } => Some(&STAGE_TRIGGER),
+            TriggerDef::Owner { .. } => Some(&OWNER_TRIGGER),
             TriggerDef::Date { .. } => Some(&DATE_TRIGGER),
             TriggerDef::Schedule { .. } => Some(&SCHEDULE_TRIGGER),
             TriggerDef::Inactivity { .. } => Some(&INACTIVITY_TRIGGER),

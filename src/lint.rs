@@ -8,6 +8,7 @@
 //! | `L0101` | warning | a threshold above the highest score the model can reach |
 //! | `L0102` | warning | a band starting above the highest reachable score |
 //! | `L0201` | warning | a condition that can never hold (constant `false`, or contradictory tests on one field such as `x > 5 && x < 3`) |
+//! | `L0202` | info | a segment reading `now` in a way whose change instant is not computed (no exact wake-up) |
 //! | `L0301` | warning | a rule that can never fire because of its trigger (a crossing that cannot happen) or repeat policy (`max: 0`) |
 //! | `L0302` | info | a disabled rule (`enabled: false`) |
 //! | `L0401` | info | a counter nothing reads |
@@ -307,7 +308,8 @@ impl Program {
                         ));
                     }
                 }
-                if let Repeat::AtMost { max: 0, .. } = rule.policy.repeat {
+                if let Repeat::AtMost { max: 0, .. } | Repeat::PerCalendar { max: 0, .. } = rule.policy.repeat
+                {
                     out.push(Finding::new(
                         "L0301",
                         Severity::Warning,
@@ -342,7 +344,7 @@ impl Program {
                     "remove it once it is no longer needed",
                 ));
             }
-            if let Repeat::AtMost { max: 0, .. } = rule.repeat() {
+            if let Repeat::AtMost { max: 0, .. } | Repeat::PerCalendar { max: 0, .. } = rule.repeat() {
                 out.push(Finding::new(
                     "L0301",
                     Severity::Warning,
@@ -421,6 +423,20 @@ impl Program {
                     ));
                 }
             }
+        }
+        for s in self.segments().untimed() {
+            let id = self.segments().iter().nth(s).map_or("", |seg| seg.id());
+            out.push(Finding::new(
+                "L0202",
+                Severity::Info,
+                format!("/segments/{s}"),
+                format!(
+                    "segment `{id}` reads `now` in a way whose change instant is not computed: \
+                     its membership follows the clock only at the contact's next event or wake-up"
+                ),
+                "compare `now` (shifted by a duration) with a contact timestamp, such as \
+                 `now - contact.signed_up_at > duration('336h')`, to get an exact wake-up",
+            ));
         }
         let all: Vec<&String> = sources.iter().chain(&segment_conditions).collect();
         let mut counters_read = Vec::new();

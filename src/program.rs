@@ -128,6 +128,8 @@ pub struct Program {
     /// The limits it was compiled with; the engine applies the run-time ones (effects per
     /// step, pending approvals).
     limits: Limits,
+    /// Per event type (by index): the property that keys its instances, if keyed.
+    event_keys: Vec<Option<crate::schema::Slot>>,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -236,8 +238,10 @@ impl Program {
                 .ok()
                 .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
-            let repeat = crate::repeat::compile_repeat(
+            check_score_groups(&rule.actions, scorer.as_ref(), &path, &mut diagnostics);
+            let repeat = crate::repeat::compile_rule_repeat(
                 rule.repeat.as_ref(),
+                Some(&schema),
                 &format!("{path}/repeat"),
                 &mut diagnostics,
             );
@@ -251,6 +255,7 @@ impl Program {
                 enabled: rule.enabled,
             });
         }
+        let event_keys = compile_event_keys(&def.schema.keys, &schema, &mut diagnostics);
         if diagnostics.is_empty() {
             let links: Vec<RuleLinks<'_>> = rules
                 .iter()
@@ -300,6 +305,7 @@ impl Program {
             reads_engine_vars,
             reads_scores,
             limits: limits.clone(),
+            event_keys,
         })
     }
 
@@ -377,6 +383,18 @@ impl Program {
         self.run(event, &activation, &mut scratch.buffers)
     }
 
+    /// The key of an event of a keyed type (`schema.keys`): its key property's value
+    /// as text (an int in decimal); `None` for an unkeyed type or an event without the
+    /// property.
+    pub fn event_key(&self, event: &Event) -> Option<String> {
+        let slot = (*self.event_keys.get(event.event_type().0 as usize)?)?;
+        match event.properties().slots().get(slot as usize)? {
+            Some(Value::String(s)) => Some(s.to_string()),
+            Some(Value::Int(i)) => Some(i.to_string()),
+            _ => None,
+        }
+    }
+
     /// Whether a rule or segment condition reads `score.NAME`.
     pub(crate) fn reads_scores(&self) -> bool {
         self.reads_scores
@@ -444,8 +462,9 @@ impl Program {
     }
 
     /// What starts a rule, in words: the event type's name, `threshold mql up`,
-    /// `band hot entered`, `segment trial entered`, `attribute plan`, `inactivity`,
-    /// `date`, `schedule`.
+    /// `band hot entered`, `segment trial entered`, `attribute plan`, `tag vip up`,
+    /// `list newsletter up`, `stage mql up`, `owner * up`, `inactivity`, `date`,
+    /// `schedule`.
     pub fn describe_trigger(&self, rule: &Rule) -> String {
         let way = |d: &crate::def::Direction| match d {
             crate::def::Direction::Up => "up",
@@ -464,6 +483,10 @@ impl Program {
             Trigger::Attribute { field, .. } => {
                 format!("attribute {}", self.schema.contact_fields().name(*field))
             }
+            Trigger::Tag { tag, direction } => format!("tag {tag} {}", way(direction)),
+            Trigger::List { list, direction } => format!("list {list} {}", way(direction)),
+            Trigger::Stage { stage, direction } => format!("stage {stage} {}", way(direction)),
+            Trigger::Owner { owner, direction } => format!("owner {owner} {}", way(direction)),
             Trigger::Date { .. } => "date".into(),
             Trigger::Schedule { .. } => "schedule".into(),
             Trigger::Inactivity { .. } => "inactivity".into(),
@@ -713,6 +736,48 @@ fn compile_counters(
     Counters::new(defs)
 }
 
+/// The key property of each keyed event type (`schema.keys`), by event type index.
+fn compile_event_keys(
+    keys: &std::collections::BTreeMap<String, String>,
+    schema: &Schema,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Option<crate::schema::Slot>> {
+    let mut out = vec![None; schema.event_types().count()];
+    for (type_name, property) in keys {
+        let path = format!("/schema/keys/{}", crate::diagnostic::pointer_escape(type_name));
+        let Some(index) = schema.resolve_event_type(type_name, path.clone(), diagnostics) else {
+            continue;
+        };
+        let Some(event_type) = schema.event_type(index) else { continue };
+        let fields = event_type.properties();
+        match fields.slot(property) {
+            Some(slot) if matches!(fields.ty(slot), Type::String | Type::Int) => {
+                if let Some(entry) = out.get_mut(index.0 as usize) {
+                    *entry = Some(slot);
+                }
+            }
+            Some(slot) => diagnostics.push(
+                Diagnostic::new(
+                    Code::TypeMismatch,
+                    format!("`{property}` is declared {}; a key is a string or an int", fields.ty(slot)),
+                )
+                .with_path(path)
+                .with_help("key the event type by a string or int property such as an order id"),
+            ),
+            None => diagnostics.push(
+                Diagnostic::new(
+                    Code::UnknownField,
+                    format!("event type `{type_name}` has no property `{property}`"),
+                )
+                .with_path(path)
+                .with_did_you_mean(fields.suggest(property))
+                .with_help("name one of the event type's declared properties"),
+            ),
+        }
+    }
+    out
+}
+
 fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     for (j, action) in actions.iter().enumerate() {
         let apath = format!("{path}/actions/{j}");
@@ -760,6 +825,33 @@ fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics
                 )
             }
             _ => {}
+        }
+    }
+}
+
+/// `adjust_score` actions naming a group: the group must be one of the score's.
+fn check_score_groups(
+    actions: &[ActionDef],
+    scorer: Option<&crate::scoring::Scorer>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for (j, action) in actions.iter().enumerate() {
+        let ActionDef::AdjustScore { score, group: Some(group), .. } = action else {
+            continue;
+        };
+        // An unknown score is reported when the action runs (`docs/engine.md`).
+        let Some((scorer, model)) = scorer.and_then(|s| Some((s, s.model_index(score)?))) else {
+            continue;
+        };
+        if scorer.group_index(model, group).is_none() {
+            let groups: Vec<&str> = scorer.models()[model].groups.iter().map(|g| g.name()).collect();
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidDocument, format!("score `{score}` has no group `{group}`"))
+                    .with_path(format!("{path}/actions/{j}/group"))
+                    .with_did_you_mean(crate::diagnostic::did_you_mean(group, groups.iter().copied()))
+                    .with_help(format!("name one of its groups: {}", groups.join(", "))),
+            );
         }
     }
 }

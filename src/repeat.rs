@@ -9,7 +9,9 @@ use smallvec::SmallVec;
 
 use crate::def::RepeatDef;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::time::{Duration, Timestamp};
+use crate::schema::{Contact, Schema, Slot};
+use crate::time::{Duration, TimeZone, Timestamp};
+use crate::value::{Type, Value};
 
 /// How often one rule may fire for one contact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +29,69 @@ pub enum Repeat {
         /// The window.
         per: Duration,
     },
+    /// At most `max` times per calendar day, week (from Monday) or month, in a time
+    /// zone ("20 per calendar day" in the contact's zone): the count starts again at
+    /// each local midnight (Monday midnight, first of the month).
+    PerCalendar {
+        /// Firings allowed per period.
+        max: u32,
+        /// The period.
+        period: CalendarSpan,
+        /// Where the zone comes from.
+        zone: RepeatZone,
+    },
+}
+
+/// A calendar period of a repeat cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CalendarSpan {
+    /// A local day.
+    Day,
+    /// A local week, Monday to Sunday.
+    Week,
+    /// A local calendar month.
+    Month,
+}
+
+impl CalendarSpan {
+    /// A number that is the same for two instants exactly when they fall in the same
+    /// period in `zone`.
+    fn period_of(self, t: Timestamp, zone: TimeZone) -> i64 {
+        use chrono::Datelike;
+        let day = zone.local_date(t);
+        match self {
+            CalendarSpan::Day => i64::from(day.num_days_from_ce()),
+            CalendarSpan::Week => {
+                i64::from(day.num_days_from_ce()) - i64::from(day.weekday().num_days_from_monday())
+            }
+            CalendarSpan::Month => i64::from(day.year()) * 12 + i64::from(day.month0()),
+        }
+    }
+}
+
+/// The time zone of a calendar repeat cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RepeatZone {
+    /// One zone for every contact.
+    Fixed(TimeZone),
+    /// A contact string attribute holding an IANA name or offset (UTC when absent or
+    /// not a zone).
+    Field(Slot),
+}
+
+impl RepeatZone {
+    fn of(self, contact: Option<&Contact>) -> TimeZone {
+        match (self, contact) {
+            (RepeatZone::Fixed(zone), _) => zone,
+            (RepeatZone::Field(slot), Some(contact)) => match contact.get(slot) {
+                Some(Value::String(name)) => TimeZone::parse(name).unwrap_or(TimeZone::UTC),
+                _ => TimeZone::UTC,
+            },
+            (RepeatZone::Field(_), None) => TimeZone::UTC,
+        }
+    }
 }
 
 /// A repeat policy with an optional minimum interval between two firings.
@@ -50,14 +115,30 @@ impl RepeatPolicy {
     /// How many recent firing instants the policy must keep.
     fn instants_kept(&self) -> usize {
         match self.repeat {
-            Repeat::AtMost { max, .. } => (max as usize).max(1),
+            Repeat::AtMost { max, .. } | Repeat::PerCalendar { max, .. } => (max as usize).max(1),
             Repeat::EveryTime => 1,
             Repeat::Once => usize::from(self.min_interval.is_some()),
         }
     }
 
     /// Whether the rule may fire at `now`, given what it remembers (`None`: never fired).
+    /// A calendar cap whose zone is a contact attribute counts in UTC here: see
+    /// [`RepeatPolicy::allows_for`].
     pub(crate) fn allows(&self, memory: Option<&RepeatMemory>, now: Timestamp) -> bool {
+        self.allows_in(memory, now, None)
+    }
+
+    /// [`RepeatPolicy::allows`] for `contact`, whose attribute gives a calendar cap's zone.
+    pub(crate) fn allows_for(
+        &self,
+        memory: Option<&RepeatMemory>,
+        now: Timestamp,
+        contact: &Contact,
+    ) -> bool {
+        self.allows_in(memory, now, Some(contact))
+    }
+
+    fn allows_in(&self, memory: Option<&RepeatMemory>, now: Timestamp, contact: Option<&Contact>) -> bool {
         let Some(memory) = memory else {
             return true;
         };
@@ -72,6 +153,14 @@ impl RepeatPolicy {
             Repeat::AtMost { max, per } => {
                 let recent = memory.times.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per));
                 recent.count() < max as usize
+            }
+            Repeat::PerCalendar { max, period, zone } => {
+                let zone = zone.of(contact);
+                let current = period.period_of(now, zone);
+                // Instants are kept oldest first: count back while still in this period.
+                let this_period =
+                    memory.times.iter().rev().take_while(|t| period.period_of(**t, zone) == current);
+                this_period.count() < max as usize
             }
         }
     }
@@ -113,9 +202,21 @@ impl From<MemoryWire> for RepeatMemory {
     }
 }
 
-/// A repeat policy from the document (`None`: every time), problems recorded at `path`.
+/// A repeat policy from the document (`None`: every time), problems recorded at `path`;
+/// a calendar cap takes a fixed zone only (point rules).
 pub(crate) fn compile_repeat(
     def: Option<&RepeatDef>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Repeat {
+    compile_rule_repeat(def, None, path, diagnostics)
+}
+
+/// [`compile_repeat`] for an engine rule: a calendar cap's zone may be `contact.FIELD`,
+/// a string field of `schema`.
+pub(crate) fn compile_rule_repeat(
+    def: Option<&RepeatDef>,
+    schema: Option<&Schema>,
     path: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Repeat {
@@ -134,11 +235,76 @@ pub(crate) fn compile_repeat(
                 Repeat::EveryTime
             }
         },
-        Some(RepeatDef::AtMost { max, per }) => {
-            match crate::def::period_or_report(per, format!("{path}/per"), diagnostics) {
-                Some(per) => Repeat::AtMost { max: *max, per },
-                None => Repeat::EveryTime,
+        Some(RepeatDef::AtMost { max, per, zone }) => {
+            let period = match per.as_str() {
+                "day" => Some(CalendarSpan::Day),
+                "week" => Some(CalendarSpan::Week),
+                "month" => Some(CalendarSpan::Month),
+                _ => None,
+            };
+            if let Some(period) = period {
+                return match calendar_zone(zone.as_deref(), schema, &format!("{path}/zone"), diagnostics) {
+                    Some(zone) => Repeat::PerCalendar { max: *max, period, zone },
+                    None => Repeat::EveryTime,
+                };
             }
+            if zone.is_some() {
+                diagnostics.push(
+                    Diagnostic::new(Code::InvalidDocument, "`zone` applies to calendar periods only")
+                        .with_path(format!("{path}/zone"))
+                        .with_help(
+                            "write `per` as \"day\", \"week\" or \"month\" for a calendar period, \
+                             or remove `zone` for a sliding window such as \"1d\"",
+                        ),
+                );
+            }
+            let per = crate::def::period_or_report(per, format!("{path}/per"), diagnostics);
+            match (per, zone) {
+                (Some(per), None) => Repeat::AtMost { max: *max, per },
+                _ => Repeat::EveryTime,
+            }
+        }
+    }
+}
+
+/// A calendar cap's zone: an IANA name or offset, or `contact.FIELD`; UTC by default.
+fn calendar_zone(
+    text: Option<&str>,
+    schema: Option<&Schema>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<RepeatZone> {
+    let Some(text) = text else {
+        return Some(RepeatZone::Fixed(TimeZone::UTC));
+    };
+    if let Some(field) = text.strip_prefix("contact.") {
+        let slot = schema.and_then(|schema| {
+            let fields = schema.contact_fields();
+            fields.slot(field).filter(|slot| *fields.ty(*slot) == Type::String)
+        });
+        if slot.is_none() {
+            let help = if schema.is_some() {
+                "name a string attribute holding an IANA zone such as \"Europe/Paris\""
+            } else {
+                "a point rule's calendar cap takes a fixed zone, such as \"Europe/Paris\""
+            };
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidDocument,
+                    format!("`{field}` is not a string field of `schema.contact` this cap can read"),
+                )
+                .with_path(path.to_string())
+                .with_help(help),
+            );
+        }
+        return slot.map(RepeatZone::Field);
+    }
+    match TimeZone::parse(text) {
+        Ok(zone) => Some(RepeatZone::Fixed(zone)),
+        Err(e) => {
+            diagnostics
+                .push(Diagnostic::new(Code::InvalidDocument, e.to_string()).with_path(path.to_string()));
+            None
         }
     }
 }
@@ -162,6 +328,23 @@ mod tests {
         assert!(!policy.allows(Some(&memory), at(9)));
         assert!(policy.allows(Some(&memory), at(10)));
         assert_eq!(memory.times.len(), 2);
+    }
+
+    #[test]
+    fn per_calendar_day_counts_from_local_midnight() {
+        // Paris is UTC+1 in January: local midnight is 23:00 UTC.
+        let paris = TimeZone::parse("Europe/Paris").unwrap();
+        let zone = RepeatZone::Fixed(paris);
+        let policy = RepeatPolicy::new(Repeat::PerCalendar { max: 2, period: CalendarSpan::Day, zone });
+        let mut memory = RepeatMemory::default();
+        let t0 = 1_767_225_600; // 2026-01-01T00:00:00Z, 01:00 in Paris
+        for t in [t0, t0 + 3_600] {
+            assert!(policy.allows(Some(&memory), at(t)));
+            policy.record(&mut memory, at(t));
+        }
+        // Still 1 January in Paris at 22:59 UTC; 2 January from 23:00 UTC.
+        assert!(!policy.allows(Some(&memory), at(t0 + 22 * 3_600 + 59 * 60)));
+        assert!(policy.allows(Some(&memory), at(t0 + 23 * 3_600)));
     }
 
     #[test]

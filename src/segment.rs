@@ -16,6 +16,9 @@ pub struct Segment {
     /// Score levels the condition compares with: (model position, level). Decay can
     /// move a score through them without an event, so they are watched for wake-ups.
     levels: Vec<(usize, f64)>,
+    /// The condition's comparisons with `now` (`now - contact.x > duration('14d')`):
+    /// each changes value at an instant computed from the contact, a wake-up source.
+    timing: crate::expr::timing::TimeDeps,
 }
 
 impl Segment {
@@ -67,19 +70,56 @@ impl Segments {
         self.segments.iter().flat_map(|s| s.levels.iter().copied())
     }
 
+    /// The first instant after `now` at which a segment's comparison with `now` changes
+    /// value for `contact` (see `expr::timing`): a membership can change then without an
+    /// event. Conservative but exact: a wake-up at that instant may find no change (the
+    /// comparison was masked), and then computes the next one.
+    pub(crate) fn next_time_change(
+        &self,
+        contact: &crate::schema::Contact,
+        now: crate::time::Timestamp,
+    ) -> Option<crate::time::Timestamp> {
+        let activation = crate::expr::Activation::new().with_contact(contact).with_now(now);
+        self.segments
+            .iter()
+            .filter(|s| !s.timing.is_empty())
+            .filter_map(|s| s.condition.as_ref()?.next_time_change(&s.timing, &activation, now))
+            .min()
+    }
+
+    /// Whether some segment compares `now` with something.
+    pub(crate) fn reads_time(&self) -> bool {
+        self.segments.iter().any(|s| !s.timing.is_empty())
+    }
+
+    /// Segments whose condition uses `now` in a way the time analysis does not follow
+    /// (their membership changes with time only at the next step), by position.
+    pub(crate) fn untimed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.segments.iter().enumerate().filter(|(_, s)| !s.timing.is_complete()).map(|(i, _)| i)
+    }
+
     /// Evaluates every segment for one contact, dependencies first, into `members`
     /// (`Some(Bool)` per segment, in declaration order). `holds` evaluates a condition
-    /// with `segment.NAME` bound to the memberships so far (a condition that fails to
-    /// evaluate should count as not holding).
+    /// with `segment.NAME` bound to the memberships so far; a condition that fails to
+    /// evaluate counts as not holding, and its error goes to `errors` with the
+    /// segment's position.
     pub(crate) fn evaluate(
         &self,
-        mut holds: impl FnMut(&Expression, &[Option<Value>]) -> bool,
+        mut holds: impl FnMut(&Expression, &[Option<Value>]) -> Result<bool, crate::expr::EvalError>,
         members: &mut Vec<Option<Value>>,
+        errors: &mut Vec<(usize, crate::expr::EvalError)>,
     ) {
         members.clear();
         members.resize(self.segments.len(), Some(Value::Bool(false)));
+        errors.clear();
         for &i in &self.order {
-            let member = self.segments[i].condition.as_ref().is_none_or(|c| holds(c, members));
+            let member = match self.segments[i].condition.as_ref() {
+                None => true,
+                Some(c) => holds(c, members).unwrap_or_else(|e| {
+                    errors.push((i, e));
+                    false
+                }),
+            };
             members[i] = Some(Value::Bool(member));
         }
     }
@@ -121,7 +161,8 @@ pub(crate) fn compile_segments(
             })
             .unwrap_or_default();
         reads.push(condition.as_ref().map(|c| c.segment_reads()).unwrap_or_default());
-        segments.push(Segment { id: def.id.clone(), condition, levels });
+        let timing = condition.as_ref().map(Expression::time_deps).unwrap_or_default();
+        segments.push(Segment { id: def.id.clone(), condition, levels, timing });
     }
     let order = dependency_order(&reads, defs, diagnostics);
     let mut counters: Vec<crate::schema::Slot> =

@@ -11,8 +11,43 @@ use crate::value::Type;
 use crate::value::Value;
 
 /// The largest offset, in whole days either way, a date trigger accepts (about a
-/// century; `docs/rule-sets.md`).
+/// century; `docs/rule-sets.md`); an exact offset (`"72h"`) has the same bound.
 pub(crate) const MAX_OFFSET_DAYS: i64 = 36_600;
+
+/// How far from its date a date trigger fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DateOffset {
+    /// Whole calendar days (`"-7d"`): that many local days from the date's local day,
+    /// at the trigger's local time `at`.
+    Days(i64),
+    /// An exact span (`"72h"`, `"-90m"`) from the date's own instant; `at` does not
+    /// apply.
+    Exact(Duration),
+}
+
+impl DateOffset {
+    /// Parses an offset as documents write it: whole days (`"-7d"`) or a CEL duration
+    /// (`"72h"`, `"-90m"`, `"1h30m"`), within [`MAX_OFFSET_DAYS`] either way.
+    pub(crate) fn parse(text: &str) -> Option<DateOffset> {
+        if let Some(days) = text.strip_suffix('d').and_then(|n| n.trim().parse::<i64>().ok()) {
+            // A range test, not `abs()`: `i64::MIN.abs()` overflows.
+            return (-MAX_OFFSET_DAYS..=MAX_OFFSET_DAYS).contains(&days).then_some(DateOffset::Days(days));
+        }
+        let span = Duration::parse(text).ok()?;
+        let limit = i128::from(MAX_OFFSET_DAYS) * 86_400 * 1_000_000_000;
+        (-limit..=limit).contains(&span.as_nanos()).then_some(DateOffset::Exact(span))
+    }
+
+    /// The offset as an exact span (days of 24 hours), to place the search for
+    /// anniversaries.
+    fn approx(self) -> Duration {
+        match self {
+            DateOffset::Days(d) => Duration::from_days(d).unwrap_or(Duration::ZERO),
+            DateOffset::Exact(d) => d,
+        }
+    }
+}
 
 /// What starts a compiled rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,13 +89,41 @@ pub enum Trigger {
         /// Only changes to this value.
         to: Option<Value>,
     },
+    /// A tag added (`Up`) or removed (`Down`); `"*"`: any tag.
+    Tag {
+        /// The tag, or `"*"`.
+        tag: String,
+        /// Added or removed.
+        direction: Direction,
+    },
+    /// The contact added to (`Up`) or removed from (`Down`) a list; `"*"`: any list.
+    List {
+        /// The list, or `"*"`.
+        list: String,
+        /// Added or removed.
+        direction: Direction,
+    },
+    /// The lifecycle stage becoming (`Up`) or leaving (`Down`) this one; `"*"`: any.
+    Stage {
+        /// The stage, or `"*"`.
+        stage: String,
+        /// Entering or leaving.
+        direction: Direction,
+    },
+    /// The owner becoming (`Up`) or leaving (`Down`) this one; `"*"`: any.
+    Owner {
+        /// The owner, or `"*"`.
+        owner: String,
+        /// Entering or leaving.
+        direction: Direction,
+    },
     /// A date relative to a contact's timestamp attribute (see [`TriggerDef::Date`]).
     Date {
         /// The timestamp field.
         field: Slot,
-        /// Days after the date (negative: before).
-        offset_days: i64,
-        /// Local time of day.
+        /// How far after the date (negative: before).
+        offset: DateOffset,
+        /// Local time of day (for day offsets).
         at: chrono::NaiveTime,
         /// Where the time zone comes from.
         zone: ZoneSource,
@@ -136,21 +199,34 @@ impl Trigger {
     pub fn occurrence_after(&self, contact: &Contact, after: Timestamp) -> Option<Timestamp> {
         use chrono::Datelike;
         match self {
-            Trigger::Date { field, offset_days, at, zone, every_year } => {
+            Trigger::Date { field, offset, at, zone, every_year } => {
                 let zone = zone.of(contact);
                 let Some(Value::Timestamp(date)) = contact.get(*field) else {
                     return None;
                 };
-                let base = zone.local_date(*date);
-                let resolve = |day: chrono::NaiveDate| {
-                    let day = day.checked_add_signed(chrono::TimeDelta::try_days(*offset_days)?)?;
-                    zone.resolve_local(day.and_time(*at)).ok()
+                let local = zone.local_datetime(*date);
+                // The occurrence of the date's (anniversary's) local day and time.
+                let resolve = |day: chrono::NaiveDate| match offset {
+                    DateOffset::Days(days) => {
+                        let day = day.checked_add_signed(chrono::TimeDelta::try_days(*days)?)?;
+                        zone.resolve_local(day.and_time(*at)).ok()
+                    }
+                    DateOffset::Exact(span) => {
+                        zone.resolve_local(day.and_time(local.time())).ok()?.checked_add(*span)
+                    }
                 };
                 if !*every_year {
-                    return resolve(base).filter(|t| *t > after);
+                    return match offset {
+                        DateOffset::Exact(span) => date.checked_add(*span),
+                        DateOffset::Days(_) => resolve(local.date()),
+                    }
+                    .filter(|t| *t > after);
                 }
-                let year = zone.local_date(after).year();
-                (year - 1..=year + 1).find_map(|y| {
+                // The anniversary whose occurrence can follow `after` is in the year of
+                // `after - offset`, or next to it.
+                let year = zone.local_date(after.checked_sub(offset.approx()).unwrap_or(after)).year();
+                let base = local.date();
+                (year - 1..=year + 2).find_map(|y| {
                     // 29 February falls on 28 February in other years.
                     let day = chrono::NaiveDate::from_ymd_opt(y, base.month(), base.day())
                         .or_else(|| chrono::NaiveDate::from_ymd_opt(y, base.month(), base.day() - 1))?;
@@ -357,6 +433,16 @@ pub(crate) fn compile_trigger(
             let (from, to) = (value(from, "from"), value(to, "to"));
             Some(Trigger::Attribute { field, from: from?, to: to? })
         }
+        TriggerDef::Tag { tag, direction } => Some(Trigger::Tag { tag: tag.clone(), direction: *direction }),
+        TriggerDef::List { list, direction } => {
+            Some(Trigger::List { list: list.clone(), direction: *direction })
+        }
+        TriggerDef::Stage { stage, direction } => {
+            Some(Trigger::Stage { stage: stage.clone(), direction: *direction })
+        }
+        TriggerDef::Owner { owner, direction } => {
+            Some(Trigger::Owner { owner: owner.clone(), direction: *direction })
+        }
         TriggerDef::Date { date, offset, at, zone, every_year } => {
             let fields = schema.contact_fields();
             let field = match fields.slot(date) {
@@ -384,33 +470,37 @@ pub(crate) fn compile_trigger(
                     return None;
                 }
             };
-            let offset_days = match offset.as_deref() {
-                None => Some(0),
-                Some(text) => text
-                    .strip_suffix('d')
-                    .and_then(|n| n.trim().parse::<i64>().ok())
-                    // A range test, not `abs()`: `i64::MIN.abs()` overflows.
-                    .filter(|d| (-MAX_OFFSET_DAYS..=MAX_OFFSET_DAYS).contains(d)),
+            let offset = match offset.as_deref() {
+                None => Some(DateOffset::Days(0)),
+                Some(text) => DateOffset::parse(text),
             };
-            if offset_days.is_none() {
+            if offset.is_none() {
                 diagnostics.push(
                     Diagnostic::new(
                         Code::InvalidDocument,
-                        "an offset is a whole number of days, such as \"-7d\"",
+                        "an offset is whole days, such as \"-7d\", or a duration, such as \"72h\" or \"-90m\"",
                     )
                     .with_path(format!("{path}/offset"))
-                    .with_help("write whole days from -36600d to 36600d (about a century either way)"),
+                    .with_help(
+                        "write whole days from -36600d to 36600d, or a duration within the same range \
+                         (about a century either way)",
+                    ),
                 );
+            }
+            if let (Some(DateOffset::Exact(_)), Some(_)) = (offset, at.as_deref()) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidDocument,
+                        "`at` applies to offsets in whole days; this offset counts from the date's own instant",
+                    )
+                    .with_path(format!("{path}/at"))
+                    .with_help("remove `at`, or write the offset in whole days such as \"3d\""),
+                );
+                return None;
             }
             let at = time_of_day(at.as_deref(), path, diagnostics);
             let zone = zone_source(zone.as_deref(), schema, path, diagnostics);
-            Some(Trigger::Date {
-                field,
-                offset_days: offset_days?,
-                at: at?,
-                zone: zone?,
-                every_year: *every_year,
-            })
+            Some(Trigger::Date { field, offset: offset?, at: at?, zone: zone?, every_year: *every_year })
         }
         TriggerDef::Schedule { schedule, at, weekday, day, zone } => {
             let every = match schedule.as_str() {

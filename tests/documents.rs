@@ -335,7 +335,7 @@ fn misspelled_keys_get_suggestions_in_every_form() {
                 Code::UnknownKey,
                 "/rules/3/actions/1/point",
                 "unknown key `point` in `adjust_score` action",
-                "the keys of an `adjust_score` action are: type, score, points",
+                "the keys of an `adjust_score` action are: type, score, points, group",
                 Some("points")
             ),
             (

@@ -15,17 +15,22 @@ impl Engine {
         step: &mut Step<'_>,
     ) -> Result<(), String> {
         match action {
+            // Each real change is queued for tag, list, stage and owner triggers.
             ActionDef::AddTag { tag } => {
-                state.tags.insert(tag.clone());
+                let added = state.tags.insert(tag.clone());
+                step.changes.extend(added.then(|| Change::Tag { tag: tag.clone(), added: true }));
             }
             ActionDef::RemoveTag { tag } => {
-                state.tags.remove(tag);
+                let removed = state.tags.remove(tag);
+                step.changes.extend(removed.then(|| Change::Tag { tag: tag.clone(), added: false }));
             }
             ActionDef::AddToList { list } => {
-                state.lists.insert(list.clone());
+                let added = state.lists.insert(list.clone());
+                step.changes.extend(added.then(|| Change::List { list: list.clone(), added: true }));
             }
             ActionDef::RemoveFromList { list } => {
-                state.lists.remove(list);
+                let removed = state.lists.remove(list);
+                step.changes.extend(removed.then(|| Change::List { list: list.clone(), added: false }));
             }
             ActionDef::SetLifecycleStage { stage } => {
                 if !self.lifecycle.iter().any(|s| s == stage) {
@@ -34,9 +39,17 @@ impl Engine {
                         self.lifecycle.join(", ")
                     ));
                 }
-                state.stage = Some(stage.clone());
+                let from = state.stage.replace(stage.clone());
+                if from.as_ref() != Some(stage) {
+                    step.changes.push(Change::Stage { from, to: Some(stage.clone()) });
+                }
             }
-            ActionDef::AssignOwner { owner } => state.owner = Some(owner.clone()),
+            ActionDef::AssignOwner { owner } => {
+                let from = state.owner.replace(owner.clone());
+                if from.as_ref() != Some(owner) {
+                    step.changes.push(Change::Owner { from, to: Some(owner.clone()) });
+                }
+            }
             ActionDef::SetAttribute { field, value } => {
                 let fields = self.program.schema().contact_fields();
                 let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;
@@ -53,7 +66,7 @@ impl Engine {
                     .ok_or_else(|| format!("no contact field `{field}`"))?;
                 self.set_attribute(step, slot, None);
             }
-            ActionDef::AdjustScore { score, points } => {
+            ActionDef::AdjustScore { score, points, group } => {
                 let scorer = self.program.scorer().ok_or("the program has no scores")?;
                 let model = scorer
                     .models()
@@ -64,7 +77,16 @@ impl Engine {
                     return Err(format!("`{score}` is a combined score: adjust one of its parts"));
                 }
                 let scores = state.scores.as_mut().ok_or("the state has no scores")?;
-                let update = scorer.adjust(scores, model, *points, step.now).map_err(|e| e.to_string())?;
+                // The named group (checked when compiling), else the first.
+                let group = match group {
+                    Some(g) => {
+                        scorer.group_index(model, g).ok_or_else(|| format!("`{score}` has no group `{g}`"))?
+                    }
+                    None => 0,
+                };
+                let update = scorer
+                    .adjust_group(scores, model, group, *points, step.now)
+                    .map_err(|e| e.to_string())?;
                 self.score_effects(step, &update);
             }
             _ => {}

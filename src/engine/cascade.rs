@@ -38,6 +38,7 @@ impl Engine {
             self.bind_values(state, step.now, scratch);
             // Segments, re-evaluated on the state as it now stands.
             self.evaluate_segments(&step.contact, step.now, scratch);
+            self.segment_errors(step, scratch);
             let members = self.members(&scratch.segments);
             let mut segment_changes = Vec::new();
             for (i, segment) in self.program.segments().iter().enumerate() {
@@ -81,6 +82,9 @@ impl Engine {
                             if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
                     }),
                     Trigger::Segment { segment, direction } => segment_changes.iter().any(|(s, d)| s == segment && d == direction),
+                    Trigger::Tag { .. } | Trigger::List { .. } | Trigger::Stage { .. } | Trigger::Owner { .. } => {
+                        changes.iter().any(|c| listens_to_state(rule.trigger(), c))
+                    }
                     _ => false,
                 };
                 if listens && self.holds(rule, scratch, state, step) {
@@ -114,7 +118,8 @@ impl Engine {
             .collect()
     }
 
-    /// Evaluates every segment into `scratch.segments` (counts and scores bound).
+    /// Evaluates every segment into `scratch.segments` (counts and scores bound); the
+    /// conditions that failed go to `scratch.segment_errors`.
     pub(super) fn evaluate_segments(&self, contact: &Contact, now: Timestamp, scratch: &mut EngineScratch) {
         let (counts, scores, vars) = (&scratch.counts, &scratch.scores, &scratch.vars);
         self.program.segments().evaluate(
@@ -126,10 +131,25 @@ impl Engine {
                     .with_scores(scores)
                     .with_segments(members)
                     .with_var_slots(vars);
-                condition.eval_bool(&activation) == Ok(true)
+                condition.eval_bool(&activation)
             },
             &mut scratch.segments,
+            &mut scratch.segment_errors,
         );
+    }
+
+    /// Reports the segment conditions that failed in the last evaluation as
+    /// `SegmentError` effects, once per segment per step.
+    pub(super) fn segment_errors(&self, step: &mut Step<'_>, scratch: &EngineScratch) {
+        for (i, error) in &scratch.segment_errors {
+            if step.segment_errors.contains(i) {
+                continue;
+            }
+            step.segment_errors.push(*i);
+            let id = self.program.segments().iter().nth(*i).map(|s| s.id().to_string()).unwrap_or_default();
+            let parts: [&[u8]; 2] = [b"segment-error", id.as_bytes()];
+            step.emit(&parts, EffectKind::SegmentError { segment: id.clone(), message: error.to_string() });
+        }
     }
 
     /// Whether a rule not started by an event may fire now: its condition holds and its
@@ -142,7 +162,7 @@ impl Engine {
         step: &mut Step<'_>,
     ) -> bool {
         let now = step.now;
-        if !rule.enabled() || !self.allowed(state, rule, now) {
+        if !rule.enabled() || !self.allowed(state, rule, now, &step.contact) {
             return false;
         }
         let Some(condition) = rule.condition() else {
@@ -166,9 +186,16 @@ impl Engine {
         }
     }
 
-    /// Whether a rule's repeat policy lets it fire at `now`.
-    pub(super) fn allowed(&self, state: &ContactState, rule: &Rule, now: Timestamp) -> bool {
-        RepeatPolicy::new(rule.repeat()).allows(state.fired.get(rule.id().as_str()), now)
+    /// Whether a rule's repeat policy lets it fire at `now` (a calendar cap counts in
+    /// the contact's zone).
+    pub(super) fn allowed(
+        &self,
+        state: &ContactState,
+        rule: &Rule,
+        now: Timestamp,
+        contact: &Contact,
+    ) -> bool {
+        RepeatPolicy::new(rule.repeat()).allows_for(state.fired.get(rule.id().as_str()), now, contact)
     }
 
     /// Fires a rule: its repeat memory, then each action as an effect (state-changing
@@ -258,5 +285,34 @@ impl Engine {
             step.changes.push(Change::Band { model, band: from.clone(), direction: Direction::Down });
             step.changes.push(Change::Band { model, band: to.clone(), direction: Direction::Up });
         }
+    }
+}
+
+/// Whether a tag, list, stage or owner trigger listens for a change: `"*"` names any
+/// tag (list, stage, owner); entering is added (becoming), leaving is removed (changing
+/// away).
+fn listens_to_state(trigger: &Trigger, change: &Change) -> bool {
+    let named = |want: &str, got: &str| want == "*" || want == got;
+    // A change from `from` to `to` enters `want` when it becomes it, leaves it when it
+    // was it.
+    let moved =
+        |want: &str, direction: &Direction, from: &Option<String>, to: &Option<String>| match direction {
+            Direction::Up => to.as_deref().is_some_and(|t| named(want, t)),
+            Direction::Down => from.as_deref().is_some_and(|f| named(want, f)),
+        };
+    match (trigger, change) {
+        (Trigger::Tag { tag, direction }, Change::Tag { tag: t, added }) => {
+            named(tag, t) && *added == (*direction == Direction::Up)
+        }
+        (Trigger::List { list, direction }, Change::List { list: l, added }) => {
+            named(list, l) && *added == (*direction == Direction::Up)
+        }
+        (Trigger::Stage { stage, direction }, Change::Stage { from, to }) => {
+            moved(stage, direction, from, to)
+        }
+        (Trigger::Owner { owner, direction }, Change::Owner { from, to }) => {
+            moved(owner, direction, from, to)
+        }
+        _ => false,
     }
 }

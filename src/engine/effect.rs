@@ -19,6 +19,9 @@ pub enum Cause {
     Timeout(Timestamp),
     /// Attributes the host changed, at this instant.
     AttributeChange(Timestamp),
+    /// The contact was created ([`Engine::create`](crate::engine::Engine::create)) at
+    /// this instant.
+    Created(Timestamp),
 }
 
 /// Whether an effect may be performed now.
@@ -87,11 +90,19 @@ pub enum EffectKind {
         /// The error, as text.
         message: String,
     },
+    /// A segment's condition failed to evaluate: the contact counts as not a member
+    /// (reported once per segment per step).
+    SegmentError {
+        /// The segment's id.
+        segment: String,
+        /// The error, as text.
+        message: String,
+    },
 }
 
 impl EffectKind {
     /// A short, stable name for the kind: `action`, `threshold_crossed`, `band_changed`,
-    /// `segment_entered`, `segment_exited`, `cascade_limit` or `rule_error` (the `kind`
+    /// `segment_entered`, `segment_exited`, `cascade_limit`, `rule_error` or `segment_error` (the `kind`
     /// tag of the effect's JSON), for logs, metrics and routing.
     ///
     /// ```
@@ -109,6 +120,7 @@ impl EffectKind {
             EffectKind::SegmentExited { .. } => "segment_exited",
             EffectKind::CascadeLimit { .. } => "cascade_limit",
             EffectKind::RuleError { .. } => "rule_error",
+            EffectKind::SegmentError { .. } => "segment_error",
         }
     }
 }
@@ -136,6 +148,7 @@ impl std::fmt::Display for EffectKind {
             }
             EffectKind::CascadeLimit { rounds } => write!(f, " after {rounds} rounds"),
             EffectKind::RuleError { rule, message } => write!(f, " {}: {message}", rule.as_str()),
+            EffectKind::SegmentError { segment, message } => write!(f, " {segment}: {message}"),
         }
     }
 }
@@ -260,6 +273,11 @@ pub(crate) fn key_of(contact: &str, cause: &Cause, step: u64, parts: &[&[u8]]) -
             .part(&step.to_le_bytes()),
         Cause::AttributeChange(at) => h
             .part(b"attributes")
+            .part(&at.unix_seconds().to_le_bytes())
+            .part(&at.subsec_nanos().to_le_bytes())
+            .part(&step.to_le_bytes()),
+        Cause::Created(at) => h
+            .part(b"created")
             .part(&at.unix_seconds().to_le_bytes())
             .part(&at.subsec_nanos().to_le_bytes())
             .part(&step.to_le_bytes()),

@@ -5,7 +5,8 @@
 //! One event is handled in this order (`docs/engine.md` has the whole lifecycle):
 //!
 //! 1. **Duplicates.** An event whose id is among the contact's last [`DEDUP_WINDOW`]
-//!    events (the engine's window, [`Engine::with_dedup_window`]) is ignored: the
+//!    events (the engine's window, [`Engine::with_dedup_window`]), or whose key
+//!    (`schema.keys`) is among the last [`KEY_WINDOW`] of its type, is ignored: the
 //!    outcome is marked `duplicate` and carries no effects.
 //! 2. **Scores.** The event is scored; each threshold crossing and band change becomes an
 //!    effect, models in declaration order, thresholds before bands.
@@ -25,10 +26,13 @@
 //! 6. **Wake-up.** `next_wake` is the earliest instant at which time alone can change
 //!    something: decay crossing a threshold, a band or a level a segment compares with,
 //!    a counted event leaving its window (when there are segments), an inactivity
-//!    deadline, or a date or schedule occurrence.
+//!    deadline, a date or schedule occurrence, or the instant a segment's comparison
+//!    with `now` changes value.
 //!
 //! [`Engine::handle_timeout`] does steps 2, then the date, schedule and inactivity rules
-//! that are due, then 5 and 6.
+//! that are due (every missed occurrence, at most the [`MAX_CATCH_UP`] most recent),
+//! then 5 and 6. [`Engine::create`] makes a contact's first state as a step: fit scores
+//! from zero (crossings reported), then 5 and 6 (segment entries reported).
 //!
 //! Sends and owner notifications marked `needs_approval` are emitted as
 //! [`Status::PendingApproval`] and kept in the state until [`Engine::approve`] or
@@ -37,6 +41,7 @@
 mod actions;
 mod cascade;
 mod effect;
+mod keyed;
 mod shard;
 mod state;
 mod step;
@@ -45,8 +50,10 @@ mod wake;
 use std::sync::Arc;
 
 pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, KeyParseError, Status};
+pub use keyed::KEY_WINDOW;
 pub use shard::shard_of;
 pub use state::{ContactState, DEDUP_WINDOW, MAX_DEDUP_WINDOW, STATE_FORMAT};
+pub use step::MAX_CATCH_UP;
 
 use crate::id::ContactId;
 use crate::program::{MatchScratch, Program};
@@ -147,6 +154,7 @@ pub struct EngineScratch {
     counts: Vec<Option<Value>>,
     scores: Vec<Option<Value>>,
     segments: Vec<Option<Value>>,
+    segment_errors: Vec<(usize, crate::expr::EvalError)>,
     vars: Vec<Option<Value>>,
 }
 
@@ -325,18 +333,80 @@ impl Engine {
     }
 
     /// A fresh state for `contact` as of `at`, fit rules evaluated and segments placed
-    /// (without effects: a new contact enters its segments silently).
+    /// (without effects: a new contact enters its segments silently, and a fit score
+    /// already above a threshold reports no crossing). [`Engine::create`] is the same
+    /// as a step, with the effects.
     pub fn new_state(&self, contact: &Contact, at: Timestamp) -> ContactState {
-        let scores = self.program.scorer().map(|scorer| {
-            let mut scores = scorer.new_state(at);
+        let mut state = self.empty_state(contact, at);
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             // A fresh state is of the scorer's own shape and `at` is its start.
-            let _ = scorer.handle_attributes(&mut scores, contact, at);
-            scores
-        });
-        let mut state = ContactState {
+            let _ = scorer.handle_attributes(scores, contact, at);
+        }
+        let mut scratch = EngineScratch::default();
+        self.bind_values(&state, at, &mut scratch);
+        self.evaluate_segments(contact, at, &mut scratch);
+        state.segments = self.members(&scratch.segments);
+        state
+    }
+
+    /// Creates a contact's state at `at` as a step of its own, with its effects: fit
+    /// rules are scored from zero, so a contact created above a threshold (or in a band)
+    /// reports the crossing and starts the threshold and band rules listening for it;
+    /// segments are evaluated from none, so each segment the contact is in gives a
+    /// `SegmentEntered` effect and starts its segment rules; the cascade then runs as
+    /// after an event. Attribute rules do not fire: a contact created with a field set
+    /// has not changed it (a host that wants them calls
+    /// [`Engine::handle_attribute_change`] from an empty contact instead). The
+    /// effects' cause is [`Cause::Created`]. The state equals what
+    /// [`Engine::new_state`] gives, plus what the fired rules changed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nurture::engine::{EffectKind, Engine, EngineScratch};
+    /// use nurture::{Program, Timestamp};
+    ///
+    /// let program = Program::from_json(r#"{"version": 1,
+    ///   "schema": {"contact": {"title": "string"}, "events": {}},
+    ///   "scoring": {"models": [{"id": "fit",
+    ///     "rules": [{"id": "vp", "fit": "contact.title == 'VP'", "points": 60}],
+    ///     "thresholds": [{"id": "mql", "enter": 50}]}]},
+    ///   "rules": [{"id": "handoff", "on": {"score": "fit", "threshold": "mql"},
+    ///              "actions": [{"type": "add_tag", "tag": "mql"}]}]}"#)?;
+    /// let engine = Engine::new(Arc::new(program));
+    /// let now = Timestamp::from_unix(1_767_225_600, 0)?;
+    /// let contact = engine.program().schema().contact("c1").set("title", "VP")?.build();
+    /// let (state, outcome) = engine.create(&contact, now, &mut EngineScratch::default())?;
+    /// assert!(state.has_tag("mql"));
+    /// assert!(matches!(outcome.effects[0].kind, EffectKind::ThresholdCrossed { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Score`] when the fit points cannot be computed.
+    pub fn create(
+        &self,
+        contact: &Contact,
+        at: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<(ContactState, Outcome), EngineError> {
+        let mut state = self.empty_state(contact, at);
+        let mut step = step::Step::new(&state, Cause::Created(at), at, contact);
+        if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
+            let update = scorer.handle_attributes(scores, contact, at)?;
+            self.score_effects(&mut step, &update);
+        }
+        // The cascade evaluates segments from none: every membership is an entry.
+        let outcome = self.finish(&mut state, step, scratch)?;
+        Ok((state, outcome))
+    }
+
+    /// A state with nothing scored and no segments.
+    fn empty_state(&self, contact: &Contact, at: Timestamp) -> ContactState {
+        ContactState {
             format: STATE_FORMAT,
             contact: contact.id().clone(),
-            scores,
+            scores: self.program.scorer().map(|scorer| scorer.new_state(at)),
             counters: self.program.counters().new_state(),
             tags: Default::default(),
             lists: Default::default(),
@@ -356,12 +426,8 @@ impl Engine {
             occurred: Default::default(),
             score_models: self.score_ids(),
             counter_count: self.program.condition_names().counters().len(),
-        };
-        let mut scratch = EngineScratch::default();
-        self.bind_values(&state, at, &mut scratch);
-        self.evaluate_segments(contact, at, &mut scratch);
-        state.segments = self.members(&scratch.segments);
-        state
+            keyed: Default::default(),
+        }
     }
 
     fn score_ids(&self) -> Vec<crate::id::ScoreId> {

@@ -102,6 +102,10 @@ pub struct ContactState {
     pub(crate) score_models: Vec<crate::id::ScoreId>,
     /// How many windowed counters the program had when they were counted.
     pub(crate) counter_count: usize,
+    /// Per keyed event type (`schema.keys`), by name: 128-bit fingerprints of the keys
+    /// of its most recent instances, oldest first, at most `engine::KEY_WINDOW` each.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) keyed: BTreeMap<String, VecDeque<(u64, u64)>>,
 }
 
 impl ContactState {

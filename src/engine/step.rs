@@ -35,9 +35,14 @@ impl Engine {
                 return Err(EngineError::TooLate { late, limit: self.max_lateness });
             }
         }
-        if state.has_seen(event.id()) {
+        // A keyed event (`schema.keys`) whose key was seen is a duplicate too.
+        let key = self.memory_key(event);
+        if state.has_seen(event.id()) || key.is_some_and(|k| super::keyed::seen_key(state, event, k)) {
             let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
+        }
+        if let Some(key) = key {
+            super::keyed::remember_key(state, event, key);
         }
         // A late event is handled at the contact's last change: nothing is dated back.
         let now = event.at().max(state.last);
@@ -89,7 +94,7 @@ impl Engine {
         };
         for rule in matched {
             let rule = self.program.rule(rule);
-            if self.allowed(state, rule, now) {
+            if self.allowed(state, rule, now, contact) {
                 self.fire(state, rule, &mut step)?;
             }
         }
@@ -161,11 +166,10 @@ impl Engine {
         let since = state.last;
         let rules = self.program.rules();
         for rule in self.timed.iter().map(|&i| &rules[i]).filter(|r| r.trigger().is_calendar()) {
-            let Some(occurrence) = rule.trigger().occurrence_after(&step.contact, since) else {
-                continue;
-            };
-            let already = state.occurred.get(rule.id().as_str()).is_some_and(|t| *t >= occurrence);
-            if occurrence <= now && !already {
+            // Every missed occurrence fires, up to the most recent `MAX_CATCH_UP`.
+            let fired = state.occurred.get(rule.id().as_str()).copied();
+            let from = fired.map_or(since, |t| t.max(since));
+            for occurrence in missed_occurrences(rule.trigger(), &step.contact, from, now) {
                 state.occurred.insert(rule.id().as_str().to_string(), occurrence);
                 self.bind_values(state, now, scratch);
                 self.member_values(state, &mut scratch.segments);
@@ -257,7 +261,8 @@ impl Engine {
                 scratch.scores.push(model.and_then(|m| scorer.value(scores, m, now)).map(Value::Double));
             }
         }
-        // `tags`, `bands.SCORE` and `stage`, only for programs that read them.
+        // `tags`, `bands.SCORE`, `stage`, `lists` and `owner`, in the order of
+        // `ConditionNames`' engine names, only for programs that read them.
         scratch.vars.clear();
         if self.program.reads_engine_vars() {
             let tags = Value::list(state.tags.iter().map(|t| Value::from(t.as_str())));
@@ -273,6 +278,9 @@ impl Engine {
             scratch.vars.push(Some(Value::Map(std::sync::Arc::new(bands))));
             // The lifecycle stage; empty before an action sets one.
             scratch.vars.push(Some(Value::from(state.stage.as_deref().unwrap_or(""))));
+            // The static lists, and the owner (empty before one is assigned).
+            scratch.vars.push(Some(Value::list(state.lists.iter().map(|l| Value::from(l.as_str())))));
+            scratch.vars.push(Some(Value::from(state.owner.as_deref().unwrap_or(""))));
         }
     }
 }
@@ -360,9 +368,39 @@ fn atomically<T>(
 /// A change inside one step that can start rules.
 #[derive(Clone, Debug)]
 pub(super) enum Change {
-    Crossing { model: usize, threshold: String, direction: Direction },
-    Band { model: usize, band: Option<String>, direction: Direction },
-    Attribute { field: crate::schema::Slot, from: Option<Value>, to: Option<Value> },
+    Crossing {
+        model: usize,
+        threshold: String,
+        direction: Direction,
+    },
+    Band {
+        model: usize,
+        band: Option<String>,
+        direction: Direction,
+    },
+    Attribute {
+        field: crate::schema::Slot,
+        from: Option<Value>,
+        to: Option<Value>,
+    },
+    /// A tag added (`true`) or removed.
+    Tag {
+        tag: String,
+        added: bool,
+    },
+    /// A list joined (`true`) or left.
+    List {
+        list: String,
+        added: bool,
+    },
+    Stage {
+        from: Option<String>,
+        to: Option<String>,
+    },
+    Owner {
+        from: Option<String>,
+        to: Option<String>,
+    },
 }
 
 /// One step's working data.
@@ -379,6 +417,8 @@ pub(super) struct Step<'a> {
     pub(super) contact: std::borrow::Cow<'a, Contact>,
     pub(super) outcome: Outcome,
     pub(super) changes: Vec<Change>,
+    /// Segments whose condition error was reported in this step (by position).
+    pub(super) segment_errors: Vec<usize>,
 }
 
 impl<'a> Step<'a> {
@@ -392,6 +432,7 @@ impl<'a> Step<'a> {
             contact: std::borrow::Cow::Borrowed(contact),
             outcome: Outcome::default(),
             changes: Vec::new(),
+            segment_errors: Vec::new(),
         }
     }
 
@@ -420,4 +461,35 @@ impl<'a> Step<'a> {
         let effect = self.effect(parts, Status::Ready, kind);
         self.outcome.effects.push(effect);
     }
+}
+
+/// How many missed occurrences of one date or schedule rule a timeout fires at most:
+/// the most recent ones, oldest first (`docs/engine.md`, "Catching up").
+pub const MAX_CATCH_UP: usize = 8;
+
+/// The occurrences of a calendar trigger in `(after, now]`, the most recent
+/// [`MAX_CATCH_UP`] of them, oldest first. The search starts no earlier than
+/// `MAX_CATCH_UP` years before `now` (enough for that many occurrences of any yearly,
+/// monthly, weekly or daily trigger), so its cost is bounded however long the gap.
+fn missed_occurrences(
+    trigger: &Trigger,
+    contact: &Contact,
+    after: Timestamp,
+    now: Timestamp,
+) -> Vec<Timestamp> {
+    let span =
+        crate::time::Duration::from_days(366 * MAX_CATCH_UP as i64).unwrap_or(crate::time::Duration::ZERO);
+    let mut cursor = match now.checked_sub(span) {
+        Some(start) if start > after => start,
+        _ => after,
+    };
+    let mut found = std::collections::VecDeque::with_capacity(MAX_CATCH_UP + 1);
+    while let Some(t) = trigger.occurrence_after(contact, cursor).filter(|t| *t <= now) {
+        found.push_back(t);
+        if found.len() > MAX_CATCH_UP {
+            found.pop_front();
+        }
+        cursor = t;
+    }
+    found.into()
 }

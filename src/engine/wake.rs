@@ -54,6 +54,10 @@ impl Engine {
             });
             consider(next);
         }
+        // Comparisons of segment conditions with `now` (`within_last`, `now - x > d`).
+        if self.program.segments().reads_time() {
+            consider(self.program.segments().next_time_change(contact, now));
+        }
         let rules = self.program.rules();
         for rule in self.timed.iter().map(|&i| &rules[i]) {
             consider(self.quiet_deadline(state, rule));

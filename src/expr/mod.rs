@@ -22,6 +22,7 @@ pub(crate) mod eval;
 pub(crate) mod ir;
 pub(crate) mod lexer;
 pub(crate) mod parser;
+pub(crate) mod timing;
 
 use std::sync::Arc;
 

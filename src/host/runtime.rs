@@ -235,8 +235,8 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
         self.scheduled.len()
     }
 
-    /// Adds a contact as of the clock; for a contact already stored, its attributes are
-    /// replaced as a change ([`Engine::handle_attribute_change`]: fit re-scored,
+    /// Adds a contact as of the clock, as [`Engine::create`] does (its effects are
+    /// delivered); for a contact already stored, its attributes are replaced as a change ([`Engine::handle_attribute_change`]: fit re-scored,
     /// attribute rules started).
     ///
     /// # Errors
@@ -261,13 +261,27 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
         }
         for _ in 0..SAVE_ATTEMPTS {
             let loaded = self.store.load(&id)?;
-            let (state, version) = match loaded {
-                Some(v) => (v.value.state, Some(v.version)),
-                None => (self.engine.new_state(&contact, self.clock), None),
+            // A new contact is created as a step ([`Engine::create`]): a fit score already
+            // above a threshold, and the segments it starts in, give their effects.
+            let (state, version, effects, changed) = match loaded {
+                Some(v) => (v.value.state, Some(v.version), Vec::new(), None),
+                None => {
+                    let (state, outcome) = self.engine.create(&contact, self.clock, &mut self.scratch)?;
+                    (state, None, outcome.effects, outcome.contact)
+                }
             };
+            // Actions of rules fired at creation may have set attributes.
+            let contact = changed.unwrap_or_else(|| contact.clone());
             let wake = self.engine.wake_after(&state, &contact, self.clock);
-            match self.store.save(&id, StoredContact { contact: contact.clone(), state }, version) {
+            let stored = StoredContact { contact, state };
+            match self.store.save(&id, stored, version) {
                 Ok(_) => {
+                    for effect in effects {
+                        match effect.status {
+                            Status::Ready => self.deliver(effect),
+                            _ => self.stats.awaiting_approval += 1,
+                        }
+                    }
                     self.schedule(&id, wake);
                     return Ok(());
                 }

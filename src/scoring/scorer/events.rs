@@ -360,6 +360,69 @@ pub(super) struct Earned {
     at: Timestamp,
 }
 
+impl Scorer {
+    /// [`Scorer::adjust`] into the group at position `group` of the model (its
+    /// declaration order; [`Scorer::group_index`] finds it by id): the points are held,
+    /// capped and decayed by that group.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scorer::adjust`]; [`ScoreError::ForeignState`] also for a group the model
+    /// does not have. Nothing changes.
+    pub fn adjust_group(
+        &self,
+        state: &mut ContactScores,
+        model: usize,
+        group: usize,
+        points: f64,
+        now: Timestamp,
+    ) -> Result<ScoreUpdate, ScoreError> {
+        if !points.is_finite() {
+            return Err(ScoreError::NotFinite);
+        }
+        if now < state.last {
+            return Err(ScoreError::OutOfOrder);
+        }
+        let Some(m) = self.models.get(model).filter(|m| m.combine.is_empty() && group < m.groups.len())
+        else {
+            return Err(ScoreError::ForeignState);
+        };
+        if !self.fits(state) {
+            return Err(ScoreError::ForeignState);
+        }
+        let mut scratch = ScoreScratch::default();
+        scratch.settled.resize(self.models.len(), false);
+        let at = self.group_offsets[model];
+        settle(m, &state.models[model], now, &mut scratch.values, &mut scratch.factors, at);
+        scratch.settled[model] = true;
+        let mut rule = PointRule::on_event(ADJUSTMENT, EventTypeIndex(0), None, points);
+        rule.group = group;
+        let values = &mut scratch.values[at..at + m.groups.len()];
+        let delta = award(m, &mut state.models[model], &rule, ADJUSTED, Earned { now, at: now }, values)?;
+        if self.ledger_len > 0 {
+            let history = state.history.get_or_insert_with(|| self.new_history());
+            let h = &mut history.models[model];
+            let factor = scratch.factors[at + group];
+            if factor != 1.0 {
+                h.decay_group(group, factor);
+            }
+            if m.groups[group].window.is_none() {
+                h.contribute(ADJUSTED, group, delta);
+            }
+            h.push(StoredEntry { rule: ADJUSTED, delta, at: now, event: None }, self.ledger_len);
+        }
+        self.observe_all(state, now, &mut scratch);
+        state.last = now;
+        Ok(scratch.update)
+    }
+
+    /// The position of the group with id `group` in a model (`None`: no such model or
+    /// group). A model declared without groups has one, `"default"`.
+    pub fn group_index(&self, model: usize, group: &str) -> Option<usize> {
+        self.models.get(model)?.groups.iter().position(|g| g.name == group)
+    }
+}
+
 /// Whether an award earned `at` still counts at `now`: the window is `(now - window, now]`.
 pub(super) fn in_window(at: Timestamp, now: Timestamp, window: Duration) -> bool {
     at <= now && now.checked_sub(window).is_none_or(|start| at > start)
