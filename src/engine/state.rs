@@ -256,6 +256,8 @@ struct StateWire {
     occurred: BTreeMap<String, Timestamp>,
     score_models: Vec<crate::id::ScoreId>,
     counter_count: usize,
+    #[serde(default)]
+    keyed: BTreeMap<String, VecDeque<(u64, u64)>>,
 }
 
 impl TryFrom<StateWire> for ContactState {
@@ -318,6 +320,7 @@ impl TryFrom<StateWire> for ContactState {
             occurred: wire.occurred,
             score_models: wire.score_models,
             counter_count: wire.counter_count,
+            keyed: wire.keyed,
         };
         state.validate().map_err(|e| format!("invalid contact state: {e}"))?;
         Ok(state)
@@ -337,6 +340,15 @@ impl ContactState {
         let remembered = self.seen.len() + self.seen_fnv64.len();
         if remembered > MAX_DEDUP_WINDOW {
             return Err(format!("`seen`: {remembered} event ids, more than {MAX_DEDUP_WINDOW}"));
+        }
+        if let Some((event_type, keys)) =
+            self.keyed.iter().find(|(_, keys)| keys.len() > crate::engine::KEY_WINDOW)
+        {
+            return Err(format!(
+                "`keyed.{event_type}`: {} keys, more than {}",
+                keys.len(),
+                crate::engine::KEY_WINDOW
+            ));
         }
         if self.since > self.last {
             return Err(format!("`since`: {} is after the last change {}", self.since, self.last));
