@@ -70,6 +70,11 @@ fn translate(
 
 /// The type of a filter's field, or a diagnostic.
 fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Box<Diagnostic>> {
+    // The engine's `tags`, `lists`, `stage`, `owner` (and `bands`), where the
+    // condition may read them.
+    if let Some(slot) = names.vars.and_then(|vars| vars.slot(field)) {
+        return Ok(names.vars.map_or(Type::Dyn, |vars| vars.ty(slot).clone()));
+    }
     let (root, name) = field.split_once('.').unwrap_or((field, ""));
     let fields = match root {
         "contact" => names.contact,
@@ -82,7 +87,10 @@ fn field_type(field: &str, names: &Names<'_>, path: &str) -> Result<Type, Box<Di
         return Err(Box::new(
             Diagnostic::new(Code::InvalidFilter, format!("`{field}` is not a field reference"))
                 .with_path(format!("{path}/field"))
-                .with_help("write `contact.NAME`, `event.NAME`, `score.NAME` or `counter.NAME`")
+                .with_help(
+                    "write `contact.NAME`, `event.NAME`, `score.NAME` or `counter.NAME`; rules and \
+                     segments also read `tags`, `lists`, `stage` and `owner`",
+                )
                 .with_did_you_mean(
                     did_you_mean(root, ["contact", "event", "score", "counter"])
                         .map(|r| format!("{r}.{name}")),
@@ -231,7 +239,8 @@ fn test_to_cel(
         }
         ok
     };
-    let present = format!("has({f})");
+    // The engine's values are always bound where they can be read.
+    let present = if f.contains('.') { format!("has({f})") } else { "true".to_string() };
     let cel = match op {
         FilterOp::Equals => format!("{present} && {f} == {}", lit(value, &ty, diagnostics)?),
         FilterOp::NotEquals => format!("!{present} || {f} != {}", lit(value, &ty, diagnostics)?),

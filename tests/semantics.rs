@@ -650,3 +650,34 @@ fn point_rules_take_calendar_caps_with_a_fixed_zone() {
     }
     assert_eq!(engine.score(&state, "e", at(15 * 3_600)), Some(2.0));
 }
+
+#[test]
+fn structured_filters_read_the_engines_values_too() {
+    let engine = engine(
+        r#"{"version": 1, "schema": {"contact": {}, "events": {"signup": {}}},
+          "segments": [{"id": "routed_vip", "filter": {"all": [
+              {"field": "tags", "op": "contains", "value": "vip"},
+              {"field": "owner", "op": "equals", "value": "alice"},
+              {"field": "lists", "op": "is_not_empty"},
+              {"field": "stage", "op": "in", "value": ["lead", "mql"]}]}}],
+          "rules": [{"id": "join", "on": "signup",
+             "actions": [{"type": "add_tag", "tag": "vip"}, {"type": "assign_owner", "owner": "alice"},
+                         {"type": "add_to_list", "list": "news"},
+                         {"type": "set_lifecycle_stage", "stage": "lead"}]}]}"#,
+    );
+    let schema = engine.program().schema();
+    let contact = schema.contact("c1").build();
+    let mut state = engine.new_state(&contact, at(0));
+    assert!(!state.in_segment("routed_vip"));
+    let signup = schema.event("e1", "c1", "signup", at(1)).unwrap().build();
+    let out = engine.handle_event(&mut state, &contact, &signup, &mut EngineScratch::default()).unwrap();
+    assert!(kinds(&out).contains(&"enter routed_vip".to_string()), "{:?}", kinds(&out));
+    // Counters cannot read them: a clear error at the filter's field.
+    let err = Program::from_json(
+        r#"{"version": 1, "schema": {"contact": {}, "events": {"signup": {}}},
+          "counters": [{"id": "n", "on": "signup", "window": "1d",
+                        "filter": {"field": "tags", "op": "contains", "value": "vip"}}]}"#,
+    )
+    .expect_err("counters do not read tags");
+    assert_eq!(err.diagnostics[0].path, "/counters/0/filter/field", "{err}");
+}
