@@ -396,7 +396,7 @@ pub(super) fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, up
             update.crossings.push((model.id.clone(), name.clone(), c));
         }
     }
-    let band = model.bands.iter().rposition(|b| value >= b.from).map(|i| i as u16);
+    let band = model.band_after(state.band, value);
     if band != state.band {
         let name = |b: Option<u16>| b.and_then(|i| model.bands.get(usize::from(i))).map(|b| b.name.clone());
         update.band_changes.push((model.id.clone(), name(state.band), name(band)));
