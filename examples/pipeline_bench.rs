@@ -866,6 +866,7 @@ fn run_stream(
     run
 }
 
+#[inline(never)] // its own entry in profiles
 fn run_unbatched(
     scorer: &Scorer,
     stream: &Stream,
@@ -887,6 +888,7 @@ const BATCH: usize = 256;
 /// applies them in order, fetching states ahead (the results are those of the
 /// unbatched path, bit for bit). The host only resolves each event's contact number.
 /// Scores the first `count` events.
+#[inline(never)] // its own entry in profiles
 fn run_batched(
     scorer: &Scorer,
     stream: &Stream,
@@ -927,6 +929,7 @@ fn run_batched(
 
 /// The full engine, one event at a time: duplicates, scoring, rules (the MQL alert),
 /// effects with idempotency keys, wake-ups.
+#[inline(never)] // its own entry in profiles
 fn run_engine(
     engine: &Engine,
     stream: &Stream,
@@ -998,6 +1001,7 @@ struct Args {
     time_cap: f64,
     scaling: bool,
     rescore_contacts: usize,
+    quickstart_contacts: usize,
 }
 
 fn args() -> Args {
@@ -1011,6 +1015,7 @@ fn args() -> Args {
         time_cap: 60.0,
         scaling: true,
         rescore_contacts: 100_000,
+        quickstart_contacts: 2_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -1024,6 +1029,7 @@ fn args() -> Args {
             "--scale-seconds" => a.scale_seconds = num(),
             "--time-cap" => a.time_cap = num(),
             "--rescore-contacts" => a.rescore_contacts = num() as usize,
+            "--quickstart-contacts" => a.quickstart_contacts = num() as usize,
             "--no-scaling" => a.scaling = false,
             other => panic!("unknown argument `{other}`"),
         }
@@ -1317,6 +1323,15 @@ fn main() {
     drop(stream);
     drop(contacts);
 
+    // --- The quickstart program's state ------------------------------------------------
+    let quickstart = quickstart_state_bytes(args.quickstart_contacts);
+    println!();
+    println!(
+        "quickstart program (examples/b2b_rules.json, 90-day funnel of {} contacts, {} events and their \
+         wake-ups through Engine): full engine state {:.0} B/contact after the stream (allocator-measured)",
+        args.quickstart_contacts, quickstart.1, quickstart.0
+    );
+
     // --- Rule-count scaling -------------------------------------------------------------
     // Per rule count: (events/s unbatched, awards per event).
     let mut scale: Vec<(usize, f64, f64)> = Vec::new();
@@ -1393,6 +1408,7 @@ fn main() {
                 "engine_events_per_sec": full.rate().round(),
                 "native_events_per_sec": native_run.rate().round(),
                 "engine_state_bytes_per_contact": engine_bytes.round(),
+                "quickstart_state_bytes_per_contact": quickstart.0.round(),
                 "scale_100_events_per_sec": scaled(100).map(|s| s.1.round()),
                 "scale_10000_events_per_sec": scaled(10_000).map(|s| s.1.round()),
                 "scale_100_awards_per_event": scaled(100).map(|s| s.2),
@@ -1674,6 +1690,7 @@ fn native_fit(schema: &Schema, contact: &Contact) -> f64 {
 }
 
 /// The native pass over the first `count` events of the stream.
+#[inline(never)] // its own entry in profiles
 fn run_native(
     model: &NativeModel,
     strings: &NStrings,
@@ -1723,4 +1740,50 @@ fn native_difference(
             }
         })
         .fold(0.0, f64::max)
+}
+
+/// The full engine state per contact for the quickstart's program: the funnel of
+/// `examples/b2b_rules.json` over 90 days for `n` contacts, every event through
+/// `Engine::handle_event` and each contact's due wake-ups through
+/// `Engine::handle_timeout` before its next event and at the end, as the allocator
+/// counts the states (their vector and every heap block they own). Returns (bytes per
+/// contact, events).
+fn quickstart_state_bytes(n: usize) -> (f64, usize) {
+    let program = Program::from_json(workload::RULES_JSON).unwrap_or_else(|e| panic!("{}", e.render()));
+    let engine = Engine::new(Arc::new(program));
+    let schema = engine.program().schema().clone();
+    let mut rng = Rng::new(0x0051_A7E5);
+    let contacts = workload::contacts(&schema, n, &mut rng);
+    let events = workload::funnel_events(&schema, n, 90, &mut rng);
+    let number: std::collections::HashMap<&str, usize> =
+        contacts.iter().enumerate().map(|(i, c)| (c.id().as_str(), i)).collect();
+    let start = workload::start();
+    let end = start.checked_add(Duration::from_days(90).expect("in range")).expect("in range");
+    // Scratch buffers and the wake-up list are made first and left out of the count.
+    let mut scratch = EngineScratch::default();
+    let mut event_scratch = EngineScratch::default();
+    let mut wakes: Vec<Option<Timestamp>> = vec![None; n];
+    let before = live();
+    let mut states: Vec<ContactState> = contacts.iter().map(|c| engine.new_state(c, start)).collect();
+    let mut due =
+        |c: usize, until: Timestamp, states: &mut Vec<ContactState>, wakes: &mut Vec<Option<Timestamp>>| {
+            while let Some(w) = wakes[c].filter(|w| *w <= until) {
+                let outcome =
+                    engine.handle_timeout(&mut states[c], &contacts[c], w, &mut scratch).expect("in order");
+                wakes[c] = outcome.next_wake;
+            }
+        };
+    for event in &events {
+        let c = number[event.contact().as_str()];
+        due(c, event.at(), &mut states, &mut wakes);
+        if let Ok(outcome) = engine.handle_event(&mut states[c], &contacts[c], event, &mut event_scratch) {
+            wakes[c] = outcome.next_wake.or(wakes[c]);
+        }
+    }
+    for c in 0..n {
+        due(c, end, &mut states, &mut wakes);
+    }
+    let bytes = (live() - before) as f64 / n.max(1) as f64;
+    black_box(&states);
+    (bytes, events.len())
 }

@@ -28,7 +28,9 @@ fn scenario(program: &Program) -> (Contact, Vec<Event>) {
     let events = workload::funnel_events(schema, 200, 60, &mut rng);
     let busiest = contacts
         .iter()
-        .max_by_key(|c| (events.iter().filter(|e| e.contact() == c.id()).count(), c.id().as_str().to_string()))
+        .max_by_key(|c| {
+            (events.iter().filter(|e| e.contact() == c.id()).count(), c.id().as_str().to_string())
+        })
         .expect("contacts")
         .clone();
     let mine: Vec<Event> = events.into_iter().filter(|e| e.contact() == busiest.id()).collect();
@@ -85,7 +87,8 @@ fn a_state_written_by_the_previous_release_loads_and_carries_on() {
     let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(stored["contact"], contact.id().as_str());
     assert_eq!(stored["events_applied"], half);
-    let mut loaded: ContactState = serde_json::from_value(stored["state"].clone()).expect("an old state loads");
+    let mut loaded: ContactState =
+        serde_json::from_value(stored["state"].clone()).expect("an old state loads");
     assert!(engine.fits(&loaded), "the loaded state fits the same program");
     // What it says equals what this release computes for the same contact.
     let at = events[half - 1].at();
