@@ -136,6 +136,13 @@ impl RuleIndex {
         RuleIndex { by_type }
     }
 
+    /// Whether any rule is on events of type `t` (else every event of it has no
+    /// candidates, and callers can skip preparing an evaluation).
+    #[inline]
+    pub(crate) fn has_rules_for(&self, t: crate::id::EventTypeIndex) -> bool {
+        self.by_type.get(t.get()).is_some_and(|r| !r.always.is_empty() || !r.tables.is_empty())
+    }
+
     /// Fills `out` with the candidate rules for `event`, in declaration order.
     #[inline]
     pub(crate) fn candidates(&self, event: &Event, out: &mut Vec<u32>) {

@@ -473,6 +473,12 @@ impl Program {
         self.run(event, activation, &mut scratch.buffers)
     }
 
+    /// Whether any event rule is on events of type `t` (the engine skips preparing
+    /// rule evaluation for an event of a type no rule is on).
+    pub(crate) fn has_event_rules_for(&self, t: crate::id::EventTypeIndex) -> bool {
+        self.index.has_rules_for(t)
+    }
+
     /// Evaluates the event's candidate rules against `activation`.
     fn run<'s>(
         &self,

@@ -117,22 +117,12 @@ impl ContactState {
         self.last
     }
 
-    /// Remembers an event id; `false` when it was already among the recent ones.
-    pub(crate) fn remember(&mut self, id: &EventId) -> bool {
-        let print = fingerprint(id);
-        if self.seen.contains(&print) {
-            return false;
-        }
+    /// Remembers an event id's fingerprint known not to be among the recent ones.
+    pub(crate) fn remember_new(&mut self, print: u64) {
         if self.seen.len() >= DEDUP_WINDOW {
             self.seen.pop_front();
         }
         self.seen.push_back(print);
-        true
-    }
-
-    /// Whether an event id is among the recent ones.
-    pub(crate) fn has_seen(&self, id: &EventId) -> bool {
-        self.seen.contains(&fingerprint(id))
     }
 
     /// Takes a pending effect out by key.
@@ -143,6 +133,6 @@ impl ContactState {
 }
 
 /// An event id's fingerprint for the duplicate window.
-fn fingerprint(id: &EventId) -> u64 {
+pub(crate) fn fingerprint(id: &EventId) -> u64 {
     crate::engine::effect::Fnv::new().bytes(id.as_str().as_bytes()).finish()
 }

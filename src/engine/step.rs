@@ -34,7 +34,8 @@ impl Engine {
                 return Err(EngineError::TooLate { late, limit: self.max_lateness });
             }
         }
-        if state.has_seen(event.id()) {
+        let print = state::fingerprint(event.id());
+        if state.seen.contains(&print) {
             let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
@@ -46,7 +47,8 @@ impl Engine {
             let update = scorer.handle_event(scores, contact, event, &mut scratch.scoring)?;
             self.score_effects(&mut step, update);
         }
-        state.remember(event.id());
+        // Not among the recent ids (checked above): remembered without a second search.
+        state.remember_new(print);
         // 3. Counters and activity.
         self.program.counters().observe(&mut state.counters, contact, event);
         let type_name = event.type_name().as_str();
@@ -66,10 +68,12 @@ impl Engine {
                 })
             });
         }
-        // 4. Event rules.
-        self.bind_values(state, now, scratch);
-        self.member_values(state, &mut scratch.segments);
-        let matched: Vec<_> = {
+        // 4. Event rules (nothing to prepare when no rule is on this event type).
+        let matched: Vec<_> = if !self.program.has_event_rules_for(event.event_type()) {
+            Vec::new()
+        } else {
+            self.bind_values(state, now, scratch);
+            self.member_values(state, &mut scratch.segments);
             let activation = Activation::new()
                 .with_contact(contact)
                 .with_event(event)
