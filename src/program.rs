@@ -445,7 +445,7 @@ impl Program {
         event: &Event,
         scratch: &'s mut MatchScratch,
     ) -> impl ExactSizeIterator<Item = RuleIndexId> + 's {
-        self.index.candidates(event, &mut scratch.buffers.candidates);
+        self.index.candidates(event, None, &mut scratch.buffers.candidates);
         scratch.buffers.candidates.iter().map(|&i| RuleIndexId(i))
     }
 
@@ -486,7 +486,8 @@ impl Program {
         activation: &Activation<'_>,
         buffers: &'s mut MatchBuffers,
     ) -> Matches<'s> {
-        self.index.candidates(event, &mut buffers.candidates);
+        let contact = Some(activation.scopes[crate::expr::ir::Scope::Contact as usize]);
+        self.index.candidates(event, contact, &mut buffers.candidates);
         buffers.matched.clear();
         buffers.errors.clear();
         for &i in &buffers.candidates {

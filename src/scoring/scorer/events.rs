@@ -156,7 +156,7 @@ impl Scorer {
             .with_scores(&scratch.scores);
         let mut changed = false;
         for (mi, model) in self.models.iter().enumerate() {
-            self.indexes[mi].candidates(event, &mut scratch.candidates);
+            self.indexes[mi].candidates(event, Some(contact.attributes().slots()), &mut scratch.candidates);
             let ms = &mut state.models[mi];
             for &ri in &scratch.candidates {
                 let rule = &model.rules[ri as usize];
