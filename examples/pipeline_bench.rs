@@ -31,7 +31,9 @@
 //!
 //! With `--json` the last line is one JSON object with the headline figures. Smaller
 //! runs for development: `--contacts N --events N --scale-contacts N --scale-events N
-//! --scale-seconds S --rescore-contacts N --no-scaling`. `--time-cap S` (default 60)
+//! --scale-seconds S --rescore-contacts N --quickstart-contacts N --no-scaling` (the
+//! quickstart program's state is measured over a 90-day funnel of
+//! `--quickstart-contacts` contacts, default 2,000). `--time-cap S` (default 60)
 //! bounds the unbatched pass over the main stream: when the scorer is too slow to finish
 //! 5,000,000 events in that time, both paths are measured on the same prefix (and the
 //! output says so), to keep the whole run within about five minutes on two cores.
