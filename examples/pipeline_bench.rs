@@ -14,15 +14,26 @@
 //!   interned number;
 //! - the batch API: `Scorer::handle_batch` over chunks of 256 events;
 //! - both again without the explanation history (`Scorer::with_ledger(0)`);
+//! - the native baseline: the same model written by hand in plain Rust (plain structs,
+//!   the event type's rules tried in order, the same decay, caps, repeat policies and
+//!   thresholds, no explanations) on the same events; its final scores are checked
+//!   equal to nurture's within `NATIVE_TOLERANCE` (and its award and crossing counts
+//!   equal) before any rate is printed, and the run stops if they are not;
 //! - the touch floor: the same lookup and one counter increment per event;
 //! - the bytes of every contact's state, hot part and explanation history, before and
 //!   after the stream;
 //! - bulk rescoring (`Scorer::rescore`) of 100,000 contacts' full histories;
-//! - and, on a smaller stream, throughput at 100, 1,000 and 10,000 rules.
+//! - the full `Engine::handle_event` and the bytes of its state per contact;
+//! - and, on a smaller stream, throughput at 100, 1,000 and 10,000 rules, each rule set
+//!   with about 100 rules on values the stream carries (the others name pages and
+//!   campaigns it never touches), so that awards per event stay comparable and the
+//!   ratio measures rule count.
 //!
 //! With `--json` the last line is one JSON object with the headline figures. Smaller
 //! runs for development: `--contacts N --events N --scale-contacts N --scale-events N
-//! --scale-seconds S --rescore-contacts N --no-scaling`. `--time-cap S` (default 60)
+//! --scale-seconds S --rescore-contacts N --quickstart-contacts N --no-scaling` (the
+//! quickstart program's state is measured over a 90-day funnel of
+//! `--quickstart-contacts` contacts, default 2,000). `--time-cap S` (default 60)
 //! bounds the unbatched pass over the main stream: when the scorer is too slow to finish
 //! 5,000,000 events in that time, both paths are measured on the same prefix (and the
 //! output says so), to keep the whole run within about five minutes on two cores.
@@ -194,19 +205,36 @@ impl Pool {
     }
 
     /// A popularity-skewed index (what events use).
-    fn pick(&self, rng: &mut Rng) -> usize {
+    fn pick_event(&self, rng: &mut Rng) -> usize {
         rng.skewed(self.vals.len())
     }
 
     /// What a rule targets: any value, uniformly (so each rule matches a small share of
     /// its type's events); in `popular` mode, a popular value 30% of the time, as real
     /// models weigh the pages that matter.
-    fn target(&self, rng: &mut Rng, popular: bool) -> &str {
-        let i =
-            if popular && rng.chance(0.3) { rng.skewed(self.strs.len()) } else { rng.below(self.strs.len()) };
-        &self.strs[i]
+    fn target_index(&self, rng: &mut Rng, popular: bool) -> usize {
+        if popular && rng.chance(0.3) {
+            rng.skewed(self.strs.len())
+        } else {
+            rng.below(self.strs.len())
+        }
+    }
+
+    /// A target for a rule: the value's text and its position in the pool. A `dead`
+    /// target names a value no event carries (position [`DEAD`]), after the same draws.
+    fn pick(&self, rng: &mut Rng, popular: bool, dead: Option<usize>) -> (String, u32) {
+        let i = self.target_index(rng, popular);
+        match dead {
+            Some(rule) => (format!("unused-{rule}-{i}"), DEAD),
+            None => (self.strs[i].clone(), i as u32),
+        }
     }
 }
+
+/// The position of a value no event carries (a rule's target outside the stream).
+const DEAD: u32 = u32::MAX - 1;
+/// The position of an absent optional property.
+const ABSENT: u32 = u32::MAX;
 
 const SECTIONS: &[&str] = &["/docs/", "/blog/", "/product/", "/customers/", "/careers/", "/integrations/"];
 
@@ -289,6 +317,8 @@ impl Pools {
 struct Stream {
     events: Vec<Event>,
     contact_of: Vec<u32>,
+    /// The same events as the native baseline reads them.
+    native: Vec<NEvent>,
 }
 
 fn set<'s>(b: EventBuilder<'s>, name: &str, v: Value) -> EventBuilder<'s> {
@@ -303,152 +333,279 @@ fn generate_events(schema: &Schema, pools: &Pools, contacts: &[Contact], n: usiz
     let nc = contacts.len();
     let mut events = Vec::with_capacity(n);
     let mut contact_of = Vec::with_capacity(n);
+    let mut native = Vec::with_capacity(n);
     for i in 0..n {
         // Zipf-like activity; ranks scattered over contact numbers (a bijection: the
         // multiplier is odd and not a multiple of 5, and counts here are 2^a 5^b).
         let rank = rng.skewed(nc) as u64;
         let c = (rank.wrapping_mul(2_654_435_761) % nc as u64) as usize;
-        let at = Timestamp::from_unix(start + (i as f64 * step) as i64, 0).expect("in range");
+        let seconds = start + (i as f64 * step) as i64;
+        let at = Timestamp::from_unix(seconds, 0).expect("in range");
         let kind = *rng.weighted(&weights);
         let id = EventId::from(format!("e{i}"));
         let b = schema.event(id, contacts[c].id().clone(), kind, at).expect("declared type");
+        let k = weights.iter().position(|w| w.0 == kind).expect("a workload type") as u8;
+        let mut ne = NEvent { contact: c as u32, kind: k, a: ABSENT, b: ABSENT, n: 0, at: seconds };
+        let pick = |pool: &Pool, rng: &mut Rng| {
+            let i = pool.pick_event(rng);
+            (pool.vals[i].clone(), i as u32)
+        };
 
         let b = match kind {
             "page_visit" => {
-                let mut b = set(b, "url", pools.url.vals[pools.url.pick(rng)].clone());
+                let (url, ui) = pick(&pools.url, rng);
+                ne.a = ui;
+                let mut b = set(b, "url", url);
                 if rng.chance(0.5) {
                     b = set(b, "referrer", pools.referrer.clone());
                 }
                 if rng.chance(0.6) {
-                    b = set(b, "utm_source", pools.source.vals[pools.source.pick(rng)].clone());
+                    let (source, si) = pick(&pools.source, rng);
+                    ne.b = si;
+                    b = set(b, "utm_source", source);
                 }
-                set(b, "seconds_on_page", Value::Int(rng.below(240) as i64))
+                ne.n = rng.below(240) as i64;
+                set(b, "seconds_on_page", Value::Int(ne.n))
             }
             "email_opened" | "email_unsubscribed" => {
-                set(b, "campaign", pools.campaign.vals[pools.campaign.pick(rng)].clone())
+                let (v, i) = pick(&pools.campaign, rng);
+                ne.a = i;
+                set(b, "campaign", v)
             }
             "email_clicked" => {
-                let b = set(b, "campaign", pools.campaign.vals[pools.campaign.pick(rng)].clone());
-                set(b, "link", pools.link.vals[pools.link.pick(rng)].clone())
+                let (v, i) = pick(&pools.campaign, rng);
+                ne.a = i;
+                let b = set(b, "campaign", v);
+                let (v, i) = pick(&pools.link, rng);
+                ne.b = i;
+                set(b, "link", v)
             }
-            "product_login" => set(b, "feature", pools.feature.vals[pools.feature.pick(rng)].clone()),
+            "product_login" => {
+                let (v, i) = pick(&pools.feature, rng);
+                ne.a = i;
+                set(b, "feature", v)
+            }
             "asset_download" => {
-                let a = pools.asset.pick(rng);
-                let b = set(b, "asset", pools.asset.vals[a].clone());
-                set(b, "asset_type", pools.asset_type.vals[a % pools.asset_type.vals.len()].clone())
+                let (v, a) = pick(&pools.asset, rng);
+                let t = a % pools.asset_type.vals.len() as u32;
+                ne.a = a;
+                ne.b = t;
+                let b = set(b, "asset", v);
+                set(b, "asset_type", pools.asset_type.vals[t as usize].clone())
             }
             "ad_clicked" => {
-                let b = set(b, "campaign", pools.campaign.vals[pools.campaign.pick(rng)].clone());
-                set(b, "network", pools.network.vals[pools.network.pick(rng)].clone())
+                let (v, i) = pick(&pools.campaign, rng);
+                ne.a = i;
+                let b = set(b, "campaign", v);
+                let (v, i) = pick(&pools.network, rng);
+                ne.b = i;
+                set(b, "network", v)
             }
             "form_submit" => {
-                let b = set(b, "form", pools.form.vals[pools.form.pick(rng)].clone());
-                set(b, "page", pools.url.vals[pools.url.pick(rng)].clone())
+                let (v, i) = pick(&pools.form, rng);
+                ne.a = i;
+                let b = set(b, "form", v);
+                let (v, i) = pick(&pools.url, rng);
+                ne.b = i;
+                set(b, "page", v)
             }
             "video_watched" => {
-                let b = set(b, "video", pools.video.vals[pools.video.pick(rng)].clone());
-                set(b, "percent", Value::Int(rng.below(101) as i64))
+                let (v, i) = pick(&pools.video, rng);
+                ne.a = i;
+                let b = set(b, "video", v);
+                ne.n = rng.below(101) as i64;
+                set(b, "percent", Value::Int(ne.n))
             }
-            "webinar_registered" => set(b, "webinar", pools.webinar.vals[pools.webinar.pick(rng)].clone()),
+            "webinar_registered" => {
+                let (v, i) = pick(&pools.webinar, rng);
+                ne.a = i;
+                set(b, "webinar", v)
+            }
             "webinar_attended" => {
-                let b = set(b, "webinar", pools.webinar.vals[pools.webinar.pick(rng)].clone());
-                set(b, "minutes", Value::Int(rng.below(90) as i64))
+                let (v, i) = pick(&pools.webinar, rng);
+                ne.a = i;
+                let b = set(b, "webinar", v);
+                ne.n = rng.below(90) as i64;
+                set(b, "minutes", Value::Int(ne.n))
             }
-            "chat_started" => set(b, "topic", pools.topic.vals[pools.topic.pick(rng)].clone()),
-            "trial_started" => set(b, "plan", pools.plan.vals[pools.plan.pick(rng)].clone()),
+            "chat_started" => {
+                let (v, i) = pick(&pools.topic, rng);
+                ne.a = i;
+                set(b, "topic", v)
+            }
+            "trial_started" => {
+                let (v, i) = pick(&pools.plan, rng);
+                ne.a = i;
+                set(b, "plan", v)
+            }
             _ => {
-                let b = set(b, "new_title", pools.title.vals[pools.title.pick(rng)].clone());
-                set(b, "new_company_size", Value::Int((10f64.powf(rng.unit() * 4.0)) as i64))
+                let (v, i) = pick(&pools.title, rng);
+                ne.a = i;
+                let b = set(b, "new_title", v);
+                ne.n = (10f64.powf(rng.unit() * 4.0)) as i64;
+                set(b, "new_company_size", Value::Int(ne.n))
             }
         };
         events.push(b.build());
         contact_of.push(c as u32);
+        native.push(ne);
     }
-    Stream { events, contact_of }
+    Stream { events, contact_of, native }
 }
 
 // ---------------------------------------------------------------------------------------
 // Score models.
 
-/// A condition for an engagement rule on `kind`. `broad` allows the section-wide and
-/// property-wide conditions a real model has a few of; without it every condition names
-/// one value (or three) out of a large pool.
-fn condition_source(kind: &str, pools: &Pools, rng: &mut Rng, broad: bool) -> Option<String> {
+/// A condition for an engagement rule on `kind`, as source text and as the native
+/// baseline's hand-written test (same draws from `rng`). `broad` allows the
+/// section-wide and property-wide conditions a real model has a few of; without it every
+/// condition names one value (or three) out of a large pool. `dead` (the rule's number)
+/// makes every value the rule names one that no event carries: large rule sets are
+/// mostly rules on pages and campaigns this stream never touches.
+fn condition_source(
+    kind: &str,
+    pools: &Pools,
+    rng: &mut Rng,
+    broad: bool,
+    dead: Option<usize>,
+) -> (Option<String>, NCond) {
     let v = rng.below(100);
-    Some(match kind {
+    let url = |rng: &mut Rng| pools.url.pick(rng, broad, dead);
+    let campaign = |rng: &mut Rng| pools.campaign.pick(rng, broad, dead);
+    match kind {
         "page_visit" => {
-            let u = pools.url.target(rng, broad);
+            let (u, ui) = url(rng);
             match v {
-                0..=49 => format!("event.url == '{u}'"),
-                50..=64 if broad => format!("event.url.startsWith('{}')", SECTIONS[rng.below(SECTIONS.len())]),
-                50..=64 => format!("event.url.startsWith('{u}')"),
-                65..=79 => format!("event.url == '{u}' && event.seconds_on_page >= 30"),
+                0..=49 => (Some(format!("event.url == '{u}'")), NCond::A(ui)),
+                50..=64 if broad => {
+                    let section = SECTIONS[rng.below(SECTIONS.len())];
+                    (Some(format!("event.url.startsWith('{section}')")), NCond::APrefix(section.into()))
+                }
+                50..=64 => (Some(format!("event.url.startsWith('{u}')")), NCond::APrefix(u.into())),
+                65..=79 => (Some(format!("event.url == '{u}' && event.seconds_on_page >= 30")), NCond::AN(ui, 30)),
                 80..=89 => {
-                    format!("event.url in ['{u}', '{}', '{}']", pools.url.target(rng, broad), pools.url.target(rng, broad))
+                    let (u2, i2) = url(rng);
+                    let (u3, i3) = url(rng);
+                    (Some(format!("event.url in ['{u}', '{u2}', '{u3}']")), NCond::AIn([ui, i2, i3]))
                 }
-                _ if broad => {
-                    "event.url.startsWith('/blog/') && has(event.utm_source) && event.utm_source == 'linkedin'"
-                        .to_string()
-                }
-                _ => format!(
-                    "event.url == '{u}' && has(event.utm_source) && event.utm_source == '{}'",
-                    pools.source.target(rng, broad)
+                _ if broad => (
+                    Some(
+                        "event.url.startsWith('/blog/') && has(event.utm_source) && event.utm_source == 'linkedin'"
+                            .to_string(),
+                    ),
+                    NCond::APrefixB("/blog/".into(), 1),
                 ),
+                _ => {
+                    let (s, si) = pools.source.pick(rng, broad, dead);
+                    (
+                        Some(format!("event.url == '{u}' && has(event.utm_source) && event.utm_source == '{s}'")),
+                        NCond::AB(ui, si),
+                    )
+                }
             }
         }
         "email_clicked" => {
-            let c = pools.campaign.target(rng, broad);
+            let (c, ci) = campaign(rng);
             match v {
-                0..=59 => format!("event.campaign == '{c}'"),
+                0..=59 => (Some(format!("event.campaign == '{c}'")), NCond::A(ci)),
                 60..=79 => {
-                    format!(
-                        "event.campaign == '{c}' && event.link.endsWith('{}')",
-                        pools.url.target(rng, broad)
+                    let (u, _) = url(rng);
+                    (
+                        Some(format!("event.campaign == '{c}' && event.link.endsWith('{u}')")),
+                        NCond::ABSuffix(ci, u.into()),
                     )
                 }
-                _ if broad => "event.link.contains('/pricing')".to_string(),
-                _ => format!("event.link == '{}'", pools.link.target(rng, broad)),
+                _ if broad => {
+                    (Some("event.link.contains('/pricing')".to_string()), NCond::BContains("/pricing".into()))
+                }
+                _ => {
+                    let (l, li) = pools.link.pick(rng, broad, dead);
+                    (Some(format!("event.link == '{l}'")), NCond::B(li))
+                }
             }
         }
-        "email_opened" => format!("event.campaign == '{}'", pools.campaign.target(rng, broad)),
-        "email_unsubscribed" if broad => return None,
-        "email_unsubscribed" => format!("event.campaign == '{}'", pools.campaign.target(rng, broad)),
-        "product_login" => format!("event.feature == '{}'", pools.feature.target(rng, broad)),
-        "asset_download" => match v {
-            0..=79 => format!("event.asset == '{}'", pools.asset.target(rng, broad)),
-            _ if broad => format!("event.asset_type == '{}'", pools.asset_type.target(rng, broad)),
-            _ => format!(
-                "event.asset == '{}' && event.asset_type == 'whitepaper'",
-                pools.asset.target(rng, broad)
-            ),
-        },
-        "ad_clicked" => format!(
-            "event.network == '{}' && event.campaign == '{}'",
-            pools.network.target(rng, broad),
-            pools.campaign.target(rng, broad)
-        ),
-        "form_submit" => match v {
-            0..=69 => format!("event.form == '{}'", pools.form.target(rng, broad)),
-            _ => format!(
-                "event.form == '{}' && event.page.startsWith('/pricing')",
-                pools.form.target(rng, broad)
-            ),
-        },
+        "email_opened" => {
+            let (c, ci) = campaign(rng);
+            (Some(format!("event.campaign == '{c}'")), NCond::A(ci))
+        }
+        "email_unsubscribed" if broad => (None, NCond::Always),
+        "email_unsubscribed" => {
+            let (c, ci) = campaign(rng);
+            (Some(format!("event.campaign == '{c}'")), NCond::A(ci))
+        }
+        "product_login" => {
+            let (f, fi) = pools.feature.pick(rng, broad, dead);
+            (Some(format!("event.feature == '{f}'")), NCond::A(fi))
+        }
+        "asset_download" => {
+            let asset = |rng: &mut Rng| pools.asset.pick(rng, broad, dead);
+            match v {
+                0..=79 => {
+                    let (a, ai) = asset(rng);
+                    (Some(format!("event.asset == '{a}'")), NCond::A(ai))
+                }
+                _ if broad => {
+                    let (t, ti) = pools.asset_type.pick(rng, broad, dead);
+                    (Some(format!("event.asset_type == '{t}'")), NCond::B(ti))
+                }
+                // Position 0 of the asset types is `whitepaper`.
+                _ => {
+                    let (a, ai) = asset(rng);
+                    (
+                        Some(format!("event.asset == '{a}' && event.asset_type == 'whitepaper'")),
+                        NCond::AB(ai, 0),
+                    )
+                }
+            }
+        }
+        "ad_clicked" => {
+            let (n, ni) = pools.network.pick(rng, broad, dead);
+            let (c, ci) = campaign(rng);
+            (Some(format!("event.network == '{n}' && event.campaign == '{c}'")), NCond::AB(ci, ni))
+        }
+        "form_submit" => {
+            let (f, fi) = pools.form.pick(rng, broad, dead);
+            match v {
+                0..=69 => (Some(format!("event.form == '{f}'")), NCond::A(fi)),
+                _ => (
+                    Some(format!("event.form == '{f}' && event.page.startsWith('/pricing')")),
+                    NCond::ABPrefix(fi, "/pricing".into()),
+                ),
+            }
+        }
         "video_watched" => {
-            format!("event.video == '{}' && event.percent >= 75", pools.video.target(rng, broad))
+            let (x, xi) = pools.video.pick(rng, broad, dead);
+            (Some(format!("event.video == '{x}' && event.percent >= 75")), NCond::AN(xi, 75))
         }
-        "webinar_registered" => format!("event.webinar == '{}'", pools.webinar.target(rng, broad)),
+        "webinar_registered" => {
+            let (w, wi) = pools.webinar.pick(rng, broad, dead);
+            (Some(format!("event.webinar == '{w}'")), NCond::A(wi))
+        }
         "webinar_attended" => {
-            format!("event.webinar == '{}' && event.minutes >= 30", pools.webinar.target(rng, broad))
+            let (w, wi) = pools.webinar.pick(rng, broad, dead);
+            (Some(format!("event.webinar == '{w}' && event.minutes >= 30")), NCond::AN(wi, 30))
         }
-        "chat_started" => format!("event.topic == '{}'", pools.topic.target(rng, broad)),
-        "trial_started" if broad => return None,
-        "trial_started" => format!("event.plan == '{}'", pools.plan.target(rng, broad)),
+        "chat_started" => {
+            let (t, ti) = pools.topic.pick(rng, broad, dead);
+            (Some(format!("event.topic == '{t}'")), NCond::A(ti))
+        }
+        "trial_started" if broad => (None, NCond::Always),
+        "trial_started" => {
+            let (p, pi) = pools.plan.pick(rng, broad, dead);
+            (Some(format!("event.plan == '{p}'")), NCond::A(pi))
+        }
         _ => match v {
-            0..=49 => "event.new_company_size >= 1000".to_string(),
-            _ => format!("event.new_title == '{}'", pools.title.target(rng, broad)),
+            // Sizes in the stream stay below 10,000: a dead rule asks for more.
+            0..=49 if dead.is_some() => {
+                (Some("event.new_company_size >= 1000000".to_string()), NCond::N(1_000_000))
+            }
+            0..=49 => (Some("event.new_company_size >= 1000".to_string()), NCond::N(1000)),
+            _ => {
+                let (t, ti) = pools.title.pick(rng, broad, dead);
+                (Some(format!("event.new_title == '{t}'")), NCond::A(ti))
+            }
         },
-    })
+    }
 }
 
 /// Group 0 (`behaviour`) or group 1 (`intent`, decays faster).
@@ -466,8 +623,9 @@ fn engagement_rule(
     index: usize,
     rng: &mut Rng,
     broad: bool,
-) -> (PointRule, serde_json::Value) {
-    let source = condition_source(kind, pools, rng, broad);
+    dead: Option<usize>,
+) -> (PointRule, serde_json::Value, NRule) {
+    let (source, cond) = condition_source(kind, pools, rng, broad, dead);
     let condition = source.as_ref().map(|s| {
         nurture::condition::ConditionNames::default()
             .compile(schema, Some(kind), s)
@@ -484,23 +642,23 @@ fn engagement_rule(
         json["when"] = serde_json::Value::String(s);
     }
     let day = Duration::from_days(1).expect("in range");
-    let rule = match rng.below(100) {
-        0..=59 => rule,
+    let (rule, repeat) = match rng.below(100) {
+        0..=59 => (rule, NRepeat::Every),
         60..=74 => {
             json["repeat"] = "once".into();
-            rule.repeat(Repeat::Once)
+            (rule.repeat(Repeat::Once), NRepeat::Once)
         }
         75..=94 => {
             let max = 1 + rng.below(3) as u32;
             json["repeat"] = serde_json::json!({"max": max, "per": "1d"});
-            rule.repeat(Repeat::AtMost { max, per: day })
+            (rule.repeat(Repeat::AtMost { max, per: day }), NRepeat::PerDay(max as usize))
         }
         _ => {
             json["min_interval"] = "1h".into();
-            rule.min_interval(Duration::from_hours(1).expect("in range"))
+            (rule.min_interval(Duration::from_hours(1).expect("in range")), NRepeat::Hourly)
         }
     };
-    (rule, json)
+    (rule, json, NRule { cond, points, group: group_of(kind), repeat, slot: 0 })
 }
 
 fn base_model(thresholds: bool) -> ScoreModel {
@@ -529,7 +687,7 @@ fn main_model(
     pools: &Pools,
     rng: &mut Rng,
     thresholds: bool,
-) -> (ScoreModel, usize, Vec<serde_json::Value>) {
+) -> (ScoreModel, usize, Vec<serde_json::Value>, NativeModel) {
     let per_type: &[(&str, usize)] = &[
         ("page_visit", 70),
         ("email_clicked", 22),
@@ -548,12 +706,20 @@ fn main_model(
     ];
     let mut model = base_model(thresholds);
     let mut json = Vec::new();
+    let kinds = event_types();
+    let mut native = NativeModel { rules: vec![Vec::new(); kinds.len()], memory_slots: 0 };
     let mut n = 0;
     for &(kind, count) in per_type {
+        let k = kinds.iter().position(|t| t.0 == kind).expect("a workload type");
         for i in 0..count {
-            let (rule, doc) = engagement_rule(schema, pools, kind, i, rng, true);
+            let (rule, doc, mut nrule) = engagement_rule(schema, pools, kind, i, rng, true, None);
             model = model.with_rule(rule);
             json.push(doc);
+            if nrule.repeat != NRepeat::Every {
+                nrule.slot = native.memory_slots;
+                native.memory_slots += 1;
+            }
+            native.rules[k].push(nrule);
             n += 1;
         }
     }
@@ -577,7 +743,7 @@ fn main_model(
         json.push(serde_json::json!({"id": id, "fit": source, "points": points}));
         n += 1;
     }
-    (model, n, json)
+    (model, n, json, native)
 }
 
 /// The headline model as a rule-set document, for the full engine: the same schema
@@ -622,13 +788,22 @@ fn engine_document(schema: &Schema, rules: &[serde_json::Value]) -> String {
     .to_string()
 }
 
-/// `n` selective engagement rules spread round-robin over the event types.
+/// How many rules of a scaled model target values the stream carries: the rest name
+/// pages, campaigns and so on that no event of the stream touches, so that the rule
+/// sets of every size award about as often per event and the comparison measures rule
+/// count, not award count.
+const LIVE_RULES: f64 = 100.0;
+
+/// `n` selective engagement rules spread round-robin over the event types, about
+/// [`LIVE_RULES`] of them on values the stream carries.
 fn scaled_model(schema: &Schema, pools: &Pools, n: usize, rng: &mut Rng) -> ScoreModel {
     let types = event_types();
     let mut model = base_model(true);
+    let live = (LIVE_RULES / n as f64).min(1.0);
     for i in 0..n {
         let kind = types[i % types.len()].0;
-        model = model.with_rule(engagement_rule(schema, pools, kind, i, rng, false).0);
+        let dead = (!rng.chance(live)).then_some(i);
+        model = model.with_rule(engagement_rule(schema, pools, kind, i, rng, false, dead).0);
     }
     model
 }
@@ -693,6 +868,7 @@ fn run_stream(
     run
 }
 
+#[inline(never)] // its own entry in profiles
 fn run_unbatched(
     scorer: &Scorer,
     stream: &Stream,
@@ -714,6 +890,7 @@ const BATCH: usize = 256;
 /// applies them in order, fetching states ahead (the results are those of the
 /// unbatched path, bit for bit). The host only resolves each event's contact number.
 /// Scores the first `count` events.
+#[inline(never)] // its own entry in profiles
 fn run_batched(
     scorer: &Scorer,
     stream: &Stream,
@@ -754,6 +931,7 @@ fn run_batched(
 
 /// The full engine, one event at a time: duplicates, scoring, rules (the MQL alert),
 /// effects with idempotency keys, wake-ups.
+#[inline(never)] // its own entry in profiles
 fn run_engine(
     engine: &Engine,
     stream: &Stream,
@@ -825,6 +1003,7 @@ struct Args {
     time_cap: f64,
     scaling: bool,
     rescore_contacts: usize,
+    quickstart_contacts: usize,
 }
 
 fn args() -> Args {
@@ -838,6 +1017,7 @@ fn args() -> Args {
         time_cap: 60.0,
         scaling: true,
         rescore_contacts: 100_000,
+        quickstart_contacts: 2_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -851,6 +1031,7 @@ fn args() -> Args {
             "--scale-seconds" => a.scale_seconds = num(),
             "--time-cap" => a.time_cap = num(),
             "--rescore-contacts" => a.rescore_contacts = num() as usize,
+            "--quickstart-contacts" => a.quickstart_contacts = num() as usize,
             "--no-scaling" => a.scaling = false,
             other => panic!("unknown argument `{other}`"),
         }
@@ -875,7 +1056,8 @@ fn main() {
     // --- Setup (untimed) ------------------------------------------------------------
     let t = Instant::now();
     let pools = Pools::new(false);
-    let (model, n_rules, rules_json) = main_model(&schema, &pools, &mut rng, true);
+    let (model, n_rules, rules_json, native) = main_model(&schema, &pools, &mut rng, true);
+    let strings = NStrings::new(&pools);
     let document = engine_document(&schema, &rules_json);
     let scorer = Scorer::new(vec![model], n_types).expect("valid model");
     let m0 = live();
@@ -944,17 +1126,53 @@ fn main() {
     let mut slots: Vec<Slot> = initial.iter().map(|s| Slot { _scores: s.clone(), events: 0 }).collect();
     let touch = run_touch(&stream, &mut slots);
     drop(slots);
+
+    let mut states = initial.clone();
+    let unbatched = run_unbatched(&scorer, &stream, &contacts, &mut states, Some(args.time_cap));
+    let fp_unbatched = fingerprint(&scorer, &states, end);
+
+    // The native baseline on the same events, checked against nurture's scores before
+    // any rate is printed.
+    let mut native_states: Vec<NState> = contacts
+        .iter()
+        .map(|c| NState {
+            at: [start.unix_seconds(); 2],
+            last: start.unix_seconds(),
+            fit: native_fit(&schema, c),
+            ..NState::default()
+        })
+        .collect();
+    let native_run = run_native(&native, &strings, &stream, &mut native_states, unbatched.events);
+    let difference = native_difference(&scorer, &states, &native_states, end.unix_seconds(), end);
+    assert!(
+        difference <= NATIVE_TOLERANCE
+            && native_run.changes == unbatched.changes
+            && native_run.crossings == unbatched.crossings,
+        "the native baseline disagrees with nurture: largest score difference {difference:e} (tolerance \
+         {NATIVE_TOLERANCE:e}), awards {} vs {}, crossings {} vs {}",
+        native_run.changes,
+        unbatched.changes,
+        native_run.crossings,
+        unbatched.crossings
+    );
+    drop(native_states);
+    drop(states);
     println!(
         "  touch floor   {:>12.0} events/s  ({:.1} ns/event: slot lookup + one counter increment, all {} events)",
         touch.rate(),
         1e9 / touch.rate(),
         touch.events
     );
-
-    let mut states = initial.clone();
-    let unbatched = run_unbatched(&scorer, &stream, &contacts, &mut states, Some(args.time_cap));
-    let fp_unbatched = fingerprint(&scorer, &states, end);
-    drop(states);
+    println!(
+        "  native        {:>12.0} events/s  ({:.0} ns/event; the same model hand-written in plain Rust, same events; \
+         final scores within {NATIVE_TOLERANCE:e} of nurture's (largest difference {difference:.1e}), same {} awards \
+         and {} crossings; {:.3} allocations/event)",
+        native_run.rate(),
+        1e9 / native_run.rate(),
+        native_run.changes,
+        native_run.crossings,
+        native_run.allocs as f64 / native_run.events.max(1) as f64
+    );
     let prefix = if unbatched.events < stream.events.len() {
         format!(
             "the first {} of {} events: stopped at the {:.0} s time cap",
@@ -1024,8 +1242,12 @@ fn main() {
     // --- The full engine -----------------------------------------------------------
     let program = Program::from_json(&document).unwrap_or_else(|e| panic!("{}", e.render()));
     let engine = Engine::new(Arc::new(program));
+    let before_states = live();
     let mut engine_states: Vec<ContactState> = contacts.iter().map(|c| engine.new_state(c, start)).collect();
     let full = run_engine(&engine, &stream, &contacts, &mut engine_states, Some(args.time_cap));
+    // Everything the engine keeps for the contacts after the stream, as the allocator
+    // counts it (the states' vector and every heap block they own).
+    let engine_bytes = (live() - before_states) as f64 / contacts.len().max(1) as f64;
     let engine_scorer = engine.program().scorer().expect("a scoring section");
     let same_scores = full.events == unbatched.events
         && engine_states.iter().zip(&final_states).all(|(e, s)| {
@@ -1042,7 +1264,7 @@ fn main() {
     );
     println!(
         "                {:.2} effects/event, {} threshold crossings, {:.3} allocations/event, {} errors; \
-         scores identical to the scorer's: {same_scores}",
+         scores identical to the scorer's: {same_scores}; engine state {engine_bytes:.0} B/contact",
         full.changes as f64 / full.events.max(1) as f64,
         full.crossings,
         full.allocs as f64 / full.events.max(1) as f64,
@@ -1103,7 +1325,18 @@ fn main() {
     drop(stream);
     drop(contacts);
 
+    // --- The quickstart program's state ------------------------------------------------
+    let quickstart = quickstart_state_bytes(args.quickstart_contacts);
+    println!();
+    println!(
+        "quickstart program (examples/b2b_rules.json, 90-day funnel of {} contacts, {} events and their \
+         wake-ups through Engine): full engine state {:.0} B/contact after the stream (allocator-measured)",
+        args.quickstart_contacts, quickstart.1, quickstart.0
+    );
+
     // --- Rule-count scaling -------------------------------------------------------------
+    // Per rule count: (events/s unbatched, awards per event).
+    let mut scale: Vec<(usize, f64, f64)> = Vec::new();
     if args.scaling {
         println!();
         let t = Instant::now();
@@ -1146,6 +1379,7 @@ fn main() {
                 .sum::<f64>()
                 / u.events as f64;
             let base_rate = *base.get_or_insert(u.rate());
+            scale.push((n, u.rate(), u.changes as f64 / u.events.max(1) as f64));
             println!(
                 "  {:>7}  {:>11}  {:>13.0}  {:>13.0}  {:>13.1}  {:>10.3}  {:>8.3}x   (compiled in {:.2} s)",
                 n,
@@ -1160,6 +1394,7 @@ fn main() {
         }
     }
 
+    let scaled = |n: usize| scale.iter().find(|s| s.0 == n).copied();
     if args.json {
         println!(
             "{}",
@@ -1173,7 +1408,384 @@ fn main() {
                 "hot_state_bytes_per_contact": hot_after.max(hot_before).round(),
                 "rescore_events_per_sec": rescore_rate.round(),
                 "engine_events_per_sec": full.rate().round(),
+                "native_events_per_sec": native_run.rate().round(),
+                "engine_state_bytes_per_contact": engine_bytes.round(),
+                "quickstart_state_bytes_per_contact": quickstart.0.round(),
+                "scale_100_events_per_sec": scaled(100).map(|s| s.1.round()),
+                "scale_10000_events_per_sec": scaled(10_000).map(|s| s.1.round()),
+                "scale_100_awards_per_event": scaled(100).map(|s| s.2),
+                "scale_10000_awards_per_event": scaled(10_000).map(|s| s.2),
             })
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The native baseline: the same 200-rule model written by hand in plain Rust, as a team
+// without a rules engine would write it. Events are plain structs (interned property
+// values, prepared outside the timing like nurture's `Event`s), each event type's rules
+// are a `Vec` of hand-written tests tried in order, and the per-contact state is a small
+// struct: two decaying groups with caps, the total's cap and floor, two thresholds with
+// hysteresis, and repeat-policy memory. No explanations, no index, no effects.
+
+/// A hand-written condition over a native event's two interned values `a` and `b` and
+/// its number `n` (which property each is depends on the event type, see
+/// [`NEvent`]); positions are the values' positions in the pools.
+#[derive(Clone, Debug, PartialEq)]
+enum NCond {
+    Always,
+    A(u32),
+    B(u32),
+    AB(u32, u32),
+    AIn([u32; 3]),
+    AN(u32, i64),
+    N(i64),
+    APrefix(Box<str>),
+    APrefixB(Box<str>, u32),
+    ABSuffix(u32, Box<str>),
+    ABPrefix(u32, Box<str>),
+    BContains(Box<str>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum NRepeat {
+    Every,
+    Once,
+    PerDay(usize),
+    Hourly,
+}
+
+#[derive(Clone, Debug)]
+struct NRule {
+    cond: NCond,
+    points: f64,
+    group: usize,
+    repeat: NRepeat,
+    /// The rule's position among the rules with a repeat policy.
+    slot: u16,
+}
+
+/// An event as the native scorer reads it. Per type, `a` / `b` / `n`: page_visit url /
+/// utm_source / seconds_on_page; email_opened and email_unsubscribed campaign;
+/// email_clicked campaign / link; product_login feature; asset_download asset /
+/// asset_type; ad_clicked campaign / network; form_submit form / page; video_watched
+/// video / - / percent; webinar_* webinar / - / minutes; chat_started topic;
+/// trial_started plan; job_changed new_title / - / new_company_size.
+#[derive(Clone, Copy, Debug)]
+struct NEvent {
+    contact: u32,
+    kind: u8,
+    a: u32,
+    b: u32,
+    n: i64,
+    at: i64,
+}
+
+/// A rule's repeat-policy memory: its most recent award instants (newest last).
+#[derive(Clone, Debug)]
+struct NMemory {
+    slot: u16,
+    len: u8,
+    times: [i64; 3],
+}
+
+#[derive(Clone, Debug, Default)]
+struct NState {
+    value: [f64; 2],
+    at: [i64; 2],
+    last: i64,
+    fit: f64,
+    inside: [bool; 2],
+    entered: [bool; 2],
+    memory: Vec<NMemory>,
+}
+
+struct NativeModel {
+    /// Per event type (in `event_types()` order), its rules in model order.
+    rules: Vec<Vec<NRule>>,
+    memory_slots: u16,
+}
+
+/// The strings behind the interned values the native tests look into.
+struct NStrings {
+    a: Vec<Vec<String>>,
+    b: Vec<Vec<String>>,
+}
+
+impl NStrings {
+    fn new(pools: &Pools) -> NStrings {
+        let table = |p: &Pool| p.strs.clone();
+        let mut a = vec![Vec::new(); event_types().len()];
+        let mut b = vec![Vec::new(); event_types().len()];
+        for (k, (name, _, _)) in event_types().iter().enumerate() {
+            let (x, y) = match *name {
+                "page_visit" => (table(&pools.url), table(&pools.source)),
+                "email_clicked" => (table(&pools.campaign), table(&pools.link)),
+                "asset_download" => (table(&pools.asset), table(&pools.asset_type)),
+                "ad_clicked" => (table(&pools.campaign), table(&pools.network)),
+                "form_submit" => (table(&pools.form), table(&pools.url)),
+                _ => (Vec::new(), Vec::new()),
+            };
+            a[k] = x;
+            b[k] = y;
+        }
+        NStrings { a, b }
+    }
+}
+
+const HALF_LIFE_SECONDS: [f64; 2] = [30.0 * 86_400.0, 14.0 * 86_400.0];
+const GROUP_CAP: [f64; 2] = [80.0, 60.0];
+/// mql 60/50 every crossing, sales_ready 85/70 once.
+const LEVELS: [(f64, f64, bool); 2] = [(60.0, 50.0, true), (85.0, 70.0, false)];
+
+impl NativeModel {
+    #[inline]
+    fn holds(cond: &NCond, e: &NEvent, strings: &NStrings) -> bool {
+        let a = || strings.a[e.kind as usize].get(e.a as usize).map_or("", String::as_str);
+        let b = || strings.b[e.kind as usize].get(e.b as usize).map_or("", String::as_str);
+        match cond {
+            NCond::Always => true,
+            NCond::A(x) => e.a == *x,
+            NCond::B(y) => e.b == *y,
+            NCond::AB(x, y) => e.a == *x && e.b == *y,
+            NCond::AIn(xs) => xs.contains(&e.a),
+            NCond::AN(x, n) => e.a == *x && e.n >= *n,
+            NCond::N(n) => e.n >= *n,
+            NCond::APrefix(p) => a().starts_with(&**p),
+            NCond::APrefixB(p, y) => a().starts_with(&**p) && e.b == *y,
+            NCond::ABSuffix(x, s) => e.a == *x && b().ends_with(&**s),
+            NCond::ABPrefix(x, p) => e.a == *x && b().starts_with(&**p),
+            NCond::BContains(s) => b().contains(&**s),
+        }
+    }
+
+    fn allows(state: &NState, rule: &NRule, now: i64) -> bool {
+        let Some(m) = state.memory.iter().find(|m| m.slot == rule.slot) else {
+            return true;
+        };
+        let times = &m.times[..m.len as usize];
+        match rule.repeat {
+            NRepeat::Every => true,
+            NRepeat::Once => false,
+            NRepeat::PerDay(max) => times.iter().filter(|&&t| now - t < 86_400).count() < max,
+            NRepeat::Hourly => times.last().is_none_or(|&t| now - t >= 3_600),
+        }
+    }
+
+    fn record(state: &mut NState, rule: &NRule, now: i64) {
+        let keep = match rule.repeat {
+            NRepeat::PerDay(max) => max,
+            _ => 1,
+        };
+        let m = match state.memory.iter().position(|m| m.slot == rule.slot) {
+            Some(i) => &mut state.memory[i],
+            None => {
+                state.memory.push(NMemory { slot: rule.slot, len: 0, times: [0; 3] });
+                state.memory.last_mut().expect("just pushed")
+            }
+        };
+        if (m.len as usize) < keep {
+            m.len += 1;
+        } else {
+            m.times.copy_within(1..keep, 0);
+        }
+        m.times[m.len as usize - 1] = now;
+    }
+
+    fn decayed(state: &NState, now: i64) -> [f64; 2] {
+        let d = |g: usize| state.value[g] * (-((now - state.at[g]) as f64) / HALF_LIFE_SECONDS[g]).exp2();
+        [d(0), d(1)]
+    }
+
+    /// The total at `now`, within the model's bounds (0 to 100).
+    fn total(state: &NState, values: [f64; 2]) -> f64 {
+        (values[0] + values[1] + state.fit).clamp(0.0, 100.0)
+    }
+
+    /// Applies one event; returns (awards, threshold crossings).
+    fn handle(&self, state: &mut NState, e: &NEvent, strings: &NStrings) -> (usize, usize) {
+        let now = e.at.max(state.last);
+        state.last = now;
+        let mut values = None;
+        let mut awards = 0;
+        for rule in &self.rules[e.kind as usize] {
+            if !Self::holds(&rule.cond, e, strings)
+                || (rule.repeat != NRepeat::Every && !Self::allows(state, rule, now))
+            {
+                continue;
+            }
+            let v = values.get_or_insert_with(|| Self::decayed(state, now));
+            let raw = v[0] + v[1];
+            let points = if rule.points > 0.0 {
+                rule.points.min((100.0 - raw).max(0.0))
+            } else {
+                rule.points.max((-raw).min(0.0))
+            };
+            let g = rule.group;
+            let next = (v[g] + points).min(GROUP_CAP[g]).max(0.0);
+            v[g] = next;
+            state.value[g] = next;
+            state.at[g] = now;
+            if rule.repeat != NRepeat::Every {
+                Self::record(state, rule, now);
+            }
+            awards += 1;
+        }
+        let total = Self::total(state, values.unwrap_or_else(|| Self::decayed(state, now)));
+        let mut crossings = 0;
+        for (i, &(enter, exit, rearm)) in LEVELS.iter().enumerate() {
+            if !state.inside[i] && total >= enter {
+                state.inside[i] = true;
+                crossings += usize::from(rearm || !state.entered[i]);
+                state.entered[i] = true;
+            } else if state.inside[i] && total < exit {
+                state.inside[i] = false;
+                crossings += 1;
+            }
+        }
+        (awards, crossings)
+    }
+}
+
+/// The fit points of the six fit rules, by hand.
+fn native_fit(schema: &Schema, contact: &Contact) -> f64 {
+    let get = |name: &str| schema.attribute(contact, name);
+    let int = |name: &str| match get(name) {
+        Some(Value::Int(i)) => Some(*i),
+        _ => None,
+    };
+    let text = |name: &str| match get(name) {
+        Some(Value::String(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    let mut fit = 0.0;
+    if int("company_size").is_some_and(|s| s >= 1000) {
+        fit += 10.0;
+    }
+    if text("country").is_some_and(|c| ["US", "CA", "GB", "DE", "FR"].contains(&c.as_str())) {
+        fit += 5.0;
+    }
+    if let Some(title) = text("job_title") {
+        let title = title.to_lowercase();
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        let senior =
+            ["vp", "vice president", "director", "head of", "chief", "cto", "ceo"].iter().any(|kw| {
+                title.match_indices(kw).any(|(i, _)| {
+                    !title[..i].chars().next_back().is_some_and(word)
+                        && !title[i + kw.len()..].chars().next().is_some_and(word)
+                })
+            });
+        if senior {
+            fit += 15.0;
+        }
+    }
+    if text("job_title").as_deref() == Some("Student") {
+        fit -= 10.0;
+    }
+    if text("industry").as_deref() == Some("software") {
+        fit += 5.0;
+    }
+    if matches!(get("annual_revenue_usd"), Some(Value::Double(r)) if *r > 50_000_000.0) {
+        fit += 5.0;
+    }
+    fit
+}
+
+/// The native pass over the first `count` events of the stream.
+#[inline(never)] // its own entry in profiles
+fn run_native(
+    model: &NativeModel,
+    strings: &NStrings,
+    stream: &Stream,
+    states: &mut [NState],
+    count: usize,
+) -> Run {
+    let mut run = Run::default();
+    let a0 = allocs();
+    let t0 = Instant::now();
+    for e in &stream.native[..count.min(stream.native.len())] {
+        let (awards, crossings) = model.handle(&mut states[e.contact as usize], e, strings);
+        run.changes += awards;
+        run.crossings += crossings;
+        run.events += 1;
+    }
+    run.seconds = t0.elapsed().as_secs_f64();
+    run.allocs = allocs() - a0;
+    run
+}
+
+/// The documented tolerance between the native baseline's final scores and nurture's:
+/// the native code uses the platform's `exp2` where nurture uses its own portable decay
+/// arithmetic (both within about 1e-15 relative per factor), so scores agree to far
+/// better than this.
+const NATIVE_TOLERANCE: f64 = 1e-9;
+
+/// The largest difference between native and nurture final scores at `at`.
+fn native_difference(
+    scorer: &Scorer,
+    states: &[ContactScores],
+    native: &[NState],
+    at: i64,
+    ts: Timestamp,
+) -> f64 {
+    states
+        .iter()
+        .zip(native)
+        .map(|(s, n)| {
+            let ours = scorer.value(s, 0, ts).unwrap_or(f64::NAN);
+            let theirs = NativeModel::total(n, NativeModel::decayed(n, at.max(n.last)));
+            let d = (ours - theirs).abs();
+            if d.is_nan() {
+                f64::INFINITY
+            } else {
+                d
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The full engine state per contact for the quickstart's program: the funnel of
+/// `examples/b2b_rules.json` over 90 days for `n` contacts, every event through
+/// `Engine::handle_event` and each contact's due wake-ups through
+/// `Engine::handle_timeout` before its next event and at the end, as the allocator
+/// counts the states (their vector and every heap block they own). Returns (bytes per
+/// contact, events).
+fn quickstart_state_bytes(n: usize) -> (f64, usize) {
+    let program = Program::from_json(workload::RULES_JSON).unwrap_or_else(|e| panic!("{}", e.render()));
+    let engine = Engine::new(Arc::new(program));
+    let schema = engine.program().schema().clone();
+    let mut rng = Rng::new(0x0051_A7E5);
+    let contacts = workload::contacts(&schema, n, &mut rng);
+    let events = workload::funnel_events(&schema, n, 90, &mut rng);
+    let number: std::collections::HashMap<&str, usize> =
+        contacts.iter().enumerate().map(|(i, c)| (c.id().as_str(), i)).collect();
+    let start = workload::start();
+    let end = start.checked_add(Duration::from_days(90).expect("in range")).expect("in range");
+    // Scratch buffers and the wake-up list are made first and left out of the count.
+    let mut scratch = EngineScratch::default();
+    let mut event_scratch = EngineScratch::default();
+    let mut wakes: Vec<Option<Timestamp>> = vec![None; n];
+    let before = live();
+    let mut states: Vec<ContactState> = contacts.iter().map(|c| engine.new_state(c, start)).collect();
+    let mut due =
+        |c: usize, until: Timestamp, states: &mut Vec<ContactState>, wakes: &mut Vec<Option<Timestamp>>| {
+            while let Some(w) = wakes[c].filter(|w| *w <= until) {
+                let outcome =
+                    engine.handle_timeout(&mut states[c], &contacts[c], w, &mut scratch).expect("in order");
+                wakes[c] = outcome.next_wake;
+            }
+        };
+    for event in &events {
+        let c = number[event.contact().as_str()];
+        due(c, event.at(), &mut states, &mut wakes);
+        if let Ok(outcome) = engine.handle_event(&mut states[c], &contacts[c], event, &mut event_scratch) {
+            wakes[c] = outcome.next_wake.or(wakes[c]);
+        }
+    }
+    for c in 0..n {
+        due(c, end, &mut states, &mut wakes);
+    }
+    let bytes = (live() - before) as f64 / n.max(1) as f64;
+    black_box(&states);
+    (bytes, events.len())
 }

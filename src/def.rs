@@ -722,8 +722,12 @@ pub struct ThresholdDef {
 pub struct BandDef {
     /// Its name.
     pub name: String,
-    /// Its lowest score.
+    /// The score at which it is entered (its lowest score without hysteresis).
     pub from: f64,
+    /// Hysteresis: once in the band, the contact leaves it only when the score falls
+    /// below this (at most `from`; absent: `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave: Option<f64>,
 }
 
 /// When a threshold may report an upward crossing again.

@@ -440,7 +440,10 @@ static THRESHOLD: Shape = Shape {
     ],
 };
 
-static BAND: Shape = Shape { what: "band", keys: &[req("name", Child::Str), req("from", Child::F64)] };
+static BAND: Shape = Shape {
+    what: "band",
+    keys: &[req("name", Child::Str), req("from", Child::F64), opt("leave", Child::F64)],
+};
 
 static SCHEMA: Shape = Shape {
     what: "schema",

@@ -6,6 +6,11 @@
 //! table; only rules filed under the event's actual value of P, plus the rules with no
 //! such test, are evaluated. Rules skipped this way could not have matched, so they are
 //! not evaluated and report no errors.
+//!
+//! Contact attributes are known when an event is matched, so `contact.A == "lit"` (and
+//! `in`, int equality) files rules the same way, under A's table, looked up in the
+//! contact's attributes. Each rule is filed under one test: the property or attribute
+//! that the most rules of its event type test.
 
 use hashbrown::HashMap;
 
@@ -38,8 +43,14 @@ struct TypeRules {
     tables: Vec<Table>,
 }
 
+/// Where a table's value comes from: the event's properties or the contact's
+/// attributes, and the slot.
+type Key = (bool, Slot);
+
 #[derive(Clone, Debug)]
 struct Table {
+    /// Whether the value is a contact attribute (else an event property).
+    contact: bool,
     slot: Slot,
     strings: HashMap<Box<str>, Vec<u32>>,
     ints: HashMap<i64, Vec<u32>>,
@@ -51,29 +62,34 @@ enum Literal {
     Int(i64),
 }
 
-/// The equality discriminators of a condition: (event slot, literals) per conjunct.
-fn discriminators(pred: &Pred) -> Vec<(Slot, Vec<Literal>)> {
+/// The equality discriminators of a condition: (key, literals) per conjunct.
+fn discriminators(pred: &Pred) -> Vec<(Key, Vec<Literal>)> {
     let conjuncts: &[Pred] = match pred {
         Pred::And(items) => items,
         other => std::slice::from_ref(other),
     };
     conjuncts
         .iter()
-        .filter_map(|c| match c {
-            Pred::StrEq(f, k, true) if f.scope == Scope::Event => {
-                Some((f.slot, vec![Literal::Str(Box::from(&**k.text()))]))
+        .filter_map(|c| {
+            let key = |scope: Scope, slot: Slot| match scope {
+                Scope::Event => Some((false, slot)),
+                Scope::Contact => Some((true, slot)),
+                _ => None,
+            };
+            match c {
+                Pred::StrEq(f, k, true) => {
+                    Some((key(f.scope, f.slot)?, vec![Literal::Str(Box::from(&**k.text()))]))
+                }
+                Pred::StrIn(f, set) => {
+                    let mut lits: Vec<Literal> =
+                        set.iter().map(|k| Literal::Str(Box::from(&**k.text()))).collect();
+                    lits.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+                    lits.dedup();
+                    Some((key(f.scope, f.slot)?, lits))
+                }
+                Pred::IntCmp(f, BinOp::Eq, k) => Some((key(f.scope, f.slot)?, vec![Literal::Int(*k)])),
+                _ => None,
             }
-            Pred::StrIn(f, set) if f.scope == Scope::Event => {
-                let mut lits: Vec<Literal> =
-                    set.iter().map(|k| Literal::Str(Box::from(&**k.text()))).collect();
-                lits.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-                lits.dedup();
-                Some((f.slot, lits))
-            }
-            Pred::IntCmp(f, BinOp::Eq, k) if f.scope == Scope::Event => {
-                Some((f.slot, vec![Literal::Int(*k)]))
-            }
-            _ => None,
         })
         .collect()
 }
@@ -84,8 +100,8 @@ impl RuleIndex {
     pub(crate) fn from_entries(types: usize, entries: &[IndexEntry<'_>]) -> RuleIndex {
         let mut by_type = vec![TypeRules::default(); types];
         // Per type: each rule's discriminators, then how many rules each slot serves.
-        let mut per_rule: Vec<Vec<(Slot, Vec<Literal>)>> = Vec::with_capacity(entries.len());
-        let mut slot_counts: Vec<HashMap<Slot, usize>> = vec![HashMap::new(); types];
+        let mut per_rule: Vec<Vec<(Key, Vec<Literal>)>> = Vec::with_capacity(entries.len());
+        let mut slot_counts: Vec<HashMap<Key, usize>> = vec![HashMap::new(); types];
         for entry in entries {
             let d = entry.condition.map(discriminators).unwrap_or_default();
             if let Some(counts) = slot_counts.get_mut(entry.event_type.get()) {
@@ -111,11 +127,16 @@ impl RuleIndex {
             let type_rules = &mut by_type[t];
             match best {
                 None => type_rules.always.push(i),
-                Some((slot, literals)) => {
-                    let pos = match type_rules.tables.iter().position(|tb| tb.slot == slot) {
+                Some(((contact, slot), literals)) => {
+                    let pos = match type_rules
+                        .tables
+                        .iter()
+                        .position(|tb| (tb.contact, tb.slot) == (contact, slot))
+                    {
                         Some(p) => p,
                         None => {
                             type_rules.tables.push(Table {
+                                contact,
                                 slot,
                                 strings: HashMap::new(),
                                 ints: HashMap::new(),
@@ -136,9 +157,18 @@ impl RuleIndex {
         RuleIndex { by_type }
     }
 
-    /// Fills `out` with the candidate rules for `event`, in declaration order.
+    /// Whether any rule is on events of type `t` (else every event of it has no
+    /// candidates, and callers can skip preparing an evaluation).
     #[inline]
-    pub(crate) fn candidates(&self, event: &Event, out: &mut Vec<u32>) {
+    pub(crate) fn has_rules_for(&self, t: crate::id::EventTypeIndex) -> bool {
+        self.by_type.get(t.get()).is_some_and(|r| !r.always.is_empty() || !r.tables.is_empty())
+    }
+
+    /// Fills `out` with the candidate rules for `event` and the contact whose
+    /// attributes (by slot) are `contact`, in declaration order. Without the contact
+    /// (`None`), rules filed under a contact attribute are all candidates.
+    #[inline]
+    pub(crate) fn candidates(&self, event: &Event, contact: Option<&[Option<Value>]>, out: &mut Vec<u32>) {
         out.clear();
         let Some(t) = self.by_type.get(event.event_type().get()) else {
             return;
@@ -147,7 +177,18 @@ impl RuleIndex {
         let mut sources = usize::from(!t.always.is_empty());
         let props = event.properties().slots();
         for table in &t.tables {
-            let hit = match props.get(usize::from(table.slot)) {
+            let record = match (table.contact, contact) {
+                (false, _) => props,
+                (true, Some(attributes)) => attributes,
+                (true, None) => {
+                    // Unknown contact: every rule of the table may match.
+                    // (A rule filed under several literals comes twice: deduplicated below.)
+                    out.extend(table.strings.values().chain(table.ints.values()).flatten().copied());
+                    sources += 2;
+                    continue;
+                }
+            };
+            let hit = match record.get(usize::from(table.slot)) {
                 Some(Some(Value::String(s))) => table.strings.get(&**s),
                 Some(Some(Value::Int(n))) => table.ints.get(n),
                 Some(Some(Value::Double(d))) if d.fract() == 0.0 && d.abs() < 9.0e15 => {
@@ -162,6 +203,7 @@ impl RuleIndex {
         }
         if sources > 1 {
             out.sort_unstable();
+            out.dedup();
         }
     }
 }

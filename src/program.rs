@@ -505,7 +505,7 @@ impl Program {
         event: &Event,
         scratch: &'s mut MatchScratch,
     ) -> impl ExactSizeIterator<Item = RuleIndexId> + 's {
-        self.index.candidates(event, &mut scratch.buffers.candidates);
+        self.index.candidates(event, None, &mut scratch.buffers.candidates);
         scratch.buffers.candidates.iter().map(|&i| RuleIndexId(i))
     }
 
@@ -533,6 +533,12 @@ impl Program {
         self.run(event, activation, &mut scratch.buffers)
     }
 
+    /// Whether any event rule is on events of type `t` (the engine skips preparing
+    /// rule evaluation for an event of a type no rule is on).
+    pub(crate) fn has_event_rules_for(&self, t: crate::id::EventTypeIndex) -> bool {
+        self.index.has_rules_for(t)
+    }
+
     /// Evaluates the event's candidate rules against `activation`.
     fn run<'s>(
         &self,
@@ -540,7 +546,8 @@ impl Program {
         activation: &Activation<'_>,
         buffers: &'s mut MatchBuffers,
     ) -> Matches<'s> {
-        self.index.candidates(event, &mut buffers.candidates);
+        let contact = Some(activation.scopes[crate::expr::ir::Scope::Contact as usize]);
+        self.index.candidates(event, contact, &mut buffers.candidates);
         buffers.matched.clear();
         buffers.errors.clear();
         for &i in &buffers.candidates {

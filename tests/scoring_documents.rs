@@ -382,3 +382,67 @@ fn point_rules_read_scores_as_they_stand_before_the_event() {
     // 10, 20, then 20 >= 20 so +15 (35), then +15 (50).
     assert_eq!(program.scorer().unwrap().value(&state, 0, last), Some(50.0));
 }
+
+/// A model with a hysteresis band: `hot` entered at 80, left only below 70; each visit
+/// is worth 20 points, decaying with a 10-day half-life.
+const HYSTERESIS: &str = r#"{"id": "s", "decay": {"half_life": "10d"},
+    "rules": [{"id": "v", "on": "page_visit", "points": 20}],
+    "bands": [{"name": "warm", "from": 40}, {"name": "hot", "from": 80, "leave": 70}]}"#;
+
+#[test]
+fn a_band_with_hysteresis_is_left_only_below_its_leave_level() {
+    let program = compile_model(HYSTERESIS).unwrap_or_else(|e| panic!("{}", e.render()));
+    let scorer = program.scorer().unwrap();
+    // Four visits at once: 80, hot.
+    let (mut state, t) = visits(&program, &[0, 0, 0, 0]);
+    assert_eq!(scorer.value(&state, 0, t), Some(80.0));
+    assert_eq!(scorer.band(&state, 0, t), Some("hot"));
+    // The wake-up is when decay takes the score below 70 (leave), not below 80 (from):
+    // 80 * 2^(-d / 10 days) < 70 after about 1.93 days.
+    let wake = scorer.next_wake(&state, t).expect("a decaying score in a band wakes");
+    let seconds = wake.unix_seconds() - t.unix_seconds();
+    let below = |s: i64| 80.0 * 2f64.powf(-(s as f64) / 864_000.0) < 70.0;
+    assert!(below(seconds) && !below(seconds - 1), "wake {seconds}s after reaching 80");
+    // Just before it: 70-something, still hot (without hysteresis it would be warm).
+    let early = Timestamp::from_unix(wake.unix_seconds() - 1, 0).unwrap();
+    let update = scorer.handle_timeout(&mut state, early).unwrap();
+    assert!(update.band_changes.is_empty(), "{update:?}");
+    assert_eq!(scorer.band(&state, 0, early), Some("hot"));
+    // At the wake-up the score is below 70: out of `hot`, into `warm`.
+    let update = scorer.handle_timeout(&mut state, wake).unwrap();
+    assert_eq!(update.band_changes, [(nurture::ScoreId::from("s"), Some("hot".into()), Some("warm".into()))]);
+    assert_eq!(scorer.band(&state, 0, wake), Some("warm"));
+}
+
+#[test]
+fn a_band_that_rises_back_is_reentered_at_its_from_level() {
+    // Three visits, then a fourth five days later: 62.4 is at or above `leave` (70)? No,
+    // and never reached `from` (80): a band is entered only at its `from`.
+    let program = compile_model(HYSTERESIS).unwrap();
+    let scorer = program.scorer().unwrap();
+    let (state, t) = visits(&program, &[0, 0, 0, 86_400 * 5]);
+    // 60 decayed 5 days (42.4) + 20 = 62.4: warm, never hot.
+    assert!((scorer.value(&state, 0, t).unwrap() - (60.0 * 2f64.powf(-0.5) + 20.0)).abs() < 1e-9);
+    assert_eq!(scorer.band(&state, 0, t), Some("warm"));
+}
+
+#[test]
+fn a_band_leave_level_above_from_is_refused() {
+    let err = compile_model(
+        r#"{"id": "s", "rules": [{"id": "v", "on": "page_visit", "points": 1}],
+            "bands": [{"name": "hot", "from": 80, "leave": 90}, {"name": "warm", "from": 40, "leave": 1e300}]}"#,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/scoring/models/0/bands/0/leave", "/scoring/models/0/bands/1/leave"],
+        "{}",
+        err.render()
+    );
+    assert!(err.render().contains("at most its `from`"), "{}", err.render());
+    // A leave level that is not a number is a shape error at the same path.
+    let err =
+        compile_model(r#"{"id": "s", "bands": [{"name": "hot", "from": 80, "leave": "70"}]}"#).unwrap_err();
+    assert_eq!(err.diagnostics[0].path, "/scoring/models/0/bands/0/leave", "{}", err.render());
+}

@@ -171,23 +171,36 @@ impl ContactState {
 
     /// Remembers an event id in a window of `window` ids (the oldest leave first,
     /// format-1 ones before any other); `false` when it was already among them.
+    #[cfg(test)]
     pub(crate) fn remember(&mut self, id: &EventId, window: usize) -> bool {
         if self.has_seen(id) {
             return false;
         }
+        self.remember_new(fingerprint(id), window);
+        true
+    }
+
+    /// Remembers a fingerprint known not to be among the recent ones (the caller
+    /// searched already: one search per event).
+    pub(crate) fn remember_new(&mut self, print: Fingerprint, window: usize) {
         let window = window.clamp(1, MAX_DEDUP_WINDOW);
         while self.seen.len() + self.seen_fnv64.len() >= window {
             if self.seen_fnv64.pop_front().is_none() {
                 self.seen.pop_front();
             }
         }
-        self.seen.push_back(fingerprint(id));
-        true
+        self.seen.push_back(print);
     }
 
     /// Whether an event id is among the recent ones.
+    #[cfg(test)]
     pub(crate) fn has_seen(&self, id: &EventId) -> bool {
-        self.seen.contains(&fingerprint(id))
+        self.has_seen_print(id, fingerprint(id))
+    }
+
+    /// Whether an event id, whose fingerprint is `print`, is among the recent ones.
+    pub(crate) fn has_seen_print(&self, id: &EventId, print: Fingerprint) -> bool {
+        self.seen.contains(&print)
             || (!self.seen_fnv64.is_empty() && self.seen_fnv64.contains(&fingerprint_v1(id)))
     }
 
@@ -204,7 +217,7 @@ impl ContactState {
 }
 
 /// An event id's fingerprint for the duplicate window.
-fn fingerprint(id: &EventId) -> Fingerprint {
+pub(crate) fn fingerprint(id: &EventId) -> Fingerprint {
     let mut h = SipHasher128::keys();
     h.part(b"event id").part(id.as_str().as_bytes());
     Fingerprint(h.finish())

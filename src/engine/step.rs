@@ -36,8 +36,9 @@ impl Engine {
             }
         }
         // A keyed event (`schema.keys`) whose key was seen is a duplicate too.
+        let print = state::fingerprint(event.id());
         let key = self.memory_key(event);
-        if state.has_seen(event.id()) || key.is_some_and(|k| super::keyed::seen_key(state, event, k)) {
+        if state.has_seen_print(event.id(), print) || key.is_some_and(|k| super::keyed::seen_key(state, event, k)) {
             let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
@@ -52,7 +53,8 @@ impl Engine {
             let update = scorer.handle_event(scores, contact, event, &mut scratch.scoring)?;
             self.score_effects(&mut step, update);
         }
-        state.remember(event.id(), self.dedup_window);
+        // Not among the recent ids (checked above): remembered without a second search.
+        state.remember_new(print, self.dedup_window);
         // 3. Counters and activity.
         self.program.counters().observe(&mut state.counters, contact, event);
         let type_name = event.type_name().as_str();
@@ -72,10 +74,12 @@ impl Engine {
                 })
             });
         }
-        // 4. Event rules.
-        self.bind_values(state, now, scratch);
-        self.member_values(state, &mut scratch.segments);
-        let matched: Vec<_> = {
+        // 4. Event rules (nothing to prepare when no rule is on this event type).
+        let matched: Vec<_> = if !self.program.has_event_rules_for(event.event_type()) {
+            Vec::new()
+        } else {
+            self.bind_values(state, now, scratch);
+            self.member_values(state, &mut scratch.segments);
             let activation = Activation::new()
                 .with_contact(contact)
                 .with_event(event)
@@ -303,7 +307,8 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.check(state, event.contact())?;
-        atomically(state, |state| self.handle_event_inner(state, contact, event, scratch))
+        let safe = self.cannot_fail_midway(state);
+        atomically(safe, state, |state| self.handle_event_inner(state, contact, event, scratch))
     }
 
     /// Handles attributes the host changed (a CRM sync, a form the host processed):
@@ -324,7 +329,10 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.check(state, before.id())?;
-        atomically(state, |state| self.handle_attribute_change_inner(state, before, after, now, scratch))
+        let safe = self.cannot_fail_midway(state);
+        atomically(safe, state, |state| {
+            self.handle_attribute_change_inner(state, before, after, now, scratch)
+        })
     }
 
     /// Handles the passage of time to `now`: decay crossings, counted events leaving
@@ -345,21 +353,40 @@ impl Engine {
         if now < state.last {
             return Err(ScoreError::OutOfOrder.into());
         }
-        atomically(state, |state| self.handle_timeout_inner(state, contact, now, scratch))
+        let safe = self.cannot_fail_midway(state);
+        atomically(safe, state, |state| self.handle_timeout_inner(state, contact, now, scratch))
+    }
+
+    /// Whether no step on `state` can fail after changing it (see
+    /// `Scorer::cannot_fail_midway`): everything else a step does after its checks
+    /// cannot fail (action errors become effects).
+    fn cannot_fail_midway(&self, state: &ContactState) -> bool {
+        match (self.program.scorer(), state.scores.as_ref()) {
+            (Some(scorer), Some(scores)) => scorer.cannot_fail_midway(scores),
+            _ => true,
+        }
     }
 }
 
 /// Runs a step on `state`, restoring it as it was when the step fails: a step is all
-/// or nothing (a failed event keeps no counter hit and no points of earlier rules). The
-/// copy costs about as much as serialising the state, a small part of a step
-/// (`docs/decisions.md`, "Bounded points and caps, and all-or-nothing steps").
+/// or nothing (a failed event keeps no counter hit and no points of earlier rules).
+/// When the step is `safe` (it can only fail before it changes anything, see
+/// `Engine::cannot_fail_midway`) no copy is taken; otherwise the state is copied first
+/// and restored on failure (`docs/decisions.md`, "Bounded points and caps, and
+/// all-or-nothing steps"). Builds with debug assertions (the tests) always copy, and
+/// check that a safe step that failed changed nothing.
 fn atomically<T>(
+    safe: bool,
     state: &mut ContactState,
     step: impl FnOnce(&mut ContactState) -> Result<T, EngineError>,
 ) -> Result<T, EngineError> {
+    if safe && !cfg!(debug_assertions) {
+        return step(state);
+    }
     let saved = state.clone();
     let result = step(state);
     if result.is_err() {
+        debug_assert!(!safe || *state == saved, "a step judged safe failed after changing the state");
         *state = saved;
     }
     result

@@ -359,7 +359,16 @@ fn model(
             ));
             continue;
         }
-        model = model.with_band(b.name.clone(), b.from);
+        let leave = b.leave.unwrap_or(b.from);
+        if !in_points_range(leave) || leave > b.from {
+            diagnostics.push(bad(
+                format!("{path}/bands/{bi}/leave"),
+                format!("band `{}` leaves at {leave}, which must be finite and at most its `from` ({})", b.name, b.from),
+                "give a `leave` level at or below `from` (a band is entered at `from` and left below `leave`)",
+            ));
+            continue;
+        }
+        model = model.with_band_hysteresis(b.name.clone(), b.from, leave);
     }
     model
 }

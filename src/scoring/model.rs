@@ -135,13 +135,17 @@ impl Group {
     }
 }
 
-/// A named band, such as `hot` from 80 up.
+/// A named band, such as `hot` from 80 up, optionally with hysteresis: `hot` entered at
+/// 80 and left only below 70.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Band {
     /// The band's name.
     pub name: String,
-    /// The lowest score in the band.
+    /// The score at which the band is entered (rising into it).
     pub from: f64,
+    /// The score below which a contact in the band (or above it) falls out of it:
+    /// equal to `from` for no hysteresis, lower for some (`leave <= from`).
+    pub leave: f64,
 }
 
 /// A score model: the sum of its groups' points, within total bounds.
@@ -229,10 +233,57 @@ impl ScoreModel {
     }
 
     /// Adds a band; bands are kept sorted by their lower bound.
-    pub fn with_band(mut self, name: impl Into<String>, from: f64) -> ScoreModel {
-        self.bands.push(Band { name: name.into(), from });
+    pub fn with_band(self, name: impl Into<String>, from: f64) -> ScoreModel {
+        self.with_band_hysteresis(name, from, from)
+    }
+
+    /// Adds a band with hysteresis: entered when the score rises to `from`, left only
+    /// when it falls below `leave` (`leave <= from`, checked by
+    /// [`ScoreModel::validate`]), so a score hovering around `from` does not flip
+    /// between bands. Falling out of a band, the contact lands in the highest lower band
+    /// whose own `leave` it is still at or above.
+    ///
+    /// ```
+    /// # use nurture::scoring::{PointRule, ScoreModel, ScoreScratch, Scorer};
+    /// # use nurture::{Schema, Timestamp, Type};
+    /// let schema = Schema::builder().event_type("visit", [("url", Type::String)]).build()?;
+    /// let visit = schema.event_type_index("visit").unwrap();
+    /// let model = ScoreModel::new("engagement")
+    ///     .with_rule(PointRule::on_event("visit", visit, None, 80.0))
+    ///     .with_band_hysteresis("hot", 80.0, 70.0);
+    /// let scorer = Scorer::new(vec![model], 1)?;
+    /// let t = Timestamp::from_unix(1_700_000_000, 0)?;
+    /// let mut state = scorer.new_state(t);
+    /// let (contact, event) = (schema.contact("c").build(), schema.event("e", "c", "visit", t).unwrap().build());
+    /// let _ = scorer.handle_event(&mut state, &contact, &event, &mut ScoreScratch::default())?;
+    /// assert_eq!(scorer.band(&state, 0, t), Some("hot"));
+    /// let _ = scorer.adjust(&mut state, 0, -5.0, t)?; // 75: still hot
+    /// assert_eq!(scorer.band(&state, 0, t), Some("hot"));
+    /// let update = scorer.adjust(&mut state, 0, -6.0, t)?; // 69: below 70, out
+    /// assert_eq!(update.band_changes.len(), 1);
+    /// assert_eq!(scorer.band(&state, 0, t), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_band_hysteresis(mut self, name: impl Into<String>, from: f64, leave: f64) -> ScoreModel {
+        self.bands.push(Band { name: name.into(), from, leave });
         self.bands.sort_by(|a, b| a.from.total_cmp(&b.from));
         self
+    }
+
+    /// The band a score is in after observing `value`, from the band it was in
+    /// (`current`, by position): it rises into the highest band whose `from` it
+    /// reaches, stays in its band while at or above the band's `leave`, and falling
+    /// out lands in the highest lower band whose `leave` it is still at or above.
+    /// Without hysteresis this is the highest band whose `from` the value reaches.
+    pub(crate) fn band_after(&self, current: Option<u16>, value: f64) -> Option<u16> {
+        let up = self.bands.iter().rposition(|b| value >= b.from);
+        let Some(c) = current.map(usize::from).filter(|&c| c < self.bands.len()) else {
+            return up.map(|i| i as u16);
+        };
+        if up.is_some_and(|u| u > c) || value >= self.bands[c].leave {
+            return up.filter(|&u| u > c).or(Some(c)).map(|i| i as u16);
+        }
+        self.bands[..c].iter().rposition(|b| value >= b.leave).map(|i| i as u16)
     }
 
     /// The model's id.
@@ -270,8 +321,8 @@ impl ScoreModel {
                 return Err(ModelError::Invalid(format!("threshold `{name}` needs finite exit <= enter")));
             }
         }
-        if !self.bands.iter().all(|b| b.from.is_finite()) {
-            return Err(ModelError::Invalid("band bounds must be finite".into()));
+        if !self.bands.iter().all(|b| b.from.is_finite() && b.leave.is_finite() && b.leave <= b.from) {
+            return Err(ModelError::Invalid("band bounds must be finite, with leave <= from".into()));
         }
         if !self.combine.is_empty() && !self.rules.is_empty() {
             return Err(ModelError::Invalid(format!(
@@ -287,5 +338,61 @@ impl ScoreModel {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn model(bands: &[(f64, f64)]) -> ScoreModel {
+        bands.iter().enumerate().fold(ScoreModel::new("m"), |m, (i, &(from, leave))| {
+            m.with_band_hysteresis(format!("b{i}"), from, leave)
+        })
+    }
+
+    proptest! {
+        /// Without hysteresis, the band is the highest whose `from` the value reaches,
+        /// whatever band the contact was in.
+        #[test]
+        fn without_hysteresis_the_band_depends_on_the_value_only(
+            froms in proptest::collection::vec(-100i32..100, 0..5),
+            current in proptest::option::of(0u16..6),
+            value in -150i32..150,
+        ) {
+            let m = model(&froms.iter().map(|&f| (f64::from(f), f64::from(f))).collect::<Vec<_>>());
+            let value = f64::from(value);
+            let expected = m.bands.iter().rposition(|b| value >= b.from).map(|i| i as u16);
+            prop_assert_eq!(m.band_after(current, value), expected);
+        }
+
+        /// With hysteresis: the band reached is at least the highest whose `from` the
+        /// value reaches; the value is at or above the `leave` of the band it is in; and
+        /// a contact stays in its band while at or above its `leave`.
+        #[test]
+        fn hysteresis_enters_at_from_and_leaves_below_leave(
+            bands in proptest::collection::vec((-100i32..100, 0i32..30), 1..5),
+            current in proptest::option::of(0u16..5),
+            value in -150i32..150,
+        ) {
+            let m = model(&bands.iter().map(|&(f, gap)| (f64::from(f), f64::from(f - gap))).collect::<Vec<_>>());
+            let current = current.filter(|&c| usize::from(c) < m.bands.len());
+            let value = f64::from(value);
+            let after = m.band_after(current, value);
+            let up = m.bands.iter().rposition(|b| value >= b.from);
+            prop_assert!(after.map(usize::from) >= up);
+            if let Some(b) = after {
+                prop_assert!(value >= m.bands[usize::from(b)].leave);
+            }
+            if let Some(c) = current {
+                if value >= m.bands[usize::from(c)].leave {
+                    prop_assert!(after >= Some(c));
+                }
+            }
+            if current.is_none() {
+                prop_assert_eq!(after.map(usize::from), up);
+            }
+        }
     }
 }

@@ -156,7 +156,7 @@ impl Scorer {
             .with_scores(&scratch.scores);
         let mut changed = false;
         for (mi, model) in self.models.iter().enumerate() {
-            self.indexes[mi].candidates(event, &mut scratch.candidates);
+            self.indexes[mi].candidates(event, Some(contact.attributes().slots()), &mut scratch.candidates);
             let ms = &mut state.models[mi];
             for &ri in &scratch.candidates {
                 let rule = &model.rules[ri as usize];
@@ -460,7 +460,7 @@ pub(super) fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, up
             update.crossings.push((model.id.clone(), name.clone(), c));
         }
     }
-    let band = model.bands.iter().rposition(|b| value >= b.from).map(|i| i as u16);
+    let band = model.band_after(state.band, value);
     if band != state.band {
         let name = |b: Option<u16>| b.and_then(|i| model.bands.get(usize::from(i))).map(|b| b.name.clone());
         update.band_changes.push((model.id.clone(), name(state.band), name(band)));

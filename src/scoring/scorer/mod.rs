@@ -20,6 +20,7 @@ use crate::index::{IndexEntry, RuleIndex};
 use crate::schema::Slot;
 use crate::schema::{Contact, Event};
 use crate::scoring::cell::{Bounds, ScoreCell};
+use crate::scoring::compile::MAX_POINTS;
 use crate::scoring::decay::Decay;
 use crate::scoring::model::{ModelError, ScoreModel, Trigger};
 use crate::scoring::state::{ContactScores, History, ModelHistory, ModelState};
@@ -60,7 +61,14 @@ pub struct Scorer {
     ledger_len: usize,
     /// Per model: where its groups start in [`ScoreScratch::values`].
     group_offsets: Vec<usize>,
+    /// Whether every rule's points are within [`MAX_POINTS`] and every model has at
+    /// most `u16::MAX` groups (see [`Scorer::cannot_fail_midway`]).
+    bounded: bool,
 }
+
+/// Stored numbers at most this large keep every sum of one step finite: a step adds at
+/// most (rules x cascade rounds) awards of at most [`MAX_POINTS`] each.
+const SAFE_MAGNITUDE: f64 = 1e250;
 
 /// Reusable buffers for the scoring calls that take one; one per thread.
 #[derive(Clone, Debug, Default)]
@@ -207,7 +215,11 @@ impl Scorer {
                 Some(at)
             })
             .collect();
+        let bounded = models.iter().all(|m| {
+            m.groups.len() <= usize::from(u16::MAX) && m.rules.iter().all(|r| r.points.abs() <= MAX_POINTS)
+        });
         Ok(Scorer {
+            bounded,
             models,
             indexes,
             counters: Counters::default(),
@@ -322,6 +334,25 @@ impl Scorer {
                 .zip(&state.models)
                 .all(|(m, s)| s.groups.len() == m.groups.len() && s.thresholds.len() == m.thresholds.len())
             && state.history.as_ref().is_none_or(|h| h.models.len() == self.models.len())
+    }
+
+    /// Whether no step on `state` can fail after it has changed something: the state
+    /// fits these models, every rule's points are within [`MAX_POINTS`] (as documents
+    /// guarantee), and every stored number (group values, fit points, timeframe awards)
+    /// is within `1e250` in magnitude. Then every sum a step forms stays finite, so the
+    /// only errors left are those found before anything changes (an out-of-order
+    /// instant, another program's state). The engine keeps its all-or-nothing guarantee
+    /// without copying the state when this holds; a tampered state (say, awards of
+    /// `1e308`) does not pass, and is copied first.
+    pub(crate) fn cannot_fail_midway(&self, state: &ContactScores) -> bool {
+        let small = |v: f64| v.abs() <= SAFE_MAGNITUDE;
+        self.bounded
+            && self.fits(state)
+            && state.models.iter().all(|m| {
+                small(m.fit)
+                    && m.groups.iter().all(|g| small(g.stored()))
+                    && small(m.awards.iter().map(|a| a.points.abs()).sum::<f64>())
+            })
     }
 
     fn new_history(&self) -> Box<History> {

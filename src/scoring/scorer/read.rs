@@ -44,10 +44,14 @@ impl Scorer {
         }
     }
 
-    /// The name of the band a score is in at `now`, if any.
+    /// The name of the band a score is in at `now`, if any: the band observing the
+    /// score now would place it in, from the band the state remembers (which matters
+    /// for bands with hysteresis).
     pub fn band(&self, state: &ContactScores, model: usize, now: Timestamp) -> Option<&str> {
         let value = self.value(state, model, now)?;
-        self.models[model].bands.iter().rev().find(|b| value >= b.from).map(|b| b.name.as_str())
+        let m = &self.models[model];
+        let band = m.band_after(state.models.get(model)?.band, value)?;
+        m.bands.get(usize::from(band)).map(|b| b.name.as_str())
     }
 
     /// A fit-by-engagement matrix cell, such as `A1`: the band of the `row` model (fit

@@ -53,7 +53,8 @@ impl Scorer {
         for (mi, (model, ms)) in self.models.iter().zip(&state.models).enumerate() {
             // The value falls through the highest level it is above first.
             let inside = model.thresholds.iter().zip(&ms.thresholds).filter(|(_, ts)| ts.inside());
-            let band = ms.band.and_then(|b| model.bands.get(usize::from(b))).map(|b| b.from);
+            // A band is left below its `leave` level (its `from` without hysteresis).
+            let band = ms.band.and_then(|b| model.bands.get(usize::from(b))).map(|b| b.leave);
             let Some(target) = inside.map(|((_, t), _)| t.exit).chain(band).reduce(f64::max) else {
                 continue;
             };
