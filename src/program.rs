@@ -125,6 +125,8 @@ pub struct Program {
     reads_engine_vars: bool,
     /// Whether a rule or segment reads `score.NAME` (else the engine binds no scores).
     reads_scores: bool,
+    /// The document's `policy` section, compiled.
+    policy: Option<crate::policy::Policy>,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -201,6 +203,11 @@ impl Program {
         });
         let segments =
             crate::segment::compile_segments(&def.segments, &conditions, scorer.as_ref(), &mut diagnostics);
+        let segment_ids: Vec<&str> = def.segments.iter().map(|s| s.id.as_str()).collect();
+        let policy = def
+            .policy
+            .as_ref()
+            .and_then(|p| crate::policy::compile_policy(p, &schema, &segment_ids, &mut diagnostics));
         let mut rules = Vec::with_capacity(def.rules.len());
         let mut ids = UniqueIds::new("rule id");
         for (i, rule) in def.rules.iter().enumerate() {
@@ -293,6 +300,7 @@ impl Program {
             segments,
             reads_engine_vars,
             reads_scores,
+            policy,
         })
     }
 
@@ -365,6 +373,11 @@ impl Program {
     /// The dynamic segments of the document's `segments` section, compiled.
     pub fn segments(&self) -> &Segments {
         &self.segments
+    }
+
+    /// The document's `policy` section, compiled (`None`: every send is ready).
+    pub fn policy(&self) -> Option<&crate::policy::Policy> {
+        self.policy.as_ref()
     }
 
     /// The score models of the document's `scoring` section, compiled.
@@ -571,6 +584,19 @@ fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics
                             .with_did_you_mean(fields.suggest(field)),
                     );
                 }
+            }
+            ActionDef::Send { purpose, campaign, .. } => {
+                crate::policy::check_purpose(purpose.as_deref(), format!("{apath}/purpose"), diagnostics);
+                if campaign.as_deref().is_some_and(str::is_empty) {
+                    diagnostics.push(
+                        Diagnostic::new(Code::InvalidDocument, "a campaign is empty")
+                            .with_path(format!("{apath}/campaign"))
+                            .with_help("name the campaign or journey, or leave `campaign` out"),
+                    );
+                }
+            }
+            ActionDef::SetConsent { purpose, .. } => {
+                crate::policy::check_purpose(purpose.as_deref(), format!("{apath}/purpose"), diagnostics);
             }
             ActionDef::AdjustScore { points, .. }
                 if !(points.is_finite() && points.abs() <= crate::scoring::compile::MAX_POINTS) =>

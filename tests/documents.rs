@@ -84,7 +84,10 @@ fn definitions_round_trip_through_serde() {
         ActionDef::Send {
             channel: Channel::Email,
             template: "demo-confirmation".into(),
-            needs_approval: true
+            needs_approval: true,
+            purpose: None,
+            campaign: None,
+            priority: None,
         }
     );
     let text = serde_json::to_string(&def).unwrap();

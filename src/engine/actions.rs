@@ -37,6 +37,9 @@ impl Engine {
                 state.stage = Some(stage.clone());
             }
             ActionDef::AssignOwner { owner } => state.owner = Some(owner.clone()),
+            ActionDef::SetConsent { .. }
+            | ActionDef::DoNotContact { .. }
+            | ActionDef::ClearDoNotContact { .. } => self.apply_policy_action(state, action, step),
             ActionDef::SetAttribute { field, value } => {
                 let fields = self.program.schema().contact_fields();
                 let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;

@@ -2,8 +2,8 @@
 //! changes (crossings, attribute changes, segment entries and exits), round after round
 //! up to the limit.
 
+use super::step::*;
 use super::*;
-use super::{actions::*, step::*};
 use crate::def::Direction;
 use crate::expr::Activation;
 use crate::program::Rule;
@@ -191,15 +191,13 @@ impl Engine {
                 step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
                 continue;
             }
-            let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
             let effect = step.effect(
                 &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
-                status,
+                Status::Ready,
                 EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
             );
-            if status == Status::PendingApproval {
-                state.pending.push(effect.clone());
-            }
+            // The send policy and approvals decide the status (`engine::policy`).
+            let effect = self.decide_effect(state, step, effect);
             step.outcome.effects.push(effect);
         }
         Ok(())

@@ -29,6 +29,14 @@ pub enum Status {
     Ready,
     /// Held until a person approves it ([`Engine::approve`](crate::engine::Engine::approve)).
     PendingApproval,
+    /// A send the policy deferred: not to be performed; the engine releases it (once)
+    /// as a new effect at the instant its decision names.
+    Deferred,
+    /// A send the policy suppressed: not to be performed; its decision says why.
+    Suppressed,
+    /// A marketing send to a contact in the control group: not to be performed, recorded
+    /// as "would have sent" so the host can measure lift.
+    Control,
 }
 
 /// What to do.
@@ -156,6 +164,9 @@ pub struct Effect {
     pub status: Status,
     /// What to do.
     pub kind: EffectKind,
+    /// For a send: the send policy's decision and its reason (`docs/send-policy.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::policy::SendDecision>,
 }
 
 /// A 64-bit idempotency key, shown (and serialized) as 16 hex digits, so that JSON

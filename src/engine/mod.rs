@@ -36,6 +36,7 @@
 mod actions;
 mod cascade;
 mod effect;
+mod policy;
 mod shard;
 mod state;
 mod step;
@@ -45,7 +46,7 @@ use std::sync::Arc;
 
 pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, Status};
 pub use shard::shard_of;
-pub use state::{ContactState, DEDUP_WINDOW, STATE_FORMAT};
+pub use state::{ContactState, DeferredSend, DEDUP_WINDOW, STATE_FORMAT};
 
 use crate::id::ContactId;
 use crate::program::{MatchScratch, Program};
@@ -263,6 +264,8 @@ impl Engine {
             occurred: Default::default(),
             score_models: self.score_ids(),
             counter_count: self.program.condition_names().counters().len(),
+            policy: Default::default(),
+            deferred: Vec::new(),
         };
         let mut scratch = EngineScratch::default();
         self.bind_values(&state, at, &mut scratch);

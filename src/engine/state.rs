@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::counters::CounterState;
 use crate::engine::effect::{Effect, IdempotencyKey};
 use crate::id::{ContactId, EventId};
+use crate::policy::PolicyState;
 use crate::scoring::ContactScores;
 use crate::time::Timestamp;
 
@@ -54,6 +55,32 @@ pub struct ContactState {
     pub(crate) score_models: Vec<crate::id::ScoreId>,
     /// How many windowed counters the program had when they were counted.
     pub(crate) counter_count: usize,
+    /// Consent, do-not-contact marks, their history and the sends caps count.
+    #[serde(default, skip_serializing_if = "PolicyState::is_empty")]
+    pub(crate) policy: PolicyState,
+    /// Sends the policy deferred, until their instant comes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) deferred: Vec<DeferredSend>,
+}
+
+/// A send the policy deferred: the effect that reported it, when it is decided again,
+/// and when it was first decided (for the policy's `max_delay`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeferredSend {
+    /// The effect that reported the deferral (status `deferred`).
+    pub effect: Effect,
+    /// When it is decided again.
+    pub until: Timestamp,
+    /// When it was first decided.
+    pub since: Timestamp,
+    /// Higher goes first when several come due together.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ContactState {
@@ -110,6 +137,17 @@ impl ContactState {
     /// Effects held for approval, oldest first.
     pub fn pending(&self) -> &[Effect] {
         &self.pending
+    }
+
+    /// Consent per channel and purpose, do-not-contact marks, their history and the
+    /// recent marketing sends (`docs/send-policy.md`).
+    pub fn policy(&self) -> &PolicyState {
+        &self.policy
+    }
+
+    /// Sends the policy deferred, in the order they were deferred.
+    pub fn deferred(&self) -> &[DeferredSend] {
+        &self.deferred
     }
 
     /// When the state last changed.

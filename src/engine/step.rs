@@ -41,6 +41,7 @@ impl Engine {
         // A late event is handled at the contact's last change: nothing is dated back.
         let now = event.at().max(state.last);
         let mut step = Step::new(state, Cause::Event(event.id().clone()), now, contact);
+        self.release_due(state, &mut step);
         // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_event(scores, contact, event, &mut scratch.scoring)?;
@@ -66,6 +67,8 @@ impl Engine {
                 })
             });
         }
+        // Consent and do-not-contact changes the policy names for this event.
+        self.policy_event(state, event, now);
         // 4. Event rules.
         self.bind_values(state, now, scratch);
         self.member_values(state, &mut scratch.segments);
@@ -119,6 +122,7 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         let mut step = Step::new(state, Cause::AttributeChange(now), now, after);
+        self.release_due(state, &mut step);
         let (old, new) = (before.attributes().slots(), after.attributes().slots());
         for field in 0..old.len().max(new.len()) {
             let (from, to) = (old.get(field).cloned().flatten(), new.get(field).cloned().flatten());
@@ -148,6 +152,7 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         let mut step = Step::new(state, Cause::Timeout(now), now, contact);
+        self.release_due(state, &mut step);
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_timeout(scores, now)?;
             self.score_effects(&mut step, &update);
@@ -368,7 +373,15 @@ impl<'a> Step<'a> {
         if seen > 0 {
             key = key_of(self.id.as_str(), &self.cause, &[parts, &[b"again", &seen.to_le_bytes()]].concat());
         }
-        Effect { key, contact: self.id.clone(), cause: self.cause.clone(), at: self.now, status, kind }
+        Effect {
+            key,
+            contact: self.id.clone(),
+            cause: self.cause.clone(),
+            at: self.now,
+            status,
+            kind,
+            decision: None,
+        }
     }
 
     /// Emits a ready effect.

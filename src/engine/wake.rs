@@ -54,6 +54,8 @@ impl Engine {
             });
             consider(next);
         }
+        // Deferred sends come out at their instant.
+        consider(state.deferred.iter().map(|d| d.until).min());
         let rules = self.program.rules();
         for rule in self.timed.iter().map(|&i| &rules[i]) {
             consider(self.quiet_deadline(state, rule));
