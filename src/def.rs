@@ -469,6 +469,11 @@ pub enum ActionDef {
         /// first; default 0).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         priority: Option<u32>,
+        /// Personalization: names and CEL expressions (over `contact`, `event`,
+        /// `score`, `counter`, `segment` and `now`), evaluated when the rule fires into
+        /// the effect's `params`, the context the host's template renders.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        params: BTreeMap<String, String>,
     },
     /// Record a consent change for a channel and purpose.
     SetConsent {
@@ -494,12 +499,19 @@ pub enum ActionDef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channel: Option<Channel>,
     },
-    /// Set a contact attribute.
+    /// Set a contact attribute: to `value`, or to what the CEL expression `expr`
+    /// (over `contact`, `event`, `score`, `counter`, `segment` and `now`) gives when
+    /// the rule fires, type-checked against the field at compile time. Exactly one of
+    /// the two.
     SetAttribute {
         /// The contact field.
         field: String,
         /// The new value.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
         value: serde_json::Value,
+        /// A CEL expression computing the new value, such as `event.new_title` or `now`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expr: Option<String>,
     },
     /// Clear a contact attribute.
     ClearAttribute {

@@ -639,21 +639,10 @@ static ACTIONS: &[(&str, &Shape)] = &[
         dflt("needs_approval", Child::Bool),
         opt("purpose", Child::Str),
         opt("campaign", Child::Str),
-        opt("priority", Child::U32)
+        opt("priority", Child::U32),
+        dflt("params", Child::StrMap)
     ),
-    action!(
-        "set_consent",
-        req("channel", Child::OneOf(&CHANNELS)),
-        opt("purpose", Child::Str),
-        req("status", Child::OneOf(&CONSENT_STATUSES))
-    ),
-    action!(
-        "do_not_contact",
-        opt("channel", Child::OneOf(&CHANNELS)),
-        req("reason", Child::OneOf(&DNC_REASONS))
-    ),
-    action!("clear_do_not_contact", opt("channel", Child::OneOf(&CHANNELS))),
-    action!("set_attribute", req("field", Child::Str), req("value", Child::Any)),
+    action!("set_attribute", req("field", Child::Str), dflt("value", Child::Any), opt("expr", Child::Str)),
     action!("clear_attribute", req("field", Child::Str)),
     action!("add_tag", req("tag", Child::Str)),
     action!("remove_tag", req("tag", Child::Str)),
@@ -666,15 +655,24 @@ static ACTIONS: &[(&str, &Shape)] = &[
     action!("crm_write", req("field", Child::Str), req("value", Child::Any)),
     action!("enroll_journey", req("journey", Child::Str)),
     action!("remove_from_journey", req("journey", Child::Str)),
+    action!(
+        "set_consent",
+        req("channel", Child::OneOf(&CHANNELS)),
+        opt("purpose", Child::Str),
+        req("status", Child::OneOf(&CONSENT_STATUSES))
+    ),
+    action!(
+        "do_not_contact",
+        opt("channel", Child::OneOf(&CHANNELS)),
+        req("reason", Child::OneOf(&DNC_REASONS))
+    ),
+    action!("clear_do_not_contact", opt("channel", Child::OneOf(&CHANNELS))),
 ];
 
 static ACTION_TYPES: Names = Names {
     what: "action type",
     names: &[
         "send",
-        "set_consent",
-        "do_not_contact",
-        "clear_do_not_contact",
         "set_attribute",
         "clear_attribute",
         "add_tag",
@@ -688,6 +686,9 @@ static ACTION_TYPES: Names = Names {
         "crm_write",
         "enroll_journey",
         "remove_from_journey",
+        "set_consent",
+        "do_not_contact",
+        "clear_do_not_contact",
     ],
     code: Code::InvalidDocument,
 };

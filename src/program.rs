@@ -33,9 +33,36 @@ pub struct Rule {
     actions: Vec<ActionDef>,
     repeat: Repeat,
     enabled: bool,
+    /// Per action (by position; empty when no action computes anything): the compiled
+    /// expressions of its computed fields.
+    computed: Vec<ComputedAction>,
+}
+
+/// The compiled expressions of one action: a `set_attribute`'s `expr`, a send's
+/// `params`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ComputedAction {
+    pub(crate) value: Option<Expression>,
+    pub(crate) params: Vec<(String, Expression)>,
+}
+
+impl ComputedAction {
+    fn is_empty(&self) -> bool {
+        self.value.is_none() && self.params.is_empty()
+    }
 }
 
 impl Rule {
+    /// Every compiled expression of the rule's computed action fields.
+    fn computed_expressions(&self) -> impl Iterator<Item = &Expression> {
+        self.computed.iter().flat_map(|c| c.value.iter().chain(c.params.iter().map(|(_, e)| e)))
+    }
+
+    /// The compiled computed fields of the action at `index`, if it has any.
+    pub(crate) fn computed(&self, index: usize) -> Option<&ComputedAction> {
+        self.computed.get(index).filter(|c| !c.is_empty())
+    }
+
     /// The rule's stable id.
     pub fn id(&self) -> &RuleId {
         &self.id
@@ -237,6 +264,8 @@ impl Program {
                 .ok()
                 .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
+            let computed =
+                compile_computed(&rule.actions, &conditions, trigger.event_type(), &path, &mut diagnostics);
             let repeat = crate::repeat::compile_repeat(
                 rule.repeat.as_ref(),
                 &format!("{path}/repeat"),
@@ -250,6 +279,7 @@ impl Program {
                 actions: rule.actions.clone(),
                 repeat,
                 enabled: rule.enabled,
+                computed,
             });
         }
         if diagnostics.is_empty() {
@@ -282,11 +312,13 @@ impl Program {
             .iter()
             .filter_map(Rule::condition)
             .chain(segments.iter().filter_map(|s| s.condition()))
+            .chain(rules.iter().flat_map(Rule::computed_expressions))
             .any(Expression::reads_vars);
         let reads_scores = rules
             .iter()
             .filter_map(Rule::condition)
             .chain(segments.iter().filter_map(|s| s.condition()))
+            .chain(rules.iter().flat_map(Rule::computed_expressions))
             .any(Expression::reads_any_score);
         Ok(Program {
             name: def.name.clone(),
@@ -551,18 +583,88 @@ fn compile_counters(
     Counters::new(defs)
 }
 
+/// Compiles the computed fields of a rule's actions (`set_attribute`'s `expr`, a send's
+/// `params`) over what the rule's condition may read; a value is type-checked against
+/// its field. Empty when no action computes anything.
+fn compile_computed(
+    actions: &[ActionDef],
+    conditions: &ConditionCompiler<'_>,
+    event_type: Option<EventTypeIndex>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<ComputedAction> {
+    let reads = crate::condition::Reads::Rule(event_type);
+    let mut out: Vec<ComputedAction> = Vec::new();
+    for (j, action) in actions.iter().enumerate() {
+        let apath = format!("{path}/actions/{j}");
+        let mut computed = ComputedAction::default();
+        match action {
+            ActionDef::SetAttribute { field, expr: Some(text), value } if value.is_null() => {
+                let fields = conditions.schema.contact_fields();
+                let epath = format!("{apath}/expr");
+                if let (Ok(expr), Some(slot)) =
+                    (conditions.compile_value(text, reads, &epath, diagnostics), fields.slot(field))
+                {
+                    let (want, got) = (fields.ty(slot), expr.result_type());
+                    if want == got || matches!(got, Type::Dyn) || matches!(want, Type::Dyn) {
+                        computed.value = Some(expr);
+                    } else {
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                format!("`{field}` is declared {want}; this expression is {got}"),
+                            )
+                            .with_path(epath)
+                            .with_help("convert the value, as in `string(x)`, `double(x)` or `timestamp(x)`"),
+                        );
+                    }
+                }
+            }
+            ActionDef::Send { params, .. } => {
+                for (name, text) in params {
+                    let ppath = format!("{apath}/params/{}", crate::diagnostic::pointer_escape(name));
+                    if let Ok(expr) = conditions.compile_value(text, reads, &ppath, diagnostics) {
+                        computed.params.push((name.clone(), expr));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !computed.is_empty() {
+            out.resize_with(j, ComputedAction::default);
+            out.push(computed);
+        }
+    }
+    out
+}
+
 fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics: &mut Vec<Diagnostic>) {
     for (j, action) in actions.iter().enumerate() {
         let apath = format!("{path}/actions/{j}");
         match action {
-            ActionDef::SetAttribute { field, value } => {
+            ActionDef::SetAttribute { field, value, expr } => {
                 let fields = schema.contact_fields();
+                if value.is_null() == expr.is_none() {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::InvalidDocument,
+                            "a `set_attribute` action takes exactly one of `value` and `expr`",
+                        )
+                        .with_path(apath.clone())
+                        .with_help(
+                            "write a constant as `value`, or a CEL expression such as \"now\" as `expr`",
+                        ),
+                    );
+                    continue;
+                }
                 match fields.slot(field) {
                     None => diagnostics.push(
                         Diagnostic::new(Code::UnknownField, format!("no contact field `{field}`"))
                             .with_path(format!("{apath}/field"))
                             .with_did_you_mean(fields.suggest(field)),
                     ),
+                    // A computed value is type-checked where it is compiled.
+                    Some(_) if expr.is_some() => {}
                     Some(slot) => {
                         let ty = fields.ty(slot);
                         if let Some(v) = crate::document::json_to_value(value, ty) {

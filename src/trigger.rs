@@ -497,7 +497,9 @@ pub(crate) fn check_attribute_cycles(
             r.actions
                 .iter()
                 .filter_map(|a| match a {
-                    crate::def::ActionDef::SetAttribute { field, value } => {
+                    // A computed value is not known here: taken as a clear (a cycle through
+                    // it still ends at the cascade limit at run time).
+                    crate::def::ActionDef::SetAttribute { field, value, .. } => {
                         let slot = fields.slot(field)?;
                         Some((slot, Value::from_json(value, fields.ty(slot))))
                     }

@@ -616,3 +616,83 @@ proptest! {
         prop_assert_eq!(straight, restored);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Computed values and personalization
+// ---------------------------------------------------------------------------------------
+
+const COMPUTED: &str = r#"{
+  "version": 1,
+  "schema": {
+    "contact": {"title": "string", "last_contacted": "timestamp", "first_name": "string"},
+    "events": {"job_changed": {"new_title": "string"}, "page_visit": {"url": "string"}},
+    "scores": ["engagement"]
+  },
+  "scoring": {"models": [{"id": "engagement", "rules": [{"id": "v", "on": "page_visit", "points": 7}]}]},
+  "rules": [
+    {"id": "title", "on": "job_changed", "actions": [
+      {"type": "set_attribute", "field": "title", "expr": "event.new_title"},
+      {"type": "set_attribute", "field": "last_contacted", "expr": "now"}]},
+    {"id": "nudge", "on": "page_visit", "actions": [
+      {"type": "send", "channel": "email", "template": "hello",
+       "params": {"name": "has(contact.first_name) ? contact.first_name : 'there'",
+                  "page": "event.url", "points": "score.engagement", "at": "now"}}]}
+  ]
+}"#;
+
+#[test]
+fn actions_compute_values_and_sends_carry_evaluated_params() {
+    let e = engine_of(COMPUTED);
+    let c = e.program().schema().contact("c1").set("first_name", "Ada").unwrap().build();
+    let schema = e.program().schema();
+    let mut state = e.new_state(&c, at(0));
+    let mut scratch = EngineScratch::default();
+    let job =
+        schema.event("e1", "c1", "job_changed", at(60)).unwrap().set("new_title", "CTO").unwrap().build();
+    let out = e.handle_event(&mut state, &c, &job, &mut scratch).unwrap();
+    let updated = out.contact.clone().expect("the contact changed");
+    let json = schema.contact_to_json(&updated).unwrap();
+    assert_eq!(json["attributes"]["title"], "CTO", "{json}");
+    assert_eq!(json["attributes"]["last_contacted"], at(60).to_string(), "{json}");
+    // The effect shows the value set, not the expression.
+    let action = serde_json::to_value(&out.effects[0].kind).unwrap();
+    assert_eq!(action["action"]["value"], "CTO");
+    assert!(action["action"].get("expr").is_none());
+    let visit =
+        schema.event("e2", "c1", "page_visit", at(120)).unwrap().set("url", "/pricing").unwrap().build();
+    let out = e.handle_event(&mut state, &updated, &visit, &mut scratch).unwrap();
+    let params = &out.effects[0].params;
+    assert_eq!(out.effects.len(), 1, "{:?}", out.effects);
+    assert!(params.len() == 4, "{:?}", out.effects);
+    assert_eq!(params["name"], "Ada");
+    assert_eq!(params["page"], "/pricing");
+    assert_eq!(params["points"], 7.0);
+    assert_eq!(params["at"], at(120).to_string());
+    // A contact without a first name gets the fallback.
+    let anonymous = schema.contact("c2").build();
+    let mut state = e.new_state(&anonymous, at(0));
+    let visit = schema.event("e3", "c2", "page_visit", at(120)).unwrap().set("url", "/").unwrap().build();
+    let out = e.handle_event(&mut state, &anonymous, &visit, &mut scratch).unwrap();
+    assert_eq!(out.effects[0].params["name"], "there");
+}
+
+#[test]
+fn computed_fields_are_type_checked_at_compile_time() {
+    let bad = COMPUTED
+        .replace(
+            r#""field": "last_contacted", "expr": "now""#,
+            r#""field": "last_contacted", "expr": "event.new_title""#,
+        )
+        .replace(r#""page": "event.url""#, r#""page": "event.nope""#)
+        .replace(
+            r#""field": "title", "expr": "event.new_title""#,
+            r#""field": "title", "expr": "event.new_title", "value": "x""#,
+        );
+    let error = Program::from_json(&bad).unwrap_err();
+    let paths: Vec<&str> = error.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert!(paths.contains(&"/rules/0/actions/0"), "{paths:?}");
+    assert!(paths.contains(&"/rules/0/actions/1/expr"), "{paths:?}");
+    assert!(paths.contains(&"/rules/1/actions/0/params/page"), "{paths:?}");
+    let mismatch = error.diagnostics.iter().find(|d| d.path == "/rules/0/actions/1/expr").unwrap();
+    assert!(mismatch.message.contains("timestamp"), "{}", mismatch.message);
+}

@@ -40,7 +40,7 @@ impl Engine {
             ActionDef::SetConsent { .. }
             | ActionDef::DoNotContact { .. }
             | ActionDef::ClearDoNotContact { .. } => self.apply_policy_action(state, action, step),
-            ActionDef::SetAttribute { field, value } => {
+            ActionDef::SetAttribute { field, value, .. } => {
                 let fields = self.program.schema().contact_fields();
                 let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;
                 let value = Value::from_json(value, fields.ty(slot))

@@ -184,18 +184,29 @@ impl Engine {
         if policy.needs_memory() {
             policy.record(state.fired.entry(rule.id().as_str().to_string()).or_default(), now);
         }
-        for (index, action) in rule.actions().iter().enumerate() {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
+        for (position, action) in rule.actions().iter().enumerate() {
+            let index = u32::try_from(position).unwrap_or(u32::MAX);
+            // Computed fields (`expr`, `params`) evaluated now (`engine::computed`).
+            let (action, params) = match self.compute(state, rule, position, action, step) {
+                Ok(computed) => computed,
+                Err(message) => {
+                    let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
+                    step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
+                    continue;
+                }
+            };
+            let action = action.as_ref();
             if let Err(message) = self.apply(state, action, step) {
                 let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
                 step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
                 continue;
             }
-            let effect = step.effect(
+            let mut effect = step.effect(
                 &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
                 Status::Ready,
                 EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
             );
+            effect.params = params;
             // The send policy and approvals decide the status (`engine::policy`).
             let effect = self.decide_effect(state, step, effect);
             step.outcome.effects.push(effect);

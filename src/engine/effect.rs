@@ -167,6 +167,10 @@ pub struct Effect {
     /// For a send: the send policy's decision and its reason (`docs/send-policy.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<crate::policy::SendDecision>,
+    /// For a send with `params`: their values when the rule fired, the personalization
+    /// context the host's template renders.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// A 64-bit idempotency key, shown (and serialized) as 16 hex digits, so that JSON

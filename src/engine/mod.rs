@@ -35,6 +35,7 @@
 
 mod actions;
 mod cascade;
+mod computed;
 mod effect;
 mod policy;
 mod shard;

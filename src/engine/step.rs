@@ -41,6 +41,7 @@ impl Engine {
         // A late event is handled at the contact's last change: nothing is dated back.
         let now = event.at().max(state.last);
         let mut step = Step::new(state, Cause::Event(event.id().clone()), now, contact);
+        step.event = Some(event);
         self.release_due(state, &mut step);
         // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
@@ -345,6 +346,8 @@ pub(super) struct Step<'a> {
     pub(super) cause: Cause,
     pub(super) now: Timestamp,
     pub(super) contact: std::borrow::Cow<'a, Contact>,
+    /// The event being handled, for actions that compute values from it.
+    pub(super) event: Option<&'a Event>,
     pub(super) outcome: Outcome,
     pub(super) changes: Vec<Change>,
 }
@@ -357,6 +360,7 @@ impl<'a> Step<'a> {
             cause,
             now,
             contact: std::borrow::Cow::Borrowed(contact),
+            event: None,
             outcome: Outcome::default(),
             changes: Vec::new(),
         }
@@ -381,6 +385,7 @@ impl<'a> Step<'a> {
             status,
             kind,
             decision: None,
+            params: Default::default(),
         }
     }
 
