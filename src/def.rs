@@ -835,6 +835,10 @@ pub struct PolicyDef {
     /// Suppressions by static list or segment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suppress: Vec<SuppressionDef>,
+    /// How long an effect held for approval waits, such as `"72h"`; after that it
+    /// expires (an effect says so). Default: it waits until approved or rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires: Option<String>,
 }
 
 /// One channel's consent model and send window.

@@ -403,6 +403,7 @@ static POLICY: Shape = Shape {
         dflt("consent_events", Child::ListOf(&CONSENT_EVENT)),
         dflt("dnc_events", Child::ListOf(&DNC_EVENT)),
         dflt("suppress", Child::ListOf(&SUPPRESSION)),
+        opt("approval_expires", Child::Str),
     ],
 };
 

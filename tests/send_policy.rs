@@ -696,3 +696,107 @@ fn computed_fields_are_type_checked_at_compile_time() {
     let mismatch = error.diagnostics.iter().find(|d| d.path == "/rules/0/actions/1/expr").unwrap();
     assert!(mismatch.message.contains("timestamp"), "{}", mismatch.message);
 }
+
+// ---------------------------------------------------------------------------------------
+// Approvals
+// ---------------------------------------------------------------------------------------
+
+const APPROVALS: &str = r#"{
+  "version": 1,
+  "schema": {"contact": {"vip": "bool"}, "events": {"demo": {}, "unsubscribed": {}}},
+  "rules": [{"id": "offer", "on": "demo", "when": "!has(contact.vip) || !contact.vip",
+             "actions": [{"type": "send", "channel": "email", "template": "offer", "needs_approval": true,
+                          "params": {"discount": "'10%'"}},
+                         {"type": "notify_owner", "message": "demo", "needs_approval": true}]}],
+  "policy": {"channels": [{"channel": "email", "consent": "opt_out"}],
+             "consent_events": [{"on": "unsubscribed", "channel": "email", "status": "opted_out"}],
+             "approval_expires": "48h"}
+}"#;
+
+#[test]
+fn approvals_record_the_approver_apply_edits_and_recheck_the_policy() {
+    let e = engine_of(APPROVALS);
+    let schema = e.program().schema();
+    let c = schema.contact("c1").build();
+    let mut run = Run::new(e.clone(), c.clone(), at(0));
+    let held = run.event("demo", at(60));
+    assert_eq!(held.effects.iter().map(|e| e.status).collect::<Vec<_>>(), [Status::PendingApproval; 2]);
+    // The held effects expire in 48 hours: that is the wake-up.
+    assert_eq!(held.next_wake, Some(at(60 + 48 * 3600)));
+    let (send, notify) = (held.effects[0].key, held.effects[1].key);
+    let approval = nurture::engine::Approval::by("ana").with_note("make it 15").with_param("discount", "15%");
+    let approved =
+        e.approve_with(&mut run.state, &c, send, approval, at(3600), &mut run.scratch).unwrap().unwrap();
+    assert_eq!(approved.status, Status::Ready);
+    assert_eq!(approved.params["discount"], "15%");
+    let record = approved.approval.as_ref().unwrap();
+    assert_eq!((record.approver.as_str(), record.note.as_deref()), ("ana", Some("make it 15")));
+    // Approving twice finds nothing.
+    assert!(e
+        .approve_with(
+            &mut run.state,
+            &c,
+            send,
+            nurture::engine::Approval::by("bo"),
+            at(3601),
+            &mut run.scratch
+        )
+        .unwrap()
+        .is_none());
+    // The notification is not approved in time: it expires, once, with the reason.
+    let expired = run.timeout(at(60 + 48 * 3600));
+    assert_eq!(expired.effects.len(), 1);
+    assert_eq!(expired.effects[0].status, Status::Suppressed);
+    assert!(matches!(
+        expired.effects[0].decision.as_ref().unwrap().reason,
+        Some(Reason::ApprovalExpired { .. })
+    ));
+    assert!(run.state.pending().is_empty());
+    assert!(e
+        .approve_with(
+            &mut run.state,
+            &c,
+            notify,
+            nurture::engine::Approval::by("ana"),
+            at(60 + 49 * 3600),
+            &mut run.scratch
+        )
+        .unwrap()
+        .is_none());
+
+    // Approved after the contact unsubscribed: the policy suppresses it.
+    let mut run = Run::new(e.clone(), c.clone(), at(0));
+    let held = run.event("demo", at(60));
+    let _ = run.event("unsubscribed", at(120));
+    let late = e
+        .approve_with(
+            &mut run.state,
+            &c,
+            held.effects[0].key,
+            nurture::engine::Approval::by("ana"),
+            at(180),
+            &mut run.scratch,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(late.status, Status::Suppressed);
+    assert!(matches!(late.decision.as_ref().unwrap().reason, Some(Reason::Consent { .. })));
+
+    // Approved after the contact became a VIP: the rule's condition no longer holds.
+    let mut run = Run::new(e.clone(), c.clone(), at(0));
+    let held = run.event("demo", at(60));
+    let vip = schema.contact("c1").set("vip", true).unwrap().build();
+    let changed = e
+        .approve_with(
+            &mut run.state,
+            &vip,
+            held.effects[1].key,
+            nurture::engine::Approval::by("ana"),
+            at(180),
+            &mut run.scratch,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.status, Status::Suppressed);
+    assert_eq!(changed.decision.as_ref().unwrap().reason, Some(Reason::ConditionFailed));
+}

@@ -171,6 +171,49 @@ pub struct Effect {
     /// context the host's template renders.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub params: std::collections::BTreeMap<String, serde_json::Value>,
+    /// For an effect that was held for approval and approved: who approved it, with
+    /// their note and edits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// A person's approval of a held effect ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+///
+/// ```
+/// use nurture::engine::Approval;
+/// let approval = Approval::by("ana@example.com").with_note("ok, but friendlier").with_param("tone", "warm");
+/// assert_eq!(approval.params["tone"], "warm");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Approval {
+    /// Who approved it.
+    pub approver: String,
+    /// Their note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Edits to a send's `params`: these replace or add to the computed ones.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Approval {
+    /// An approval by `approver`.
+    pub fn by(approver: impl Into<String>) -> Approval {
+        Approval { approver: approver.into(), ..Approval::default() }
+    }
+
+    /// With a note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Approval {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// With an edit to a param.
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Approval {
+        self.params.insert(name.into(), value.into());
+        self
+    }
 }
 
 /// A 64-bit idempotency key, shown (and serialized) as 16 hex digits, so that JSON

@@ -34,6 +34,7 @@
 //! [`Engine::reject`].
 
 mod actions;
+mod approval;
 mod cascade;
 mod computed;
 mod effect;
@@ -45,7 +46,7 @@ mod wake;
 
 use std::sync::Arc;
 
-pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, Status};
+pub use effect::{Approval, Cause, Effect, EffectKind, IdempotencyKey, Status};
 pub use shard::shard_of;
 pub use state::{ContactState, DeferredSend, DEDUP_WINDOW, STATE_FORMAT};
 
@@ -345,8 +346,10 @@ impl Engine {
         self.members(&scratch.segments).into_iter().collect()
     }
 
-    /// Approves a pending effect: it comes back [`Status::Ready`], to be performed.
-    /// `None` when no pending effect has this key.
+    /// Approves a pending effect as it is: it comes back [`Status::Ready`], to be
+    /// performed. [`Engine::approve_with`] records the approver and re-checks the
+    /// rule's condition and the send policy at the instant of approval. `None` when no
+    /// pending effect has this key.
     #[must_use = "the effect must be delivered (or recorded as rejected)"]
     pub fn approve(&self, state: &mut ContactState, key: IdempotencyKey) -> Option<Effect> {
         let mut effect = state.take_pending(key)?;

@@ -79,7 +79,7 @@ impl Engine {
     /// The decision on one send at `now`, first asked at `since`. A send that goes out
     /// (ready, held for approval, or "would have sent" in the control group) is
     /// remembered for the caps.
-    fn decide_send(
+    pub(super) fn decide_send(
         &self,
         state: &mut ContactState,
         contact: &crate::schema::Contact,
@@ -170,6 +170,7 @@ impl Engine {
     /// order they were deferred. A send deferred again stays waiting without an effect;
     /// every other decision comes out once, keyed from the deferred effect's key.
     pub(super) fn release_due(&self, state: &mut ContactState, step: &mut Step<'_>) {
+        self.expire_approvals(state, step);
         let now = step.now;
         if state.deferred.iter().all(|d| d.until > now) {
             return;
@@ -186,7 +187,8 @@ impl Engine {
         });
         for mut waiting in due {
             let EffectKind::Action { action, .. } = &waiting.effect.kind else { continue };
-            let approval = needs_approval(action);
+            // A send deferred after its approval is not held again.
+            let approval = needs_approval(action) && waiting.effect.approval.is_none();
             let Some((channel, purpose, campaign, _)) = send_of(action) else { continue };
             let send = SendRequest { channel, purpose: &purpose, campaign: campaign.as_deref() };
             let mut decision = self.decide_send(state, &step.contact, &send, approval, now, waiting.since);

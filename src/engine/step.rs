@@ -386,6 +386,7 @@ impl<'a> Step<'a> {
             kind,
             decision: None,
             params: Default::default(),
+            approval: None,
         }
     }
 

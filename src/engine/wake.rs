@@ -56,6 +56,8 @@ impl Engine {
         }
         // Deferred sends come out at their instant.
         consider(state.deferred.iter().map(|d| d.until).min());
+        // Approvals expire.
+        consider(self.approval_deadline(state));
         let rules = self.program.rules();
         for rule in self.timed.iter().map(|&i| &rules[i]) {
             consider(self.quiet_deadline(state, rule));

@@ -92,6 +92,13 @@ pub enum Reason {
     },
     /// The contact is in the global control group.
     ControlGroup,
+    /// Held for approval and not approved in time.
+    ApprovalExpired {
+        /// When it expired.
+        at: Timestamp,
+    },
+    /// Approved, but the rule's condition no longer holds for the contact.
+    ConditionFailed,
     /// The contact already has this many deferred sends waiting.
     Backlog {
         /// The limit.
@@ -120,13 +127,16 @@ impl std::fmt::Display for Reason {
             }
             Reason::ControlGroup => f.write_str("in the control group"),
             Reason::Backlog { limit } => write!(f, "{limit} deferred sends already waiting"),
+            Reason::ApprovalExpired { at } => write!(f, "not approved before {at}"),
+            Reason::ConditionFailed => f.write_str("the rule's condition no longer holds"),
         }
     }
 }
 
 impl Reason {
     /// A short, stable name for the reason, for counting: `consent`, `do_not_contact`,
-    /// `list`, `segment`, `cap`, `window`, `max_delay`, `control_group`, `backlog`.
+    /// `list`, `segment`, `cap`, `window`, `max_delay`, `control_group`, `backlog`,
+    /// `approval_expired`, `condition_failed`.
     pub fn name(&self) -> &'static str {
         match self {
             Reason::Consent { .. } => "consent",
@@ -138,6 +148,8 @@ impl Reason {
             Reason::MaxDelay { .. } => "max_delay",
             Reason::ControlGroup => "control_group",
             Reason::Backlog { .. } => "backlog",
+            Reason::ApprovalExpired { .. } => "approval_expired",
+            Reason::ConditionFailed => "condition_failed",
         }
     }
 }

@@ -131,6 +131,7 @@ pub struct Policy {
     pub(crate) consent_events: Vec<ConsentEvent>,
     pub(crate) dnc_events: Vec<DncEvent>,
     suppress: Vec<Suppression>,
+    approval_expires: Option<Duration>,
 }
 
 /// What the contact is in, for suppressions.
@@ -171,6 +172,11 @@ impl Policy {
     /// The channel's send window.
     pub fn window(&self, channel: Channel) -> Option<&SendWindow> {
         self.rule(channel).and_then(|r| r.window.as_ref())
+    }
+
+    /// How long an effect held for approval waits before it expires.
+    pub fn approval_expires(&self) -> Option<Duration> {
+        self.approval_expires
     }
 
     /// The holidays.
@@ -597,6 +603,10 @@ pub(crate) fn compile_policy(
         };
         suppress.push(Suppression { by, channel: s.channel, campaign: s.campaign.clone() });
     }
+    let approval_expires = def
+        .approval_expires
+        .as_ref()
+        .map(|text| crate::def::period_or_report(text, format!("{path}/approval_expires"), diagnostics));
     if diagnostics.len() > before {
         return None;
     }
@@ -610,5 +620,6 @@ pub(crate) fn compile_policy(
         consent_events,
         dnc_events,
         suppress,
+        approval_expires: approval_expires.flatten(),
     })
 }
