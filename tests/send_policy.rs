@@ -517,6 +517,7 @@ proptest! {
         let policy = engine.program().policy().unwrap();
         let mut deferred: BTreeMap<String, usize> = BTreeMap::new();
         let mut released: BTreeMap<String, usize> = BTreeMap::new();
+        let mut until_of: BTreeMap<String, Timestamp> = BTreeMap::new();
         let mut went_out: Vec<(Timestamp, Channel)> = Vec::new();
         for (effect, before) in &effects {
             let Some(decision) = &effect.decision else { continue };
@@ -524,9 +525,12 @@ proptest! {
             if effect.status == Status::Deferred {
                 *deferred.entry(effect.key.to_string()).or_default() += 1;
                 prop_assert!(decision.until.is_some_and(|u| u > effect.at));
+                until_of.insert(effect.key.to_string(), decision.until.unwrap_or(effect.at));
             }
             if let Some(from) = &decision.released {
                 *released.entry(from.clone()).or_default() += 1;
+                // Never before the instant it waited for.
+                prop_assert!(until_of.get(from).is_some_and(|u| effect.at >= *u));
                 prop_assert!(matches!(effect.status, Status::Ready | Status::Suppressed | Status::Control));
             }
             if matches!(effect.status, Status::Ready | Status::Control) && !decision.transactional {
