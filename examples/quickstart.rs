@@ -34,6 +34,8 @@
 //!
 //! Progress goes to stderr every 10% of the events; the summary to stdout.
 
+#[path = "common/policy_report.rs"]
+mod policy_report;
 #[path = "common/workload.rs"]
 mod workload;
 
@@ -48,7 +50,7 @@ use nurture::engine::{Effect, EffectKind, Engine, Outcome};
 use nurture::host::{ContactStore, Delivery, DeliveryError, MemoryStore, Runtime, StoredContact};
 use nurture::scoring::Crossing;
 use nurture::{Contact, ContactId, Event, Program, Timestamp};
-use nurture_sqlite::{Durability, HostOptions, OutboxStatus, SqliteHost};
+use nurture_sqlite::{Durability, HostOptions, SqliteHost};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -159,10 +161,15 @@ struct Tally {
     fired: HashMap<String, u64>,
     /// The first rule error, to show what went wrong.
     first_error: Option<String>,
+    /// Sends delivered (each has the send policy's decision).
+    sends: u64,
 }
 
 impl Delivery for Tally {
     fn deliver(&mut self, effect: &Effect) -> std::result::Result<(), DeliveryError> {
+        if effect.decision.is_some() {
+            self.sends += 1;
+        }
         match &effect.kind {
             EffectKind::Action { rule, index: 0, .. } => {
                 *self.fired.entry(rule.as_str().to_string()).or_default() += 1;
@@ -341,8 +348,12 @@ impl Host for SqliteHost<Tally> {
     }
     fn counts(&self) -> Result<[u64; 5]> {
         let s = self.stats();
-        let held = self.store().outbox_counts()?;
-        let held = held.iter().find(|(status, _)| *status == OutboxStatus::Held).map_or(0, |(_, n)| *n);
+        // The outbox holds every effect not to deliver now (deferred, suppressed and
+        // control sends too); those awaiting approval are the states' pending ones.
+        let mut held = 0;
+        for id in self.store().contact_ids()? {
+            held += self.contact(&id)?.map_or(0, |c| c.state.pending().len() as u64);
+        }
         Ok([s.events, s.duplicates, s.timeouts, s.delivered, held])
     }
     fn snapshot(&mut self) -> Result<MemoryStore> {
@@ -531,8 +542,25 @@ fn run_funnel(
     print_effects(runtime.tally());
     print_mqls(&funnel, store.len(), runtime.tally());
     print_states(program, &store, options.days);
+    let engine = Engine::new(Arc::new(program.clone()));
+    let policy = policy_report::audit(&engine, |id| lookup(id).ok(), events, end);
+    policy.print(runtime.tally().sends);
     print_rules(program, runtime.tally());
     explain_one(program, &store, &funnel, end)?;
+    // The figures above in one machine-readable line.
+    let [events_in, duplicates, timeouts, delivered, held] = runtime.counts()?;
+    let line = serde_json::json!({
+        "events": events_in,
+        "duplicates": duplicates,
+        "wake_ups": timeouts,
+        "contacts": store.len(),
+        "effects_delivered": delivered,
+        "held_for_approval": held,
+        "mqls": funnel.mql.len(),
+        "policy": policy.to_json(),
+    });
+    println!();
+    println!("{line}");
     Ok(())
 }
 
@@ -659,7 +687,7 @@ fn print_states(program: &Program, store: &MemoryStore, days: i64) {
 /// How often each rule fired, in document order, with what starts it.
 fn print_rules(program: &Program, tally: &Tally) {
     println!();
-    println!("rules fired (times; held-for-approval firings not counted)");
+    println!("rules fired (times its first action was delivered: held, deferred, suppressed and control not counted)");
     for rule in program.rules() {
         let on = program.describe_trigger(rule);
         println!("  {:<30} {:<32} {:>7}", rule.id().as_str(), on, thousands(tally.fired(rule.id().as_str())));

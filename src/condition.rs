@@ -337,6 +337,21 @@ impl ConditionCompiler<'_> {
     }
 }
 
+impl ConditionCompiler<'_> {
+    /// Compiles CEL text at `path` whose value is used as it is (an action's computed
+    /// field), of any type.
+    pub(crate) fn compile_value(
+        &self,
+        text: &str,
+        reads: Reads,
+        path: &str,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Result<Expression, ()> {
+        let names = self.names.names(self.schema, reads, Some(self.regexes));
+        compile_with(text, names, self.limits, path).map_err(|e| diagnostics.extend(e.diagnostics))
+    }
+}
+
 fn not_a_bool(expr: &Expression, path: &str) -> Diagnostic {
     Diagnostic::new(
         Code::TypeMismatch,

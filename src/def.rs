@@ -34,6 +34,10 @@ pub struct RuleSetDef {
     /// Dynamic segments, read in conditions as `segment.ID`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentDef>,
+    /// The send policy: consent, do-not-contact, suppression, caps, send windows and the
+    /// control group (`docs/send-policy.md`). Without one, every send is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyDef>,
 }
 
 /// A dynamic segment: the contacts whose condition holds. The condition may read
@@ -436,7 +440,7 @@ impl FilterOp {
 }
 
 /// Delivery channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Channel {
@@ -450,6 +454,33 @@ pub enum Channel {
     InApp,
     /// An HTTP webhook.
     Webhook,
+}
+
+impl Channel {
+    /// The channel's name in documents: `email`, `sms`, `push`, `in_app` or `webhook`.
+    ///
+    /// ```
+    /// assert_eq!(nurture::def::Channel::InApp.name(), "in_app");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Push => "push",
+            Channel::InApp => "in_app",
+            Channel::Webhook => "webhook",
+        }
+    }
+
+    /// Every channel, in documentation order.
+    pub const ALL: [Channel; 5] =
+        [Channel::Email, Channel::Sms, Channel::Push, Channel::InApp, Channel::Webhook];
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// An action, as data. The engine turns matched rules' actions into effects that the
@@ -467,13 +498,62 @@ pub enum ActionDef {
         /// Hold for a person's approval before delivery.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         needs_approval: bool,
+        /// What the message is for: `"marketing"` (the default), `"transactional"`
+        /// (bypasses marketing consent, caps, send windows and the control group, never
+        /// a hard bounce or invalid address), or a purpose the host defines.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purpose: Option<String>,
+        /// The campaign or journey the send belongs to, for caps and suppressions that
+        /// name one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign: Option<String>,
+        /// Which deferred send goes first when several become due together (higher
+        /// first; default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<u32>,
+        /// Personalization: names and CEL expressions (over `contact`, `event`,
+        /// `score`, `counter`, `segment` and `now`), evaluated when the rule fires into
+        /// the effect's `params`, the context the host's template renders.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        params: BTreeMap<String, String>,
     },
-    /// Set a contact attribute.
+    /// Record a consent change for a channel and purpose.
+    SetConsent {
+        /// The channel.
+        channel: Channel,
+        /// The purpose (default `"marketing"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purpose: Option<String>,
+        /// The new status.
+        status: ConsentStatus,
+    },
+    /// Mark the contact do-not-contact, on one channel or (without `channel`) on all.
+    DoNotContact {
+        /// The channel; absent: every channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<Channel>,
+        /// Why.
+        reason: DncReason,
+    },
+    /// Lift a do-not-contact mark, on one channel or (without `channel`) the global one.
+    ClearDoNotContact {
+        /// The channel; absent: the global mark.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<Channel>,
+    },
+    /// Set a contact attribute: to `value`, or to what the CEL expression `expr`
+    /// (over `contact`, `event`, `score`, `counter`, `segment` and `now`) gives when
+    /// the rule fires, type-checked against the field at compile time. Exactly one of
+    /// the two.
     SetAttribute {
         /// The contact field.
         field: String,
         /// The new value.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
         value: serde_json::Value,
+        /// A CEL expression computing the new value, such as `event.new_title` or `now`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expr: Option<String>,
     },
     /// Clear a contact attribute.
     ClearAttribute {
@@ -769,4 +849,254 @@ pub(crate) fn period_or_report(
         );
     }
     d
+}
+
+// ---------------------------------------------------------------------------------------
+// The send policy
+// ---------------------------------------------------------------------------------------
+
+/// The `policy` section: what stands between "a rule wants to send" and "a message goes
+/// out" (`docs/send-policy.md`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PolicyDef {
+    /// Per-channel consent model and send window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelPolicyDef>,
+    /// The contact's time zone for send windows and calendar caps: an IANA name, an
+    /// offset, or `"contact.FIELD"` (a string attribute holding one); default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Dates (`"2026-12-25"`, in the contact's zone) on which every channel with a send
+    /// window stays closed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<String>,
+    /// Frequency caps on marketing sends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caps: Vec<CapDef>,
+    /// The longest a send may be deferred (by caps or windows) before it is dropped,
+    /// such as `"3d"`; default 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay: Option<String>,
+    /// A global control group that receives no marketing sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_group: Option<ControlGroupDef>,
+    /// Events that change consent (an `unsubscribed` event opts out of email marketing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent_events: Vec<ConsentEventDef>,
+    /// Events that set do-not-contact (a hard bounce marks email).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dnc_events: Vec<DncEventDef>,
+    /// Suppressions by static list or segment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppress: Vec<SuppressionDef>,
+    /// How long an effect held for approval waits, such as `"72h"`; after that it
+    /// expires (an effect says so). Default: it waits until approved or rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires: Option<String>,
+}
+
+/// One channel's consent model and send window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ChannelPolicyDef {
+    /// The channel.
+    pub channel: Channel,
+    /// What an unknown consent means: `"opt_in"` (the default: sending needs an opt-in,
+    /// as GDPR-style and SMS rules require) or `"opt_out"` (sending is allowed until the
+    /// contact opts out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentModel>,
+    /// When marketing sends may go out, in the contact's local time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<SendWindowDef>,
+}
+
+/// What an unknown consent means on a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConsentModel {
+    /// Sending needs an explicit opt-in.
+    OptIn,
+    /// Sending is allowed unless the contact opted out.
+    OptOut,
+}
+
+/// A daily send window: from `from` (inclusive) to `to` (exclusive), local time, on
+/// `days` (default every day).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SendWindowDef {
+    /// Opens at this local time, `"HH:MM"`.
+    pub from: String,
+    /// Closes at this local time, `"HH:MM"` (after `from`).
+    pub to: String,
+    /// The weekdays it opens on: `"monday"` to `"sunday"`, or `"weekdays"` and
+    /// `"weekends"`; default every day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<String>,
+}
+
+/// A frequency cap: at most `max` marketing sends per `per`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CapDef {
+    /// The cap's id, named in suppression reasons.
+    pub id: String,
+    /// Sends allowed per window (at least 1).
+    pub max: u32,
+    /// A rolling window (`"7d"`, `"12h"`) or a calendar period in the contact's zone
+    /// (`"day"`, `"week"` from Monday, `"month"`).
+    pub per: String,
+    /// Only sends on this channel count and are capped; absent: every channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Only sends of this campaign or journey; absent: every campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    /// What a capped send does: `"defer"` (the default: until the window allows, within
+    /// the policy's `max_delay`) or `"drop"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<CapOver>,
+}
+
+/// What happens to a send over a cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CapOver {
+    /// Deferred until the cap allows it.
+    Defer,
+    /// Suppressed.
+    Drop,
+}
+
+/// The global control group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ControlGroupDef {
+    /// The share of contacts in it, in percent (0 to 100, two decimals).
+    pub percent: f64,
+    /// Changes which contacts are drawn (default none): a new salt draws a new group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+}
+
+/// An event that changes consent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConsentEventDef {
+    /// The event type.
+    pub on: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The purpose (default `"marketing"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The status it sets.
+    pub status: ConsentStatus,
+}
+
+/// An event that sets do-not-contact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DncEventDef {
+    /// The event type.
+    pub on: String,
+    /// The channel; absent: every channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Why.
+    pub reason: DncReason,
+}
+
+/// A suppression: contacts on `list` or in `segment` (exactly one) get no marketing
+/// sends on `channel` (default every channel) for `campaign` (default every campaign).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SuppressionDef {
+    /// A static list (`add_to_list` actions fill it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    /// A segment, by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// Only this channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Only this campaign or journey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+}
+
+/// A contact's consent for one channel and purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConsentStatus {
+    /// Opted in.
+    OptedIn,
+    /// Opted out.
+    OptedOut,
+    /// Asked, awaiting confirmation (double opt-in); not yet consent.
+    Pending,
+    /// Never stated; the channel's consent model decides.
+    Unknown,
+}
+
+impl ConsentStatus {
+    /// The status's name in documents.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsentStatus::OptedIn => "opted_in",
+            ConsentStatus::OptedOut => "opted_out",
+            ConsentStatus::Pending => "pending",
+            ConsentStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a contact must not be contacted (Mautic's do-not-contact reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DncReason {
+    /// The contact unsubscribed (transactional sends still go).
+    Unsubscribed,
+    /// The address bounced permanently (blocks transactional sends too).
+    HardBounce,
+    /// The contact marked a message as spam (blocks transactional sends too).
+    SpamComplaint,
+    /// The address is not valid (blocks transactional sends too).
+    InvalidAddress,
+    /// Set by a person (blocks transactional sends too).
+    Manual,
+}
+
+impl DncReason {
+    /// The reason's name in documents.
+    pub fn name(self) -> &'static str {
+        match self {
+            DncReason::Unsubscribed => "unsubscribed",
+            DncReason::HardBounce => "hard_bounce",
+            DncReason::SpamComplaint => "spam_complaint",
+            DncReason::InvalidAddress => "invalid_address",
+            DncReason::Manual => "manual",
+        }
+    }
+
+    /// Whether the mark also stops transactional sends: every reason but
+    /// `unsubscribed`.
+    pub fn blocks_transactional(self) -> bool {
+        self != DncReason::Unsubscribed
+    }
 }

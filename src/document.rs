@@ -371,6 +371,99 @@ static ROOT: Shape = Shape {
         opt("scoring", Child::Object(&SCORING)),
         dflt("counters", Child::ListOf(&COUNTER)),
         dflt("segments", Child::ListOf(&SEGMENT)),
+        opt("policy", Child::Object(&POLICY)),
+    ],
+};
+
+static CONSENT_MODELS: Names =
+    Names { what: "consent model", names: &["opt_in", "opt_out"], code: Code::InvalidDocument };
+
+static CAP_OVERS: Names =
+    Names { what: "cap action", names: &["defer", "drop"], code: Code::InvalidDocument };
+
+static CONSENT_STATUSES: Names = Names {
+    what: "consent status",
+    names: &["opted_in", "opted_out", "pending", "unknown"],
+    code: Code::InvalidDocument,
+};
+
+static DNC_REASONS: Names = Names {
+    what: "do-not-contact reason",
+    names: &["unsubscribed", "hard_bounce", "spam_complaint", "invalid_address", "manual"],
+    code: Code::InvalidDocument,
+};
+
+static POLICY: Shape = Shape {
+    what: "policy section",
+    keys: &[
+        dflt("channels", Child::ListOf(&CHANNEL_POLICY)),
+        opt("zone", Child::Str),
+        dflt("holidays", Child::Strings),
+        dflt("caps", Child::ListOf(&CAP)),
+        opt("max_delay", Child::Str),
+        opt("control_group", Child::Object(&CONTROL_GROUP)),
+        dflt("consent_events", Child::ListOf(&CONSENT_EVENT)),
+        dflt("dnc_events", Child::ListOf(&DNC_EVENT)),
+        dflt("suppress", Child::ListOf(&SUPPRESSION)),
+        opt("approval_expires", Child::Str),
+    ],
+};
+
+static CHANNEL_POLICY: Shape = Shape {
+    what: "channel policy",
+    keys: &[
+        req("channel", Child::OneOf(&CHANNELS)),
+        opt("consent", Child::OneOf(&CONSENT_MODELS)),
+        opt("window", Child::Object(&SEND_WINDOW)),
+    ],
+};
+
+static SEND_WINDOW: Shape = Shape {
+    what: "send window",
+    keys: &[req("from", Child::Str), req("to", Child::Str), dflt("days", Child::Strings)],
+};
+
+static CAP: Shape = Shape {
+    what: "frequency cap",
+    keys: &[
+        req("id", Child::Str),
+        req("max", Child::U32),
+        req("per", Child::Str),
+        opt("channel", Child::OneOf(&CHANNELS)),
+        opt("campaign", Child::Str),
+        opt("over", Child::OneOf(&CAP_OVERS)),
+    ],
+};
+
+static CONTROL_GROUP: Shape =
+    Shape { what: "control group", keys: &[req("percent", Child::F64), opt("salt", Child::Str)] };
+
+static CONSENT_EVENT: Shape = Shape {
+    what: "consent event",
+    keys: &[
+        req("on", Child::Str),
+        req("channel", Child::OneOf(&CHANNELS)),
+        opt("purpose", Child::Str),
+        req("status", Child::OneOf(&CONSENT_STATUSES)),
+    ],
+};
+
+static DNC_EVENT: Shape = Shape {
+    what: "do-not-contact event",
+    keys: &[
+        req("on", Child::Str),
+        opt("channel", Child::OneOf(&CHANNELS)),
+        req("reason", Child::OneOf(&DNC_REASONS)),
+    ],
+};
+
+static SUPPRESSION: Shape = Shape {
+    what: "suppression",
+    keys: &[
+        opt("list", Child::Str),
+        opt("segment", Child::Str),
+        opt("channel", Child::OneOf(&CHANNELS)),
+        opt("campaign", Child::Str),
     ],
 };
 
@@ -574,9 +667,13 @@ static ACTIONS: &[(&str, &Shape)] = &[
         "send",
         req("channel", Child::OneOf(&CHANNELS)),
         req("template", Child::Str),
-        dflt("needs_approval", Child::Bool)
+        dflt("needs_approval", Child::Bool),
+        opt("purpose", Child::Str),
+        opt("campaign", Child::Str),
+        opt("priority", Child::U32),
+        dflt("params", Child::StrMap)
     ),
-    action!("set_attribute", req("field", Child::Str), req("value", Child::Any)),
+    action!("set_attribute", req("field", Child::Str), dflt("value", Child::Any), opt("expr", Child::Str)),
     action!("clear_attribute", req("field", Child::Str)),
     action!("add_tag", req("tag", Child::Str)),
     action!("remove_tag", req("tag", Child::Str)),
@@ -589,6 +686,18 @@ static ACTIONS: &[(&str, &Shape)] = &[
     action!("crm_write", req("field", Child::Str), req("value", Child::Any)),
     action!("enroll_journey", req("journey", Child::Str)),
     action!("remove_from_journey", req("journey", Child::Str)),
+    action!(
+        "set_consent",
+        req("channel", Child::OneOf(&CHANNELS)),
+        opt("purpose", Child::Str),
+        req("status", Child::OneOf(&CONSENT_STATUSES))
+    ),
+    action!(
+        "do_not_contact",
+        opt("channel", Child::OneOf(&CHANNELS)),
+        req("reason", Child::OneOf(&DNC_REASONS))
+    ),
+    action!("clear_do_not_contact", opt("channel", Child::OneOf(&CHANNELS))),
 ];
 
 static ACTION_TYPES: Names = Names {
@@ -608,6 +717,9 @@ static ACTION_TYPES: Names = Names {
         "crm_write",
         "enroll_journey",
         "remove_from_journey",
+        "set_consent",
+        "do_not_contact",
+        "clear_do_not_contact",
     ],
     code: Code::InvalidDocument,
 };
@@ -1146,6 +1258,10 @@ mod tests {
         ActionDef, BandDef, Channel, CounterDoc, DecayDef, Direction, FilterDef, FilterOp, GroupDef,
         PointRuleDef, RepeatDef, RuleDef, ScoreModelDef, ScoringDef, SegmentDef, ThresholdDef, TriggerDef,
     };
+    use crate::def::{
+        CapDef, CapOver, ChannelPolicyDef, ConsentEventDef, ConsentModel, ConsentStatus, ControlGroupDef,
+        DncEventDef, DncReason, PolicyDef, SendWindowDef, SuppressionDef,
+    };
 
     /// An error that keeps the names serde expected when it met an unknown variant.
     #[derive(Debug)]
@@ -1427,6 +1543,9 @@ mod tests {
     fn action_form(action: &ActionDef) -> Option<&'static Shape> {
         let name = match action {
             ActionDef::Send { .. } => "send",
+            ActionDef::SetConsent { .. } => "set_consent",
+            ActionDef::DoNotContact { .. } => "do_not_contact",
+            ActionDef::ClearDoNotContact { .. } => "clear_do_not_contact",
             ActionDef::SetAttribute { .. } => "set_attribute",
             ActionDef::ClearAttribute { .. } => "clear_attribute",
             ActionDef::AddTag { .. } => "add_tag",
@@ -1598,6 +1717,14 @@ mod tests {
         structs(&POINT_RULE, as_struct::<PointRuleDef>);
         structs(&THRESHOLD, as_struct::<ThresholdDef>);
         structs(&BAND, as_struct::<BandDef>);
+        structs(&POLICY, as_struct::<PolicyDef>);
+        structs(&CHANNEL_POLICY, as_struct::<ChannelPolicyDef>);
+        structs(&SEND_WINDOW, as_struct::<SendWindowDef>);
+        structs(&CAP, as_struct::<CapDef>);
+        structs(&CONTROL_GROUP, as_struct::<ControlGroupDef>);
+        structs(&CONSENT_EVENT, as_struct::<ConsentEventDef>);
+        structs(&DNC_EVENT, as_struct::<DncEventDef>);
+        structs(&SUPPRESSION, as_struct::<SuppressionDef>);
         for (_, shape) in TRIGGERS {
             agree(shape, object(shape), None, |v, d| check_child(v, Child::Trigger, "", d), trigger_form);
             tested.push(shape);
@@ -1650,6 +1777,12 @@ mod tests {
         assert_eq!(serde_variants::<Direction>(), sorted(DIRECTIONS.names.to_vec()));
         assert_eq!(serde_variants::<Channel>(), sorted(CHANNELS.names.to_vec()));
         assert_eq!(serde_variants::<FilterOp>(), sorted(FILTER_OPS.names.to_vec()));
+        assert_eq!(serde_variants::<ConsentModel>(), sorted(CONSENT_MODELS.names.to_vec()));
+        assert_eq!(serde_variants::<CapOver>(), sorted(CAP_OVERS.names.to_vec()));
+        assert_eq!(serde_variants::<ConsentStatus>(), sorted(CONSENT_STATUSES.names.to_vec()));
+        assert_eq!(serde_variants::<DncReason>(), sorted(DNC_REASONS.names.to_vec()));
+        let channels: Vec<&str> = Channel::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(channels, CHANNELS.names, "the channels in documentation order");
         assert_eq!(variants_of_field(|t| &t.rearm), sorted(REARMS.names.to_vec()));
         let names: Vec<&str> = FilterOp::ALL.iter().map(|op| op.name()).collect();
         assert_eq!(names, FILTER_OPS.names, "the operators in documentation order");

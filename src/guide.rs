@@ -1,8 +1,8 @@
 //! The guides: the documents in `docs/`, part of the crate documentation so that every
 //! Rust example in them is compiled and run as a doctest, as `jiff` does. Read them in
 //! this order: the architecture, the rule-set format, expressions, scoring, the engine,
-//! then integrating a host; the decisions and performance records explain the choices
-//! and the figures.
+//! the send policy, then integrating a host; the decisions and performance records
+//! explain the choices and the figures.
 
 #[doc = include_str!("../docs/architecture.md")]
 pub mod architecture {}
@@ -18,6 +18,9 @@ pub mod scoring {}
 
 #[doc = include_str!("../docs/engine.md")]
 pub mod engine {}
+
+#[doc = include_str!("../docs/send-policy.md")]
+pub mod send_policy {}
 
 #[doc = include_str!("../docs/integration.md")]
 pub mod integration {}

@@ -83,6 +83,7 @@ pub mod id;
 mod index;
 pub mod limits;
 pub mod lint;
+pub mod policy;
 pub mod program;
 mod repeat;
 pub mod schema;

@@ -33,9 +33,36 @@ pub struct Rule {
     actions: Vec<ActionDef>,
     repeat: Repeat,
     enabled: bool,
+    /// Per action (by position; empty when no action computes anything): the compiled
+    /// expressions of its computed fields.
+    computed: Vec<ComputedAction>,
+}
+
+/// The compiled expressions of one action: a `set_attribute`'s `expr`, a send's
+/// `params`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ComputedAction {
+    pub(crate) value: Option<Expression>,
+    pub(crate) params: Vec<(String, Expression)>,
+}
+
+impl ComputedAction {
+    fn is_empty(&self) -> bool {
+        self.value.is_none() && self.params.is_empty()
+    }
 }
 
 impl Rule {
+    /// Every compiled expression of the rule's computed action fields.
+    fn computed_expressions(&self) -> impl Iterator<Item = &Expression> {
+        self.computed.iter().flat_map(|c| c.value.iter().chain(c.params.iter().map(|(_, e)| e)))
+    }
+
+    /// The compiled computed fields of the action at `index`, if it has any.
+    pub(crate) fn computed(&self, index: usize) -> Option<&ComputedAction> {
+        self.computed.get(index).filter(|c| !c.is_empty())
+    }
+
     /// The rule's stable id.
     pub fn id(&self) -> &RuleId {
         &self.id
@@ -130,6 +157,8 @@ pub struct Program {
     limits: Limits,
     /// Per event type (by index): the property that keys its instances, if keyed.
     event_keys: Vec<Option<crate::schema::Slot>>,
+    /// The document's `policy` section, compiled.
+    policy: Option<crate::policy::Policy>,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -209,6 +238,11 @@ impl Program {
         });
         let segments =
             crate::segment::compile_segments(&def.segments, &conditions, scorer.as_ref(), &mut diagnostics);
+        let segment_ids: Vec<&str> = def.segments.iter().map(|s| s.id.as_str()).collect();
+        let policy = def
+            .policy
+            .as_ref()
+            .and_then(|p| crate::policy::compile_policy(p, &schema, &segment_ids, &mut diagnostics));
         let mut rules = Vec::with_capacity(def.rules.len());
         let mut ids = UniqueIds::new("rule id");
         for (i, rule) in def.rules.iter().enumerate() {
@@ -239,6 +273,8 @@ impl Program {
                 .flatten();
             check_actions(&rule.actions, &schema, &path, &mut diagnostics);
             check_score_groups(&rule.actions, scorer.as_ref(), &path, &mut diagnostics);
+            let computed =
+                compile_computed(&rule.actions, &conditions, trigger.event_type(), &path, &mut diagnostics);
             let repeat = crate::repeat::compile_rule_repeat(
                 rule.repeat.as_ref(),
                 Some(&schema),
@@ -253,6 +289,7 @@ impl Program {
                 actions: rule.actions.clone(),
                 repeat,
                 enabled: rule.enabled,
+                computed,
             });
         }
         let event_keys = compile_event_keys(&def.schema.keys, &schema, &mut diagnostics);
@@ -286,11 +323,13 @@ impl Program {
             .iter()
             .filter_map(Rule::condition)
             .chain(segments.iter().filter_map(|s| s.condition()))
+            .chain(rules.iter().flat_map(Rule::computed_expressions))
             .any(Expression::reads_vars);
         let reads_scores = rules
             .iter()
             .filter_map(Rule::condition)
             .chain(segments.iter().filter_map(|s| s.condition()))
+            .chain(rules.iter().flat_map(Rule::computed_expressions))
             .any(Expression::reads_any_score);
         Ok(Program {
             name: def.name.clone(),
@@ -306,6 +345,7 @@ impl Program {
             reads_scores,
             limits: limits.clone(),
             event_keys,
+            policy,
         })
     }
 
@@ -408,6 +448,11 @@ impl Program {
     /// The dynamic segments of the document's `segments` section, compiled.
     pub fn segments(&self) -> &Segments {
         &self.segments
+    }
+
+    /// The document's `policy` section, compiled (`None`: every send is ready).
+    pub fn policy(&self) -> Option<&crate::policy::Policy> {
+        self.policy.as_ref()
     }
 
     /// The score models of the document's `scoring` section, compiled.
@@ -743,6 +788,61 @@ fn compile_counters(
     Counters::new(defs)
 }
 
+/// Compiles the computed fields of a rule's actions (`set_attribute`'s `expr`, a send's
+/// `params`) over what the rule's condition may read; a value is type-checked against
+/// its field. Empty when no action computes anything.
+fn compile_computed(
+    actions: &[ActionDef],
+    conditions: &ConditionCompiler<'_>,
+    event_type: Option<EventTypeIndex>,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<ComputedAction> {
+    let reads = crate::condition::Reads::Rule(event_type);
+    let mut out: Vec<ComputedAction> = Vec::new();
+    for (j, action) in actions.iter().enumerate() {
+        let apath = format!("{path}/actions/{j}");
+        let mut computed = ComputedAction::default();
+        match action {
+            ActionDef::SetAttribute { field, expr: Some(text), value } if value.is_null() => {
+                let fields = conditions.schema.contact_fields();
+                let epath = format!("{apath}/expr");
+                if let (Ok(expr), Some(slot)) =
+                    (conditions.compile_value(text, reads, &epath, diagnostics), fields.slot(field))
+                {
+                    let (want, got) = (fields.ty(slot), expr.result_type());
+                    if want == got || matches!(got, Type::Dyn) || matches!(want, Type::Dyn) {
+                        computed.value = Some(expr);
+                    } else {
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                format!("`{field}` is declared {want}; this expression is {got}"),
+                            )
+                            .with_path(epath)
+                            .with_help("convert the value, as in `string(x)`, `double(x)` or `timestamp(x)`"),
+                        );
+                    }
+                }
+            }
+            ActionDef::Send { params, .. } => {
+                for (name, text) in params {
+                    let ppath = format!("{apath}/params/{}", crate::diagnostic::pointer_escape(name));
+                    if let Ok(expr) = conditions.compile_value(text, reads, &ppath, diagnostics) {
+                        computed.params.push((name.clone(), expr));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !computed.is_empty() {
+            out.resize_with(j, ComputedAction::default);
+            out.push(computed);
+        }
+    }
+    out
+}
+
 /// The key property of each keyed event type (`schema.keys`), by event type index.
 fn compile_event_keys(
     keys: &std::collections::BTreeMap<String, String>,
@@ -789,14 +889,29 @@ fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics
     for (j, action) in actions.iter().enumerate() {
         let apath = format!("{path}/actions/{j}");
         match action {
-            ActionDef::SetAttribute { field, value } => {
+            ActionDef::SetAttribute { field, value, expr } => {
                 let fields = schema.contact_fields();
+                if value.is_null() == expr.is_none() {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::InvalidDocument,
+                            "a `set_attribute` action takes exactly one of `value` and `expr`",
+                        )
+                        .with_path(apath.clone())
+                        .with_help(
+                            "write a constant as `value`, or a CEL expression such as \"now\" as `expr`",
+                        ),
+                    );
+                    continue;
+                }
                 match fields.slot(field) {
                     None => diagnostics.push(
                         Diagnostic::new(Code::UnknownField, format!("no contact field `{field}`"))
                             .with_path(format!("{apath}/field"))
                             .with_did_you_mean(fields.suggest(field)),
                     ),
+                    // A computed value is type-checked where it is compiled.
+                    Some(_) if expr.is_some() => {}
                     Some(slot) => {
                         let ty = fields.ty(slot);
                         if let Some(v) = crate::document::json_to_value(value, ty) {
@@ -818,6 +933,19 @@ fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics
                             .with_did_you_mean(fields.suggest(field)),
                     );
                 }
+            }
+            ActionDef::Send { purpose, campaign, .. } => {
+                crate::policy::check_purpose(purpose.as_deref(), format!("{apath}/purpose"), diagnostics);
+                if campaign.as_deref().is_some_and(str::is_empty) {
+                    diagnostics.push(
+                        Diagnostic::new(Code::InvalidDocument, "a campaign is empty")
+                            .with_path(format!("{apath}/campaign"))
+                            .with_help("name the campaign or journey, or leave `campaign` out"),
+                    );
+                }
+            }
+            ActionDef::SetConsent { purpose, .. } => {
+                crate::policy::check_purpose(purpose.as_deref(), format!("{apath}/purpose"), diagnostics);
             }
             ActionDef::AdjustScore { points, .. }
                 if !(points.is_finite() && points.abs() <= crate::scoring::compile::MAX_POINTS) =>

@@ -160,7 +160,7 @@ pub enum ZoneSource {
 }
 
 impl ZoneSource {
-    fn of(&self, contact: &Contact) -> TimeZone {
+    pub(crate) fn of(&self, contact: &Contact) -> TimeZone {
         match self {
             ZoneSource::Fixed(zone) => *zone,
             ZoneSource::Field(slot) => match contact.get(*slot) {
@@ -289,7 +289,7 @@ fn time_of_day(
 
 /// A trigger's time zone: an IANA name or offset, or `contact.FIELD` (a string
 /// attribute); UTC by default.
-fn zone_source(
+pub(crate) fn zone_source(
     text: Option<&str>,
     schema: &Schema,
     path: &str,
@@ -587,7 +587,9 @@ pub(crate) fn check_attribute_cycles(
             r.actions
                 .iter()
                 .filter_map(|a| match a {
-                    crate::def::ActionDef::SetAttribute { field, value } => {
+                    // A computed value is not known here: taken as a clear (a cycle through
+                    // it still ends at the cascade limit at run time).
+                    crate::def::ActionDef::SetAttribute { field, value, .. } => {
                         let slot = fields.slot(field)?;
                         Some((slot, Value::from_json(value, fields.ty(slot))))
                     }

@@ -84,7 +84,11 @@ fn definitions_round_trip_through_serde() {
         ActionDef::Send {
             channel: Channel::Email,
             template: "demo-confirmation".into(),
-            needs_approval: true
+            needs_approval: true,
+            purpose: None,
+            campaign: None,
+            priority: None,
+            params: Default::default(),
         }
     );
     let text = serde_json::to_string(&def).unwrap();
@@ -328,7 +332,7 @@ fn misspelled_keys_get_suggestions_in_every_form() {
                 "unknown key `tpye` in action",
                 "the action types are: send, set_attribute, clear_attribute, add_tag, remove_tag, add_to_list, \
                  remove_from_list, set_lifecycle_stage, adjust_score, notify_owner, assign_owner, crm_write, \
-                 enroll_journey, remove_from_journey",
+                 enroll_journey, remove_from_journey, set_consent, do_not_contact, clear_do_not_contact",
                 Some("type")
             ),
             (

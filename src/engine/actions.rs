@@ -50,7 +50,10 @@ impl Engine {
                     step.changes.push(Change::Owner { from, to: Some(owner.clone()) });
                 }
             }
-            ActionDef::SetAttribute { field, value } => {
+            ActionDef::SetConsent { .. }
+            | ActionDef::DoNotContact { .. }
+            | ActionDef::ClearDoNotContact { .. } => self.apply_policy_action(state, action, step),
+            ActionDef::SetAttribute { field, value, .. } => {
                 let fields = self.program.schema().contact_fields();
                 let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;
                 let value = Value::from_json(value, fields.ty(slot))

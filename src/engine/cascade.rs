@@ -2,8 +2,8 @@
 //! changes (crossings, attribute changes, segment entries and exits), round after round
 //! up to the limit.
 
+use super::step::*;
 use super::*;
-use super::{actions::*, step::*};
 use crate::def::Direction;
 use crate::expr::Activation;
 use crate::program::Rule;
@@ -213,41 +213,31 @@ impl Engine {
         if policy.needs_memory() {
             policy.record(state.fired.entry(rule.id().as_str().to_string()).or_default(), now);
         }
-        for (index, action) in rule.actions().iter().enumerate() {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
+        for (position, action) in rule.actions().iter().enumerate() {
+            let index = u32::try_from(position).unwrap_or(u32::MAX);
+            // Computed fields (`expr`, `params`) evaluated now (`engine::computed`).
+            let (action, params) = match self.compute(state, rule, position, action, step) {
+                Ok(computed) => computed,
+                Err(message) => {
+                    let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
+                    step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
+                    continue;
+                }
+            };
+            let action = action.as_ref();
             if let Err(message) = self.apply(state, action, step) {
                 let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
                 step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
                 continue;
             }
-            let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
-            let effect = step.effect(
+            let mut effect = step.effect(
                 &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
-                status,
+                Status::Ready,
                 EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
             );
-            if status == Status::PendingApproval {
-                // Approvals are bounded per contact: past the limit the oldest expires,
-                // reported with the rule that was waiting for it.
-                let limit = self.program.limits().max_pending_approvals;
-                while !state.pending.is_empty() && state.pending.len() >= limit {
-                    let expired = state.pending.remove(0);
-                    let waiting = match &expired.kind {
-                        EffectKind::Action { rule, .. } => rule.clone(),
-                        _ => rule.id().clone(),
-                    };
-                    let message = format!(
-                        "approval expired unanswered: more than {limit} effects awaited approval \
-                         (Limits::max_pending_approvals); the oldest, key {}, was dropped",
-                        expired.key
-                    );
-                    let kind = EffectKind::RuleError { rule: waiting, message };
-                    step.emit(&[b"approval-expired", &expired.key.to_string().into_bytes()], kind);
-                }
-                if limit > 0 {
-                    state.pending.push(effect.clone());
-                }
-            }
+            effect.params = params;
+            // The send policy and approvals decide the status (`engine::policy`).
+            let effect = self.decide_effect(state, step, effect);
             step.outcome.effects.push(effect);
         }
         Ok(())
@@ -314,5 +304,32 @@ fn listens_to_state(trigger: &Trigger, change: &Change) -> bool {
             moved(owner, direction, from, to)
         }
         _ => false,
+    }
+}
+
+impl Engine {
+    /// Holds an effect for approval. Approvals are bounded per contact: past
+    /// `Limits::max_pending_approvals` the oldest expires, reported with the rule that
+    /// was waiting for it.
+    pub(super) fn hold_for_approval(&self, state: &mut ContactState, step: &mut Step<'_>, effect: &Effect) {
+        let limit = self.program.limits().max_pending_approvals;
+        while !state.pending.is_empty() && state.pending.len() >= limit {
+            let expired = state.pending.remove(0);
+            let waiting = match &expired.kind {
+                EffectKind::Action { rule, .. } => rule.clone(),
+                EffectKind::RuleError { rule, .. } => rule.clone(),
+                _ => continue,
+            };
+            let message = format!(
+                "approval expired unanswered: more than {limit} effects awaited approval \
+                 (Limits::max_pending_approvals); the oldest, key {}, was dropped",
+                expired.key
+            );
+            let kind = EffectKind::RuleError { rule: waiting, message };
+            step.emit(&[b"approval-expired", &expired.key.to_string().into_bytes()], kind);
+        }
+        if limit > 0 {
+            state.pending.push(effect.clone());
+        }
     }
 }

@@ -33,6 +33,14 @@ pub enum Status {
     Ready,
     /// Held until a person approves it ([`Engine::approve`](crate::engine::Engine::approve)).
     PendingApproval,
+    /// A send the policy deferred: not to be performed; the engine releases it (once)
+    /// as a new effect at the instant its decision names.
+    Deferred,
+    /// A send the policy suppressed: not to be performed; its decision says why.
+    Suppressed,
+    /// A marketing send to a contact in the control group: not to be performed, recorded
+    /// as "would have sent" so the host can measure lift.
+    Control,
 }
 
 /// What to do.
@@ -170,6 +178,56 @@ pub struct Effect {
     pub status: Status,
     /// What to do.
     pub kind: EffectKind,
+    /// For a send: the send policy's decision and its reason (`docs/send-policy.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::policy::SendDecision>,
+    /// For a send with `params`: their values when the rule fired, the personalization
+    /// context the host's template renders.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
+    /// For an effect that was held for approval and approved: who approved it, with
+    /// their note and edits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// A person's approval of a held effect ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+///
+/// ```
+/// use nurture::engine::Approval;
+/// let approval = Approval::by("ana@example.com").with_note("ok, but friendlier").with_param("tone", "warm");
+/// assert_eq!(approval.params["tone"], "warm");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Approval {
+    /// Who approved it.
+    pub approver: String,
+    /// Their note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Edits to a send's `params`: these replace or add to the computed ones.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Approval {
+    /// An approval by `approver`.
+    pub fn by(approver: impl Into<String>) -> Approval {
+        Approval { approver: approver.into(), ..Approval::default() }
+    }
+
+    /// With a note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Approval {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// With an edit to a param.
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Approval {
+        self.params.insert(name.into(), value.into());
+        self
+    }
 }
 
 /// A 128-bit idempotency key: SipHash-1-3-128 of the contact, the cause and what tells

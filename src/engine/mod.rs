@@ -39,9 +39,12 @@
 //! [`Engine::reject`].
 
 mod actions;
+mod approval;
 mod cascade;
+mod computed;
 mod effect;
 mod keyed;
+mod policy;
 mod shard;
 mod state;
 mod step;
@@ -49,10 +52,10 @@ mod wake;
 
 use std::sync::Arc;
 
-pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, KeyParseError, Status};
+pub use effect::{Approval, Cause, Effect, EffectKind, IdempotencyKey, KeyParseError, Status};
 pub use keyed::KEY_WINDOW;
 pub use shard::shard_of;
-pub use state::{ContactState, DEDUP_WINDOW, MAX_DEDUP_WINDOW, STATE_FORMAT};
+pub use state::{ContactState, DeferredSend, DEDUP_WINDOW, MAX_DEDUP_WINDOW, STATE_FORMAT};
 pub use step::MAX_CATCH_UP;
 
 use crate::id::ContactId;
@@ -427,6 +430,8 @@ impl Engine {
             score_models: self.score_ids(),
             counter_count: self.program.condition_names().counters().len(),
             keyed: Default::default(),
+            policy: Default::default(),
+            deferred: Vec::new(),
         }
     }
 
@@ -580,8 +585,10 @@ impl Engine {
         self.members(&scratch.segments).into_iter().collect()
     }
 
-    /// Approves a pending effect: it comes back [`Status::Ready`], to be performed.
-    /// `None` when no pending effect has this key.
+    /// Approves a pending effect as it is: it comes back [`Status::Ready`], to be
+    /// performed. [`Engine::approve_with`] records the approver and re-checks the
+    /// rule's condition and the send policy at the instant of approval. `None` when no
+    /// pending effect has this key.
     #[must_use = "the effect must be delivered (or recorded as rejected)"]
     pub fn approve(&self, state: &mut ContactState, key: IdempotencyKey) -> Option<Effect> {
         let mut effect = state.take_pending(key)?;

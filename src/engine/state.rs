@@ -11,6 +11,7 @@ use crate::counters::CounterState;
 use crate::engine::effect::{Effect, IdempotencyKey};
 use crate::hash::SipHasher128;
 use crate::id::{ContactId, EventId};
+use crate::policy::PolicyState;
 use crate::scoring::ContactScores;
 use crate::time::Timestamp;
 
@@ -106,6 +107,32 @@ pub struct ContactState {
     /// of its most recent instances, oldest first, at most `engine::KEY_WINDOW` each.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) keyed: BTreeMap<String, VecDeque<(u64, u64)>>,
+    /// Consent, do-not-contact marks, their history and the sends caps count.
+    #[serde(default, skip_serializing_if = "PolicyState::is_empty")]
+    pub(crate) policy: PolicyState,
+    /// Sends the policy deferred, until their instant comes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) deferred: Vec<DeferredSend>,
+}
+
+/// A send the policy deferred: the effect that reported it, when it is decided again,
+/// and when it was first decided (for the policy's `max_delay`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeferredSend {
+    /// The effect that reported the deferral (status `deferred`).
+    pub effect: Effect,
+    /// When it is decided again.
+    pub until: Timestamp,
+    /// When it was first decided.
+    pub since: Timestamp,
+    /// Higher goes first when several come due together.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub priority: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ContactState {
@@ -162,6 +189,17 @@ impl ContactState {
     /// Effects held for approval, oldest first.
     pub fn pending(&self) -> &[Effect] {
         &self.pending
+    }
+
+    /// Consent per channel and purpose, do-not-contact marks, their history and the
+    /// recent marketing sends (`docs/send-policy.md`).
+    pub fn policy(&self) -> &PolicyState {
+        &self.policy
+    }
+
+    /// Sends the policy deferred, in the order they were deferred.
+    pub fn deferred(&self) -> &[DeferredSend] {
+        &self.deferred
     }
 
     /// When the state last changed.
@@ -271,6 +309,10 @@ struct StateWire {
     counter_count: usize,
     #[serde(default)]
     keyed: BTreeMap<String, VecDeque<(u64, u64)>>,
+    #[serde(default)]
+    policy: PolicyState,
+    #[serde(default)]
+    deferred: Vec<DeferredSend>,
 }
 
 impl TryFrom<StateWire> for ContactState {
@@ -334,6 +376,8 @@ impl TryFrom<StateWire> for ContactState {
             score_models: wire.score_models,
             counter_count: wire.counter_count,
             keyed: wire.keyed,
+            policy: wire.policy,
+            deferred: wire.deferred,
         };
         state.validate().map_err(|e| format!("invalid contact state: {e}"))?;
         Ok(state)
@@ -361,6 +405,31 @@ impl ContactState {
                 "`keyed.{event_type}`: {} keys, more than {}",
                 keys.len(),
                 crate::engine::KEY_WINDOW
+            ));
+        }
+        if self.deferred.len() > crate::engine::policy::MAX_DEFERRED {
+            return Err(format!(
+                "`deferred`: {} sends, more than {}",
+                self.deferred.len(),
+                crate::engine::policy::MAX_DEFERRED
+            ));
+        }
+        for (i, deferred) in self.deferred.iter().enumerate() {
+            if deferred.effect.contact != self.contact {
+                return Err(format!("`deferred[{i}].effect.contact`: not the state's"));
+            }
+            if deferred.since > self.last {
+                return Err(format!(
+                    "`deferred[{i}].since`: {} is after the last change {}",
+                    deferred.since, self.last
+                ));
+            }
+        }
+        if self.policy.history.len() > crate::policy::CHANGE_HISTORY {
+            return Err(format!(
+                "`policy.history`: {} changes, more than {}",
+                self.policy.history.len(),
+                crate::policy::CHANGE_HISTORY
             ));
         }
         if self.since > self.last {

@@ -38,7 +38,9 @@ impl Engine {
         // A keyed event (`schema.keys`) whose key was seen is a duplicate too.
         let print = state::fingerprint(event.id());
         let key = self.memory_key(event);
-        if state.has_seen_print(event.id(), print) || key.is_some_and(|k| super::keyed::seen_key(state, event, k)) {
+        if state.has_seen_print(event.id(), print)
+            || key.is_some_and(|k| super::keyed::seen_key(state, event, k))
+        {
             let next_wake = self.wake_after(state, contact, state.last);
             return Ok(Outcome { next_wake, duplicate: true, ..Outcome::default() });
         }
@@ -48,6 +50,8 @@ impl Engine {
         // A late event is handled at the contact's last change: nothing is dated back.
         let now = event.at().max(state.last);
         let mut step = Step::new(state, Cause::Event(event.id().clone()), now, contact);
+        step.event = Some(event);
+        self.release_due(state, &mut step);
         // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_event(scores, contact, event, &mut scratch.scoring)?;
@@ -74,6 +78,8 @@ impl Engine {
                 })
             });
         }
+        // Consent and do-not-contact changes the policy names for this event.
+        self.policy_event(state, event, now);
         // 4. Event rules (nothing to prepare when no rule is on this event type).
         let matched: Vec<_> = if !self.program.has_event_rules_for(event.event_type()) {
             Vec::new()
@@ -131,6 +137,7 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         let mut step = Step::new(state, Cause::AttributeChange(now), now, after);
+        self.release_due(state, &mut step);
         let (old, new) = (before.attributes().slots(), after.attributes().slots());
         for field in 0..old.len().max(new.len()) {
             let (from, to) = (old.get(field).cloned().flatten(), new.get(field).cloned().flatten());
@@ -161,6 +168,7 @@ impl Engine {
             return Err(ScoreError::OutOfOrder.into());
         }
         let mut step = Step::new(state, Cause::Timeout(now), now, contact);
+        self.release_due(state, &mut step);
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_timeout(scores, now)?;
             self.score_effects(&mut step, &update);
@@ -442,6 +450,8 @@ pub(super) struct Step<'a> {
     pub(super) cause: Cause,
     pub(super) now: Timestamp,
     pub(super) contact: std::borrow::Cow<'a, Contact>,
+    /// The event being handled, for actions that compute values from it.
+    pub(super) event: Option<&'a Event>,
     pub(super) outcome: Outcome,
     pub(super) changes: Vec<Change>,
     /// Segments whose condition error was reported in this step (by position).
@@ -457,6 +467,7 @@ impl<'a> Step<'a> {
             cause,
             now,
             contact: std::borrow::Cow::Borrowed(contact),
+            event: None,
             outcome: Outcome::default(),
             changes: Vec::new(),
             segment_errors: Vec::new(),
@@ -480,7 +491,17 @@ impl<'a> Step<'a> {
                 &[parts, &[b"again", &again.to_le_bytes()]].concat(),
             );
         }
-        Effect { key, contact: self.id.clone(), cause: self.cause.clone(), at: self.now, status, kind }
+        Effect {
+            key,
+            contact: self.id.clone(),
+            cause: self.cause.clone(),
+            at: self.now,
+            status,
+            kind,
+            decision: None,
+            params: Default::default(),
+            approval: None,
+        }
     }
 
     /// Emits a ready effect.

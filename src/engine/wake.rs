@@ -58,6 +58,10 @@ impl Engine {
         if self.program.segments().reads_time() {
             consider(self.program.segments().next_time_change(contact, now));
         }
+        // Deferred sends come out at their instant.
+        consider(state.deferred.iter().map(|d| d.until).min());
+        // Approvals expire.
+        consider(self.approval_deadline(state));
         let rules = self.program.rules();
         for rule in self.timed.iter().map(|&i| &rules[i]) {
             consider(self.quiet_deadline(state, rule));

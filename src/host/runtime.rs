@@ -512,7 +512,8 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
                     for effect in &outcome.effects {
                         match effect.status {
                             Status::Ready => self.deliver(effect.clone()),
-                            _ => self.stats.awaiting_approval += 1,
+                            Status::PendingApproval => self.stats.awaiting_approval += 1,
+                            _ => {}
                         }
                     }
                     self.schedule(id, outcome.next_wake);
