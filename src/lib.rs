@@ -80,6 +80,7 @@ pub mod guide;
 pub mod host;
 pub mod id;
 mod index;
+pub mod journey;
 pub mod limits;
 pub mod lint;
 pub mod program;

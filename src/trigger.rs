@@ -97,7 +97,7 @@ pub enum ZoneSource {
 }
 
 impl ZoneSource {
-    fn of(&self, contact: &Contact) -> TimeZone {
+    pub(crate) fn of(&self, contact: &Contact) -> TimeZone {
         match self {
             ZoneSource::Fixed(zone) => *zone,
             ZoneSource::Field(slot) => match contact.get(*slot) {
@@ -213,7 +213,7 @@ fn time_of_day(
 
 /// A trigger's time zone: an IANA name or offset, or `contact.FIELD` (a string
 /// attribute); UTC by default.
-fn zone_source(
+pub(crate) fn zone_source(
     text: Option<&str>,
     schema: &Schema,
     path: &str,
