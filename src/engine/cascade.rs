@@ -14,6 +14,32 @@ use crate::time::Timestamp;
 use crate::trigger::Trigger;
 use crate::value::Value;
 
+/// Who performs an action: a rule (and the action's position), or a journey step.
+pub(super) enum Performer<'p> {
+    Rule { rule: &'p Rule, index: u32 },
+    Journey(super::journey::StepAction<'p>),
+}
+
+/// Whether a trigger listens for one of a round's changes.
+pub(super) fn listens(trigger: &Trigger, changes: &[Change], segment_changes: &[(usize, Direction)]) -> bool {
+    match trigger {
+        Trigger::Threshold { model, threshold, direction } => changes.iter().any(|c| {
+            matches!(c, Change::Crossing { model: m, threshold: t, direction: d } if m == model && t == threshold && d == direction)
+        }),
+        Trigger::Band { model, band, direction } => changes.iter().any(|c| {
+            matches!(c, Change::Band { model: m, band: Some(b), direction: d } if m == model && b == band && d == direction)
+        }),
+        Trigger::Attribute { field, from, to } => changes.iter().any(|c| {
+            matches!(c, Change::Attribute { field: f, from: old, to: new }
+                if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
+        }),
+        Trigger::Segment { segment, direction } => {
+            segment_changes.iter().any(|(s, d)| s == segment && d == direction)
+        }
+        _ => false,
+    }
+}
+
 impl Engine {
     /// Runs the cascade of step 5 until nothing more changes, or [`MAX_CASCADE`] rounds.
     pub(super) fn cascade(
@@ -69,24 +95,13 @@ impl Engine {
             // Rules listening for these changes, in rule order per change.
             let rules = self.program.rules();
             for rule in self.listening.iter().map(|&i| &rules[i]) {
-                let listens = match rule.trigger() {
-                    Trigger::Threshold { model, threshold, direction } => changes.iter().any(|c| {
-                        matches!(c, Change::Crossing { model: m, threshold: t, direction: d } if m == model && t == threshold && d == direction)
-                    }),
-                    Trigger::Band { model, band, direction } => changes.iter().any(|c| {
-                        matches!(c, Change::Band { model: m, band: Some(b), direction: d } if m == model && b == band && d == direction)
-                    }),
-                    Trigger::Attribute { field, from, to } => changes.iter().any(|c| {
-                        matches!(c, Change::Attribute { field: f, from: old, to: new }
-                            if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
-                    }),
-                    Trigger::Segment { segment, direction } => segment_changes.iter().any(|(s, d)| s == segment && d == direction),
-                    _ => false,
-                };
+                let listens = listens(rule.trigger(), &changes, &segment_changes);
                 if listens && self.holds(rule, scratch, state, step) {
                     self.fire(state, rule, step)?;
                 }
             }
+            // Journeys entered on these changes (entered after the cascade).
+            self.journey_entries(&changes, &segment_changes, step);
         }
         if !step.changes.is_empty() {
             step.emit(&[b"cascade"], EffectKind::CascadeLimit { rounds: MAX_CASCADE as u32 });
@@ -186,23 +201,47 @@ impl Engine {
         }
         for (index, action) in rule.actions().iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            if let Err(message) = self.apply(state, action, step) {
-                let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
-                step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
-                continue;
+            self.perform(state, action, Performer::Rule { rule, index }, step);
+        }
+        Ok(())
+    }
+
+    /// Performs one action of a rule or a journey step: applies it, then emits its
+    /// effect (held for approval when it needs one), or an error effect when it cannot
+    /// apply. The one path every action takes.
+    pub(super) fn perform(
+        &self,
+        state: &mut ContactState,
+        action: &crate::def::ActionDef,
+        by: Performer<'_>,
+        step: &mut Step<'_>,
+    ) {
+        if let Err(message) = self.apply(state, action, step) {
+            match by {
+                Performer::Rule { rule, index } => {
+                    let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
+                    step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
+                }
+                Performer::Journey(j) => {
+                    let effect = j.error(step, message);
+                    step.outcome.effects.push(effect);
+                }
             }
-            let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
-            let effect = step.effect(
+            return;
+        }
+        let status = if needs_approval(action) { Status::PendingApproval } else { Status::Ready };
+        let effect = match by {
+            Performer::Rule { rule, index } => step.effect(
                 &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
                 status,
                 EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
-            );
-            if status == Status::PendingApproval {
-                state.pending.push(effect.clone());
-            }
-            step.outcome.effects.push(effect);
+            ),
+            Performer::Journey(j) => j.effect(step, status, action),
+        };
+        if status == Status::PendingApproval {
+            state.pending.push(effect.clone());
         }
-        Ok(())
+        step.outcome.effects.push(effect);
     }
 
     /// Threshold crossings and band changes as effects, queued for the cascade.

@@ -36,6 +36,7 @@
 mod actions;
 mod cascade;
 mod effect;
+mod journey;
 mod shard;
 mod state;
 mod step;
@@ -43,7 +44,8 @@ mod wake;
 
 use std::sync::Arc;
 
-pub use effect::{Cause, Effect, EffectKind, IdempotencyKey, Status};
+pub use effect::{Cause, Effect, EffectKind, ExitReason, IdempotencyKey, Status};
+pub use journey::{ArmTally, Enrolment, Funnel, JourneyFunnel, JourneyLog};
 pub use shard::shard_of;
 pub use state::{ContactState, DEDUP_WINDOW, STATE_FORMAT};
 
@@ -263,6 +265,8 @@ impl Engine {
             occurred: Default::default(),
             score_models: self.score_ids(),
             counter_count: self.program.condition_names().counters().len(),
+            journeys: Vec::new(),
+            journey_log: Default::default(),
         };
         let mut scratch = EngineScratch::default();
         self.bind_values(&state, at, &mut scratch);

@@ -54,6 +54,12 @@ pub struct ContactState {
     pub(crate) score_models: Vec<crate::id::ScoreId>,
     /// How many windowed counters the program had when they were counted.
     pub(crate) counter_count: usize,
+    /// Active journey enrolments, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) journeys: Vec<crate::engine::journey::Enrolment>,
+    /// Per journey id: enrolments so far, the last exit, versions entered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) journey_log: BTreeMap<String, crate::engine::journey::JourneyLog>,
 }
 
 impl ContactState {
@@ -110,6 +116,11 @@ impl ContactState {
     /// Effects held for approval, oldest first.
     pub fn pending(&self) -> &[Effect] {
         &self.pending
+    }
+
+    /// The active journey enrolments, oldest first.
+    pub fn enrolments(&self) -> &[crate::engine::journey::Enrolment] {
+        &self.journeys
     }
 
     /// When the state last changed.

@@ -41,6 +41,7 @@ impl Engine {
         // A late event is handled at the contact's last change: nothing is dated back.
         let now = event.at().max(state.last);
         let mut step = Step::new(state, Cause::Event(event.id().clone()), now, contact);
+        step.event = Some(event);
         // 2. Scores (first: a refused event changes nothing).
         if let (Some(scorer), Some(scores)) = (self.program.scorer(), state.scores.as_mut()) {
             let update = scorer.handle_event(scores, contact, event, &mut scratch.scoring)?;
@@ -194,6 +195,7 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.cascade(state, &mut step, scratch)?;
+        self.run_journeys(state, &mut step, scratch)?;
         state.last = step.now;
         let mut outcome = step.outcome;
         outcome.next_wake = self.wake_after(state, &step.contact, step.now);
@@ -342,6 +344,10 @@ pub(super) struct Step<'a> {
     pub(super) contact: std::borrow::Cow<'a, Contact>,
     pub(super) outcome: Outcome,
     pub(super) changes: Vec<Change>,
+    /// The event the step handles, if any (journeys match it after the cascade).
+    pub(super) event: Option<&'a Event>,
+    /// Journey entries and removals asked for during the step.
+    pub(super) journeys: super::journey::JourneyQueue,
 }
 
 impl<'a> Step<'a> {
@@ -354,6 +360,8 @@ impl<'a> Step<'a> {
             contact: std::borrow::Cow::Borrowed(contact),
             outcome: Outcome::default(),
             changes: Vec::new(),
+            event: None,
+            journeys: Default::default(),
         }
     }
 

@@ -1,0 +1,385 @@
+//! Journeys: every step kind and policy, exact waits across daylight-saving changes,
+//! exits that pre-empt waits, goals, removal, re-entry, splits with a holdout, the
+//! checks at compile time, and keys that survive snapshots and replays.
+
+use std::sync::Arc;
+
+use nurture::engine::{ContactState, Effect, EffectKind, Engine, EngineScratch, ExitReason, Funnel, Outcome};
+use nurture::{Contact, Event, Program, Timestamp};
+use proptest::prelude::*;
+
+const DOC: &str = r#"{
+  "version": 1,
+  "schema": {
+    "contact": {"company_size": "int", "tz": "string", "trial_ends_at": "timestamp"},
+    "events": {"signup": {"plan": "string"}, "page_visit": {"url": "string"},
+               "unsubscribe": {}, "purchase": {}},
+    "scores": ["fit"]
+  },
+  "scoring": {"models": [{"id": "fit",
+    "rules": [{"id": "big", "fit": "has(contact.company_size) && contact.company_size >= 100", "points": 60}],
+    "bands": [{"name": "low", "from": 0}, {"name": "high", "from": 50}]}]},
+  "rules": [
+    {"id": "leave", "on": "page_visit", "when": "event.url == '/leave'",
+     "actions": [{"type": "remove_from_journey", "journey": "onboarding"}]}
+  ],
+  "journeys": [{
+    "id": "onboarding",
+    "on": "signup",
+    "when": "event.plan == 'trial'",
+    "reentry": {"after": "30d"},
+    "exits": [{"id": "unsubscribed", "on": "unsubscribe"}],
+    "goal": {"on": "purchase"},
+    "zone": "contact.tz",
+    "steps": [
+      {"id": "welcome", "type": "action", "next": "pause",
+       "actions": [{"type": "send", "channel": "email", "template": "welcome"}]},
+      {"id": "pause", "type": "wait", "for": "1d", "next": "pricing"},
+      {"id": "pricing", "type": "wait_for", "on": "page_visit", "when": "event.url == '/pricing'",
+       "timeout": "3d", "next": "fit", "on_timeout": "nudge"},
+      {"id": "nudge", "type": "action", "next": "tuesday",
+       "actions": [{"type": "send", "channel": "email", "template": "nudge"}]},
+      {"id": "tuesday", "type": "wait", "at": "09:00", "days": ["tuesday"], "next": "fit"},
+      {"id": "fit", "type": "branch", "cases": [{"when": "score.fit >= 50.0", "next": "ab"}], "else": "done"},
+      {"id": "ab", "type": "split", "arms": [
+         {"id": "a", "weight": 45, "next": "send_a"}, {"id": "b", "weight": 45, "next": "send_b"}],
+       "holdout": {"weight": 10, "for": "14d"}},
+      {"id": "send_a", "type": "action", "next": "trial_end",
+       "actions": [{"type": "send", "channel": "email", "template": "variant-a"}]},
+      {"id": "send_b", "type": "action", "next": "trial_end",
+       "actions": [{"type": "send", "channel": "email", "template": "variant-b"}]},
+      {"id": "trial_end", "type": "wait", "date": "trial_ends_at", "offset": "-1d", "next": "done"},
+      {"id": "done", "type": "exit"}
+    ]
+  }]
+}"#;
+
+// 2026-03-02T00:00:00Z, a Monday.
+const T0: i64 = 1_772_409_600;
+const DAY: i64 = 86_400;
+
+fn engine() -> Engine {
+    Engine::new(Arc::new(Program::from_json(DOC).unwrap_or_else(|e| panic!("{}", e.render()))))
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_unix(T0 + secs, 0).unwrap()
+}
+
+fn contact(engine: &Engine, id: &str, size: i64) -> Contact {
+    engine
+        .program()
+        .schema()
+        .contact(id)
+        .set("company_size", size)
+        .unwrap()
+        .set("tz", "America/New_York")
+        .unwrap()
+        .set("trial_ends_at", at(30 * DAY))
+        .unwrap()
+        .build()
+}
+
+fn event(engine: &Engine, n: u64, who: &str, kind: &str, secs: i64) -> Event {
+    let schema = engine.program().schema();
+    let (kind, url) = match kind {
+        "leave" => ("page_visit", "/leave"),
+        other => (other, "/pricing"),
+    };
+    let b = schema.event(format!("e{n}"), who, kind, at(secs)).unwrap();
+    match kind {
+        "signup" => b.set("plan", "trial").unwrap().build(),
+        "page_visit" => b.set("url", url).unwrap().build(),
+        _ => b.build(),
+    }
+}
+
+fn kinds(outcome: &Outcome) -> Vec<String> {
+    outcome.effects.iter().map(|e| e.kind.to_string()).collect()
+}
+
+fn sends(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .effects
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::JourneyAction { action: nurture::def::ActionDef::Send { template, .. }, .. } => {
+                Some(template.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn exits(outcome: &Outcome) -> Vec<ExitReason> {
+    outcome
+        .effects
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::JourneyExited { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+struct Run {
+    engine: Engine,
+    state: ContactState,
+    contact: Contact,
+    scratch: EngineScratch,
+    n: u64,
+}
+
+impl Run {
+    fn new(id: &str, size: i64) -> Run {
+        let engine = engine();
+        let contact = contact(&engine, id, size);
+        let state = engine.new_state(&contact, at(0));
+        Run { engine, state, contact, scratch: EngineScratch::default(), n: 0 }
+    }
+
+    fn event(&mut self, kind: &str, secs: i64) -> Outcome {
+        self.n += 1;
+        let e = event(&self.engine, self.n, self.contact.id().as_str(), kind, secs);
+        self.engine.handle_event(&mut self.state, &self.contact, &e, &mut self.scratch).unwrap()
+    }
+
+    fn timeout(&mut self, secs: i64) -> Outcome {
+        self.engine.handle_timeout(&mut self.state, &self.contact, at(secs), &mut self.scratch).unwrap()
+    }
+}
+
+#[test]
+fn the_document_compiles_and_draws_as_mermaid() {
+    let engine = engine();
+    let journey = engine.program().journeys().current("onboarding").unwrap();
+    assert_eq!(journey.steps().len(), 11);
+    let chart = journey.to_mermaid();
+    assert!(chart.starts_with("flowchart TD\n"), "{chart}");
+    assert!(chart.contains("s2_pricing -->|\"timeout\"| s3_nudge"), "{chart}");
+    assert!(chart.contains("s5_fit -->|\"else\"| s10_done"), "{chart}");
+    assert!(chart.contains("s6_ab{"), "{chart}");
+}
+
+#[test]
+fn entry_runs_to_the_first_wait_and_the_wait_is_the_next_wake_exactly() {
+    let mut run = Run::new("c1", 500);
+    let out = run.event("signup", 3_600);
+    assert_eq!(
+        kinds(&out),
+        [
+            "journey_entered onboarding v1 #1",
+            "journey_step onboarding v1 #1 welcome",
+            "journey_action onboarding v1 #1 welcome#0",
+            "journey_step onboarding v1 #1 pause",
+            &format!("journey_waiting onboarding v1 #1 pause until {}", at(3_600 + DAY)),
+        ]
+    );
+    assert_eq!(out.next_wake, Some(at(3_600 + DAY)));
+    // An early wake-up changes nothing; the wait ends exactly at its instant.
+    let early = run.timeout(3_600 + DAY - 1);
+    assert!(early.effects.is_empty(), "{:?}", kinds(&early));
+    let due = run.timeout(3_600 + DAY);
+    assert_eq!(due.next_wake, Some(at(3_600 + 4 * DAY)));
+    assert_eq!(run.state.enrolments()[0].step(), "pricing");
+    // The pricing visit leads through the fit branch and a split to a variant.
+    let visit = run.event("page_visit", 3_600 + 2 * DAY);
+    let sent = sends(&visit);
+    assert!(sent == ["variant-a"] || sent == ["variant-b"] || sent.is_empty(), "{sent:?}");
+    let e = &run.state.enrolments()[0];
+    let arm = e.arm().unwrap();
+    assert!(["a", "b", "holdout"].contains(&arm));
+    if arm == "holdout" {
+        assert!(sent.is_empty());
+        assert_eq!(e.until(), Some(at(3_600 + 16 * DAY)));
+    } else {
+        // The trial ends on day 30: wait until a day before.
+        assert_eq!(e.until(), Some(at(29 * DAY)));
+    }
+}
+
+#[test]
+fn a_timeout_takes_the_timeout_branch_and_waits_for_local_tuesday_across_dst() {
+    // Entered on Monday 2026-03-02 01:00Z: pause until Tuesday 01:00Z, wait for a
+    // pricing visit until Friday 2026-03-06 01:00Z, then wait for Tuesday 09:00 in New
+    // York: 2026-03-10, after the switch to daylight time on 8 March (UTC-4): 13:00Z.
+    let mut run = Run::new("c2", 500);
+    let _ = run.event("signup", 3_600);
+    let _ = run.timeout(3_600 + DAY);
+    let out = run.timeout(3_600 + 4 * DAY);
+    assert_eq!(sends(&out), ["nudge"]);
+    let tuesday = Timestamp::parse("2026-03-10T13:00:00Z").unwrap();
+    assert_eq!(run.state.enrolments()[0].until(), Some(tuesday));
+    assert_eq!(out.next_wake, Some(tuesday));
+    let out = run.timeout(tuesday.unix_seconds() - T0);
+    assert!(kinds(&out).iter().any(|k| k.starts_with("journey_arm")), "{:?}", kinds(&out));
+}
+
+#[test]
+fn a_late_wake_up_keeps_every_wait_on_its_own_instants() {
+    // The host wakes the contact only after 40 days: every wait is taken at its own
+    // instant, in order, in one step.
+    let mut run = Run::new("c3", 500);
+    let _ = run.event("signup", 0);
+    let out = run.timeout(40 * DAY);
+    let waits: Vec<Timestamp> = out
+        .effects
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::JourneyWaiting { until, .. } => Some(*until),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits[0], at(4 * DAY), "the wait for's timeout counts from the pause's end");
+    assert_eq!(waits[1], Timestamp::parse("2026-03-10T13:00:00Z").unwrap());
+    assert!(run.state.enrolments().is_empty() || run.state.enrolments()[0].arm() == Some("holdout"));
+}
+
+#[test]
+fn an_exit_event_ends_the_enrolment_mid_wait() {
+    let mut run = Run::new("c4", 500);
+    let _ = run.event("signup", 0);
+    let out = run.event("unsubscribe", 3_600);
+    assert_eq!(exits(&out), [ExitReason::ExitCondition]);
+    assert!(run.state.enrolments().is_empty());
+    assert_eq!(out.next_wake, None, "nothing is left to wake for");
+    assert!(run.timeout(2 * DAY).effects.is_empty());
+}
+
+#[test]
+fn the_goal_ends_the_enrolment_as_converted() {
+    let mut run = Run::new("c5", 500);
+    let _ = run.event("signup", 0);
+    let out = run.event("purchase", 3_600);
+    assert!(kinds(&out).contains(&"journey_goal onboarding v1 #1".to_string()));
+    assert_eq!(exits(&out), [ExitReason::Goal]);
+}
+
+#[test]
+fn remove_from_journey_removes_and_reentry_waits_for_its_period() {
+    let mut run = Run::new("c6", 500);
+    let _ = run.event("signup", 0);
+    let out = run.event("leave", 60);
+    assert_eq!(exits(&out), [ExitReason::Removed]);
+    // Re-entry only 30 days after the last exit.
+    let again = run.event("signup", 10 * DAY);
+    assert!(!kinds(&again).iter().any(|k| k.starts_with("journey_entered")));
+    let later = run.event("signup", 31 * DAY);
+    assert!(kinds(&later).contains(&"journey_entered onboarding v1 #2".to_string()));
+}
+
+#[test]
+fn a_branch_takes_else_for_a_small_company() {
+    let mut run = Run::new("c7", 5);
+    let _ = run.event("signup", 0);
+    let _ = run.timeout(DAY);
+    let out = run.event("page_visit", DAY + 60);
+    assert_eq!(exits(&out), [ExitReason::Completed]);
+    assert!(kinds(&out).contains(&"journey_step onboarding v1 #1 done".to_string()));
+}
+
+#[test]
+fn the_entry_condition_and_a_second_signup_do_not_double_enrol() {
+    let mut run = Run::new("c8", 500);
+    let _ = run.event("signup", 0);
+    let again = run.event("signup", 60);
+    assert!(!kinds(&again).iter().any(|k| k.starts_with("journey_entered")));
+    assert_eq!(run.state.enrolments().len(), 1);
+}
+
+#[test]
+fn compile_checks_report_every_problem_at_once_with_paths() {
+    let bad = r#"{"version": 1,
+      "schema": {"contact": {"plan": "string"}, "events": {"signup": {}}},
+      "journeys": [{"id": "j", "on": "signup", "when": "segment.nope", "steps": [
+        {"id": "a", "type": "action", "actions": [], "next": "missing"},
+        {"id": "lonely", "type": "exit"},
+        {"id": "b", "type": "branch", "cases": [{"when": "contact.plan == 'x'", "next": "c"}]},
+        {"id": "c", "type": "goto", "to": "b"},
+        {"id": "w", "type": "wait_for", "on": "signup", "next": "c"},
+        {"id": "s", "type": "split", "arms": [{"id": "x", "weight": 0, "next": "a"}]}
+      ]},
+      {"id": "orphan", "steps": [{"id": "x", "type": "exit"}]}]}"#;
+    let err = Program::from_json(bad).unwrap_err();
+    let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    for wanted in [
+        "/journeys/0/when",
+        "/journeys/0/steps/0/next",
+        "/journeys/0/steps/2",
+        "/journeys/0/steps/4",
+        "/journeys/0/steps/5/arms/0/weight",
+        "/journeys/1",
+    ] {
+        assert!(paths.contains(&wanted), "{wanted} missing from {paths:?}");
+    }
+    let messages: Vec<&str> = err.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("no `else`")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("no timeout")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("can never be entered")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("unknown step `missing`")), "{messages:?}");
+    assert!(err.diagnostics.iter().all(|d| d.help.is_some() || d.path.ends_with("/when")), "{messages:?}");
+}
+
+#[test]
+fn unreachable_steps_and_loops_without_a_wait_are_refused() {
+    let bad = r#"{"version": 1, "schema": {"events": {"signup": {}}},
+      "journeys": [{"id": "j", "on": "signup", "steps": [
+        {"id": "a", "type": "goto", "to": "b"},
+        {"id": "b", "type": "goto", "to": "a"},
+        {"id": "island", "type": "exit"}
+      ]}]}"#;
+    let err = Program::from_json(bad).unwrap_err();
+    let messages: Vec<String> = err.diagnostics.iter().map(|d| format!("{} {}", d.path, d.message)).collect();
+    assert!(messages.iter().any(|m| m.contains("loop without a wait")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.starts_with("/journeys/0/steps/2 ") && m.contains("unreachable")),
+        "{messages:?}"
+    );
+    // A loop through a wait is fine.
+    let good = r#"{"version": 1, "schema": {"events": {"signup": {}}},
+      "journeys": [{"id": "j", "on": "signup", "steps": [
+        {"id": "a", "type": "action", "actions": [{"type": "add_tag", "tag": "t"}], "next": "w"},
+        {"id": "w", "type": "wait", "for": "1d", "next": "a"}
+      ]}]}"#;
+    assert!(Program::from_json(good).is_ok());
+}
+
+#[test]
+fn keys_name_journey_version_instance_and_step_and_survive_a_later_retry() {
+    // A crash after computing a wake-up's effects: the retry from the saved state at a
+    // later instant gives the same journey keys.
+    let mut run = Run::new("c9", 500);
+    let _ = run.event("signup", 0);
+    let saved = run.state.clone();
+    let first = run.timeout(DAY);
+    run.state = saved;
+    let retry = run.timeout(DAY + 17);
+    let keys = |o: &Outcome| o.effects.iter().map(|e| e.key).collect::<Vec<_>>();
+    assert_eq!(keys(&first), keys(&retry));
+    assert_eq!(kinds(&first), kinds(&retry));
+}
+
+#[test]
+fn the_funnel_counts_entries_arms_goals_and_exits() {
+    let mut funnel = Funnel::default();
+    for i in 0..200 {
+        let mut run = Run::new(&format!("f{i}"), 500);
+        let mut record = |o: &Outcome| o.effects.iter().for_each(|e: &Effect| funnel.record(e));
+        record(&run.event("signup", 0));
+        record(&run.timeout(DAY));
+        record(&run.event("page_visit", 2 * DAY));
+        if i % 3 == 0 {
+            record(&run.event("purchase", 3 * DAY));
+        }
+    }
+    let f = funnel.journey("onboarding").unwrap();
+    assert_eq!(f.enrolled, 200);
+    let split: u64 = f.arms.values().map(|a| a.enrolled).sum::<u64>() + f.holdout.enrolled;
+    assert_eq!(split, 200);
+    assert!(f.holdout.enrolled > 5 && f.holdout.enrolled < 40, "{:?}", f.holdout);
+    assert_eq!(f.goal, 67);
+    assert_eq!(f.exited.get("goal"), Some(&67));
+    let summary = f.summary();
+    assert_eq!(summary["enrolled"], 200);
+    assert!(summary["arms"]["a"]["enrolled"].as_u64().unwrap() > 50);
+}
