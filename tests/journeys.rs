@@ -383,3 +383,147 @@ fn the_funnel_counts_entries_arms_goals_and_exits() {
     assert_eq!(summary["enrolled"], 200);
     assert!(summary["arms"]["a"]["enrolled"].as_u64().unwrap() > 50);
 }
+
+/// One input of a generated history: an event kind, or an extra wake-up, after a gap.
+#[derive(Clone, Debug)]
+enum Op {
+    Event(&'static str, i64),
+    Wake(i64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let gap = 0i64..3 * DAY;
+    prop_oneof![
+        (prop::sample::select(vec!["signup", "page_visit", "unsubscribe", "purchase", "leave"]), gap.clone())
+            .prop_map(|(k, g)| Op::Event(k, g)),
+        gap.prop_map(Op::Wake),
+    ]
+}
+
+/// Runs a history as a host would: before each input, every wake-up due is delivered
+/// at its instant; `extra` wake-ups are delivered too; with `snapshot`, the state goes
+/// through JSON before every input. Returns every effect.
+fn host_run(id: &str, ops: &[Op], extra: bool, snapshot: bool) -> (Vec<Effect>, usize) {
+    let mut run = Run::new(id, 500);
+    let mut effects = Vec::new();
+    let mut wake: Option<Timestamp> = None;
+    let mut clock = 0i64;
+    let mut most_active = 0;
+    let mut step = |run: &mut Run, out: Outcome, effects: &mut Vec<Effect>, wake: &mut Option<Timestamp>| {
+        *wake = out.next_wake;
+        effects.extend(out.effects);
+        let mut per: std::collections::BTreeMap<&str, usize> = Default::default();
+        for e in run.state.enrolments() {
+            *per.entry(e.journey()).or_default() += 1;
+        }
+        most_active = most_active.max(per.values().copied().max().unwrap_or(0));
+    };
+    for op in ops {
+        let (gap, is_event) = match op {
+            Op::Event(_, g) => (*g, true),
+            Op::Wake(g) => (*g, false),
+        };
+        clock += gap;
+        while let Some(w) = wake.filter(|w| w.unix_seconds() - T0 <= clock) {
+            if snapshot {
+                run.state = serde_json::from_str(&serde_json::to_string(&run.state).unwrap()).unwrap();
+            }
+            let out = run.timeout(w.unix_seconds() - T0);
+            step(&mut run, out, &mut effects, &mut wake);
+        }
+        if snapshot {
+            run.state = serde_json::from_str(&serde_json::to_string(&run.state).unwrap()).unwrap();
+        }
+        match op {
+            Op::Event(kind, _) => {
+                let out = run.event(kind, clock);
+                step(&mut run, out, &mut effects, &mut wake);
+            }
+            Op::Wake(_) if extra && !is_event => {
+                let out = run.timeout(clock);
+                step(&mut run, out, &mut effects, &mut wake);
+            }
+            Op::Wake(_) => {}
+        }
+    }
+    (effects, most_active)
+}
+
+fn journey_effects(effects: &[Effect]) -> Vec<(String, nurture::engine::IdempotencyKey)> {
+    effects
+        .iter()
+        .filter(|e| e.kind.name().starts_with("journey"))
+        .map(|e| (e.kind.to_string(), e.key))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A journey run through snapshot and restore at any point gives the same effects
+    /// and keys.
+    #[test]
+    fn snapshots_change_nothing(ops in prop::collection::vec(op(), 1..30)) {
+        let (straight, _) = host_run("p1", &ops, true, false);
+        let (restored, _) = host_run("p1", &ops, true, true);
+        prop_assert_eq!(straight, restored);
+    }
+
+    /// Waits fire exactly once, at their instant, whether or not the host delivers
+    /// extra wake-ups: the journey effects and their keys are the same.
+    #[test]
+    fn extra_wake_ups_change_no_journey_effect(ops in prop::collection::vec(op(), 1..30)) {
+        let (needed, _) = host_run("p2", &ops, false, false);
+        let (extra, _) = host_run("p2", &ops, true, false);
+        let (a, b) = (journey_effects(&needed), journey_effects(&extra));
+        prop_assert_eq!(&a, &b);
+        let mut keys: Vec<_> = a.iter().map(|(_, k)| *k).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        prop_assert_eq!(keys.len(), n, "every journey effect has its own key");
+    }
+
+    /// A contact is never in two enrolments of a journey that allows one, and nothing
+    /// happens in an enrolment after its exit (exits pre-empt waits).
+    #[test]
+    fn one_enrolment_at_a_time_and_nothing_after_an_exit(ops in prop::collection::vec(op(), 1..30)) {
+        let (effects, most) = host_run("p3", &ops, true, false);
+        prop_assert!(most <= 1);
+        let mut ended = std::collections::BTreeSet::new();
+        for e in &effects {
+            match &e.kind {
+                EffectKind::JourneyExited { instance, .. } => { ended.insert(*instance); }
+                EffectKind::JourneyStep { instance, .. }
+                | EffectKind::JourneyAction { instance, .. }
+                | EffectKind::JourneyWaiting { instance, .. } => {
+                    prop_assert!(!ended.contains(instance), "instance {} ran after its exit", instance);
+                }
+                _ => {}
+            }
+        }
+        // An unsubscribe leaves no active enrolment behind.
+        let mut run = Run::new("p3b", 500);
+        for op in &ops {
+            if let Op::Event(kind, _) = op {
+                let _ = run.event(kind, run.state.last_change().unix_seconds() - T0 + 1);
+            }
+        }
+        let _ = run.event("unsubscribe", run.state.last_change().unix_seconds() - T0 + 1);
+        prop_assert!(run.state.enrolments().is_empty());
+    }
+
+    /// A split arm never changes for a contact: the same contact lands in the same arm
+    /// whenever, and however often, it reaches the split.
+    #[test]
+    fn a_contact_keeps_its_arm(id in "[a-z0-9]{1,12}", delay in 0i64..5 * DAY) {
+        let arm_of = |start: i64| {
+            let mut run = Run::new(&id, 500);
+            let _ = run.event("signup", start);
+            let _ = run.timeout(start + DAY);
+            let _ = run.event("page_visit", start + DAY + 60);
+            run.state.enrolments().first().and_then(|e| e.arm().map(str::to_string))
+        };
+        prop_assert_eq!(arm_of(0), arm_of(delay));
+    }
+}
