@@ -37,6 +37,9 @@
 #[path = "common/workload.rs"]
 mod workload;
 
+#[path = "common/journey_report.rs"]
+mod journey_report;
+
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -159,6 +162,8 @@ struct Tally {
     fired: HashMap<String, u64>,
     /// The first rule error, to show what went wrong.
     first_error: Option<String>,
+    /// The journeys' funnel, from their lifecycle effects.
+    journeys: nurture::engine::Funnel,
 }
 
 impl Delivery for Tally {
@@ -172,6 +177,7 @@ impl Delivery for Tally {
             }
             _ => {}
         }
+        self.journeys.record(effect);
         *self.kinds.entry(kind_of(&effect.kind)).or_default() += 1;
         Ok(())
     }
@@ -202,6 +208,8 @@ fn kind_of(kind: &EffectKind) -> (&'static str, String) {
         EffectKind::SegmentExited { segment } => ("segments", format!("-{segment}")),
         EffectKind::RuleError { rule, .. } => ("rule errors", rule.to_string()),
         EffectKind::CascadeLimit { .. } => ("cascade limits", "cascade limit".to_string()),
+        EffectKind::JourneyAction { action, .. } => ("journey actions", action_name(action)),
+        journey if journey.name().starts_with("journey_") => ("journeys", journey.name().to_string()),
         other => ("other", format!("{other:?}")),
     }
 }
@@ -478,7 +486,8 @@ fn is_mql(kind: &EffectKind) -> bool {
 
 fn funnel(options: &Options) -> Result<()> {
     let started = Instant::now();
-    let program = Arc::new(Program::from_json(workload::RULES_JSON).map_err(|e| e.render())?);
+    let rules = journey_report::with_journey(workload::RULES_JSON)?;
+    let program = Arc::new(Program::from_json(&rules).map_err(|e| e.render())?);
     let compiled = started.elapsed();
     let engine = Arc::new(Engine::new(program.clone()));
     describe(&program, compiled);
@@ -533,6 +542,16 @@ fn run_funnel(
     print_states(program, &store, options.days);
     print_rules(program, runtime.tally());
     explain_one(program, &store, &funnel, end)?;
+    println!();
+    print!("{}", runtime.tally().journeys);
+    let [events, _, _, delivered, _] = runtime.counts()?;
+    let line = serde_json::json!({
+        "events": events,
+        "effects": delivered,
+        "mqls": funnel.mql.len(),
+        "journey": journey_report::journey_json(&runtime.tally().journeys),
+    });
+    println!("{line}");
     Ok(())
 }
 
@@ -575,8 +594,10 @@ fn print_run(runtime: &dyn Host, store: &MemoryStore, seconds: f64) -> Result<()
 
 /// Effects by section, kinds by count.
 fn print_effects(tally: &Tally) {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 9] = [
         "actions",
+        "journeys",
+        "journey actions",
         "threshold crossings",
         "band changes",
         "segments",

@@ -231,6 +231,24 @@ impl Engine {
         }
     }
 
+    /// Carries enrolments over to this program (see [`Engine::adopt`]): those whose
+    /// version is gone move to the step with the same id in the current version when
+    /// its `upgrade` policy is `move`; the others are left to end as `superseded` at the
+    /// next step.
+    pub(super) fn adopt_journeys(&self, state: &mut ContactState) {
+        let journeys = self.program.journeys();
+        for e in &mut state.journeys {
+            if journeys.version(&e.journey, e.version).is_some() {
+                continue;
+            }
+            let Some(current) = journeys.current(&e.journey) else { continue };
+            if current.upgrade() == crate::journey::Upgrade::Move && current.step_index(&e.step).is_some() {
+                e.version = current.version();
+                e.trail.clear();
+            }
+        }
+    }
+
     /// Queues the entries of journeys whose trigger listens for a cascade round's
     /// changes.
     pub(super) fn journey_entries(

@@ -297,7 +297,11 @@ impl Engine {
     /// start at zero, fit rules evaluated); repeat-policy and inactivity memory is kept
     /// for rules still present; tags, lists, stage, owner, duplicates and pending
     /// approvals are kept; counters are kept when their number is unchanged (they are
-    /// matched by position); segments are re-evaluated at `now`, silently.
+    /// matched by position); segments are re-evaluated at `now`, silently. Journey
+    /// enrolments on a version the program still has stay on it; those on a version it
+    /// no longer has follow the current version's `upgrade` policy: `move` puts them
+    /// on the step with the same id, `exit` and `finish` (whose version was not kept)
+    /// end them with reason `superseded` at the contact's next step.
     pub fn adopt(&self, mut state: ContactState, contact: &Contact, now: Timestamp) -> ContactState {
         let at = now.max(state.last);
         state.scores = match (self.program.scorer(), state.scores.take()) {
@@ -326,6 +330,7 @@ impl Engine {
         state.fired.retain(|id, _| present(id));
         state.quiet.retain(present);
         state.occurred.retain(|id, _| present(id));
+        self.adopt_journeys(&mut state);
         state.format = STATE_FORMAT;
         let mut scratch = EngineScratch::default();
         self.bind_values(&state, at, &mut scratch);
