@@ -19,6 +19,9 @@ pub mod scoring {}
 #[doc = include_str!("../docs/engine.md")]
 pub mod engine {}
 
+#[doc = include_str!("../docs/journeys.md")]
+pub mod journeys {}
+
 #[doc = include_str!("../docs/integration.md")]
 pub mod integration {}
 

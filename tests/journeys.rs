@@ -527,3 +527,21 @@ proptest! {
         prop_assert_eq!(arm_of(0), arm_of(delay));
     }
 }
+
+/// The quickstart's journey compiles beside the B2B rules, and docs/journeys.md shows
+/// its drawing as `to_mermaid` renders it.
+#[test]
+fn the_guide_shows_the_quickstart_journey_as_drawn() {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(include_str!("../examples/b2b_rules.json")).unwrap();
+    let journey: serde_json::Value =
+        serde_json::from_str(include_str!("../examples/onboarding_journey.json")).unwrap();
+    doc["journeys"] = serde_json::json!([journey]);
+    let program = Program::from_json(&doc.to_string()).unwrap_or_else(|e| panic!("{}", e.render()));
+    let chart = program.journeys().current("onboarding").unwrap().to_mermaid();
+    if std::env::var_os("PRINT_MERMAID").is_some() {
+        println!("{chart}");
+    }
+    let guide = include_str!("../docs/journeys.md");
+    assert!(guide.contains(&format!("```mermaid\n{chart}```")), "docs/journeys.md is out of date:\n{chart}");
+}

@@ -94,26 +94,30 @@ fn describe(step: &Step) -> String {
             parts.join(", ")
         }
         StepKind::Wait { wait, .. } => match wait {
-            Wait::For(d) => format!("wait {d}"),
+            Wait::For(d) => format!("wait {}", span(*d)),
             Wait::Until { at, days, .. } => {
                 const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
                 let names: Vec<&str> = (0..7).filter(|d| days & (1 << d) != 0).map(|d| NAMES[d]).collect();
                 let days = if names.len() == 7 { "any day".to_string() } else { names.join("/") };
                 format!("wait until {} local, {days}", at.format("%H:%M"))
             }
-            Wait::Date { offset, .. } => format!("wait until date + {offset}"),
+            Wait::Date { offset, .. } if offset.is_negative() => {
+                format!("wait until date - {}", span(offset.checked_neg().unwrap_or(*offset)))
+            }
+            Wait::Date { offset, .. } => format!("wait until date + {}", span(*offset)),
         },
         StepKind::WaitFor { timeout, condition, event, .. } => {
             let what = match (event, condition) {
-                (Some(_), _) => "an event".to_string(),
+                (Some(_), Some(c)) => format!("an event where {}", c.source()),
+                (Some(_), None) => "an event".to_string(),
                 (None, Some(c)) => c.source().to_string(),
                 (None, None) => "?".to_string(),
             };
-            format!("wait for {what}, at most {timeout}")
+            format!("wait for {what}, at most {}", span(*timeout))
         }
         StepKind::Branch { .. } => "branch".to_string(),
         StepKind::Split { holdout, .. } => match holdout {
-            Some((w, d)) => format!("split, holdout {w} for {d}"),
+            Some((w, d)) => format!("split, holdout {w} for {}", span(*d)),
             None => "split".to_string(),
         },
         StepKind::Goto(_) => "goto".to_string(),
@@ -150,5 +154,16 @@ fn sanitize(index: usize, id: &str) -> String {
 
 /// Text inside a quoted Mermaid label.
 fn escape(text: &str) -> String {
-    text.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
+    text.replace('&', "#amp;").replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
+}
+
+/// A span in the largest whole unit: `5d`, `36h`, `90m`, `45s`.
+fn span(d: Duration) -> String {
+    let secs = d.as_nanos() / 1_000_000_000;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs != 0 && secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
 }
