@@ -545,3 +545,105 @@ fn the_guide_shows_the_quickstart_journey_as_drawn() {
     let guide = include_str!("../docs/journeys.md");
     assert!(guide.contains(&format!("```mermaid\n{chart}```")), "docs/journeys.md is out of date:\n{chart}");
 }
+
+/// `DOC` with its journey replaced by `journeys` (a JSON list).
+fn doc_with(journeys: serde_json::Value) -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(DOC).unwrap();
+    doc["journeys"] = journeys;
+    doc.to_string()
+}
+
+fn v1() -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(DOC).unwrap();
+    doc["journeys"][0].clone()
+}
+
+/// Contacts parked at every resting step of version 1: the pause, the wait for, the
+/// Tuesday wait (the timeout path), the trial-end wait (an arm) and the holdout.
+fn parked() -> Vec<Run> {
+    let mut runs = Vec::new();
+    let mut pause = Run::new("v-pause", 500);
+    let _ = pause.event("signup", 0);
+    runs.push(pause);
+    let mut pricing = Run::new("v-pricing", 500);
+    let _ = pricing.event("signup", 0);
+    let _ = pricing.timeout(DAY);
+    runs.push(pricing);
+    let mut tuesday = Run::new("v-tuesday", 500);
+    let _ = tuesday.event("signup", 0);
+    let _ = tuesday.timeout(DAY);
+    let _ = tuesday.timeout(4 * DAY);
+    runs.push(tuesday);
+    // Arms and the holdout: contacts until one of each is found.
+    let (mut arm, mut holdout) = (None, None);
+    for i in 0..400 {
+        let mut run = Run::new(&format!("v-split{i}"), 500);
+        let _ = run.event("signup", 0);
+        let _ = run.timeout(DAY);
+        let _ = run.event("page_visit", 2 * DAY);
+        match run.state.enrolments().first().map(|e| e.step().to_string()).as_deref() {
+            Some("trial_end") if arm.is_none() => arm = Some(run),
+            Some("ab") if holdout.is_none() => holdout = Some(run),
+            _ => {}
+        }
+        if arm.is_some() && holdout.is_some() {
+            break;
+        }
+    }
+    runs.extend(arm);
+    runs.extend(holdout);
+    assert_eq!(runs.len(), 5);
+    runs
+}
+
+fn adopt_into(run: &mut Run, journeys: serde_json::Value) {
+    let program = Program::from_json(&doc_with(journeys)).unwrap_or_else(|e| panic!("{}", e.render()));
+    let engine = Engine::new(Arc::new(program));
+    let state = std::mem::replace(&mut run.state, engine.new_state(&run.contact, at(0)));
+    run.state = engine.adopt(state, &run.contact, at(2 * DAY + 60));
+    run.engine = engine;
+}
+
+#[test]
+fn a_new_version_under_move_takes_enrolments_to_the_same_step() {
+    let mut v2 = v1();
+    v2["version"] = 2.into();
+    v2["upgrade"] = "move".into();
+    for mut run in parked() {
+        let step = run.state.enrolments()[0].step().to_string();
+        let until = run.state.enrolments()[0].until();
+        adopt_into(&mut run, serde_json::json!([v2.clone()]));
+        let e = &run.state.enrolments()[0];
+        assert_eq!((e.version(), e.step(), e.until()), (2, step.as_str(), until), "{step}");
+        // It runs on under version 2: its next effects name version 2.
+        let out = run.timeout(60 * DAY);
+        assert!(out.effects.iter().all(|e| !e.kind.to_string().contains(" v1 ")), "{:?}", kinds(&out));
+        assert!(!out.effects.is_empty(), "{step}");
+    }
+}
+
+#[test]
+fn a_new_version_under_exit_supersedes_and_finish_keeps_the_retired_version() {
+    let mut v2 = v1();
+    v2["version"] = 2.into();
+    v2["upgrade"] = "exit".into();
+    for mut run in parked() {
+        adopt_into(&mut run, serde_json::json!([v2.clone()]));
+        let out = run.timeout(60 * DAY);
+        assert_eq!(exits(&out), [ExitReason::Superseded]);
+    }
+    let mut v2 = v1();
+    v2["version"] = 2.into();
+    let mut retired = v1();
+    retired["retired"] = true.into();
+    for mut run in parked() {
+        let step = run.state.enrolments()[0].step().to_string();
+        adopt_into(&mut run, serde_json::json!([retired.clone(), v2.clone()]));
+        assert_eq!(run.state.enrolments()[0].version(), 1, "{step}");
+        let out = run.timeout(60 * DAY);
+        assert!(!exits(&out).contains(&ExitReason::Superseded), "{step}: {:?}", kinds(&out));
+        assert!(out.effects.iter().all(|e| !e.kind.to_string().contains(" v2 ")), "{step}");
+        // New entries go to version 2 only.
+        assert!(run.engine.program().journeys().current("onboarding").unwrap().version() == 2);
+    }
+}

@@ -53,8 +53,12 @@ fn compile_journey(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Journey> {
     let before = diagnostics.len();
-    if !crate::schema::is_name(&def.id) {
-        diagnostics.push(crate::schema::invalid_name(&def.id, &format!("{path}/id")));
+    if def.id.is_empty() || def.id.len() > 200 || def.id.chars().any(char::is_control) {
+        diagnostics.push(invalid(
+            "a journey id is empty, longer than 200 bytes, or holds control characters",
+            format!("{path}/id"),
+            "give the journey a short, stable id such as \"onboarding\"",
+        ));
     }
     if def.steps.len() > MAX_STEPS {
         diagnostics.push(
