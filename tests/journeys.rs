@@ -647,3 +647,140 @@ fn a_new_version_under_exit_supersedes_and_finish_keeps_the_retired_version() {
         assert!(run.engine.program().journeys().current("onboarding").unwrap().version() == 2);
     }
 }
+
+/// A second document for entry triggers and policies.
+const POLICIES: &str = r#"{
+  "version": 1,
+  "schema": {
+    "contact": {"plan": "string"},
+    "events": {"ping": {}, "visit": {}},
+    "scores": ["engagement"]
+  },
+  "scoring": {"models": [{"id": "engagement",
+    "rules": [{"id": "visit", "on": "visit", "points": 10}],
+    "thresholds": [{"id": "hot", "enter": 30}]}]},
+  "segments": [{"id": "engaged", "when": "score.engagement >= 20.0"}],
+  "rules": [{"id": "enrol", "on": "ping", "actions": [{"type": "enroll_journey", "journey": "manual"}]}],
+  "journeys": [
+    {"id": "always", "on": "ping", "reentry": "always", "steps": [
+      {"id": "w", "type": "wait", "for": "1d"}]},
+    {"id": "twice", "on": "ping", "reentry": "always", "max_active": 2, "steps": [
+      {"id": "w", "type": "wait", "for": "1d"}]},
+    {"id": "per_version", "on": "ping", "reentry": "once_per_version", "steps": [
+      {"id": "w", "type": "wait", "for": "1h"}]},
+    {"id": "manual", "steps": [
+      {"id": "approve", "type": "action", "next": "until_hot",
+       "actions": [{"type": "send", "channel": "email", "template": "hi", "needs_approval": true}]},
+      {"id": "until_hot", "type": "wait_for", "when": "score.engagement >= 30.0", "timeout": "7d", "next": "won"},
+      {"id": "won", "type": "action", "actions": [{"type": "add_tag", "tag": "won"}]}]},
+    {"id": "on_segment", "on": {"segment": "engaged"}, "steps": [
+      {"id": "tag", "type": "action", "actions": [{"type": "add_tag", "tag": "engaged-journey"}]}]},
+    {"id": "on_threshold", "on": {"score": "engagement", "threshold": "hot"}, "steps": [
+      {"id": "tag", "type": "action", "actions": [{"type": "add_tag", "tag": "hot-journey"}]}]},
+    {"id": "weekly", "on": {"schedule": "weekly", "weekday": "wednesday", "at": "10:00"}, "steps": [
+      {"id": "tag", "type": "action", "actions": [{"type": "add_tag", "tag": "weekly"}]}]}
+  ]
+}"#;
+
+fn policies() -> (Engine, Contact, ContactState) {
+    let engine = Engine::new(Arc::new(Program::from_json(POLICIES).unwrap_or_else(|e| panic!("{}", e.render()))));
+    let contact = engine.program().schema().contact("p").build();
+    let state = engine.new_state(&contact, at(0));
+    (engine, contact, state)
+}
+
+fn send(engine: &Engine, state: &mut ContactState, contact: &Contact, kind: &str, n: u64, secs: i64) -> Outcome {
+    let e = engine.program().schema().event(format!("e{n}"), "p", kind, at(secs)).unwrap().build();
+    engine.handle_event(state, contact, &e, &mut EngineScratch::default()).unwrap()
+}
+
+fn of<'o>(out: &'o Outcome, journey: &str) -> Vec<String> {
+    out.effects
+        .iter()
+        .map(|e| e.kind.to_string())
+        .filter(|k| k.starts_with("journey") && k.split(' ').nth(1) == Some(journey))
+        .collect()
+}
+
+#[test]
+fn reentry_always_replaces_and_max_active_allows_concurrent_enrolments() {
+    let (engine, contact, mut state) = policies();
+    let _ = send(&engine, &mut state, &contact, "ping", 1, 0);
+    let out = send(&engine, &mut state, &contact, "ping", 2, 60);
+    assert_eq!(of(&out, "always")[0], "journey_exited always v1 #1 reentered");
+    assert!(of(&out, "always").contains(&"journey_entered always v1 #2".to_string()));
+    assert!(!of(&out, "twice").iter().any(|k| k.contains("exited")), "two may be active");
+    let out = send(&engine, &mut state, &contact, "ping", 3, 120);
+    assert_eq!(of(&out, "twice")[0], "journey_exited twice v1 #1 reentered");
+    let count = |id: &str| state.enrolments().iter().filter(|e| e.journey() == id).count();
+    assert_eq!((count("always"), count("twice")), (1, 2));
+    // Once per version: the enrolment ended after its hour; no second entry.
+    let _ = engine.handle_timeout(&mut state, &contact, at(2 * 3_600), &mut EngineScratch::default()).unwrap();
+    let out = send(&engine, &mut state, &contact, "ping", 4, 3 * 3_600);
+    assert!(of(&out, "per_version").is_empty(), "{:?}", of(&out, "per_version"));
+}
+
+#[test]
+fn an_enroll_action_enrols_a_journey_send_is_held_for_approval_and_a_condition_wait_ends() {
+    let (engine, contact, mut state) = policies();
+    let out = send(&engine, &mut state, &contact, "ping", 1, 0);
+    assert!(of(&out, "manual").contains(&"journey_entered manual v1 #1".to_string()));
+    let held: Vec<_> = out
+        .effects
+        .iter()
+        .filter(|e| e.status == nurture::engine::Status::PendingApproval)
+        .map(|e| e.kind.to_string())
+        .collect();
+    assert_eq!(held, ["journey_action manual v1 #1 approve#0"]);
+    assert_eq!(state.pending().len(), 1);
+    // Three visits: the score reaches 30, the condition wait ends at that step.
+    for n in 0..3 {
+        let out = send(&engine, &mut state, &contact, "visit", 10 + n, 60 + n as i64);
+        if n == 2 {
+            assert!(of(&out, "manual").contains(&"journey_step manual v1 #1 won".to_string()), "{:?}", kinds(&out));
+        }
+    }
+    assert!(state.has_tag("won"));
+}
+
+#[test]
+fn segment_threshold_and_schedule_triggers_enter_journeys() {
+    let (engine, contact, mut state) = policies();
+    let _ = send(&engine, &mut state, &contact, "visit", 1, 0);
+    let out = send(&engine, &mut state, &contact, "visit", 2, 60);
+    assert!(of(&out, "on_segment").contains(&"journey_entered on_segment v1 #1".to_string()));
+    let out = send(&engine, &mut state, &contact, "visit", 3, 120);
+    assert!(of(&out, "on_threshold").contains(&"journey_entered on_threshold v1 #1".to_string()));
+    assert!(state.has_tag("engaged-journey") && state.has_tag("hot-journey"));
+    // T0 is a Monday: Wednesday 10:00 UTC is the next wake-up, and enters `weekly`.
+    let wednesday = Timestamp::parse("2026-03-04T10:00:00Z").unwrap();
+    let wake = engine.wake_after(&state, &contact, at(120)).unwrap();
+    assert!(wake <= wednesday);
+    let out = engine.handle_timeout(&mut state, &contact, wednesday, &mut EngineScratch::default()).unwrap();
+    assert!(of(&out, "weekly").contains(&"journey_entered weekly v1 #1".to_string()), "{:?}", kinds(&out));
+}
+
+#[test]
+fn journeys_read_from_toml_too() {
+    let toml = r#"
+version = 1
+[schema.events.signup]
+[[journeys]]
+id = "welcome"
+on = "signup"
+[[journeys.steps]]
+id = "hello"
+type = "action"
+next = "pause"
+actions = [{ type = "send", channel = "email", template = "hello" }]
+[[journeys.steps]]
+id = "pause"
+type = "wait"
+for = "2d"
+"#;
+    let program = Program::from_toml(toml).unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(program.journeys().current("welcome").unwrap().steps().len(), 2);
+    let bad = toml.replace("for = \"2d\"", "fro = \"2d\"");
+    let err = Program::from_toml(&bad).unwrap_err();
+    assert!(err.diagnostics.iter().any(|d| d.path == "/journeys/0/steps/1/fro"), "{}", err.render());
+}
