@@ -683,13 +683,21 @@ const POLICIES: &str = r#"{
 }"#;
 
 fn policies() -> (Engine, Contact, ContactState) {
-    let engine = Engine::new(Arc::new(Program::from_json(POLICIES).unwrap_or_else(|e| panic!("{}", e.render()))));
+    let engine =
+        Engine::new(Arc::new(Program::from_json(POLICIES).unwrap_or_else(|e| panic!("{}", e.render()))));
     let contact = engine.program().schema().contact("p").build();
     let state = engine.new_state(&contact, at(0));
     (engine, contact, state)
 }
 
-fn send(engine: &Engine, state: &mut ContactState, contact: &Contact, kind: &str, n: u64, secs: i64) -> Outcome {
+fn send(
+    engine: &Engine,
+    state: &mut ContactState,
+    contact: &Contact,
+    kind: &str,
+    n: u64,
+    secs: i64,
+) -> Outcome {
     let e = engine.program().schema().event(format!("e{n}"), "p", kind, at(secs)).unwrap().build();
     engine.handle_event(state, contact, &e, &mut EngineScratch::default()).unwrap()
 }
@@ -715,7 +723,8 @@ fn reentry_always_replaces_and_max_active_allows_concurrent_enrolments() {
     let count = |id: &str| state.enrolments().iter().filter(|e| e.journey() == id).count();
     assert_eq!((count("always"), count("twice")), (1, 2));
     // Once per version: the enrolment ended after its hour; no second entry.
-    let _ = engine.handle_timeout(&mut state, &contact, at(2 * 3_600), &mut EngineScratch::default()).unwrap();
+    let _ =
+        engine.handle_timeout(&mut state, &contact, at(2 * 3_600), &mut EngineScratch::default()).unwrap();
     let out = send(&engine, &mut state, &contact, "ping", 4, 3 * 3_600);
     assert!(of(&out, "per_version").is_empty(), "{:?}", of(&out, "per_version"));
 }
@@ -737,7 +746,11 @@ fn an_enroll_action_enrols_a_journey_send_is_held_for_approval_and_a_condition_w
     for n in 0..3 {
         let out = send(&engine, &mut state, &contact, "visit", 10 + n, 60 + n as i64);
         if n == 2 {
-            assert!(of(&out, "manual").contains(&"journey_step manual v1 #1 won".to_string()), "{:?}", kinds(&out));
+            assert!(
+                of(&out, "manual").contains(&"journey_step manual v1 #1 won".to_string()),
+                "{:?}",
+                kinds(&out)
+            );
         }
     }
     assert!(state.has_tag("won"));
@@ -783,4 +796,29 @@ for = "2d"
     let bad = toml.replace("for = \"2d\"", "fro = \"2d\"");
     let err = Program::from_toml(&bad).unwrap_err();
     assert!(err.diagnostics.iter().any(|d| d.path == "/journeys/0/steps/1/fro"), "{}", err.render());
+}
+
+#[test]
+fn branches_read_the_enrolment_itself() {
+    let doc = r#"{"version": 1, "schema": {"events": {"ping": {}}},
+      "journeys": [{"id": "j", "on": "ping", "reentry": "always", "steps": [
+        {"id": "ab", "type": "split", "arms": [{"id": "a", "weight": 1, "next": "which"}]},
+        {"id": "which", "type": "branch",
+         "cases": [{"when": "journey.instance == 1 && journey.arm == 'a' && journey.step == 'which'", "next": "first"}],
+         "else": "again"},
+        {"id": "first", "type": "action", "actions": [{"type": "add_tag", "tag": "first"}]},
+        {"id": "again", "type": "action", "actions": [{"type": "add_tag", "tag": "again"}]}]}]}"#;
+    let engine = Engine::new(Arc::new(Program::from_json(doc).unwrap_or_else(|e| panic!("{}", e.render()))));
+    let contact = engine.program().schema().contact("p").build();
+    let mut state = engine.new_state(&contact, at(0));
+    let schema = engine.program().schema();
+    for n in 0..2 {
+        let e = schema.event(format!("e{n}"), "p", "ping", at(n)).unwrap().build();
+        let _ = engine.handle_event(&mut state, &contact, &e, &mut EngineScratch::default()).unwrap();
+    }
+    assert!(state.has_tag("first") && state.has_tag("again"));
+    // Rules cannot read `journey`: it exists only in journey conditions.
+    let bad = r#"{"version": 1, "schema": {"events": {"ping": {}}},
+      "rules": [{"id": "r", "on": "ping", "when": "journey.instance == 1"}]}"#;
+    assert!(Program::from_json(bad).is_err());
 }

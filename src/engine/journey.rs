@@ -183,6 +183,23 @@ fn journey_effect(step: &Step<'_>, key: IdempotencyKey, status: Status, kind: Ef
     Effect { key, contact: step.id.clone(), cause: step.cause.clone(), at: step.now, status, kind }
 }
 
+/// An enrolment as conditions read it: `journey.id`, `version`, `instance`, `step`,
+/// `arm` (absent before a split), `entered` and `reached`.
+fn enrolment_value(e: &Enrolment) -> crate::value::Value {
+    use crate::value::Value;
+    let mut map = crate::value::Map::new();
+    map.insert(Value::from("id"), Value::from(e.journey.as_str()));
+    map.insert(Value::from("version"), Value::Int(i64::from(e.version)));
+    map.insert(Value::from("instance"), Value::Int(i64::from(e.instance)));
+    map.insert(Value::from("step"), Value::from(e.step.as_str()));
+    if let Some(arm) = &e.arm {
+        map.insert(Value::from("arm"), Value::from(arm.as_str()));
+    }
+    map.insert(Value::from("entered"), Value::Timestamp(e.entered));
+    map.insert(Value::from("reached"), Value::Timestamp(e.reached));
+    Value::Map(std::sync::Arc::new(map))
+}
+
 /// Where an enrolment goes after running steps: on (parked at a wait) or out.
 enum Flow {
     Parked,
@@ -370,21 +387,19 @@ impl Engine {
         &self,
         condition: &Expression,
         event: Option<&Event>,
+        enrolment: Option<&Enrolment>,
         what: &str,
-        scratch: &EngineScratch,
+        scratch: &mut EngineScratch,
         step: &mut Step<'_>,
     ) -> bool {
-        let mut activation = Activation::new()
-            .with_contact(&step.contact)
-            .with_now(step.now)
-            .with_counters(&scratch.counts)
-            .with_scores(&scratch.scores)
-            .with_segments(&scratch.segments)
-            .with_var_slots(&scratch.vars);
-        if let Some(event) = event {
-            activation = activation.with_event(event);
+        // `journey` follows the engine's three variables, bound for this condition.
+        let bound = scratch.vars.len();
+        if let Some(e) = enrolment.filter(|_| condition.reads_vars() && bound == 3) {
+            scratch.vars.push(Some(enrolment_value(e)));
         }
-        match condition.eval_bool(&activation) {
+        let result = self.eval_journey_condition(condition, event, scratch, step);
+        scratch.vars.truncate(bound);
+        match result {
             Ok(holds) => holds,
             Err(error) => {
                 let rule = crate::id::RuleId::new(format!("journey:{what}"));
@@ -395,22 +410,45 @@ impl Engine {
         }
     }
 
+    fn eval_journey_condition(
+        &self,
+        condition: &Expression,
+        event: Option<&Event>,
+        scratch: &EngineScratch,
+        step: &Step<'_>,
+    ) -> Result<bool, crate::expr::EvalError> {
+        let mut activation = Activation::new()
+            .with_contact(&step.contact)
+            .with_now(step.now)
+            .with_counters(&scratch.counts)
+            .with_scores(&scratch.scores)
+            .with_segments(&scratch.segments)
+            .with_var_slots(&scratch.vars);
+        if let Some(event) = event {
+            activation = activation.with_event(event);
+        }
+        condition.eval_bool(&activation)
+    }
+
     /// Whether an event (with its optional condition), or a condition alone, holds.
+    #[allow(clippy::too_many_arguments)]
     fn event_or_condition(
         &self,
         wanted: Option<crate::id::EventTypeIndex>,
         condition: Option<&Expression>,
         event: Option<&Event>,
+        enrolment: &Enrolment,
         what: &str,
-        scratch: &EngineScratch,
+        scratch: &mut EngineScratch,
         step: &mut Step<'_>,
     ) -> bool {
         match (wanted, event) {
-            (Some(t), Some(event)) if event.event_type() == t => {
-                condition.is_none_or(|c| self.journey_holds(c, Some(event), what, scratch, step))
-            }
+            (Some(t), Some(event)) if event.event_type() == t => condition
+                .is_none_or(|c| self.journey_holds(c, Some(event), Some(enrolment), what, scratch, step)),
             (Some(_), _) => false,
-            (None, _) => condition.is_some_and(|c| self.journey_holds(c, None, what, scratch, step)),
+            (None, _) => {
+                condition.is_some_and(|c| self.journey_holds(c, None, Some(enrolment), what, scratch, step))
+            }
         }
     }
 
@@ -429,7 +467,7 @@ impl Engine {
         }
         let id = journey.id();
         if let Some(condition) = journey.condition() {
-            if !self.journey_holds(condition, event, &format!("{id}/entry"), scratch, step) {
+            if !self.journey_holds(condition, event, None, &format!("{id}/entry"), scratch, step) {
                 return;
             }
         }
@@ -513,14 +551,30 @@ impl Engine {
             // Exit conditions, then the goal.
             for exit in journey.exits() {
                 let what = format!("{}/exit/{}", journey.id(), exit.id());
-                if self.event_or_condition(exit.event(), exit.condition(), event_now, &what, scratch, step) {
+                if self.event_or_condition(
+                    exit.event(),
+                    exit.condition(),
+                    event_now,
+                    &e,
+                    &what,
+                    scratch,
+                    step,
+                ) {
                     self.end(state, e, ExitReason::ExitCondition, Some(exit.id().to_string()), step);
                     return None;
                 }
             }
             if let Some(goal) = journey.goal() {
                 let what = format!("{}/goal", journey.id());
-                if self.event_or_condition(goal.event(), goal.condition(), event_now, &what, scratch, step) {
+                if self.event_or_condition(
+                    goal.event(),
+                    goal.condition(),
+                    event_now,
+                    &e,
+                    &what,
+                    scratch,
+                    step,
+                ) {
                     let kind = EffectKind::JourneyGoal {
                         journey: e.journey.clone(),
                         version: e.version,
@@ -563,6 +617,7 @@ impl Engine {
                             *wanted,
                             condition.as_ref(),
                             event_now,
+                            &e,
                             &what,
                             scratch,
                             step,
@@ -687,7 +742,7 @@ impl Engine {
             StepKind::Branch { cases, otherwise } => {
                 for (c, (condition, next)) in cases.iter().enumerate() {
                     let what = format!("{}/{}/{c}", journey.id(), e.step);
-                    if self.journey_holds(condition, None, &what, scratch, step) {
+                    if self.journey_holds(condition, None, Some(e), &what, scratch, step) {
                         return Ok(*next);
                     }
                 }

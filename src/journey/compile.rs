@@ -262,7 +262,7 @@ fn event_or_condition(
         Some(name) => Some(conditions.schema.resolve_event_type(name, format!("{path}/on"), diagnostics)?),
     };
     let condition = conditions
-        .compile(ConditionDoc { owner, when, filter }, Reads::Rule(event), path, diagnostics)
+        .compile(ConditionDoc { owner, when, filter }, Reads::Journey(event), path, diagnostics)
         .ok()?;
     if event.is_none() && condition.is_none() {
         diagnostics.push(invalid(
@@ -464,7 +464,7 @@ fn compile_step(
                         when: case.when.as_ref(),
                         filter: case.filter.as_ref(),
                     },
-                    Reads::Rule(None),
+                    Reads::Journey(None),
                     &cpath,
                     diagnostics,
                 );
