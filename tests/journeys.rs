@@ -702,7 +702,7 @@ fn send(
     engine.handle_event(state, contact, &e, &mut EngineScratch::default()).unwrap()
 }
 
-fn of<'o>(out: &'o Outcome, journey: &str) -> Vec<String> {
+fn of(out: &Outcome, journey: &str) -> Vec<String> {
     out.effects
         .iter()
         .map(|e| e.kind.to_string())

@@ -183,6 +183,9 @@ fn journey_effect(step: &Step<'_>, key: IdempotencyKey, status: Status, kind: Ef
     Effect { key, contact: step.id.clone(), cause: step.cause.clone(), at: step.now, status, kind }
 }
 
+/// How many waits one enrolment may get through in one step.
+const MAX_WAITS_PER_STEP: usize = 1_024;
+
 /// An enrolment as conditions read it: `journey.id`, `version`, `instance`, `step`,
 /// `arm` (absent before a split), `entered` and `reached`.
 fn enrolment_value(e: &Enrolment) -> crate::value::Value {
@@ -294,8 +297,16 @@ impl Engine {
         contact: &Contact,
         now: Timestamp,
     ) -> Option<Timestamp> {
-        let mut wake =
-            state.journeys.iter().filter_map(|e| e.until).filter(|t| *t > now && *t < Timestamp::MAX).min();
+        // A deadline already past (a loop of short waits a late wake-up did not finish)
+        // is taken at the next instant.
+        let soon = crate::time::Duration::from_nanos(1).ok().and_then(|d| now.checked_add(d));
+        let mut wake = state
+            .journeys
+            .iter()
+            .filter_map(|e| e.until)
+            .filter(|t| *t < Timestamp::MAX)
+            .filter_map(|t| if t > now { Some(t) } else { soon })
+            .min();
         for journey in self.program.journeys().iter().filter(|j| !j.retired()) {
             if let Some(t) = journey.entry().and_then(|t| t.occurrence_after(contact, now)) {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
@@ -546,7 +557,9 @@ impl Engine {
         };
         let now = step.now;
         let mut event_used = false;
-        for _ in 0..=journey.steps().len() + 1 {
+        // Each turn takes one wait; the bound keeps a loop of short waits woken late
+        // from running unboundedly in one step (the rest is taken at the next wake-up).
+        for _ in 0..MAX_WAITS_PER_STEP {
             let event_now = if event_used { None } else { event };
             // Exit conditions, then the goal.
             for exit in journey.exits() {
