@@ -822,3 +822,37 @@ fn branches_read_the_enrolment_itself() {
       "rules": [{"id": "r", "on": "ping", "when": "journey.instance == 1"}]}"#;
     assert!(Program::from_json(bad).is_err());
 }
+
+#[test]
+fn hostile_journeys_get_errors_not_panics() {
+    // A thousand steps chained by gotos compile; one more is refused with its path.
+    let chain = |n: usize| {
+        let steps: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                if i + 1 < n {
+                    serde_json::json!({"id": format!("s{i}"), "type": "goto", "to": format!("s{}", i + 1)})
+                } else {
+                    serde_json::json!({"id": format!("s{i}"), "type": "exit"})
+                }
+            })
+            .collect();
+        serde_json::json!({"version": 1, "schema": {"events": {"ping": {}}},
+            "journeys": [{"id": "j", "on": "ping", "steps": steps}]})
+        .to_string()
+    };
+    assert!(Program::from_json(&chain(1_000)).is_ok());
+    let err = Program::from_json(&chain(1_001)).unwrap_err();
+    assert_eq!(err.diagnostics[0].path, "/journeys/0/steps");
+    // Nonsense in every field: errors, all at once.
+    let bad = r#"{"version": 1, "schema": {"contact": {"d": "timestamp"}, "events": {"ping": {}}},
+      "journeys": [{"id": "", "on": {"inactive": "ping", "for": "1d"}, "reentry": "sometimes",
+        "max_active": 0, "zone": "Mars/Olympus", "steps": [
+        {"id": "w", "type": "wait", "for": "-5d", "at": "25:00"},
+        {"id": "x", "type": "wait", "date": "nope", "offset": "soon"},
+        {"id": "y", "type": "wait", "at": "09:00", "days": ["funday"]},
+        {"id": "z", "type": "split", "arms": [{"id": "holdout", "weight": 1e300}],
+         "holdout": {"weight": -1, "for": "0d"}}]}]}"#;
+    let err = Program::from_json(bad).unwrap_err();
+    assert!(err.diagnostics.len() >= 8, "{}", err.render());
+    assert!(err.diagnostics.iter().all(|d| d.path.starts_with("/journeys/0")), "{}", err.render());
+}
