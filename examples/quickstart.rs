@@ -23,7 +23,11 @@
 //! up to day 90 at the end. Each contact is added at its first event. The delivery counts
 //! effects instead of performing them. The summary: events, duplicates, wake-ups, effects
 //! by kind, MQLs and the median time from a contact's first event to its MQL, segment
-//! sizes, throughput, and one MQL's score explained point by point.
+//! sizes, throughput, and one MQL's score explained point by point. Beside the rules runs
+//! the onboarding journey of `examples/onboarding_journey.json` (waits in local time, a
+//! wait for a pricing visit, a branch on the fit band, an A/B split with a 10% holdout,
+//! MQL as its goal, an exit on unsubscribe); its funnel is printed, and the output ends
+//! with one JSON line: events, effects, MQLs and the journey's funnel.
 //!
 //! **CDNOW** (`--cdnow`). The 69,659 purchases of 23,570 CDNOW customers (1997-01 to
 //! 1998-06; real data kept outside the repository, by default at
