@@ -856,3 +856,28 @@ fn hostile_journeys_get_errors_not_panics() {
     assert!(err.diagnostics.len() >= 8, "{}", err.render());
     assert!(err.diagnostics.iter().all(|d| d.path.starts_with("/journeys/0")), "{}", err.render());
 }
+
+#[test]
+fn a_timeout_and_an_event_of_the_same_instant_take_the_timeout_in_either_order() {
+    // The wait for runs from day 1 to day 4 (exclusive): a pricing visit at exactly day
+    // 4 finds the timeout taken first, whether the host woke the contact before it or not.
+    let deadline = DAY + 3 * DAY;
+    let mut woken = Run::new("tie", 500);
+    let _ = woken.event("signup", 0);
+    let _ = woken.timeout(DAY);
+    let first = woken.timeout(deadline);
+    let second = woken.event("page_visit", deadline);
+    let mut not_woken = Run::new("tie", 500);
+    let _ = not_woken.event("signup", 0);
+    let _ = not_woken.timeout(DAY);
+    let only = not_woken.event("page_visit", deadline);
+    assert_eq!(sends(&first), ["nudge"]);
+    assert!(journey_effects(&second.effects).is_empty());
+    assert_eq!(sends(&only), ["nudge"]);
+    assert_eq!(journey_effects(&first.effects), journey_effects(&only.effects));
+    // A second earlier, the visit wins.
+    let mut early = Run::new("tie", 500);
+    let _ = early.event("signup", 0);
+    let _ = early.timeout(DAY);
+    assert!(sends(&early.event("page_visit", deadline - 1)).iter().all(|s| s != "nudge"));
+}
