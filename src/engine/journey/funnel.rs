@@ -142,13 +142,14 @@ impl std::fmt::Display for Funnel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (id, j) in &self.journeys {
             writeln!(f, "journey {id}")?;
-            writeln!(f, "  entered              {:>10}", j.enrolled)?;
+            let mut line = |label: String, n: u64| writeln!(f, "  {label:<30} {n:>10}");
+            line("entered".to_string(), j.enrolled)?;
             for (step, n) in &j.steps {
-                writeln!(f, "  reached {step:<24} {n:>10}")?;
+                line(format!("reached {step}"), *n)?;
             }
-            writeln!(f, "  goal reached         {:>10}", j.goal)?;
+            line("goal reached".to_string(), j.goal)?;
             for (reason, n) in &j.exited {
-                writeln!(f, "  exited {reason:<14}{n:>10}")?;
+                line(format!("exited {reason}"), *n)?;
             }
             let pct = |t: &ArmTally| t.conversion().map_or("-".to_string(), |c| format!("{:.1}%", c * 100.0));
             for (arm, t) in &j.arms {
