@@ -156,7 +156,7 @@ impl std::fmt::Display for Funnel {
                 let lift = j.lift(arm).map_or(String::new(), |l| format!(", lift {:+.1}%", l * 100.0));
                 writeln!(
                     f,
-                    "  arm {arm:<16} {:>8} enrolled, {:>6} goal ({}{lift})",
+                    "  arm {arm:<26} {:>10} enrolled, {} goal ({}{lift})",
                     t.enrolled,
                     t.goal,
                     pct(t)
@@ -166,7 +166,7 @@ impl std::fmt::Display for Funnel {
                 let t = &j.holdout;
                 writeln!(
                     f,
-                    "  holdout              {:>8} enrolled, {:>6} goal ({})",
+                    "  holdout                        {:>10} enrolled, {} goal ({})",
                     t.enrolled,
                     t.goal,
                     pct(t)
