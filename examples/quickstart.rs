@@ -23,7 +23,11 @@
 //! up to day 90 at the end. Each contact is added at its first event. The delivery counts
 //! effects instead of performing them. The summary: events, duplicates, wake-ups, effects
 //! by kind, MQLs and the median time from a contact's first event to its MQL, segment
-//! sizes, throughput, and one MQL's score explained point by point.
+//! sizes, throughput, and one MQL's score explained point by point. Beside the rules runs
+//! the onboarding journey of `examples/onboarding_journey.json` (waits in local time, a
+//! wait for a pricing visit, a branch on the fit band, an A/B split with a 10% holdout,
+//! MQL as its goal, an exit on unsubscribe); its funnel is printed, and the output ends
+//! with one JSON line: events, effects, MQLs and the journey's funnel.
 //!
 //! **CDNOW** (`--cdnow`). The 69,659 purchases of 23,570 CDNOW customers (1997-01 to
 //! 1998-06; real data kept outside the repository, by default at
@@ -38,6 +42,9 @@
 mod policy_report;
 #[path = "common/workload.rs"]
 mod workload;
+
+#[path = "common/journey_report.rs"]
+mod journey_report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
@@ -163,6 +170,8 @@ struct Tally {
     first_error: Option<String>,
     /// Sends delivered (each has the send policy's decision).
     sends: u64,
+    /// The journeys' funnel, from their lifecycle effects.
+    journeys: nurture::engine::Funnel,
 }
 
 impl Delivery for Tally {
@@ -179,6 +188,7 @@ impl Delivery for Tally {
             }
             _ => {}
         }
+        self.journeys.record(effect);
         *self.kinds.entry(kind_of(&effect.kind)).or_default() += 1;
         Ok(())
     }
@@ -209,6 +219,8 @@ fn kind_of(kind: &EffectKind) -> (&'static str, String) {
         EffectKind::SegmentExited { segment } => ("segments", format!("-{segment}")),
         EffectKind::RuleError { rule, .. } => ("rule errors", rule.to_string()),
         EffectKind::CascadeLimit { .. } => ("cascade limits", "cascade limit".to_string()),
+        EffectKind::JourneyAction { action, .. } => ("journey actions", action_name(action)),
+        journey if journey.name().starts_with("journey_") => ("journeys", journey.name().to_string()),
         other => ("other", format!("{other:?}")),
     }
 }
@@ -489,7 +501,8 @@ fn is_mql(kind: &EffectKind) -> bool {
 
 fn funnel(options: &Options) -> Result<()> {
     let started = Instant::now();
-    let program = Arc::new(Program::from_json(workload::RULES_JSON).map_err(|e| e.render())?);
+    let rules = journey_report::with_journey(workload::RULES_JSON)?;
+    let program = Arc::new(Program::from_json(&rules).map_err(|e| e.render())?);
     let compiled = started.elapsed();
     let engine = Arc::new(Engine::new(program.clone()));
     describe(&program, compiled);
@@ -547,6 +560,8 @@ fn run_funnel(
     policy.print(runtime.tally().sends);
     print_rules(program, runtime.tally());
     explain_one(program, &store, &funnel, end)?;
+    println!();
+    print!("{}", runtime.tally().journeys);
     // The figures above in one machine-readable line.
     let [events_in, duplicates, timeouts, delivered, held] = runtime.counts()?;
     let line = serde_json::json!({
@@ -554,9 +569,10 @@ fn run_funnel(
         "duplicates": duplicates,
         "wake_ups": timeouts,
         "contacts": store.len(),
-        "effects_delivered": delivered,
+        "effects": delivered,
         "held_for_approval": held,
         "mqls": funnel.mql.len(),
+        "journey": journey_report::journey_json(&runtime.tally().journeys),
         "policy": policy.to_json(),
     });
     println!();
@@ -603,8 +619,10 @@ fn print_run(runtime: &dyn Host, store: &MemoryStore, seconds: f64) -> Result<()
 
 /// Effects by section, kinds by count.
 fn print_effects(tally: &Tally) {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 9] = [
         "actions",
+        "journeys",
+        "journey actions",
         "threshold crossings",
         "band changes",
         "segments",

@@ -42,6 +42,8 @@ pub struct ConditionNames {
     counters: FieldSet,
     segments: FieldSet,
     engine: FieldSet,
+    /// The engine's names plus `journey`, the enrolment a journey condition runs for.
+    journey: FieldSet,
 }
 
 impl Default for ConditionNames {
@@ -55,11 +57,14 @@ impl Default for ConditionNames {
         // The static lists the contact is on, and its owner (`""` before one is assigned).
         let _ = engine.add("lists", Type::list(Type::String));
         let _ = engine.add("owner", Type::String);
+        let mut journey = engine.clone();
+        let _ = journey.add("journey", Type::Map(Box::new(Type::String), Box::new(Type::Dyn)));
         ConditionNames {
             scores: FieldSet::default(),
             counters: FieldSet::default(),
             segments: FieldSet::default(),
             engine,
+            journey,
         }
     }
 }
@@ -220,6 +225,10 @@ impl ConditionNames {
         };
         match reads {
             Reads::Rule(event_type) => Names { event: event_fields(event_type), ..all },
+            // A journey's steps, exits and goal also read their enrolment.
+            Reads::Journey(event_type) => {
+                Names { event: event_fields(event_type), vars: Some(&self.journey), ..all }
+            }
             // Counted while events arrive: scores and other counters are not known yet.
             Reads::Counter(event_type) => Names {
                 event: event_fields(Some(event_type)),
@@ -246,6 +255,10 @@ impl ConditionNames {
 pub(crate) enum Reads {
     /// An engine rule or a segment: everything, and the event when there is one.
     Rule(Option<EventTypeIndex>),
+    /// A journey's branch, wait-for, exit or goal condition: as a rule's, plus
+    /// `journey` (the enrolment: `id`, `version`, `instance`, `step`, `arm`, `entered`,
+    /// `reached`).
+    Journey(Option<EventTypeIndex>),
     /// A windowed counter's condition: the contact and the counted event.
     Counter(EventTypeIndex),
     /// An engagement point rule: the contact, the event, scores and counters.

@@ -38,6 +38,9 @@ pub struct RuleSetDef {
     /// control group (`docs/send-policy.md`). Without one, every send is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyDef>,
+    /// Journeys: multi-step nurture sequences (`docs/journeys.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journeys: Vec<JourneyDef>,
 }
 
 /// A dynamic segment: the contacts whose condition holds. The condition may read
@@ -1099,4 +1102,296 @@ impl DncReason {
     pub fn blocks_transactional(self) -> bool {
         self != DncReason::Unsubscribed
     }
+}
+
+/// A journey: a multi-step nurture sequence a contact enters on a trigger (or an
+/// `enroll_journey` action), moves through step by step, and leaves at its end, at its
+/// goal, on an exit condition, or when removed (`docs/journeys.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JourneyDef {
+    /// Stable id, unique among the journeys (several entries may share it when all but
+    /// one are `retired` earlier versions).
+    pub id: String,
+    /// The version (default 1); part of every effect's key.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub version: u32,
+    /// What the journey is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What enrols a contact: an event type's name or a trigger object, as a rule's
+    /// `on`. Absent: only `enroll_journey` actions enrol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<TriggerDef>,
+    /// The entry condition, in CEL (reads the entering event for event triggers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// The entry condition as a structured filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+    /// When a contact may enter again: `"never"` (default), `"always"`,
+    /// `"once_per_version"`, or `{"after": "30d"}` (a period since the last exit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reentry: Option<ReentryDef>,
+    /// How many enrolments of this journey one contact may have at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active: Option<u32>,
+    /// Exit conditions, checked at every step of the contact, even mid-wait.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exits: Vec<JourneyExitDef>,
+    /// The goal: reaching it ends the enrolment as converted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<JourneyGoalDef>,
+    /// The seed of the split steps' deterministic assignment (default: the journey id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// The time zone of local-time waits that name none: an IANA name or
+    /// `"contact.FIELD"` (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// The first step's id (default: the first step listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// What a newer version does with enrolments in this one: `"finish"` (default:
+    /// they finish on this version, which must then stay in the document, `retired`),
+    /// `"move"` (to the step with the same id in the new version) or `"exit"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeDef>,
+    /// A retired version enrols no one; its in-flight enrolments finish on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
+    /// The steps, each with an id and explicit next steps.
+    pub steps: Vec<StepDef>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// A journey's re-entry policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum ReentryDef {
+    /// `"never"`, `"always"` or `"once_per_version"`.
+    Named(String),
+    /// Again once this period has passed since the last exit.
+    After {
+        /// The period, such as `"30d"`.
+        after: String,
+    },
+}
+
+/// What happens to enrolments when a newer version of their journey is published.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UpgradeDef {
+    /// They finish on their version.
+    #[default]
+    Finish,
+    /// They move to the step with the same id in the new version (exit if none).
+    Move,
+    /// They exit (reason `superseded`).
+    Exit,
+}
+
+/// An exit condition: an event (with an optional condition on it) or a condition over
+/// the contact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JourneyExitDef {
+    /// Its id, named in the exit effect.
+    pub id: String,
+    /// An event type whose arrival exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// A CEL condition (on the event, with `on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A structured filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+}
+
+/// A journey's goal: an event (with an optional condition) or a condition over the
+/// contact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JourneyGoalDef {
+    /// An event type whose arrival reaches the goal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// A CEL condition (on the event, with `on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A structured filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+}
+
+/// One step of a journey, by `type`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum StepDef {
+    /// Performs actions, in order, then goes on.
+    Action {
+        /// The step's id.
+        id: String,
+        /// The actions, as a rule's.
+        actions: Vec<ActionDef>,
+        /// The next step; absent: the journey is completed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Waits: `for` a span; until local time `at` on one of `days` in `zone`; or until
+    /// the timestamp attribute `date` plus `offset`.
+    Wait {
+        /// The step's id.
+        id: String,
+        /// A span, such as `"2d"`.
+        #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+        period: Option<String>,
+        /// A local time of day, `"HH:MM"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+        /// The weekdays `at` may fall on (default every day).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        days: Vec<String>,
+        /// The zone of `at`: an IANA name or `"contact.FIELD"` (default the journey's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+        /// A contact timestamp attribute to wait for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        date: Option<String>,
+        /// With `date`: a signed span added to it, such as `"-2d"` or `"3h"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<String>,
+        /// The next step; absent: the journey is completed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Waits for an event (`on`, with an optional condition on it) or for a condition
+    /// over the contact to hold, at most `timeout`.
+    WaitFor {
+        /// The step's id.
+        id: String,
+        /// The event type awaited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
+        /// A CEL condition (on the event, with `on`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<String>,
+        /// A structured filter.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<FilterDef>,
+        /// The longest wait, such as `"3d"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<String>,
+        /// The step after the event or condition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+        /// The step after the timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_timeout: Option<String>,
+    },
+    /// The first case whose condition holds chooses the next step, else `else`.
+    Branch {
+        /// The step's id.
+        id: String,
+        /// The cases, in order.
+        cases: Vec<BranchCaseDef>,
+        /// The step when no case holds.
+        #[serde(default, rename = "else", skip_serializing_if = "Option::is_none")]
+        otherwise: Option<String>,
+    },
+    /// Weighted arms, chosen by a deterministic hash of the contact, the journey and the
+    /// seed; an optional holdout takes no actions and is tracked.
+    Split {
+        /// The step's id.
+        id: String,
+        /// The arms.
+        arms: Vec<SplitArmDef>,
+        /// The holdout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holdout: Option<HoldoutDef>,
+    },
+    /// Goes to a named step.
+    Goto {
+        /// The step's id.
+        id: String,
+        /// The target step.
+        to: String,
+    },
+    /// Ends the enrolment (reason `completed`).
+    Exit {
+        /// The step's id.
+        id: String,
+    },
+}
+
+impl StepDef {
+    /// The step's id.
+    pub fn id(&self) -> &str {
+        match self {
+            StepDef::Action { id, .. }
+            | StepDef::Wait { id, .. }
+            | StepDef::WaitFor { id, .. }
+            | StepDef::Branch { id, .. }
+            | StepDef::Split { id, .. }
+            | StepDef::Goto { id, .. }
+            | StepDef::Exit { id } => id,
+        }
+    }
+}
+
+/// One case of a branch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BranchCaseDef {
+    /// A CEL condition over the contact, scores, bands, segments and counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A structured filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterDef>,
+    /// The step when it holds; absent: the journey is completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One arm of a split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SplitArmDef {
+    /// The arm's id, named in effects and the funnel.
+    pub id: String,
+    /// Its relative weight (positive).
+    pub weight: f64,
+    /// The arm's first step; absent: the journey is completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A split's holdout: contacts that take no further steps but stay enrolled, tracked
+/// for the goal and exits, for `for`; then they complete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HoldoutDef {
+    /// Its relative weight (positive).
+    pub weight: f64,
+    /// How long a holdout contact stays enrolled, such as `"30d"`.
+    #[serde(rename = "for")]
+    pub period: String,
 }

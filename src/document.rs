@@ -307,6 +307,10 @@ enum Child {
     Repeat,
     /// An event type's name or a trigger object.
     Trigger,
+    /// A re-entry policy name or `{"after"}`.
+    Reentry,
+    /// A list of journey steps, each with a `type`.
+    Steps,
 }
 
 static DIRECTIONS: Names =
@@ -346,6 +350,9 @@ static FILTER_OPS: Names = Names {
     code: Code::InvalidFilter,
 };
 
+static UPGRADES: Names =
+    Names { what: "upgrade policy", names: &["finish", "move", "exit"], code: Code::InvalidDocument };
+
 static HALF_LIFE: Shape = Shape { what: "half-life decay", keys: &[req("half_life", Child::Str)] };
 static STEP: Shape = Shape {
     what: "step decay",
@@ -372,6 +379,7 @@ static ROOT: Shape = Shape {
         dflt("counters", Child::ListOf(&COUNTER)),
         dflt("segments", Child::ListOf(&SEGMENT)),
         opt("policy", Child::Object(&POLICY)),
+        dflt("journeys", Child::ListOf(&JOURNEY)),
     ],
 };
 
@@ -465,6 +473,109 @@ static SUPPRESSION: Shape = Shape {
         opt("channel", Child::OneOf(&CHANNELS)),
         opt("campaign", Child::Str),
     ],
+};
+
+static JOURNEY: Shape = Shape {
+    what: "journey",
+    keys: &[
+        req("id", Child::Str),
+        dflt("version", Child::U32),
+        opt("description", Child::Str),
+        opt("on", Child::Trigger),
+        opt("when", Child::Str),
+        opt("filter", Child::Filter),
+        opt("reentry", Child::Reentry),
+        opt("max_active", Child::U32),
+        dflt("exits", Child::ListOf(&JOURNEY_EXIT)),
+        opt("goal", Child::Object(&JOURNEY_GOAL)),
+        opt("seed", Child::Str),
+        opt("zone", Child::Str),
+        opt("start", Child::Str),
+        opt("upgrade", Child::OneOf(&UPGRADES)),
+        dflt("retired", Child::Bool),
+        req("steps", Child::Steps),
+    ],
+};
+
+static REENTRY_AFTER: Shape = Shape { what: "re-entry policy", keys: &[req("after", Child::Str)] };
+
+static JOURNEY_EXIT: Shape = Shape {
+    what: "journey exit",
+    keys: &[
+        req("id", Child::Str),
+        opt("on", Child::Str),
+        opt("when", Child::Str),
+        opt("filter", Child::Filter),
+    ],
+};
+
+static JOURNEY_GOAL: Shape = Shape {
+    what: "journey goal",
+    keys: &[opt("on", Child::Str), opt("when", Child::Str), opt("filter", Child::Filter)],
+};
+
+static BRANCH_CASE: Shape = Shape {
+    what: "branch case",
+    keys: &[opt("when", Child::Str), opt("filter", Child::Filter), opt("next", Child::Str)],
+};
+
+static SPLIT_ARM: Shape = Shape {
+    what: "split arm",
+    keys: &[req("id", Child::Str), req("weight", Child::F64), opt("next", Child::Str)],
+};
+
+static HOLDOUT: Shape = Shape { what: "holdout", keys: &[req("weight", Child::F64), req("for", Child::Str)] };
+
+macro_rules! step {
+    ($name:literal, $($key:expr),* $(,)?) => {
+        ($name, &Shape { what: concat!("`", $name, "` step"), keys: &[$($key),*] })
+    };
+}
+
+/// Journey step types and their keys (besides `type`).
+static STEPS: &[(&str, &Shape)] = &[
+    step!("action", req("id", Child::Str), req("actions", Child::Actions), opt("next", Child::Str)),
+    step!(
+        "wait",
+        req("id", Child::Str),
+        opt("for", Child::Str),
+        opt("at", Child::Str),
+        dflt("days", Child::Strings),
+        opt("zone", Child::Str),
+        opt("date", Child::Str),
+        opt("offset", Child::Str),
+        opt("next", Child::Str)
+    ),
+    step!(
+        "wait_for",
+        req("id", Child::Str),
+        opt("on", Child::Str),
+        opt("when", Child::Str),
+        opt("filter", Child::Filter),
+        opt("timeout", Child::Str),
+        opt("next", Child::Str),
+        opt("on_timeout", Child::Str)
+    ),
+    step!(
+        "branch",
+        req("id", Child::Str),
+        req("cases", Child::ListOf(&BRANCH_CASE)),
+        opt("else", Child::Str)
+    ),
+    step!(
+        "split",
+        req("id", Child::Str),
+        req("arms", Child::ListOf(&SPLIT_ARM)),
+        opt("holdout", Child::Object(&HOLDOUT))
+    ),
+    step!("goto", req("id", Child::Str), req("to", Child::Str)),
+    step!("exit", req("id", Child::Str)),
+];
+
+static STEP_TYPES: Names = Names {
+    what: "step type",
+    names: &["action", "wait", "wait_for", "branch", "split", "goto", "exit"],
+    code: Code::InvalidDocument,
 };
 
 static COUNTER: Shape = Shape {
@@ -934,6 +1045,29 @@ fn check_child(value: &mut Json, kind: Child, path: &str, diagnostics: &mut Vec<
                 "write \"every_time\", \"once\", or an object such as {\"max\": 3, \"per\": \"1d\"}",
             )),
         },
+        Child::Reentry => match value {
+            Json::Object(_) => check_shape(value, &REENTRY_AFTER, path, diagnostics),
+            Json::String(_) => {}
+            _ => diagnostics.push(wrong(
+                "a re-entry policy (a name or an object)",
+                value,
+                path,
+                "write \"never\", \"always\", \"once_per_version\", or an object such as {\"after\": \"30d\"}",
+            )),
+        },
+        Child::Steps => match value {
+            Json::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    check_tagged(item, STEPS, &STEP_TYPES, "step", &format!("{path}/{i}"), diagnostics);
+                }
+            }
+            _ => diagnostics.push(wrong(
+                "a list of steps",
+                value,
+                path,
+                "write `steps` as a list of objects, each with an `id` and a `type`",
+            )),
+        },
         Child::Actions => match value {
             Json::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
@@ -1113,28 +1247,41 @@ fn check_filter(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>)
 }
 
 fn check_action(value: &mut Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
-    let types_help = format!("the action types are: {}", ACTION_TYPES.names.join(", "));
+    check_tagged(value, ACTIONS, &ACTION_TYPES, "action", path, diagnostics);
+}
+
+/// Checks an object tagged by its `type` (an action, a journey step) against the form
+/// its type names.
+fn check_tagged(
+    value: &mut Json,
+    forms: &[(&str, &'static Shape)],
+    types: &Names,
+    noun: &str,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let types_help = format!("the {noun} types are: {}", types.names.join(", "));
     let Json::Object(map) = value else {
         diagnostics.push(wrong(
-            "an action (an object)",
+            &format!("{} {noun} (an object)", article(noun)),
             value,
             path,
-            format!("write an action as an object with a `type`; {types_help}"),
+            format!("write {} {noun} as an object with a `type`; {types_help}", article(noun)),
         ));
         return;
     };
     let Some(kind) = map.get("type") else {
         let misspelled = map.keys().find(|k| did_you_mean(k, ["type"]).is_some());
         diagnostics.push(match misspelled {
-            Some(key) => unknown_key(key, &["type"], "action", path)
+            Some(key) => unknown_key(key, &["type"], noun, path)
                 .with_did_you_mean(Some("type".to_string()))
                 .with_help(types_help),
-            None => missing_key("type", "action", path).with_help(types_help),
+            None => missing_key("type", noun, path).with_help(types_help),
         });
         return;
     };
-    let Some((_, shape)) = ACTIONS.iter().find(|(n, _)| Some(*n) == kind.as_str()) else {
-        check_name(kind, &ACTION_TYPES, &format!("{path}/type"), diagnostics);
+    let Some((_, shape)) = forms.iter().find(|(n, _)| Some(*n) == kind.as_str()) else {
+        check_name(kind, types, &format!("{path}/type"), diagnostics);
         return;
     };
     let what = shape.what;
@@ -1259,8 +1406,9 @@ mod tests {
         PointRuleDef, RepeatDef, RuleDef, ScoreModelDef, ScoringDef, SegmentDef, ThresholdDef, TriggerDef,
     };
     use crate::def::{
-        CapDef, CapOver, ChannelPolicyDef, ConsentEventDef, ConsentModel, ConsentStatus, ControlGroupDef,
-        DncEventDef, DncReason, PolicyDef, SendWindowDef, SuppressionDef,
+        BranchCaseDef, CapDef, CapOver, ChannelPolicyDef, ConsentEventDef, ConsentModel, ConsentStatus,
+        ControlGroupDef, DncEventDef, DncReason, HoldoutDef, JourneyDef, JourneyExitDef, JourneyGoalDef,
+        PolicyDef, ReentryDef, SendWindowDef, SplitArmDef, StepDef, SuppressionDef,
     };
 
     /// An error that keeps the names serde expected when it met an unknown variant.
@@ -1563,6 +1711,26 @@ mod tests {
         ACTIONS.iter().find(|(n, _)| *n == name).map(|(_, shape)| *shape)
     }
 
+    fn step_form(step: &StepDef) -> Option<&'static Shape> {
+        let name = match step {
+            StepDef::Action { .. } => "action",
+            StepDef::Wait { .. } => "wait",
+            StepDef::WaitFor { .. } => "wait_for",
+            StepDef::Branch { .. } => "branch",
+            StepDef::Split { .. } => "split",
+            StepDef::Goto { .. } => "goto",
+            StepDef::Exit { .. } => "exit",
+        };
+        STEPS.iter().find(|(n, _)| *n == name).map(|(_, shape)| *shape)
+    }
+
+    fn reentry_form(reentry: &ReentryDef) -> Option<&'static Shape> {
+        match reentry {
+            ReentryDef::Named(_) => None,
+            ReentryDef::After { .. } => Some(&REENTRY_AFTER),
+        }
+    }
+
     /// A valid value for a key.
     fn sample(child: Child) -> Json {
         match child {
@@ -1582,6 +1750,8 @@ mod tests {
             Child::Decay => object(DECAYS[0].1),
             Child::Repeat => object(&AT_MOST),
             Child::Trigger => object(TRIGGERS[0].1),
+            Child::Reentry => object(&REENTRY_AFTER),
+            Child::Steps => json!([action(STEPS[0])]),
         }
     }
 
@@ -1608,7 +1778,10 @@ mod tests {
             Child::StrMap => vec![json!({"x": 1}), json!("x")],
             Child::EventMap => vec![json!({"e": 1}), json!({"e": {"x": 1}})],
             Child::Object(_) | Child::ListOf(_) | Child::Actions => vec![json!(1), json!("x")],
-            Child::Filter | Child::Decay | Child::Repeat | Child::Trigger => vec![json!(1), json!([])],
+            Child::Filter | Child::Decay | Child::Repeat | Child::Trigger | Child::Reentry => {
+                vec![json!(1), json!([])]
+            }
+            Child::Steps => vec![json!(1), json!("x")],
         }
     }
 
@@ -1691,6 +1864,8 @@ mod tests {
                 Child::Repeat => vec![&AT_MOST],
                 Child::Trigger => TRIGGERS.iter().map(|(_, s)| *s).collect(),
                 Child::Actions => ACTIONS.iter().map(|(_, s)| *s).collect(),
+                Child::Reentry => vec![&REENTRY_AFTER],
+                Child::Steps => STEPS.iter().map(|(_, s)| *s).collect(),
                 _ => vec![],
             };
             for child in children {
@@ -1725,6 +1900,30 @@ mod tests {
         structs(&CONSENT_EVENT, as_struct::<ConsentEventDef>);
         structs(&DNC_EVENT, as_struct::<DncEventDef>);
         structs(&SUPPRESSION, as_struct::<SuppressionDef>);
+        structs(&JOURNEY, as_struct::<JourneyDef>);
+        structs(&JOURNEY_EXIT, as_struct::<JourneyExitDef>);
+        structs(&JOURNEY_GOAL, as_struct::<JourneyGoalDef>);
+        structs(&BRANCH_CASE, as_struct::<BranchCaseDef>);
+        structs(&SPLIT_ARM, as_struct::<SplitArmDef>);
+        structs(&HOLDOUT, as_struct::<HoldoutDef>);
+        agree(
+            &REENTRY_AFTER,
+            object(&REENTRY_AFTER),
+            None,
+            |v, d| check_child(v, Child::Reentry, "", d),
+            reentry_form,
+        );
+        tested.push(&REENTRY_AFTER);
+        for &(name, shape) in STEPS {
+            agree(
+                shape,
+                action((name, shape)),
+                Some("type"),
+                |v, d| check_tagged(v, STEPS, &STEP_TYPES, "step", "", d),
+                step_form,
+            );
+            tested.push(shape);
+        }
         for (_, shape) in TRIGGERS {
             agree(shape, object(shape), None, |v, d| check_child(v, Child::Trigger, "", d), trigger_form);
             tested.push(shape);
@@ -1791,5 +1990,11 @@ mod tests {
             .map_or_else(|e| sorted(e.expected), |_| vec![]);
         assert_eq!(action_types, sorted(ACTION_TYPES.names.to_vec()));
         assert_eq!(ACTIONS.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ACTION_TYPES.names);
+        assert_eq!(serde_variants::<crate::def::UpgradeDef>(), sorted(UPGRADES.names.to_vec()));
+        let probe = MapDeserializer::<_, Probe>::new([("type", "\u{0}")].into_iter());
+        let step_types = <StepDef as serde::Deserialize>::deserialize(probe)
+            .map_or_else(|e| sorted(e.expected), |_| vec![]);
+        assert_eq!(step_types, sorted(STEP_TYPES.names.to_vec()));
+        assert_eq!(STEPS.iter().map(|(n, _)| *n).collect::<Vec<_>>(), STEP_TYPES.names);
     }
 }

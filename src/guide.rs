@@ -22,6 +22,9 @@ pub mod engine {}
 #[doc = include_str!("../docs/send-policy.md")]
 pub mod send_policy {}
 
+#[doc = include_str!("../docs/journeys.md")]
+pub mod journeys {}
+
 #[doc = include_str!("../docs/integration.md")]
 pub mod integration {}
 

@@ -81,6 +81,7 @@ mod hash;
 pub mod host;
 pub mod id;
 mod index;
+pub mod journey;
 pub mod limits;
 pub mod lint;
 pub mod policy;

@@ -159,6 +159,8 @@ pub struct Program {
     event_keys: Vec<Option<crate::schema::Slot>>,
     /// The document's `policy` section, compiled.
     policy: Option<crate::policy::Policy>,
+    /// The journeys of the document's `journeys` section.
+    journeys: crate::journey::Journeys,
 }
 
 /// Reusable buffers for matching; one per thread.
@@ -243,6 +245,9 @@ impl Program {
             .policy
             .as_ref()
             .and_then(|p| crate::policy::compile_policy(p, &schema, &segment_ids, &mut diagnostics));
+        let journeys =
+            crate::journey::compile_journeys(&def.journeys, &conditions, scorer.as_ref(), &mut diagnostics);
+        check_journey_actions(def, &schema, &mut diagnostics);
         let mut rules = Vec::with_capacity(def.rules.len());
         let mut ids = UniqueIds::new("rule id");
         for (i, rule) in def.rules.iter().enumerate() {
@@ -324,12 +329,14 @@ impl Program {
             .filter_map(Rule::condition)
             .chain(segments.iter().filter_map(|s| s.condition()))
             .chain(rules.iter().flat_map(Rule::computed_expressions))
+            .chain(journey_conditions(&journeys))
             .any(Expression::reads_vars);
         let reads_scores = rules
             .iter()
             .filter_map(Rule::condition)
             .chain(segments.iter().filter_map(|s| s.condition()))
             .chain(rules.iter().flat_map(Rule::computed_expressions))
+            .chain(journey_conditions(&journeys))
             .any(Expression::reads_any_score);
         Ok(Program {
             name: def.name.clone(),
@@ -346,6 +353,7 @@ impl Program {
             limits: limits.clone(),
             event_keys,
             policy,
+            journeys,
         })
     }
 
@@ -470,6 +478,11 @@ impl Program {
     /// ```
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The journeys of the document's `journeys` section, compiled.
+    pub fn journeys(&self) -> &crate::journey::Journeys {
+        &self.journeys
     }
 
     /// The rule set's name.
@@ -883,6 +896,62 @@ fn compile_event_keys(
         }
     }
     out
+}
+
+/// Every condition of the journeys (entry, exits, goal, branch cases, waits for).
+fn journey_conditions(journeys: &crate::journey::Journeys) -> impl Iterator<Item = &Expression> {
+    journeys.iter().flat_map(|j| {
+        let steps = j.steps().iter().flat_map(|s| match s.kind() {
+            crate::journey::StepKind::Branch { cases, .. } => cases.iter().map(|(c, _)| c).collect(),
+            crate::journey::StepKind::WaitFor { condition, .. } => condition.iter().collect(),
+            _ => Vec::new(),
+        });
+        j.condition()
+            .into_iter()
+            .chain(j.exits().iter().filter_map(|e| e.condition()))
+            .chain(j.goal().and_then(|g| g.condition()))
+            .chain(steps)
+    })
+}
+
+/// Checks the journeys' action steps as rules' actions are checked, and that a journey
+/// without an entry trigger is enrolled by some `enroll_journey` action (else it can
+/// never be entered).
+fn check_journey_actions<'d>(def: &'d RuleSetDef, schema: &Schema, diagnostics: &mut Vec<Diagnostic>) {
+    let mut enrolled: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut note = |actions: &'d [ActionDef]| {
+        for action in actions {
+            if let ActionDef::EnrollJourney { journey } = action {
+                enrolled.insert(journey);
+            }
+        }
+    };
+    for rule in &def.rules {
+        note(&rule.actions);
+    }
+    for (i, journey) in def.journeys.iter().enumerate() {
+        for (k, step) in journey.steps.iter().enumerate() {
+            if let crate::def::StepDef::Action { actions, .. } = step {
+                note(actions);
+                check_actions(actions, schema, &format!("/journeys/{i}/steps/{k}"), diagnostics);
+            }
+        }
+    }
+    for (i, journey) in def.journeys.iter().enumerate() {
+        if journey.on.is_none() && !journey.retired && !enrolled.contains(journey.id.as_str()) {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidDocument,
+                    format!(
+                        "journey `{}` can never be entered: it has no `on` and no action enrols in it",
+                        journey.id
+                    ),
+                )
+                .with_path(format!("/journeys/{i}"))
+                .with_help("add `on` with a trigger, or an `enroll_journey` action naming it to a rule"),
+            );
+        }
+    }
 }
 
 fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics: &mut Vec<Diagnostic>) {

@@ -53,6 +53,9 @@ impl Engine {
             ActionDef::SetConsent { .. }
             | ActionDef::DoNotContact { .. }
             | ActionDef::ClearDoNotContact { .. } => self.apply_policy_action(state, action, step),
+            // Journeys the program defines run here; others stay the host's.
+            ActionDef::EnrollJourney { journey } => self.queue_entry(journey, step),
+            ActionDef::RemoveFromJourney { journey } => step.journeys.remove.push(journey.clone()),
             ActionDef::SetAttribute { field, value, .. } => {
                 let fields = self.program.schema().contact_fields();
                 let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;

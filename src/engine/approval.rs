@@ -30,8 +30,8 @@ impl Engine {
         state.pending = waiting;
         for mut effect in expired {
             let at = effect.at.checked_add(expires).unwrap_or(now);
-            let purpose = match &effect.kind {
-                EffectKind::Action { action: ActionDef::Send { purpose, .. }, .. } => {
+            let purpose = match effect.kind.action() {
+                Some(ActionDef::Send { purpose, .. }) => {
                     purpose.clone().unwrap_or_else(|| MARKETING.to_string())
                 }
                 _ => "notification".to_string(),
@@ -117,10 +117,16 @@ impl Engine {
         effect.params.extend(approval.params.clone());
         effect.approval = Some(approval);
         effect.status = Status::Ready;
-        let EffectKind::Action { rule, action, .. } = &effect.kind else {
+        let Some(action) = effect.kind.action() else {
             return Ok(Some(effect));
         };
-        let holds = match self.program.rule_by_id(rule.as_str()).map(|r| self.program.rule(r)) {
+        // A rule's condition is checked again; a journey step's action has none of its
+        // own (the journey's exits are checked at every step of the contact).
+        let rule = match &effect.kind {
+            EffectKind::Action { rule, .. } => self.program.rule_by_id(rule.as_str()),
+            _ => None,
+        };
+        let holds = match rule.map(|r| self.program.rule(r)) {
             Some(rule) => match rule.condition() {
                 Some(condition) => {
                     self.bind_values(state, now, scratch);

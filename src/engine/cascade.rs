@@ -14,6 +14,35 @@ use crate::time::Timestamp;
 use crate::trigger::Trigger;
 use crate::value::Value;
 
+/// Who performs an action: a rule (and the action's position), or a journey step.
+pub(super) enum Performer<'p> {
+    Rule { rule: &'p Rule, index: u32 },
+    Journey(super::journey::StepAction<'p>),
+}
+
+/// Whether a trigger listens for one of a round's changes.
+pub(super) fn listens(trigger: &Trigger, changes: &[Change], segment_changes: &[(usize, Direction)]) -> bool {
+    match trigger {
+        Trigger::Threshold { model, threshold, direction } => changes.iter().any(|c| {
+            matches!(c, Change::Crossing { model: m, threshold: t, direction: d } if m == model && t == threshold && d == direction)
+        }),
+        Trigger::Band { model, band, direction } => changes.iter().any(|c| {
+            matches!(c, Change::Band { model: m, band: Some(b), direction: d } if m == model && b == band && d == direction)
+        }),
+        Trigger::Attribute { field, from, to } => changes.iter().any(|c| {
+            matches!(c, Change::Attribute { field: f, from: old, to: new }
+                if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
+        }),
+        Trigger::Segment { segment, direction } => {
+            segment_changes.iter().any(|(s, d)| s == segment && d == direction)
+        }
+        Trigger::Tag { .. } | Trigger::List { .. } | Trigger::Stage { .. } | Trigger::Owner { .. } => {
+            changes.iter().any(|c| listens_to_state(trigger, c))
+        }
+        _ => false,
+    }
+}
+
 impl Engine {
     /// Runs the cascade of step 5 until nothing more changes, or [`MAX_CASCADE`] rounds.
     pub(super) fn cascade(
@@ -70,27 +99,13 @@ impl Engine {
             // Rules listening for these changes, in rule order per change.
             let rules = self.program.rules();
             for rule in self.listening.iter().map(|&i| &rules[i]) {
-                let listens = match rule.trigger() {
-                    Trigger::Threshold { model, threshold, direction } => changes.iter().any(|c| {
-                        matches!(c, Change::Crossing { model: m, threshold: t, direction: d } if m == model && t == threshold && d == direction)
-                    }),
-                    Trigger::Band { model, band, direction } => changes.iter().any(|c| {
-                        matches!(c, Change::Band { model: m, band: Some(b), direction: d } if m == model && b == band && d == direction)
-                    }),
-                    Trigger::Attribute { field, from, to } => changes.iter().any(|c| {
-                        matches!(c, Change::Attribute { field: f, from: old, to: new }
-                            if f == field && from.as_ref().is_none_or(|v| old.as_ref() == Some(v)) && to.as_ref().is_none_or(|v| new.as_ref() == Some(v)))
-                    }),
-                    Trigger::Segment { segment, direction } => segment_changes.iter().any(|(s, d)| s == segment && d == direction),
-                    Trigger::Tag { .. } | Trigger::List { .. } | Trigger::Stage { .. } | Trigger::Owner { .. } => {
-                        changes.iter().any(|c| listens_to_state(rule.trigger(), c))
-                    }
-                    _ => false,
-                };
+                let listens = listens(rule.trigger(), &changes, &segment_changes);
                 if listens && self.holds(rule, scratch, state, step) {
                     self.fire(state, rule, step)?;
                 }
             }
+            // Journeys entered on these changes (entered after the cascade).
+            self.journey_entries(&changes, &segment_changes, step);
         }
         if !step.changes.is_empty() {
             step.emit(&[b"cascade"], EffectKind::CascadeLimit { rounds: MAX_CASCADE as u32 });
@@ -224,23 +239,48 @@ impl Engine {
                     continue;
                 }
             };
-            let action = action.as_ref();
-            if let Err(message) = self.apply(state, action, step) {
-                let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
-                step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
-                continue;
+            self.perform(state, action.as_ref(), params, Performer::Rule { rule, index }, step);
+        }
+        Ok(())
+    }
+
+    /// Performs one action of a rule or a journey step: applies it, then emits its
+    /// effect with the send policy's and the approval's decision
+    /// ([`Engine::decide_effect`]), or an error effect when it cannot apply. The one
+    /// path every action takes.
+    pub(super) fn perform(
+        &self,
+        state: &mut ContactState,
+        action: &crate::def::ActionDef,
+        params: std::collections::BTreeMap<String, serde_json::Value>,
+        by: Performer<'_>,
+        step: &mut Step<'_>,
+    ) {
+        if let Err(message) = self.apply(state, action, step) {
+            match by {
+                Performer::Rule { rule, index } => {
+                    let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
+                    step.emit(&[b"error", rule.id().as_str().as_bytes(), &index.to_le_bytes()], kind);
+                }
+                Performer::Journey(j) => {
+                    let effect = j.error(step, message);
+                    step.outcome.effects.push(effect);
+                }
             }
-            let mut effect = step.effect(
+            return;
+        }
+        let mut effect = match by {
+            Performer::Rule { rule, index } => step.effect(
                 &[b"action", rule.id().as_str().as_bytes(), &index.to_le_bytes()],
                 Status::Ready,
                 EffectKind::Action { rule: rule.id().clone(), index, action: action.clone() },
-            );
-            effect.params = params;
-            // The send policy and approvals decide the status (`engine::policy`).
-            let effect = self.decide_effect(state, step, effect);
-            step.outcome.effects.push(effect);
-        }
-        Ok(())
+            ),
+            Performer::Journey(j) => j.effect(step, Status::Ready, action),
+        };
+        effect.params = params;
+        // The send policy and approvals decide the status (`engine::policy`).
+        let effect = self.decide_effect(state, step, effect);
+        step.outcome.effects.push(effect);
     }
 
     /// Threshold crossings and band changes as effects, queued for the cascade.

@@ -106,12 +106,151 @@ pub enum EffectKind {
         /// The error, as text.
         message: String,
     },
+    /// A contact entered a journey.
+    JourneyEntered {
+        /// The journey's id.
+        journey: String,
+        /// Its version.
+        version: u32,
+        /// The contact's enrolment number in this journey (1, 2, ...).
+        instance: u32,
+    },
+    /// An enrolment reached a step.
+    JourneyStep {
+        /// The journey's id.
+        journey: String,
+        /// Its version.
+        version: u32,
+        /// The enrolment number.
+        instance: u32,
+        /// The step's id.
+        step: String,
+    },
+    /// A split put an enrolment in an arm (or the holdout).
+    JourneyArm {
+        /// The journey's id.
+        journey: String,
+        /// Its version.
+        version: u32,
+        /// The enrolment number.
+        instance: u32,
+        /// The split step's id.
+        step: String,
+        /// The arm's id (`holdout` for the holdout).
+        arm: String,
+        /// Whether it is the holdout.
+        holdout: bool,
+    },
+    /// An enrolment waits at a step until an instant (for a wait for: at most).
+    JourneyWaiting {
+        /// The journey's id.
+        journey: String,
+        /// Its version.
+        version: u32,
+        /// The enrolment number.
+        instance: u32,
+        /// The step's id.
+        step: String,
+        /// Until when.
+        until: Timestamp,
+    },
+    /// An enrolment reached the journey's goal (an `exited` effect with reason `goal`
+    /// follows).
+    JourneyGoal {
+        /// The journey's id.
+        journey: String,
+        /// Its version.
+        version: u32,
+        /// The enrolment number.
+        instance: u32,
+        /// The split arm it was in, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arm: Option<String>,
+    },
+    /// An enrolment ended.
+    JourneyExited {
+        /// The journey's id.
+        journey: String,
+        /// Its version.
+        version: u32,
+        /// The enrolment number.
+        instance: u32,
+        /// Why.
+        reason: ExitReason,
+        /// For an exit condition: its id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<String>,
+        /// The step it was at.
+        step: String,
+        /// The split arm it was in, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arm: Option<String>,
+    },
+    /// A journey step's action, as the journey declares it.
+    JourneyAction {
+        /// The journey's id.
+        journey: String,
+        /// Its version.
+        version: u32,
+        /// The enrolment number.
+        instance: u32,
+        /// The step's id.
+        step: String,
+        /// The action's position among the step's actions.
+        index: u32,
+        /// The action.
+        action: ActionDef,
+    },
+}
+
+/// Why an enrolment ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExitReason {
+    /// It ran to the end (a step without next, or an `exit` step; a holdout's period).
+    Completed,
+    /// It reached the goal.
+    Goal,
+    /// An exit condition held.
+    ExitCondition,
+    /// A `remove_from_journey` action removed it.
+    Removed,
+    /// The contact entered again under the `always` re-entry policy.
+    Reentered,
+    /// A new version of the journey replaced its version (upgrade policy `exit`).
+    Superseded,
+}
+
+impl ExitReason {
+    /// The reason's name: `completed`, `goal`, `exit_condition`, `removed`,
+    /// `reentered` or `superseded`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitReason::Completed => "completed",
+            ExitReason::Goal => "goal",
+            ExitReason::ExitCondition => "exit_condition",
+            ExitReason::Removed => "removed",
+            ExitReason::Reentered => "reentered",
+            ExitReason::Superseded => "superseded",
+        }
+    }
 }
 
 impl EffectKind {
+    /// The action of a rule's or a journey step's action effect.
+    pub fn action(&self) -> Option<&ActionDef> {
+        match self {
+            EffectKind::Action { action, .. } | EffectKind::JourneyAction { action, .. } => Some(action),
+            _ => None,
+        }
+    }
+
     /// A short, stable name for the kind: `action`, `threshold_crossed`, `band_changed`,
-    /// `segment_entered`, `segment_exited`, `cascade_limit`, `rule_error` or `segment_error` (the `kind`
-    /// tag of the effect's JSON), for logs, metrics and routing.
+    /// `segment_entered`, `segment_exited`, `cascade_limit`, `rule_error`, `segment_error`,
+    /// `journey_entered`, `journey_step`, `journey_arm`, `journey_waiting`,
+    /// `journey_goal`, `journey_exited` or `journey_action` (the `kind` tag of the
+    /// effect's JSON), for logs, metrics and routing.
     ///
     /// ```
     /// use nurture::engine::EffectKind;
@@ -129,6 +268,13 @@ impl EffectKind {
             EffectKind::CascadeLimit { .. } => "cascade_limit",
             EffectKind::RuleError { .. } => "rule_error",
             EffectKind::SegmentError { .. } => "segment_error",
+            EffectKind::JourneyEntered { .. } => "journey_entered",
+            EffectKind::JourneyStep { .. } => "journey_step",
+            EffectKind::JourneyArm { .. } => "journey_arm",
+            EffectKind::JourneyWaiting { .. } => "journey_waiting",
+            EffectKind::JourneyGoal { .. } => "journey_goal",
+            EffectKind::JourneyExited { .. } => "journey_exited",
+            EffectKind::JourneyAction { .. } => "journey_action",
         }
     }
 }
@@ -157,6 +303,31 @@ impl std::fmt::Display for EffectKind {
             EffectKind::CascadeLimit { rounds } => write!(f, " after {rounds} rounds"),
             EffectKind::RuleError { rule, message } => write!(f, " {}: {message}", rule.as_str()),
             EffectKind::SegmentError { segment, message } => write!(f, " {segment}: {message}"),
+            EffectKind::JourneyEntered { journey, version, instance } => {
+                write!(f, " {journey} v{version} #{instance}")
+            }
+            EffectKind::JourneyStep { journey, version, instance, step } => {
+                write!(f, " {journey} v{version} #{instance} {step}")
+            }
+            EffectKind::JourneyArm { journey, version, instance, step, arm, .. } => {
+                write!(f, " {journey} v{version} #{instance} {step} -> {arm}")
+            }
+            EffectKind::JourneyWaiting { journey, version, instance, step, until } => {
+                write!(f, " {journey} v{version} #{instance} {step} until {until}")
+            }
+            EffectKind::JourneyGoal { journey, version, instance, .. } => {
+                write!(f, " {journey} v{version} #{instance}")
+            }
+            EffectKind::JourneyExited { journey, version, instance, reason, exit, .. } => {
+                write!(f, " {journey} v{version} #{instance} {}", reason.name())?;
+                match exit {
+                    Some(exit) => write!(f, " ({exit})"),
+                    None => Ok(()),
+                }
+            }
+            EffectKind::JourneyAction { journey, version, instance, step, index, .. } => {
+                write!(f, " {journey} v{version} #{instance} {step}#{index}")
+            }
         }
     }
 }

@@ -43,6 +43,7 @@ mod approval;
 mod cascade;
 mod computed;
 mod effect;
+mod journey;
 mod keyed;
 mod policy;
 mod shard;
@@ -52,7 +53,8 @@ mod wake;
 
 use std::sync::Arc;
 
-pub use effect::{Approval, Cause, Effect, EffectKind, IdempotencyKey, KeyParseError, Status};
+pub use effect::{Approval, Cause, Effect, EffectKind, ExitReason, IdempotencyKey, KeyParseError, Status};
+pub use journey::{ArmTally, Enrolment, Funnel, JourneyFunnel, JourneyLog};
 pub use keyed::KEY_WINDOW;
 pub use shard::shard_of;
 pub use state::{ContactState, DeferredSend, DEDUP_WINDOW, MAX_DEDUP_WINDOW, STATE_FORMAT};
@@ -432,6 +434,8 @@ impl Engine {
             keyed: Default::default(),
             policy: Default::default(),
             deferred: Vec::new(),
+            journeys: Vec::new(),
+            journey_log: Default::default(),
         }
     }
 
@@ -536,7 +540,11 @@ impl Engine {
     /// start at zero, fit rules evaluated); repeat-policy and inactivity memory is kept
     /// for rules still present; tags, lists, stage, owner, duplicates and pending
     /// approvals are kept; counters are kept when their number is unchanged (they are
-    /// matched by position); segments are re-evaluated at `now`, silently.
+    /// matched by position); segments are re-evaluated at `now`, silently. Journey
+    /// enrolments on a version the program still has stay on it; those on a version it
+    /// no longer has follow the current version's `upgrade` policy: `move` puts them
+    /// on the step with the same id, `exit` and `finish` (whose version was not kept)
+    /// end them with reason `superseded` at the contact's next step.
     pub fn adopt(&self, mut state: ContactState, contact: &Contact, now: Timestamp) -> ContactState {
         let at = now.max(state.last);
         state.scores = match (self.program.scorer(), state.scores.take()) {
@@ -566,6 +574,7 @@ impl Engine {
         state.fired.retain(|id, _| present(id));
         state.quiet.retain(present);
         state.occurred.retain(|id, _| present(id));
+        self.adopt_journeys(&mut state);
         state.format = STATE_FORMAT;
         let mut scratch = EngineScratch::default();
         self.bind_values(&state, at, &mut scratch);

@@ -131,7 +131,7 @@ impl Engine {
         step: &mut Step<'_>,
         mut effect: Effect,
     ) -> Effect {
-        let EffectKind::Action { action, .. } = &effect.kind else {
+        let Some(action) = effect.kind.action() else {
             return effect;
         };
         let approval = needs_approval(action);
@@ -187,7 +187,7 @@ impl Engine {
                 .then(a.effect.key.cmp(&b.effect.key))
         });
         for mut waiting in due {
-            let EffectKind::Action { action, .. } = &waiting.effect.kind else { continue };
+            let Some(action) = waiting.effect.kind.action() else { continue };
             // A send deferred after its approval is not held again.
             let approval = needs_approval(action) && waiting.effect.approval.is_none();
             let Some((channel, purpose, campaign, _)) = send_of(action) else { continue };

@@ -113,6 +113,12 @@ pub struct ContactState {
     /// Sends the policy deferred, until their instant comes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) deferred: Vec<DeferredSend>,
+    /// Active journey enrolments, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) journeys: Vec<crate::engine::journey::Enrolment>,
+    /// Per journey id: enrolments so far, the last exit, versions entered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) journey_log: BTreeMap<String, crate::engine::journey::JourneyLog>,
 }
 
 /// A send the policy deferred: the effect that reported it, when it is decided again,
@@ -200,6 +206,11 @@ impl ContactState {
     /// Sends the policy deferred, in the order they were deferred.
     pub fn deferred(&self) -> &[DeferredSend] {
         &self.deferred
+    }
+
+    /// The active journey enrolments, oldest first.
+    pub fn enrolments(&self) -> &[crate::engine::journey::Enrolment] {
+        &self.journeys
     }
 
     /// When the state last changed.
@@ -313,6 +324,10 @@ struct StateWire {
     policy: PolicyState,
     #[serde(default)]
     deferred: Vec<DeferredSend>,
+    #[serde(default)]
+    journeys: Vec<crate::engine::journey::Enrolment>,
+    #[serde(default)]
+    journey_log: BTreeMap<String, crate::engine::journey::JourneyLog>,
 }
 
 impl TryFrom<StateWire> for ContactState {
@@ -378,6 +393,8 @@ impl TryFrom<StateWire> for ContactState {
             keyed: wire.keyed,
             policy: wire.policy,
             deferred: wire.deferred,
+            journeys: wire.journeys,
+            journey_log: wire.journey_log,
         };
         state.validate().map_err(|e| format!("invalid contact state: {e}"))?;
         Ok(state)

@@ -214,6 +214,7 @@ impl Engine {
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
         self.cascade(state, &mut step, scratch)?;
+        self.run_journeys(state, &mut step, scratch)?;
         self.check_effects(&step)?;
         state.last = step.now;
         state.steps = state.steps.wrapping_add(1);
@@ -456,6 +457,8 @@ pub(super) struct Step<'a> {
     pub(super) changes: Vec<Change>,
     /// Segments whose condition error was reported in this step (by position).
     pub(super) segment_errors: Vec<usize>,
+    /// Journey entries and removals asked for during the step.
+    pub(super) journeys: super::journey::JourneyQueue,
 }
 
 impl<'a> Step<'a> {
@@ -471,6 +474,7 @@ impl<'a> Step<'a> {
             outcome: Outcome::default(),
             changes: Vec::new(),
             segment_errors: Vec::new(),
+            journeys: Default::default(),
         }
     }
 

@@ -67,6 +67,7 @@ impl Engine {
             consider(self.quiet_deadline(state, rule));
             consider(rule.trigger().occurrence_after(contact, now));
         }
+        consider(self.journey_wake(state, contact, now));
         wake
     }
 }
