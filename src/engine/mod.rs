@@ -86,8 +86,9 @@ pub enum EngineError {
     /// A state written by a format this version does not read.
     #[error("state format {0} is not supported (this version writes {STATE_FORMAT})")]
     Format(u32),
-    /// The step would emit more effects than [`Limits::max_effects_per_step`]
-    /// (`crate::limits::Limits`) allows; it changed nothing.
+    /// The step would emit more effects than
+    /// [`Limits::max_effects_per_step`](crate::limits::Limits::max_effects_per_step)
+    /// allows; it changed nothing.
     #[error(
         "the step would emit more than {limit} effects (Limits::max_effects_per_step); \
          nothing was changed: narrow the rules that fire together or raise the limit"
