@@ -472,8 +472,10 @@ impl Program {
     /// ([`Limits::max_effects_per_step`], [`Limits::max_pending_approvals`]).
     ///
     /// ```
-    /// let program = nurture::Program::from_json(r#"{"version": 1}"#)?;
-    /// assert_eq!(program.limits().max_pending_approvals, 100);
+    /// let doc = r#"{"version": 1, "schema": {"events": {"e": {}}}, "rules": [{"id": "a", "on": "e"}]}"#;
+    /// let limits = nurture::Limits { max_pending_approvals: 10, ..nurture::Limits::default() };
+    /// let program = nurture::Program::from_json_with_limits(doc, &limits)?;
+    /// assert_eq!(program.limits().max_pending_approvals, 10);
     /// # Ok::<(), nurture::CompileError>(())
     /// ```
     pub fn limits(&self) -> &Limits {

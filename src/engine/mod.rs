@@ -123,8 +123,9 @@ pub enum EngineError {
         /// The contact's slots.
         found: usize,
     },
-    /// The step would emit more effects than [`Limits::max_effects_per_step`]
-    /// (`crate::limits::Limits`) allows; it changed nothing.
+    /// The step would emit more effects than
+    /// [`Limits::max_effects_per_step`](crate::limits::Limits::max_effects_per_step)
+    /// allows; it changed nothing.
     #[error(
         "the step would emit more than {limit} effects (Limits::max_effects_per_step); \
          nothing was changed: narrow the rules that fire together or raise the limit"

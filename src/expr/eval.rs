@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+pub(crate) use crate::expr::ir::compile_regex;
+#[cfg(test)]
+use crate::expr::ir::PatternCache;
 use crate::expr::ir::{BinOp, Comprehension, EventMeta, Func, MacroKind, Node, Scope};
 use crate::schema::{Contact, Event, Record};
 use crate::time::{Duration, TimeComponent, TimeZone, Timestamp};
@@ -596,41 +599,6 @@ fn call_cost(func: &Func, args: &[Value]) -> u64 {
     }
 }
 
-/// The patterns one `matches()` call site compiled at run time, most recent last:
-/// bounded, so that a contact attribute holding a new pattern on every event cannot grow
-/// it, and only a cache (the budget charges every call as a compilation).
-#[derive(Debug, Default)]
-pub(crate) struct PatternCache {
-    entries: std::sync::Mutex<Vec<(Arc<str>, Arc<regex::Regex>)>>,
-}
-
-impl PatternCache {
-    /// Patterns kept per call site.
-    pub(crate) const CAPACITY: usize = 16;
-
-    fn get_or_compile(&self, pattern: &str) -> Result<Arc<regex::Regex>, String> {
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((_, re)) = entries.iter().find(|(p, _)| &**p == pattern) {
-                return Ok(re.clone());
-            }
-        }
-        let re = Arc::new(compile_regex(pattern)?);
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= PatternCache::CAPACITY {
-                entries.remove(0);
-            }
-            entries.push((Arc::from(pattern), re.clone()));
-        }
-        Ok(re)
-    }
-
-    /// How many patterns are cached (for tests).
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or(0)
-    }
-}
-
 pub(crate) fn index_value(container: &Value, index: &Value) -> EvalResult {
     match container {
         Value::List(items) => {
@@ -774,17 +742,6 @@ fn string_arg(v: &Value) -> Result<&str, EvalError> {
 
 fn invalid(detail: String) -> EvalError {
     EvalError::new(EvalErrorKind::InvalidArgument, detail)
-}
-
-/// Compiles a run-time regular expression with a size bound, so hostile patterns
-/// cannot exhaust memory; matching is linear-time by construction of the `regex` crate.
-pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .dfa_size_limit(1 << 20)
-        .nest_limit(64)
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 pub(crate) fn call_function(func: &Func, args: &[Value]) -> EvalResult {

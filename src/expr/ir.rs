@@ -51,7 +51,7 @@ pub(crate) enum Func {
     EndsWith,
     /// `matches` with a pattern only known at run time, with this call site's cache of
     /// the patterns it compiled.
-    Matches(Arc<crate::expr::eval::PatternCache>),
+    Matches(Arc<PatternCache>),
     /// `matches` with a constant pattern, compiled once.
     MatchesConst(Arc<regex::Regex>),
     ToInt,
@@ -158,4 +158,50 @@ pub(crate) struct Comprehension {
     pub(crate) body: Node,
     /// The mapped expression when `body` is a filter.
     pub(crate) map: Option<Node>,
+}
+
+/// Compiles a run-time regular expression with a size bound, so hostile patterns
+/// cannot exhaust memory; matching is linear-time by construction of the `regex` crate.
+pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The patterns one `matches()` call site compiled at run time, most recent last:
+/// bounded, so that a contact attribute holding a new pattern on every event cannot grow
+/// it, and only a cache (the budget charges every call as a compilation).
+#[derive(Debug, Default)]
+pub(crate) struct PatternCache {
+    entries: std::sync::Mutex<Vec<(Arc<str>, Arc<regex::Regex>)>>,
+}
+
+impl PatternCache {
+    /// Patterns kept per call site.
+    pub(crate) const CAPACITY: usize = 16;
+
+    pub(crate) fn get_or_compile(&self, pattern: &str) -> Result<Arc<regex::Regex>, String> {
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((_, re)) = entries.iter().find(|(p, _)| &**p == pattern) {
+                return Ok(re.clone());
+            }
+        }
+        let re = Arc::new(compile_regex(pattern)?);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= PatternCache::CAPACITY {
+                entries.remove(0);
+            }
+            entries.push((Arc::from(pattern), re.clone()));
+        }
+        Ok(re)
+    }
+
+    /// How many patterns are cached (for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
 }

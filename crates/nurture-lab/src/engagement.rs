@@ -73,7 +73,15 @@ pub fn features(history: &History, target: HistoryTarget) -> Result<Dataset> {
     }
     let doc =
         serde_json::json!({"version": 1, "schema": {"contact": {}, "events": events}, "counters": counters});
-    let program = Program::from_json(&doc.to_string())?;
+    // Offline feature extraction counts a whole history exactly: the per-contact window
+    // limits that protect a live engine are raised for these counters.
+    let limits = nurture::Limits {
+        max_window_entries: 100_000,
+        max_window_total: u64::MAX,
+        max_counters: usize::MAX,
+        ..nurture::Limits::default()
+    };
+    let program = Program::from_json_with_limits(&doc.to_string(), &limits)?;
     let schema = program.schema();
     let mut by_contact: BTreeMap<&str, Vec<&crate::history::HistoryEvent>> = BTreeMap::new();
     for e in &history.events {
