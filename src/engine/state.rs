@@ -408,9 +408,6 @@ impl ContactState {
     /// ([`ContactScores`]' own check). Whether the state fits a program is checked
     /// when it runs ([`Engine::fits`](crate::engine::Engine::fits)).
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.contact.as_str().is_empty() {
-            return Err("`contact`: empty id".into());
-        }
         let remembered = self.seen.len() + self.seen_fnv64.len();
         if remembered > MAX_DEDUP_WINDOW {
             return Err(format!("`seen`: {remembered} event ids, more than {MAX_DEDUP_WINDOW}"));
