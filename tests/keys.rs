@@ -88,7 +88,10 @@ fn wide_program(rules: usize, actions: usize) -> String {
 
 #[test]
 fn many_effects_in_one_step_get_unique_keys() {
-    let engine = Engine::new(Arc::new(Program::from_json(&wide_program(200, 100)).unwrap()));
+    // 20,000 effects: above the default effects-per-step limit, so the limit is raised.
+    let limits = nurture::limits::Limits { max_effects_per_step: 50_000, ..Default::default() };
+    let program = Program::from_json_with_limits(&wide_program(200, 100), &limits).unwrap();
+    let engine = Engine::new(Arc::new(program));
     let schema = engine.program().schema();
     let contact = schema.contact("c1").build();
     let mut state = engine.new_state(&contact, at(0));

@@ -111,8 +111,23 @@ fn a_state_written_by_the_previous_release_loads_and_carries_on() {
     let a = feed(&engine, &mut loaded, &contact, &events[half..], &mut wake_loaded);
     let b = feed(&engine, &mut replayed, &contact, &events[half..], &mut wake);
     assert_eq!(a.len(), b.len());
+    // Keys of effects caused by an event are the same. Timeout keys include the
+    // state's step counter, which format 1 did not keep (it restarts at 0 on upgrade,
+    // `docs/decisions.md`), so those are compared without their keys.
+    let unkeyed = |effects: &[nurture::engine::Effect]| -> Vec<nurture::engine::Effect> {
+        effects
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if !matches!(e.cause, nurture::engine::Cause::Event(_)) {
+                    e.key = nurture::engine::IdempotencyKey(0);
+                }
+                e
+            })
+            .collect()
+    };
     for (x, y) in a.iter().zip(&b) {
-        assert_eq!(x.effects, y.effects);
+        assert_eq!(unkeyed(&x.effects), unkeyed(&y.effects));
         assert_eq!(x.next_wake, y.next_wake);
         assert_eq!(x.duplicate, y.duplicate);
     }

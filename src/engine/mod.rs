@@ -186,6 +186,39 @@ pub struct Engine {
     fields: Vec<String>,
     /// The score models' ids, in order (recorded in states).
     model_ids: Vec<crate::id::ScoreId>,
+    /// Whether no step can emit more effects than `Limits::max_effects_per_step`
+    /// ([`effects_always_fit`]): then the effects limit cannot fail a step midway.
+    effects_always_fit: bool,
+}
+
+/// Whether no step of `program` can emit more than `Limits::max_effects_per_step`
+/// effects, by a generous bound: each rule fires at most once per cascade round (every
+/// action or its error, plus one more), each segment is entered, left or in error, each
+/// threshold and band crosses, in each of the `MAX_CASCADE + 1` rounds; plus every
+/// deferred send and every expiring approval. A program with journeys is not bounded
+/// here (a journey step runs the cascade again), so its steps keep the copy that makes
+/// them all or nothing.
+fn effects_always_fit(program: &Program) -> bool {
+    if !program.journeys().is_empty() {
+        return false;
+    }
+    let mut per_round: u64 = 0;
+    for rule in program.rules() {
+        per_round = per_round.saturating_add(rule.actions().len() as u64 + 2);
+    }
+    per_round = per_round.saturating_add(3 * program.segments().len() as u64);
+    if let Some(scorer) = program.scorer() {
+        for model in scorer.models() {
+            per_round = per_round.saturating_add(2 * (model.thresholds.len() + model.bands.len()) as u64 + 2);
+        }
+    }
+    let limits = program.limits();
+    let bound = per_round
+        .saturating_mul(MAX_CASCADE as u64 + 1)
+        .saturating_add(policy::MAX_DEFERRED as u64)
+        .saturating_add(limits.max_pending_approvals as u64)
+        .saturating_add(16);
+    bound <= limits.max_effects_per_step as u64
 }
 
 /// How much older than a contact's last change an event may be, by default: 7 days.
@@ -226,7 +259,6 @@ impl Engine {
         let model_ids =
             program.scorer().map(|s| s.models().iter().map(|m| m.id().clone()).collect()).unwrap_or_default();
         Engine {
-            program,
             score_models,
             lifecycle: LIFECYCLE_STAGES.iter().map(|s| s.to_string()).collect(),
             max_lateness: crate::time::Duration::from_days(DEFAULT_MAX_LATENESS_DAYS)
@@ -236,6 +268,8 @@ impl Engine {
             dedup_window: DEDUP_WINDOW,
             fields,
             model_ids,
+            effects_always_fit: effects_always_fit(&program),
+            program,
         }
     }
 

@@ -367,9 +367,14 @@ impl Engine {
     }
 
     /// Whether no step on `state` can fail after changing it (see
-    /// `Scorer::cannot_fail_midway`): everything else a step does after its checks
-    /// cannot fail (action errors become effects).
+    /// `Scorer::cannot_fail_midway`) and the program cannot reach the effects limit
+    /// (`effects_always_fit`): everything else a step does after its checks cannot fail
+    /// (action errors become effects).
     fn cannot_fail_midway(&self, state: &ContactState) -> bool {
+        // The effects limit fails a step midway unless the program cannot reach it.
+        if !self.effects_always_fit {
+            return false;
+        }
         match (self.program.scorer(), state.scores.as_ref()) {
             (Some(scorer), Some(scores)) => scorer.cannot_fail_midway(scores),
             _ => true,
