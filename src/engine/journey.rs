@@ -414,9 +414,9 @@ impl Engine {
         scratch: &mut EngineScratch,
         step: &mut Step<'_>,
     ) -> bool {
-        // `journey` follows the engine's three variables, bound for this condition.
+        // `journey` follows the engine's variables, bound for this condition.
         let bound = scratch.vars.len();
-        if let Some(e) = enrolment.filter(|_| condition.reads_vars() && bound == 3) {
+        if let Some(e) = enrolment.filter(|_| condition.reads_vars() && bound == super::step::ENGINE_VARS) {
             scratch.vars.push(Some(enrolment_value(e)));
         }
         let result = self.eval_journey_condition(condition, event, scratch, step);

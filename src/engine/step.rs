@@ -294,9 +294,14 @@ impl Engine {
             // The static lists, and the owner (empty before one is assigned).
             scratch.vars.push(Some(Value::list(state.lists.iter().map(|l| Value::from(l.as_str())))));
             scratch.vars.push(Some(Value::from(state.owner.as_deref().unwrap_or(""))));
+            debug_assert_eq!(scratch.vars.len(), ENGINE_VARS);
         }
     }
 }
+
+/// How many engine variables `bind_values` binds (`tags`, `bands`, `stage`, `lists`,
+/// `owner`); a journey condition's `journey` takes the next slot.
+pub(super) const ENGINE_VARS: usize = 5;
 
 impl Engine {
     /// Handles one event for the contact whose state this is.

@@ -406,12 +406,29 @@ impl<D: Delivery> SqliteHost<D> {
             return Ok(());
         }
         self.begin()?;
-        let state = self.engine.new_state(&contact, self.clock);
+        // A new contact is created as a step (`Engine::create`), as the in-memory runtime
+        // does: a fit score already above a threshold, and the segments it starts in,
+        // give their effects, filed in the outbox with the state.
+        let (state, outcome) = self.engine.create(&contact, self.clock, &mut self.scratch)?;
+        let contact = outcome.contact.clone().unwrap_or(contact);
         let wake = self.engine.wake_after(&state, &contact, self.clock);
         let stored = StoredContact { contact, state };
-        let result =
-            self.store.write(&id, &stored, None, None).and_then(|_| self.store.write_timer(&id, wake));
-        self.guard(result)?;
+        let now_ms = wall_ms();
+        let result = (|| {
+            self.store.write(&id, &stored, None, None)?;
+            let mut enqueued = 0;
+            for effect in &outcome.effects {
+                let status = match effect.status {
+                    Status::Ready => OutboxStatus::Pending,
+                    _ => OutboxStatus::Held,
+                };
+                enqueued += u64::from(self.store.enqueue(effect, status, now_ms)?);
+            }
+            self.store.write_timer(&id, wake)?;
+            Ok(enqueued)
+        })();
+        let enqueued = self.guard(result)?;
+        self.stats.enqueued += enqueued;
         self.schedule(&id, wake);
         self.stepped()
     }
