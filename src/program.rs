@@ -935,7 +935,9 @@ fn check_journey_actions<'d>(def: &'d RuleSetDef, schema: &Schema, diagnostics: 
         for (k, step) in journey.steps.iter().enumerate() {
             if let crate::def::StepDef::Action { actions, .. } = step {
                 note(actions);
-                check_actions(actions, schema, &format!("/journeys/{i}/steps/{k}"), diagnostics);
+                let path = format!("/journeys/{i}/steps/{k}");
+                check_actions(actions, schema, &path, diagnostics);
+                check_uncomputed(actions, &path, diagnostics);
             }
         }
     }
@@ -951,6 +953,28 @@ fn check_journey_actions<'d>(def: &'d RuleSetDef, schema: &Schema, diagnostics: 
                 )
                 .with_path(format!("/journeys/{i}"))
                 .with_help("add `on` with a trigger, or an `enroll_journey` action naming it to a rule"),
+            );
+        }
+    }
+}
+
+/// Computed values (`set_attribute`'s `expr`, a send's `params`) are compiled for rule
+/// actions only: in a journey step they are refused rather than silently left out.
+fn check_uncomputed(actions: &[ActionDef], path: &str, diagnostics: &mut Vec<Diagnostic>) {
+    for (j, action) in actions.iter().enumerate() {
+        let (key, computed) = match action {
+            ActionDef::SetAttribute { expr: Some(_), .. } => ("expr", true),
+            ActionDef::Send { params, .. } => ("params", !params.is_empty()),
+            _ => ("", false),
+        };
+        if computed {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidDocument,
+                    format!("`{key}` is not supported in a journey step's action yet"),
+                )
+                .with_path(format!("{path}/actions/{j}/{key}"))
+                .with_help("compute it in a rule (an `enroll_journey` rule can set an attribute the step reads), or give a constant `value`"),
             );
         }
     }

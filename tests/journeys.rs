@@ -881,3 +881,16 @@ fn a_timeout_and_an_event_of_the_same_instant_take_the_timeout_in_either_order()
     let _ = early.timeout(DAY);
     assert!(sends(&early.event("page_visit", deadline - 1)).iter().all(|s| s != "nudge"));
 }
+
+#[test]
+fn computed_values_in_journey_steps_are_refused_with_a_path() {
+    let doc = r#"{"version": 1, "schema": {"contact": {"title": "string"}, "events": {"ping": {}}},
+      "journeys": [{"id": "j", "on": "ping", "steps": [
+        {"id": "hello", "type": "action", "actions": [
+          {"type": "send", "channel": "email", "template": "t", "params": {"name": "contact.title"}},
+          {"type": "set_attribute", "field": "title", "expr": "'x'"}]}]}]}"#;
+    let err = Program::from_json(doc).unwrap_err();
+    let paths: Vec<&str> = err.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert!(paths.contains(&"/journeys/0/steps/0/actions/0/params"), "{}", err.render());
+    assert!(paths.contains(&"/journeys/0/steps/0/actions/1/expr"), "{}", err.render());
+}
