@@ -774,6 +774,7 @@ fn segment_threshold_and_schedule_triggers_enter_journeys() {
 }
 
 #[test]
+#[cfg(feature = "toml")]
 fn journeys_read_from_toml_too() {
     let toml = r#"
 version = 1

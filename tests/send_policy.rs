@@ -394,6 +394,7 @@ fn bad_policies_are_reported_all_at_once_with_paths() {
 }
 
 #[test]
+#[cfg(feature = "toml")]
 fn the_policy_reads_from_toml_too() {
     let toml = r#"
 version = 1
