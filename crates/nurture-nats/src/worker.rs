@@ -424,15 +424,20 @@ impl Partition {
         published: Option<&str>,
     ) -> Result<Result<(), Error>, Error> {
         let engine = self.shared.engine.clone();
-        let (mut record, revision) = match self.contacts.get(event.contact()) {
+        let (mut record, revision, created) = match self.contacts.get(event.contact()) {
             // Applied before a crash, after the checkpoint that was read.
             Some((record, _)) if record.seq >= seq => return Ok(Ok(())),
-            Some((record, revision)) => (record.clone(), Some(*revision)),
+            Some((record, revision)) => (record.clone(), Some(*revision), None),
             None => match contact {
-                Some(contact) => {
-                    let state = engine.new_state(&contact, event.at());
-                    (Record { contact, state, seq: 0, wake: None, version: 0 }, None)
-                }
+                // A new contact is created as a step (`Engine::create`), as the core
+                // runtime does: its creation effects go out with the event's, first.
+                Some(contact) => match engine.create(&contact, event.at(), &mut self.scratch) {
+                    Ok((state, created)) => {
+                        let contact = created.contact.clone().unwrap_or(contact);
+                        (Record { contact, state, seq: 0, wake: None, version: 0 }, None, Some(created))
+                    }
+                    Err(e) => return Ok(Err(Error::BadInput(format!("refused: {e}")))),
+                },
                 None => {
                     return Ok(Err(Error::BadInput(format!(
                         "an event for contact `{}`, which is not stored, without its attributes",
@@ -445,7 +450,15 @@ impl Partition {
             record.state = engine.adopt(record.state, &record.contact, event.at());
         }
         match engine.handle_event(&mut record.state, &record.contact, event, &mut self.scratch) {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                if let Some(created) = created {
+                    let mut effects = created.effects;
+                    effects.append(&mut outcome.effects);
+                    outcome.effects = effects;
+                    if outcome.contact.is_none() {
+                        outcome.contact = created.contact;
+                    }
+                }
                 record.seq = seq;
                 self.commit(record, revision.unwrap_or(0), outcome, published).await?;
                 Ok(Ok(()))
