@@ -52,7 +52,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use nurture::def::{ActionDef, Channel, RuleSetDef};
+use nurture::def::{ActionDef, RuleSetDef};
 use nurture::engine::{Effect, EffectKind, Engine, Outcome};
 use nurture::host::{ContactStore, Delivery, DeliveryError, MemoryStore, Runtime, StoredContact};
 use nurture::scoring::Crossing;
@@ -228,17 +228,7 @@ fn kind_of(kind: &EffectKind) -> (&'static str, String) {
 /// An action's type as the document spells it; sends with their channel.
 fn action_name(action: &ActionDef) -> String {
     let name = match action {
-        ActionDef::Send { channel, .. } => {
-            let channel = match channel {
-                Channel::Email => "email",
-                Channel::Sms => "sms",
-                Channel::Push => "push",
-                Channel::InApp => "in_app",
-                Channel::Webhook => "webhook",
-                _ => "other",
-            };
-            return format!("send {channel}");
-        }
+        ActionDef::Send { channel, .. } => return format!("send {channel}"),
         ActionDef::SetAttribute { .. } => "set_attribute",
         ActionDef::ClearAttribute { .. } => "clear_attribute",
         ActionDef::AddTag { .. } => "add_tag",

@@ -442,9 +442,26 @@ impl FilterOp {
     ];
 }
 
-/// Delivery channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A delivery channel: one of the five built in, or one the host defines.
+///
+/// A host-defined channel (WhatsApp, direct mail, a call-centre queue) is named in
+/// documents like a built-in one and must be declared in the policy's `channels`, where
+/// it gets its consent rule and send window; caps, suppressions, consent and
+/// do-not-contact then apply to it as to any other channel. Its name is 1 to
+/// [`ChannelName::MAX_LEN`] characters of lowercase letters, digits and `_`, starting
+/// with a letter, so that a channel stays a small `Copy` value.
+///
+/// ```
+/// use nurture::def::Channel;
+///
+/// let whatsapp: Channel = "whatsapp".parse()?;
+/// assert_eq!(whatsapp.name(), "whatsapp");
+/// assert!(!whatsapp.is_built_in());
+/// assert_eq!("sms".parse::<Channel>()?, Channel::Sms);
+/// assert!("WhatsApp".parse::<Channel>().is_err());
+/// # Ok::<(), nurture::def::ChannelNameError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Channel {
     /// Email.
@@ -457,33 +474,168 @@ pub enum Channel {
     InApp,
     /// An HTTP webhook.
     Webhook,
+    /// A channel the host defines, declared in the policy's `channels`.
+    Custom(ChannelName),
 }
 
 impl Channel {
-    /// The channel's name in documents: `email`, `sms`, `push`, `in_app` or `webhook`.
+    /// The channel's name in documents: `email`, `sms`, `push`, `in_app`, `webhook`, or
+    /// the host-defined name.
     ///
     /// ```
     /// assert_eq!(nurture::def::Channel::InApp.name(), "in_app");
     /// ```
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Channel::Email => "email",
             Channel::Sms => "sms",
             Channel::Push => "push",
             Channel::InApp => "in_app",
             Channel::Webhook => "webhook",
+            Channel::Custom(name) => name.as_str(),
         }
     }
 
-    /// Every channel, in documentation order.
+    /// Whether this is one of the five built-in channels.
+    pub fn is_built_in(&self) -> bool {
+        !matches!(self, Channel::Custom(_))
+    }
+
+    /// The built-in channels, in documentation order.
     pub const ALL: [Channel; 5] =
         [Channel::Email, Channel::Sms, Channel::Push, Channel::InApp, Channel::Webhook];
+}
+
+impl std::str::FromStr for Channel {
+    type Err = ChannelNameError;
+
+    /// A built-in channel by its name, else a host-defined one.
+    fn from_str(name: &str) -> Result<Channel, ChannelNameError> {
+        match Channel::ALL.iter().find(|c| c.name() == name) {
+            Some(built_in) => Ok(*built_in),
+            None => ChannelName::new(name).map(Channel::Custom),
+        }
+    }
 }
 
 impl std::fmt::Display for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+impl Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Channel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The host-defined channels a policy declares in `channels`.
+pub(crate) fn declared_channels(def: Option<&PolicyDef>) -> Vec<Channel> {
+    def.map_or_else(Vec::new, |p| p.channels.iter().map(|c| c.channel).filter(|c| !c.is_built_in()).collect())
+}
+
+/// Checks that a channel named at `path` is built in or declared in the policy's
+/// `channels`: an undeclared name is most often a misspelt built-in one. Reported once
+/// per path (the document check and the compilation both check).
+pub(crate) fn check_declared(
+    channel: &Channel,
+    declared: &[Channel],
+    path: String,
+    diagnostics: &mut Vec<crate::diagnostic::Diagnostic>,
+) {
+    use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+    if channel.is_built_in() || declared.contains(channel) || diagnostics.iter().any(|d| d.path == path) {
+        return;
+    }
+    let known: Vec<&str> = Channel::ALL.iter().chain(declared).map(Channel::name).collect();
+    diagnostics.push(
+        Diagnostic::new(Code::InvalidDocument, format!("unknown channel `{channel}`"))
+            .with_path(path)
+            .with_did_you_mean(did_you_mean(channel.name(), known.iter().copied()))
+            .with_help(format!(
+                "the channels are {}; declare a channel of your own in `policy.channels`, \
+                 such as {{\"channel\": \"{channel}\", \"consent\": \"opt_in\"}}",
+                known.join(", ")
+            )),
+    );
+}
+
+/// The name of a host-defined channel, kept inline (no allocation, `Copy`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChannelName {
+    len: u8,
+    bytes: [u8; ChannelName::MAX_LEN],
+}
+
+impl ChannelName {
+    /// The longest name, in bytes.
+    pub const MAX_LEN: usize = 23;
+
+    /// A host-defined channel's name: 1 to [`ChannelName::MAX_LEN`] lowercase ASCII
+    /// letters, digits and `_`, starting with a letter, and not a built-in channel's
+    /// name.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelNameError`], saying which rule the name breaks.
+    pub fn new(name: &str) -> Result<ChannelName, ChannelNameError> {
+        let error = |why: &'static str| ChannelNameError { name: name.chars().take(64).collect(), why };
+        if name.is_empty() || name.len() > ChannelName::MAX_LEN {
+            return Err(error("a channel name has 1 to 23 characters"));
+        }
+        if !name.starts_with(|c: char| c.is_ascii_lowercase())
+            || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(error("a channel name is lowercase letters, digits and `_`, starting with a letter"));
+        }
+        if Channel::ALL.iter().any(|c| c.name() == name) {
+            return Err(error("this is a built-in channel's name"));
+        }
+        let mut bytes = [0; ChannelName::MAX_LEN];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(ChannelName { len: name.len() as u8, bytes })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // Built only from validated ASCII, so this never fails.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl PartialOrd for ChannelName {
+    fn partial_cmp(&self, other: &ChannelName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ChannelName {
+    /// By name, so that channels sort alphabetically wherever they are listed.
+    fn cmp(&self, other: &ChannelName) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::fmt::Debug for ChannelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// A string that cannot name a channel.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` cannot name a channel: {why}")]
+pub struct ChannelNameError {
+    name: String,
+    why: &'static str,
 }
 
 /// An action, as data. The engine turns matched rules' actions into effects that the
@@ -529,6 +681,10 @@ pub enum ActionDef {
         purpose: Option<String>,
         /// The new status.
         status: ConsentStatus,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Mark the contact do-not-contact, on one channel or (without `channel`) on all.
     DoNotContact {
@@ -537,12 +693,20 @@ pub enum ActionDef {
         channel: Option<Channel>,
         /// Why.
         reason: DncReason,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Lift a do-not-contact mark, on one channel or (without `channel`) the global one.
     ClearDoNotContact {
         /// The channel; absent: the global mark.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channel: Option<Channel>,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Set a contact attribute: to `value`, or to what the CEL expression `expr`
     /// (over `contact`, `event`, `score`, `counter`, `segment` and `now`) gives when
@@ -557,36 +721,64 @@ pub enum ActionDef {
         /// A CEL expression computing the new value, such as `event.new_title` or `now`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expr: Option<String>,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Clear a contact attribute.
     ClearAttribute {
         /// The contact field.
         field: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Add a tag.
     AddTag {
         /// The tag.
         tag: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Remove a tag.
     RemoveTag {
         /// The tag.
         tag: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Add to a static list.
     AddToList {
         /// The list.
         list: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Remove from a static list.
     RemoveFromList {
         /// The list.
         list: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Change the lifecycle stage.
     SetLifecycleStage {
         /// The new stage, such as `mql`.
         stage: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Add (or, when negative, subtract) points.
     AdjustScore {
@@ -598,6 +790,10 @@ pub enum ActionDef {
         /// the model's first group when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<String>,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Notify the contact's owner.
     NotifyOwner {
@@ -611,6 +807,10 @@ pub enum ActionDef {
     AssignOwner {
         /// The owner, or a routing queue.
         owner: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Write a field in the CRM.
     CrmWrite {
@@ -618,17 +818,66 @@ pub enum ActionDef {
         field: String,
         /// The value.
         value: serde_json::Value,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Enrol in a journey.
     EnrollJourney {
         /// The journey.
         journey: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
     /// Remove from a journey.
     RemoveFromJourney {
         /// The journey.
         journey: String,
+        /// Hold for a person's approval: nothing changes until it is approved
+        /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        needs_approval: bool,
     },
+}
+
+impl ActionDef {
+    /// Whether the action is held for a person's approval before it takes effect.
+    pub fn needs_approval(&self) -> bool {
+        match self {
+            ActionDef::Send { needs_approval, .. }
+            | ActionDef::SetConsent { needs_approval, .. }
+            | ActionDef::DoNotContact { needs_approval, .. }
+            | ActionDef::ClearDoNotContact { needs_approval, .. }
+            | ActionDef::SetAttribute { needs_approval, .. }
+            | ActionDef::ClearAttribute { needs_approval, .. }
+            | ActionDef::AddTag { needs_approval, .. }
+            | ActionDef::RemoveTag { needs_approval, .. }
+            | ActionDef::AddToList { needs_approval, .. }
+            | ActionDef::RemoveFromList { needs_approval, .. }
+            | ActionDef::SetLifecycleStage { needs_approval, .. }
+            | ActionDef::AdjustScore { needs_approval, .. }
+            | ActionDef::NotifyOwner { needs_approval, .. }
+            | ActionDef::AssignOwner { needs_approval, .. }
+            | ActionDef::CrmWrite { needs_approval, .. }
+            | ActionDef::EnrollJourney { needs_approval, .. }
+            | ActionDef::RemoveFromJourney { needs_approval, .. } => *needs_approval,
+        }
+    }
+
+    /// The channel the action names: a send's, a consent change's, or a
+    /// do-not-contact mark's on one channel.
+    pub fn channel(&self) -> Option<&Channel> {
+        match self {
+            ActionDef::Send { channel, .. } | ActionDef::SetConsent { channel, .. } => Some(channel),
+            ActionDef::DoNotContact { channel, .. } | ActionDef::ClearDoNotContact { channel, .. } => {
+                channel.as_ref()
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The scoring section: score models.

@@ -44,6 +44,7 @@ pub(crate) fn read(
     let mut diagnostics = Vec::new();
     let mut tree = parse_tree(text, format, &mut diagnostics)?;
     check_shape(&mut tree, &ROOT, "", &mut diagnostics);
+    check_declared_channels(&tree, &mut diagnostics);
     match serde_json::from_value::<RuleSetDef>(tree) {
         Ok(def) => Ok((def, diagnostics)),
         Err(e) => {
@@ -57,6 +58,40 @@ pub(crate) fn read(
                 );
             }
             Err(CompileError::new(diagnostics))
+        }
+    }
+}
+
+/// Every channel named in actions and in the policy is built in or declared in
+/// `policy.channels` (checked here too, so that it is reported with the document's other
+/// problems; a malformed name was reported by the shape check).
+fn check_declared_channels(tree: &Json, diagnostics: &mut Vec<Diagnostic>) {
+    fn each(v: Option<&Json>) -> impl Iterator<Item = (usize, &Json)> {
+        v.and_then(Json::as_array).into_iter().flatten().enumerate()
+    }
+    let channel_of = |v: &Json| v.get("channel")?.as_str()?.parse::<crate::def::Channel>().ok();
+    let declared: Vec<crate::def::Channel> = each(tree.pointer("/policy/channels"))
+        .filter_map(|(_, c)| channel_of(c))
+        .filter(|c| !c.is_built_in())
+        .collect();
+    let mut named = Vec::new();
+    for (i, rule) in each(tree.get("rules")) {
+        named.extend(each(rule.get("actions")).map(|(j, a)| (a, format!("/rules/{i}/actions/{j}"))));
+    }
+    for (i, journey) in each(tree.get("journeys")) {
+        for (k, step) in each(journey.get("steps")) {
+            let at = |j| format!("/journeys/{i}/steps/{k}/actions/{j}");
+            named.extend(each(step.get("actions")).map(|(j, a)| (a, at(j))));
+        }
+    }
+    for key in ["caps", "consent_events", "dnc_events", "suppress"] {
+        named.extend(
+            each(tree.pointer(&format!("/policy/{key}"))).map(|(i, e)| (e, format!("/policy/{key}/{i}"))),
+        );
+    }
+    for (value, path) in named {
+        if let Some(channel) = channel_of(value) {
+            crate::def::check_declared(&channel, &declared, format!("{path}/channel"), diagnostics);
         }
     }
 }
@@ -289,6 +324,9 @@ enum Child {
     Bool,
     /// One of the names.
     OneOf(&'static Names),
+    /// A channel: a built-in one, or a host-defined name (whether the policy declares
+    /// it is checked when the program compiles).
+    Channel,
     /// A list of strings.
     Strings,
     /// An object of strings (names to type names).
@@ -420,7 +458,7 @@ static POLICY: Shape = Shape {
 static CHANNEL_POLICY: Shape = Shape {
     what: "channel policy",
     keys: &[
-        req("channel", Child::OneOf(&CHANNELS)),
+        req("channel", Child::Channel),
         opt("consent", Child::OneOf(&CONSENT_MODELS)),
         opt("window", Child::Object(&SEND_WINDOW)),
     ],
@@ -437,7 +475,7 @@ static CAP: Shape = Shape {
         req("id", Child::Str),
         req("max", Child::U32),
         req("per", Child::Str),
-        opt("channel", Child::OneOf(&CHANNELS)),
+        opt("channel", Child::Channel),
         opt("campaign", Child::Str),
         opt("over", Child::OneOf(&CAP_OVERS)),
     ],
@@ -450,7 +488,7 @@ static CONSENT_EVENT: Shape = Shape {
     what: "consent event",
     keys: &[
         req("on", Child::Str),
-        req("channel", Child::OneOf(&CHANNELS)),
+        req("channel", Child::Channel),
         opt("purpose", Child::Str),
         req("status", Child::OneOf(&CONSENT_STATUSES)),
     ],
@@ -458,11 +496,7 @@ static CONSENT_EVENT: Shape = Shape {
 
 static DNC_EVENT: Shape = Shape {
     what: "do-not-contact event",
-    keys: &[
-        req("on", Child::Str),
-        opt("channel", Child::OneOf(&CHANNELS)),
-        req("reason", Child::OneOf(&DNC_REASONS)),
-    ],
+    keys: &[req("on", Child::Str), opt("channel", Child::Channel), req("reason", Child::OneOf(&DNC_REASONS))],
 };
 
 static SUPPRESSION: Shape = Shape {
@@ -470,7 +504,7 @@ static SUPPRESSION: Shape = Shape {
     keys: &[
         opt("list", Child::Str),
         opt("segment", Child::Str),
-        opt("channel", Child::OneOf(&CHANNELS)),
+        opt("channel", Child::Channel),
         opt("campaign", Child::Str),
     ],
 };
@@ -766,9 +800,16 @@ static FILTER_TEST: Shape = Shape {
 /// The keys that make a filter a group rather than a test.
 const FILTER_GROUPS: [&str; 3] = ["all", "any", "not"];
 
+/// An action's shape: its own keys, and `needs_approval`, which every action takes.
 macro_rules! action {
     ($name:literal, $($key:expr),* $(,)?) => {
-        ($name, &Shape { what: concat!("`", $name, "` action"), keys: &[$($key),*] })
+        (
+            $name,
+            &Shape {
+                what: concat!("`", $name, "` action"),
+                keys: &[$($key,)* dflt("needs_approval", Child::Bool)],
+            },
+        )
     };
 }
 
@@ -776,9 +817,8 @@ macro_rules! action {
 static ACTIONS: &[(&str, &Shape)] = &[
     action!(
         "send",
-        req("channel", Child::OneOf(&CHANNELS)),
+        req("channel", Child::Channel),
         req("template", Child::Str),
-        dflt("needs_approval", Child::Bool),
         opt("purpose", Child::Str),
         opt("campaign", Child::Str),
         opt("priority", Child::U32),
@@ -792,23 +832,19 @@ static ACTIONS: &[(&str, &Shape)] = &[
     action!("remove_from_list", req("list", Child::Str)),
     action!("set_lifecycle_stage", req("stage", Child::Str)),
     action!("adjust_score", req("score", Child::Str), req("points", Child::F64), opt("group", Child::Str)),
-    action!("notify_owner", req("message", Child::Str), dflt("needs_approval", Child::Bool)),
+    action!("notify_owner", req("message", Child::Str)),
     action!("assign_owner", req("owner", Child::Str)),
     action!("crm_write", req("field", Child::Str), req("value", Child::Any)),
     action!("enroll_journey", req("journey", Child::Str)),
     action!("remove_from_journey", req("journey", Child::Str)),
     action!(
         "set_consent",
-        req("channel", Child::OneOf(&CHANNELS)),
+        req("channel", Child::Channel),
         opt("purpose", Child::Str),
         req("status", Child::OneOf(&CONSENT_STATUSES))
     ),
-    action!(
-        "do_not_contact",
-        opt("channel", Child::OneOf(&CHANNELS)),
-        req("reason", Child::OneOf(&DNC_REASONS))
-    ),
-    action!("clear_do_not_contact", opt("channel", Child::OneOf(&CHANNELS))),
+    action!("do_not_contact", opt("channel", Child::Channel), req("reason", Child::OneOf(&DNC_REASONS))),
+    action!("clear_do_not_contact", opt("channel", Child::Channel)),
 ];
 
 static ACTION_TYPES: Names = Names {
@@ -989,6 +1025,7 @@ fn check_child(value: &mut Json, kind: Child, path: &str, diagnostics: &mut Vec<
             }
         }
         Child::OneOf(names) => check_name(value, names, path, diagnostics),
+        Child::Channel => check_channel(value, path, diagnostics),
         Child::Strings => match value {
             Json::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
@@ -1136,6 +1173,33 @@ fn check_name(value: &Json, names: &Names, path: &str, diagnostics: &mut Vec<Dia
         None => {
             let mut d = wrong(&format!("{} {what} (a string)", article(what)), value, path, help);
             d.code = names.code;
+            diagnostics.push(d);
+        }
+    }
+}
+
+/// Checks a channel's name: a built-in channel, or a name a host-defined channel can
+/// have.
+fn check_channel(value: &Json, path: &str, diagnostics: &mut Vec<Diagnostic>) {
+    let help = format!(
+        "a channel is one of: {}, or a channel of your own declared in `policy.channels` \
+         (lowercase letters, digits and `_`)",
+        CHANNELS.names.join(", ")
+    );
+    match value.as_str() {
+        Some(name) => {
+            if let Err(error) = name.parse::<crate::def::Channel>() {
+                diagnostics.push(
+                    Diagnostic::new(CHANNELS.code, error.to_string())
+                        .with_path(at(path))
+                        .with_did_you_mean(did_you_mean(name, CHANNELS.names.iter().copied()))
+                        .with_help(help),
+                );
+            }
+        }
+        None => {
+            let mut d = wrong("a channel (a string)", value, path, help);
+            d.code = CHANNELS.code;
             diagnostics.push(d);
         }
     }
@@ -1739,6 +1803,7 @@ mod tests {
             Child::F64 => json!(1.5),
             Child::Bool => json!(true),
             Child::OneOf(names) => json!(names.names[0]),
+            Child::Channel => json!(CHANNELS.names[0]),
             Child::Strings => json!(["x"]),
             Child::StrMap => json!({"x": "int"}),
             Child::EventMap => json!({"e": {"x": "int"}}),
@@ -1774,6 +1839,7 @@ mod tests {
             Child::F64 | Child::Weights => vec![json!("x"), json!({"x": "y"})],
             Child::Bool => vec![json!("yes"), json!(1)],
             Child::OneOf(_) => vec![json!("\u{0}"), json!(1)],
+            Child::Channel => vec![json!("\u{0}"), json!("Email"), json!(1)],
             Child::Strings => vec![json!([1]), json!("x")],
             Child::StrMap => vec![json!({"x": 1}), json!("x")],
             Child::EventMap => vec![json!({"e": 1}), json!({"e": {"x": 1}})],
@@ -1974,7 +2040,6 @@ mod tests {
             serde_variants::<T>()
         }
         assert_eq!(serde_variants::<Direction>(), sorted(DIRECTIONS.names.to_vec()));
-        assert_eq!(serde_variants::<Channel>(), sorted(CHANNELS.names.to_vec()));
         assert_eq!(serde_variants::<FilterOp>(), sorted(FILTER_OPS.names.to_vec()));
         assert_eq!(serde_variants::<ConsentModel>(), sorted(CONSENT_MODELS.names.to_vec()));
         assert_eq!(serde_variants::<CapOver>(), sorted(CAP_OVERS.names.to_vec()));
@@ -1982,6 +2047,11 @@ mod tests {
         assert_eq!(serde_variants::<DncReason>(), sorted(DNC_REASONS.names.to_vec()));
         let channels: Vec<&str> = Channel::ALL.iter().map(|c| c.name()).collect();
         assert_eq!(channels, CHANNELS.names, "the channels in documentation order");
+        for channel in Channel::ALL {
+            let json = serde_json::to_value(channel).unwrap();
+            assert_eq!(json, json!(channel.name()));
+            assert_eq!(serde_json::from_value::<Channel>(json).unwrap(), channel);
+        }
         assert_eq!(variants_of_field(|t| &t.rearm), sorted(REARMS.names.to_vec()));
         let names: Vec<&str> = FilterOp::ALL.iter().map(|op| op.name()).collect();
         assert_eq!(names, FILTER_OPS.names, "the operators in documentation order");

@@ -250,6 +250,7 @@ impl Program {
         check_journey_actions(def, &schema, &mut diagnostics);
         let mut rules = Vec::with_capacity(def.rules.len());
         let mut ids = UniqueIds::new("rule id");
+        let declared = crate::def::declared_channels(def.policy.as_ref());
         for (i, rule) in def.rules.iter().enumerate() {
             let path = format!("/rules/{i}");
             ids.first_use(&rule.id, format!("{path}/id"), &mut diagnostics);
@@ -276,7 +277,7 @@ impl Program {
                 .compile(doc, Reads::Rule(trigger.event_type()), &path, &mut diagnostics)
                 .ok()
                 .flatten();
-            check_actions(&rule.actions, &schema, &path, &mut diagnostics);
+            check_actions(&rule.actions, &schema, &declared, &path, &mut diagnostics);
             check_score_groups(&rule.actions, scorer.as_ref(), &path, &mut diagnostics);
             let computed =
                 compile_computed(&rule.actions, &conditions, trigger.event_type(), &path, &mut diagnostics);
@@ -819,7 +820,7 @@ fn compile_computed(
         let apath = format!("{path}/actions/{j}");
         let mut computed = ComputedAction::default();
         match action {
-            ActionDef::SetAttribute { field, expr: Some(text), value } if value.is_null() => {
+            ActionDef::SetAttribute { field, expr: Some(text), value, .. } if value.is_null() => {
                 let fields = conditions.schema.contact_fields();
                 let epath = format!("{apath}/expr");
                 if let (Ok(expr), Some(slot)) =
@@ -920,10 +921,11 @@ fn journey_conditions(journeys: &crate::journey::Journeys) -> impl Iterator<Item
 /// without an entry trigger is enrolled by some `enroll_journey` action (else it can
 /// never be entered).
 fn check_journey_actions<'d>(def: &'d RuleSetDef, schema: &Schema, diagnostics: &mut Vec<Diagnostic>) {
+    let declared = crate::def::declared_channels(def.policy.as_ref());
     let mut enrolled: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut note = |actions: &'d [ActionDef]| {
         for action in actions {
-            if let ActionDef::EnrollJourney { journey } = action {
+            if let ActionDef::EnrollJourney { journey, .. } = action {
                 enrolled.insert(journey);
             }
         }
@@ -936,7 +938,7 @@ fn check_journey_actions<'d>(def: &'d RuleSetDef, schema: &Schema, diagnostics: 
             if let crate::def::StepDef::Action { actions, .. } = step {
                 note(actions);
                 let path = format!("/journeys/{i}/steps/{k}");
-                check_actions(actions, schema, &path, diagnostics);
+                check_actions(actions, schema, &declared, &path, diagnostics);
                 check_uncomputed(actions, &path, diagnostics);
             }
         }
@@ -980,11 +982,20 @@ fn check_uncomputed(actions: &[ActionDef], path: &str, diagnostics: &mut Vec<Dia
     }
 }
 
-fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics: &mut Vec<Diagnostic>) {
+fn check_actions(
+    actions: &[ActionDef],
+    schema: &Schema,
+    declared: &[crate::def::Channel],
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     for (j, action) in actions.iter().enumerate() {
         let apath = format!("{path}/actions/{j}");
+        if let Some(channel) = action.channel() {
+            crate::def::check_declared(channel, declared, format!("{apath}/channel"), diagnostics);
+        }
         match action {
-            ActionDef::SetAttribute { field, value, expr } => {
+            ActionDef::SetAttribute { field, value, expr, .. } => {
                 let fields = schema.contact_fields();
                 if value.is_null() == expr.is_none() {
                     diagnostics.push(
@@ -1019,7 +1030,7 @@ fn check_actions(actions: &[ActionDef], schema: &Schema, path: &str, diagnostics
                     }
                 }
             }
-            ActionDef::ClearAttribute { field } => {
+            ActionDef::ClearAttribute { field, .. } => {
                 let fields = schema.contact_fields();
                 if fields.slot(field).is_none() {
                     diagnostics.push(

@@ -593,7 +593,7 @@ pub(crate) fn check_attribute_cycles(
                         let slot = fields.slot(field)?;
                         Some((slot, Value::from_json(value, fields.ty(slot))))
                     }
-                    crate::def::ActionDef::ClearAttribute { field } => Some((fields.slot(field)?, None)),
+                    crate::def::ActionDef::ClearAttribute { field, .. } => Some((fields.slot(field)?, None)),
                     _ => None,
                 })
                 .collect()

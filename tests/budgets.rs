@@ -339,8 +339,11 @@ fn pending_approvals_are_capped_and_the_oldest_expires_with_an_effect() {
     }
     let held: Vec<_> = state.pending().iter().map(|e| e.key).collect();
     assert_eq!(held, keys[7..]);
-    assert!(engine.approve(&mut state, keys[0]).is_none(), "expired");
-    assert!(engine.approve(&mut state, keys[9]).is_some());
+    assert!(
+        engine.approve(&mut state, &contact, keys[0], at(10), &mut scratch).unwrap().is_none(),
+        "expired"
+    );
+    assert!(engine.approve(&mut state, &contact, keys[9], at(10), &mut scratch).unwrap().is_some());
 }
 
 #[test]

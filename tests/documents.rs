@@ -339,7 +339,7 @@ fn misspelled_keys_get_suggestions_in_every_form() {
                 Code::UnknownKey,
                 "/rules/3/actions/1/point",
                 "unknown key `point` in `adjust_score` action",
-                "the keys of an `adjust_score` action are: type, score, points, group",
+                "the keys of an `adjust_score` action are: type, score, points, group, needs_approval",
                 Some("points")
             ),
             (
@@ -379,13 +379,6 @@ fn wrong_kinds_of_values_name_what_was_expected() {
             ),
             (
                 Code::InvalidDocument,
-                "/rules/0/actions/0/channel",
-                "unknown channel `emial`",
-                "a channel is one of: email, sms, push, in_app, webhook",
-                Some("email")
-            ),
-            (
-                Code::InvalidDocument,
                 "/rules/0/actions/0/template",
                 "expected a string, found the number 3",
                 "`template` takes text: write it in double quotes",
@@ -418,6 +411,14 @@ fn wrong_kinds_of_values_name_what_was_expected() {
                 "expected a number, found the string \"1\"",
                 "`x` takes a number, written without quotes, such as 10 or -2.5",
                 None
+            ),
+            // Declared channels are checked after the shapes.
+            (
+                Code::InvalidDocument,
+                "/rules/0/actions/0/channel",
+                "unknown channel `emial`",
+                "the channels are email, sms, push, in_app, webhook; declare a channel of your own in `policy.channels`, such as {\"channel\": \"emial\", \"consent\": \"opt_in\"}",
+                Some("email")
             ),
         ]
     );

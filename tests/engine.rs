@@ -107,9 +107,13 @@ fn duplicates_approvals_and_refusals() {
     assert!(again.duplicate && again.effects.is_empty());
 
     let pending = first.effects.iter().find(|e| e.status == Status::PendingApproval).unwrap().key;
-    let approved = engine.approve(&mut state, pending).expect("pending");
-    assert_eq!(approved.status, Status::Ready);
-    assert!(engine.approve(&mut state, pending).is_none(), "approved once");
+    let approved = engine.approve(&mut state, &c, pending, at(20), &mut scratch).unwrap().expect("pending");
+    assert_eq!(approved.effects[0].key, pending);
+    assert_eq!(approved.effects[0].status, Status::Ready);
+    assert!(
+        engine.approve(&mut state, &c, pending, at(20), &mut scratch).unwrap().is_none(),
+        "approved once"
+    );
 
     let before = state.clone();
     let other = contact(&engine, "c2");

@@ -346,7 +346,7 @@ fn bad_policies_are_reported_all_at_once_with_paths() {
       "segments": [{"id": "s", "when": "true"}],
       "policy": {
         "channels": [{"channel": "sms", "window": {"from": "21:00", "to": "08:00"}},
-                     {"channel": "sms"}, {"channel": "fax"}],
+                     {"channel": "sms"}, {"channel": "Fax"}],
         "holidays": ["2026-13-01"],
         "caps": [{"id": "a", "max": 0, "per": "fortnight"}, {"id": "a", "max": 1, "per": "1d", "ovr": "drop"}],
         "control_group": {"percent": 150},
@@ -362,7 +362,7 @@ fn bad_policies_are_reported_all_at_once_with_paths() {
         assert!(paths.contains(&expected), "{expected} in {paths:?}");
     }
     let fixed = bad
-        .replace("{\"channel\": \"fax\"}", "{\"channel\": \"push\"}")
+        .replace("{\"channel\": \"Fax\"}", "{\"channel\": \"push\"}")
         .replace(", \"ovr\": \"drop\"", "")
         .replace("\"bounced\"", "\"hard_bounce\"");
     let error = Program::from_json(&fixed).unwrap_err();
@@ -730,8 +730,10 @@ fn approvals_record_the_approver_apply_edits_and_recheck_the_policy() {
     assert_eq!(held.next_wake, Some(at(60 + 48 * 3600)));
     let (send, notify) = (held.effects[0].key, held.effects[1].key);
     let approval = nurture::engine::Approval::by("ana").with_note("make it 15").with_param("discount", "15%");
-    let approved =
+    let outcome =
         e.approve_with(&mut run.state, &c, send, approval, at(3600), &mut run.scratch).unwrap().unwrap();
+    let approved = &outcome.effects[0];
+    assert_eq!(approved.key, send, "the approved effect keeps its key");
     assert_eq!(approved.status, Status::Ready);
     assert_eq!(approved.params["discount"], "15%");
     let record = approved.approval.as_ref().unwrap();
@@ -783,7 +785,9 @@ fn approvals_record_the_approver_apply_edits_and_recheck_the_policy() {
             &mut run.scratch,
         )
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .effects
+        .remove(0);
     assert_eq!(late.status, Status::Suppressed);
     assert!(matches!(late.decision.as_ref().unwrap().reason, Some(Reason::Consent { .. })));
 
@@ -801,7 +805,9 @@ fn approvals_record_the_approver_apply_edits_and_recheck_the_policy() {
             &mut run.scratch,
         )
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .effects
+        .remove(0);
     assert_eq!(changed.status, Status::Suppressed);
     assert_eq!(changed.decision.as_ref().unwrap().reason, Some(Reason::ConditionFailed));
 }

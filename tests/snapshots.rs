@@ -61,8 +61,8 @@ fn a_format_1_state_loads_upgraded_and_behaves_as_before() {
     // The effect held for approval keeps its 64-bit key, as text too.
     let key: IdempotencyKey = "b0b26650390c4c49".parse().unwrap();
     let mut approving = state.clone();
-    let approved = engine.approve(&mut approving, key).expect("the pending effect");
-    assert_eq!(approved.key.to_string(), "b0b26650390c4c49");
+    let approved = engine.approve(&mut approving, &c, key, at(50), &mut scratch).unwrap();
+    assert_eq!(approved.expect("the pending effect").effects[0].key.to_string(), "b0b26650390c4c49");
     assert!(approving.pending().is_empty());
     // The next event gives what the previous release gave (effects and score), with
     // 128-bit keys.

@@ -260,7 +260,13 @@ fn drive(engine: &Engine, data: &[u8]) -> (ContactState, Vec<String>, Contact) {
                 // Approve or reject the oldest pending effect, or re-send an old event.
                 if let Some(key) = state.pending().first().map(|e| e.key) {
                     if arg % 2 == 0 {
-                        let _ = engine.approve(&mut state, key);
+                        if let Ok(Some(outcome)) =
+                            engine.approve(&mut state, &contact, key, now, &mut scratch)
+                        {
+                            if let Some(c) = outcome.contact {
+                                contact = c;
+                            }
+                        }
                     } else {
                         let _ = engine.reject(&mut state, key);
                     }

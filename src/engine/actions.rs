@@ -16,23 +16,23 @@ impl Engine {
     ) -> Result<(), String> {
         match action {
             // Each real change is queued for tag, list, stage and owner triggers.
-            ActionDef::AddTag { tag } => {
+            ActionDef::AddTag { tag, .. } => {
                 let added = state.tags.insert(tag.clone());
                 step.changes.extend(added.then(|| Change::Tag { tag: tag.clone(), added: true }));
             }
-            ActionDef::RemoveTag { tag } => {
+            ActionDef::RemoveTag { tag, .. } => {
                 let removed = state.tags.remove(tag);
                 step.changes.extend(removed.then(|| Change::Tag { tag: tag.clone(), added: false }));
             }
-            ActionDef::AddToList { list } => {
+            ActionDef::AddToList { list, .. } => {
                 let added = state.lists.insert(list.clone());
                 step.changes.extend(added.then(|| Change::List { list: list.clone(), added: true }));
             }
-            ActionDef::RemoveFromList { list } => {
+            ActionDef::RemoveFromList { list, .. } => {
                 let removed = state.lists.remove(list);
                 step.changes.extend(removed.then(|| Change::List { list: list.clone(), added: false }));
             }
-            ActionDef::SetLifecycleStage { stage } => {
+            ActionDef::SetLifecycleStage { stage, .. } => {
                 if !self.lifecycle.iter().any(|s| s == stage) {
                     return Err(format!(
                         "`{stage}` is not a lifecycle stage ({})",
@@ -44,7 +44,7 @@ impl Engine {
                     step.changes.push(Change::Stage { from, to: Some(stage.clone()) });
                 }
             }
-            ActionDef::AssignOwner { owner } => {
+            ActionDef::AssignOwner { owner, .. } => {
                 let from = state.owner.replace(owner.clone());
                 if from.as_ref() != Some(owner) {
                     step.changes.push(Change::Owner { from, to: Some(owner.clone()) });
@@ -54,8 +54,8 @@ impl Engine {
             | ActionDef::DoNotContact { .. }
             | ActionDef::ClearDoNotContact { .. } => self.apply_policy_action(state, action, step),
             // Journeys the program defines run here; others stay the host's.
-            ActionDef::EnrollJourney { journey } => self.queue_entry(journey, step),
-            ActionDef::RemoveFromJourney { journey } => step.journeys.remove.push(journey.clone()),
+            ActionDef::EnrollJourney { journey, .. } => self.queue_entry(journey, step),
+            ActionDef::RemoveFromJourney { journey, .. } => step.journeys.remove.push(journey.clone()),
             ActionDef::SetAttribute { field, value, .. } => {
                 let fields = self.program.schema().contact_fields();
                 let slot = fields.slot(field).ok_or_else(|| format!("no contact field `{field}`"))?;
@@ -63,7 +63,7 @@ impl Engine {
                     .ok_or_else(|| format!("the value does not fit `{field}` ({})", fields.ty(slot)))?;
                 self.set_attribute(step, slot, Some(value));
             }
-            ActionDef::ClearAttribute { field } => {
+            ActionDef::ClearAttribute { field, .. } => {
                 let slot = self
                     .program
                     .schema()
@@ -72,7 +72,7 @@ impl Engine {
                     .ok_or_else(|| format!("no contact field `{field}`"))?;
                 self.set_attribute(step, slot, None);
             }
-            ActionDef::AdjustScore { score, points, group } => {
+            ActionDef::AdjustScore { score, points, group, .. } => {
                 let scorer = self.program.scorer().ok_or("the program has no scores")?;
                 let model = scorer
                     .models()
@@ -109,11 +109,4 @@ impl Engine {
         step.contact.to_mut().put(slot, value.clone());
         step.changes.push(Change::Attribute { field: slot, from, to: value });
     }
-}
-
-pub(super) fn needs_approval(action: &ActionDef) -> bool {
-    matches!(
-        action,
-        ActionDef::Send { needs_approval: true, .. } | ActionDef::NotifyOwner { needs_approval: true, .. }
-    )
 }

@@ -1,13 +1,39 @@
-//! The human in the loop: effects held for approval expire after the policy's
-//! `approval_expires` (an effect says so), and an approval re-checks the rule's
-//! condition and, for a send, the send policy at the instant of approval, recording the
-//! approver, their note and their edits on the effect.
+//! The human in the loop: any action marked `needs_approval` is held (it changes
+//! nothing) until a person approves or rejects it, or until the policy's
+//! `approval_expires` passes (an effect says so). An approval is a step of its own: the
+//! rule's condition is checked again, a send is decided again by the send policy, any
+//! other action takes effect then, with what it causes (tag, list, stage, owner,
+//! attribute and score triggers, segments, journeys), and the approver, their note and
+//! their edits are recorded on the effect.
 
+use super::policy::{send_of, PendingSend};
 use super::step::*;
 use super::*;
 use crate::def::ActionDef;
 use crate::expr::Activation;
-use crate::policy::{Reason, SendDecision, SendRequest, Verdict, MARKETING};
+use crate::policy::{Reason, SendDecision, Verdict, MARKETING};
+
+/// What a held effect is for, in its decision: a send's purpose, `notification` for an
+/// owner notification, `action` for the others.
+fn held_purpose(action: Option<&ActionDef>) -> String {
+    match action {
+        Some(ActionDef::Send { purpose, .. }) => purpose.clone().unwrap_or_else(|| MARKETING.to_string()),
+        Some(ActionDef::NotifyOwner { .. }) => "notification".to_string(),
+        _ => "action".to_string(),
+    }
+}
+
+/// Marks an effect suppressed for `reason`.
+fn suppress(effect: &mut Effect, reason: Reason) {
+    let mut decision = effect.decision.take().unwrap_or_else(|| {
+        SendDecision::new(Verdict::Suppressed, &held_purpose(effect.kind.action()), false)
+    });
+    decision.verdict = Verdict::Suppressed;
+    decision.until = None;
+    decision.reason = Some(reason);
+    effect.status = Status::Suppressed;
+    effect.decision = Some(decision);
+}
 
 impl Engine {
     /// When the oldest held effect expires (`None`: none held, or no expiry).
@@ -16,33 +42,26 @@ impl Engine {
         state.pending.iter().filter_map(|e| e.at.checked_add(expires)).min()
     }
 
+    /// Whether a held effect's time ran out by `now`.
+    fn expired(&self, effect: &Effect, now: Timestamp) -> bool {
+        let expires = self.program.policy().and_then(|p| p.approval_expires());
+        expires.and_then(|x| effect.at.checked_add(x)).is_some_and(|t| t <= now)
+    }
+
     /// Held effects whose time ran out come out suppressed, with reason
     /// `approval_expired`, once each.
     pub(super) fn expire_approvals(&self, state: &mut ContactState, step: &mut Step<'_>) {
         let Some(expires) = self.program.policy().and_then(|p| p.approval_expires()) else { return };
         let now = step.now;
-        let due = |e: &Effect| e.at.checked_add(expires).is_some_and(|t| t <= now);
-        if !state.pending.iter().any(due) {
+        if !state.pending.iter().any(|e| self.expired(e, now)) {
             return;
         }
         let (expired, waiting): (Vec<Effect>, Vec<Effect>) =
-            std::mem::take(&mut state.pending).into_iter().partition(due);
+            std::mem::take(&mut state.pending).into_iter().partition(|e| self.expired(e, now));
         state.pending = waiting;
         for mut effect in expired {
             let at = effect.at.checked_add(expires).unwrap_or(now);
-            let purpose = match effect.kind.action() {
-                Some(ActionDef::Send { purpose, .. }) => {
-                    purpose.clone().unwrap_or_else(|| MARKETING.to_string())
-                }
-                _ => "notification".to_string(),
-            };
-            let mut decision = effect
-                .decision
-                .take()
-                .unwrap_or_else(|| SendDecision::new(Verdict::Suppressed, &purpose, false));
-            decision.verdict = Verdict::Suppressed;
-            decision.until = None;
-            decision.reason = Some(Reason::ApprovalExpired { at });
+            suppress(&mut effect, Reason::ApprovalExpired { at });
             effect.key = {
                 let mut expired = crate::hash::SipHasher128::keys();
                 expired.part(b"expired").part(&effect.key.0.to_le_bytes());
@@ -50,23 +69,27 @@ impl Engine {
             };
             effect.cause = step.cause.clone();
             effect.at = now;
-            effect.status = Status::Suppressed;
-            effect.decision = Some(decision);
             step.outcome.effects.push(effect);
         }
     }
 
     /// Approves a held effect at `now` with the approver, a note and edits to a send's
-    /// `params`. The rule's condition is evaluated again over the contact as it is now
-    /// (a condition that cannot be evaluated without the original event is taken as
-    /// holding); a send is decided again by the send policy, so it can come back ready,
-    /// deferred, suppressed or "would have sent". `Ok(None)` when no held effect has
-    /// this key (already decided, rejected or expired).
+    /// `params`, as a step of its own. The rule's condition is evaluated again over the
+    /// contact as it is now (a condition that cannot be evaluated without the original
+    /// event is taken as holding); a send is decided again by the send policy, so it
+    /// can come back ready, deferred, suppressed or "would have sent"; any other action
+    /// takes effect now, and what it causes follows in the same step.
+    ///
+    /// The outcome's first effect is the approved one (same key as when it was held);
+    /// the effects it caused, held effects that expired and deferred sends that came due
+    /// follow. `Ok(None)` when no held effect has this key (already decided, rejected or
+    /// expired); nothing changes then.
     ///
     /// # Errors
     ///
     /// As [`Engine::handle_timeout`]: another contact, an instant before the state's
-    /// last change, or a state of another format; nothing changes.
+    /// last change, a state of another format, or a step past the effects limit;
+    /// nothing changes.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -89,7 +112,8 @@ impl Engine {
     /// assert_eq!(held.effects[0].status, Status::PendingApproval);
     /// let approval = Approval::by("ana").with_note("bigger offer").with_param("offer", "15%");
     /// let later = Timestamp::from_unix(1_767_229_200, 0)?;
-    /// let sent = engine.approve_with(&mut state, &contact, held.effects[0].key, approval, later, &mut scratch)?.unwrap();
+    /// let outcome = engine.approve_with(&mut state, &contact, held.effects[0].key, approval, later, &mut scratch)?.unwrap();
+    /// let sent = &outcome.effects[0];
     /// assert_eq!(sent.status, Status::Ready);
     /// assert_eq!(sent.params["offer"], "15%");
     /// assert_eq!(sent.approval.as_ref().unwrap().approver, "ana");
@@ -103,81 +127,105 @@ impl Engine {
         approval: Approval,
         now: Timestamp,
         scratch: &mut EngineScratch,
-    ) -> Result<Option<Effect>, EngineError> {
+    ) -> Result<Option<Outcome>, EngineError> {
         self.check(state, contact.id())?;
+        self.check_contact(contact)?;
         if now < state.last {
             return Err(crate::scoring::ScoreError::OutOfOrder.into());
         }
-        // Expired ones first: an approval after the deadline finds nothing.
-        let mut step = Step::new(state, Cause::Timeout(now), now, contact);
-        self.expire_approvals(state, &mut step);
-        let Some(mut effect) = state.take_pending(key) else {
+        if !state.pending.iter().any(|e| e.key == key && !self.expired(e, now)) {
             return Ok(None);
+        }
+        // Rare, and the cascade can fail midway: always all or nothing by copy.
+        let saved = state.clone();
+        let result = self.approval_step(state, contact, key, approval, now, scratch);
+        if result.is_err() {
+            *state = saved;
+        }
+        result.map(Some)
+    }
+
+    /// Approves a held effect at `now` with no approver named: as
+    /// [`Engine::approve_with`] with [`Approval::default`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::approve_with`].
+    pub fn approve(
+        &self,
+        state: &mut ContactState,
+        contact: &crate::schema::Contact,
+        key: IdempotencyKey,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Option<Outcome>, EngineError> {
+        self.approve_with(state, contact, key, Approval::default(), now, scratch)
+    }
+
+    /// The approval step (the held effect is there and has not expired).
+    fn approval_step(
+        &self,
+        state: &mut ContactState,
+        contact: &crate::schema::Contact,
+        key: IdempotencyKey,
+        approval: Approval,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> Result<Outcome, EngineError> {
+        let mut step = Step::new(state, Cause::Approval { key, at: now }, now, contact);
+        let Some(mut effect) = state.take_pending(key) else {
+            return self.finish(state, step, scratch);
         };
         effect.params.extend(approval.params.clone());
         effect.approval = Some(approval);
         effect.status = Status::Ready;
-        let Some(action) = effect.kind.action() else {
-            return Ok(Some(effect));
-        };
-        // A rule's condition is checked again; a journey step's action has none of its
-        // own (the journey's exits are checked at every step of the contact).
-        let rule = match &effect.kind {
-            EffectKind::Action { rule, .. } => self.program.rule_by_id(rule.as_str()),
-            _ => None,
-        };
-        let holds = match rule.map(|r| self.program.rule(r)) {
-            Some(rule) => match rule.condition() {
-                Some(condition) => {
-                    self.bind_values(state, now, scratch);
-                    self.member_values(state, &mut scratch.segments);
-                    let activation = Activation::new()
-                        .with_contact(contact)
-                        .with_now(now)
-                        .with_counters(&scratch.counts)
-                        .with_scores(&scratch.scores)
-                        .with_segments(&scratch.segments)
-                        .with_var_slots(&scratch.vars);
-                    condition.eval_bool(&activation) != Ok(false)
+        let action = effect.kind.action().cloned();
+        let holds = self.still_holds(state, contact, &effect, now, scratch);
+        let index = step.outcome.effects.len();
+        match action {
+            _ if !holds => suppress(&mut effect, Reason::ConditionFailed),
+            Some(action) => match send_of(&action) {
+                // Decided with the step's other sends, at its end.
+                Some((_, _, _, priority)) => {
+                    step.sends.push(PendingSend::new(index, priority, now, false));
                 }
-                None => true,
+                None => {
+                    if let Err(message) = self.apply(state, &action, &mut step) {
+                        suppress(&mut effect, Reason::NotApplied { message });
+                    }
+                }
             },
-            None => true,
-        };
-        let send = match action {
-            ActionDef::Send { channel, purpose, campaign, .. } => {
-                Some((*channel, purpose.clone().unwrap_or_else(|| MARKETING.to_string()), campaign.clone()))
-            }
-            _ => None,
-        };
-        if !holds {
-            let purpose = send.as_ref().map_or("notification".to_string(), |s| s.1.clone());
-            let mut decision = SendDecision::new(Verdict::Suppressed, &purpose, false);
-            decision.reason = Some(Reason::ConditionFailed);
-            effect.status = Status::Suppressed;
-            effect.decision = Some(decision);
-            return Ok(Some(effect));
+            None => {}
         }
-        if let Some((channel, purpose, campaign)) = send {
-            let request = SendRequest { channel, purpose: &purpose, campaign: campaign.as_deref() };
-            let decision = self.decide_send(state, contact, &request, false, now, now);
-            effect.status = match decision.verdict {
-                Verdict::Deferred => Status::Deferred,
-                Verdict::Suppressed => Status::Suppressed,
-                Verdict::Control => Status::Control,
-                _ => Status::Ready,
-            };
-            if let (Verdict::Deferred, Some(until)) = (decision.verdict, decision.until) {
-                let waiting = super::state::DeferredSend {
-                    effect: Effect { decision: Some(decision.clone()), ..effect.clone() },
-                    until,
-                    since: now,
-                    priority: 0,
-                };
-                state.deferred.push(waiting);
-            }
-            effect.decision = Some(decision);
-        }
-        Ok(Some(effect))
+        step.outcome.effects.push(effect);
+        self.release_due(state, &mut step);
+        self.finish(state, step, scratch)
+    }
+
+    /// Whether the condition of the rule behind a held effect holds at `now`: a rule
+    /// without a condition, a journey step's action (the journey's exits are checked
+    /// at every step of the contact) and a condition that needs the original event
+    /// count as holding.
+    fn still_holds(
+        &self,
+        state: &ContactState,
+        contact: &crate::schema::Contact,
+        effect: &Effect,
+        now: Timestamp,
+        scratch: &mut EngineScratch,
+    ) -> bool {
+        let EffectKind::Action { rule, .. } = &effect.kind else { return true };
+        let Some(rule) = self.program.rule_by_id(rule.as_str()) else { return true };
+        let Some(condition) = self.program.rule(rule).condition() else { return true };
+        self.bind_values(state, now, scratch);
+        self.member_values(state, &mut scratch.segments);
+        let activation = Activation::new()
+            .with_contact(contact)
+            .with_now(now)
+            .with_counters(&scratch.counts)
+            .with_scores(&scratch.scores)
+            .with_segments(&scratch.segments)
+            .with_var_slots(&scratch.vars);
+        condition.eval_bool(&activation) != Ok(false)
     }
 }

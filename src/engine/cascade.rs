@@ -246,7 +246,7 @@ impl Engine {
 
     /// Performs one action of a rule or a journey step: applies it, then emits its
     /// effect with the send policy's and the approval's decision
-    /// ([`Engine::decide_effect`]), or an error effect when it cannot apply. The one
+    /// ([`Engine::emit_action`]), or an error effect when it cannot apply. The one
     /// path every action takes.
     pub(super) fn perform(
         &self,
@@ -256,7 +256,9 @@ impl Engine {
         by: Performer<'_>,
         step: &mut Step<'_>,
     ) {
-        if let Err(message) = self.apply(state, action, step) {
+        // An action held for approval changes nothing until it is approved.
+        let applied = if action.needs_approval() { Ok(()) } else { self.apply(state, action, step) };
+        if let Err(message) = applied {
             match by {
                 Performer::Rule { rule, index } => {
                     let kind = EffectKind::RuleError { rule: rule.id().clone(), message };
@@ -279,8 +281,7 @@ impl Engine {
         };
         effect.params = params;
         // The send policy and approvals decide the status (`engine::policy`).
-        let effect = self.decide_effect(state, step, effect);
-        step.outcome.effects.push(effect);
+        self.emit_action(state, step, effect);
     }
 
     /// Threshold crossings and band changes as effects, queued for the cascade.

@@ -56,7 +56,12 @@ impl Engine {
                 ));
             }
             let value = json(field, value)?;
-            action = Cow::Owned(ActionDef::SetAttribute { field: field.clone(), value, expr: None });
+            action = Cow::Owned(ActionDef::SetAttribute {
+                field: field.clone(),
+                value,
+                expr: None,
+                needs_approval: false,
+            });
         }
         let mut params = BTreeMap::new();
         for (name, expr) in &computed.params {

@@ -22,6 +22,14 @@ pub enum Cause {
     /// The contact was created ([`Engine::create`](crate::engine::Engine::create)) at
     /// this instant.
     Created(Timestamp),
+    /// A person approved the held effect with this key, at this instant
+    /// ([`Engine::approve_with`](crate::engine::Engine::approve_with)).
+    Approval {
+        /// The held effect's key.
+        key: IdempotencyKey,
+        /// When it was approved.
+        at: Timestamp,
+    },
 }
 
 /// Whether an effect may be performed now.
@@ -507,6 +515,12 @@ pub(crate) fn key_of(contact: &str, cause: &Cause, step: u64, parts: &[&[u8]]) -
             .part(&step.to_le_bytes()),
         Cause::Created(at) => h
             .part(b"created")
+            .part(&at.unix_seconds().to_le_bytes())
+            .part(&at.subsec_nanos().to_le_bytes())
+            .part(&step.to_le_bytes()),
+        Cause::Approval { key, at } => h
+            .part(b"approval")
+            .part(&key.0.to_le_bytes())
             .part(&at.unix_seconds().to_le_bytes())
             .part(&at.subsec_nanos().to_le_bytes())
             .part(&step.to_le_bytes()),

@@ -629,17 +629,6 @@ impl Engine {
         self.members(&scratch.segments).into_iter().collect()
     }
 
-    /// Approves a pending effect as it is: it comes back [`Status::Ready`], to be
-    /// performed. [`Engine::approve_with`] records the approver and re-checks the
-    /// rule's condition and the send policy at the instant of approval. `None` when no
-    /// pending effect has this key.
-    #[must_use = "the effect must be delivered (or recorded as rejected)"]
-    pub fn approve(&self, state: &mut ContactState, key: IdempotencyKey) -> Option<Effect> {
-        let mut effect = state.take_pending(key)?;
-        effect.status = Status::Ready;
-        Some(effect)
-    }
-
     /// Rejects a pending effect: it is dropped and returned, for the record.
     #[must_use = "the effect must be delivered (or recorded as rejected)"]
     pub fn reject(&self, state: &mut ContactState, key: IdempotencyKey) -> Option<Effect> {

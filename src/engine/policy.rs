@@ -1,9 +1,8 @@
-//! The send policy at the engine: every action effect is decided in
-//! [`Engine::decide_effect`] (rules and any other caller that turns actions into
-//! effects), deferred sends are released once their instant comes, and consent and
+//! The send policy at the engine: every action effect passes
+//! [`Engine::emit_action`], a step's sends are decided together at its end in priority
+//! order ([`Engine::decide_sends`]), deferred sends are released once their instant comes, and consent and
 //! do-not-contact changes from events and actions are kept in the state.
 
-use super::actions::needs_approval;
 use super::effect::Fnv;
 use super::state::DeferredSend;
 use super::step::*;
@@ -15,6 +14,31 @@ use crate::schema::Event;
 /// How many deferred sends one contact may have waiting; more are suppressed
 /// ([`Reason::Backlog`]).
 pub(crate) const MAX_DEFERRED: usize = 256;
+
+/// A send of the current step waiting for its decision ([`Engine::decide_sends`]).
+pub(super) struct PendingSend {
+    /// Where its effect is among the step's effects.
+    index: usize,
+    priority: u32,
+    /// When it was first asked for (a released send: when it was first deferred).
+    since: crate::time::Timestamp,
+    /// Whether it is to be held for approval once the policy lets it go.
+    approval: bool,
+    /// A released deferred send: the record to put back if it is deferred again.
+    released: Option<DeferredSend>,
+}
+
+impl PendingSend {
+    /// A new send (not a released one) at `index` among the step's effects.
+    pub(super) fn new(
+        index: usize,
+        priority: u32,
+        since: crate::time::Timestamp,
+        approval: bool,
+    ) -> PendingSend {
+        PendingSend { index, priority, since, approval, released: None }
+    }
+}
 
 /// The effect status of a verdict.
 fn status_of(verdict: Verdict) -> Status {
@@ -34,11 +58,12 @@ fn source_of(cause: &Cause) -> String {
         Cause::Timeout(at) => format!("timeout {at}"),
         Cause::AttributeChange(at) => format!("attribute change {at}"),
         Cause::Created(at) => format!("created {at}"),
+        Cause::Approval { key, at } => format!("approval of {key} at {at}"),
     }
 }
 
 /// The parts of a send action the policy reads.
-fn send_of(action: &ActionDef) -> Option<(crate::def::Channel, String, Option<String>, u32)> {
+pub(super) fn send_of(action: &ActionDef) -> Option<(crate::def::Channel, String, Option<String>, u32)> {
     match action {
         ActionDef::Send { channel, purpose, campaign, priority, .. } => Some((
             *channel,
@@ -121,55 +146,94 @@ impl Engine {
         decision
     }
 
-    /// Decides an action's effect: the one place every action effect passes. A send
-    /// gets the send policy's decision (status and [`Effect::decision`]); sends and
-    /// owner notifications marked `needs_approval` are held for approval. Deferred and
-    /// held effects are kept in the state.
-    pub(super) fn decide_effect(
-        &self,
-        state: &mut ContactState,
-        step: &mut Step<'_>,
-        mut effect: Effect,
-    ) -> Effect {
+    /// Emits an action's effect: the one place every action effect passes. Owner
+    /// notifications and other actions marked `needs_approval` are held for approval
+    /// at once; a send waits in the step for the send policy's decision, which
+    /// [`Engine::decide_sends`] makes at the end of the step for all of them together.
+    pub(super) fn emit_action(&self, state: &mut ContactState, step: &mut Step<'_>, mut effect: Effect) {
         let Some(action) = effect.kind.action() else {
-            return effect;
+            step.outcome.effects.push(effect);
+            return;
         };
-        let approval = needs_approval(action);
+        let approval = action.needs_approval();
         match send_of(action) {
-            None if approval => effect.status = Status::PendingApproval,
-            None => {}
-            Some((channel, purpose, campaign, priority)) => {
-                let send = SendRequest { channel, purpose: &purpose, campaign: campaign.as_deref() };
-                let mut decision =
-                    self.decide_send(state, &step.contact, &send, approval, step.now, step.now);
-                if decision.verdict == Verdict::Deferred && state.deferred.len() >= MAX_DEFERRED {
-                    decision.verdict = Verdict::Suppressed;
-                    decision.until = None;
-                    decision.reason = Some(Reason::Backlog { limit: MAX_DEFERRED as u32 });
-                }
-                effect.status = status_of(decision.verdict);
-                let until = decision.until.filter(|_| decision.verdict == Verdict::Deferred);
-                effect.decision = Some(decision);
-                if let Some(until) = until {
-                    state.deferred.push(DeferredSend {
-                        effect: effect.clone(),
-                        until,
-                        since: step.now,
-                        priority,
-                    });
+            None => {
+                if approval {
+                    effect.status = Status::PendingApproval;
+                    self.hold_for_approval(state, step, &effect);
                 }
             }
+            Some((_, _, _, priority)) => {
+                step.sends.push(PendingSend::new(step.outcome.effects.len(), priority, step.now, approval));
+            }
         }
-        if effect.status == Status::PendingApproval {
-            self.hold_for_approval(state, step, &effect);
-        }
-        effect
+        step.outcome.effects.push(effect);
     }
 
-    /// Releases the deferred sends whose instant has come, each decided again at the
-    /// step's instant: higher priority first among those due together, then in the
-    /// order they were deferred. A send deferred again stays waiting without an effect;
-    /// every other decision comes out once, keyed from the deferred effect's key.
+    /// Decides the step's sends at the end of the step, on the consent, suppressions
+    /// and caps as the step leaves them: higher priority first, so that when caps leave
+    /// room for fewer sends than the step wants, the higher-priority ones go; among
+    /// equal priorities, in the order they were emitted (released deferred sends
+    /// first). The effects keep their places in the step's order. A send that goes out
+    /// (ready, held for approval, or "would have sent") is remembered for the caps; a
+    /// released send deferred again goes back to waiting without an effect.
+    pub(super) fn decide_sends(&self, state: &mut ContactState, step: &mut Step<'_>) {
+        if step.sends.is_empty() {
+            return;
+        }
+        let mut sends = std::mem::take(&mut step.sends);
+        // Stable: equal priorities keep their emission order.
+        sends.sort_by_key(|s| std::cmp::Reverse(s.priority));
+        let mut dropped = Vec::new();
+        for pending in sends {
+            let Some(effect) = step.outcome.effects.get(pending.index) else { continue };
+            let Some((channel, purpose, campaign, _)) = effect.kind.action().and_then(send_of) else {
+                continue;
+            };
+            let send = SendRequest { channel, purpose: &purpose, campaign: campaign.as_deref() };
+            let mut decision =
+                self.decide_send(state, &step.contact, &send, pending.approval, step.now, pending.since);
+            if let Some(mut waiting) = pending.released {
+                if let (Verdict::Deferred, Some(until)) = (decision.verdict, decision.until) {
+                    waiting.until = until;
+                    state.deferred.push(waiting);
+                    dropped.push(pending.index);
+                    continue;
+                }
+                decision.released = Some(waiting.effect.key.to_string());
+            } else if decision.verdict == Verdict::Deferred && state.deferred.len() >= MAX_DEFERRED {
+                decision.verdict = Verdict::Suppressed;
+                decision.until = None;
+                decision.reason = Some(Reason::Backlog { limit: MAX_DEFERRED as u32 });
+            }
+            let status = status_of(decision.verdict);
+            let until = decision.until.filter(|_| decision.verdict == Verdict::Deferred);
+            let Some(effect) = step.outcome.effects.get_mut(pending.index) else { continue };
+            effect.status = status;
+            effect.decision = Some(decision);
+            let effect = effect.clone();
+            if let Some(until) = until {
+                state.deferred.push(DeferredSend {
+                    effect,
+                    until,
+                    since: pending.since,
+                    priority: pending.priority,
+                });
+            } else if status == Status::PendingApproval {
+                self.hold_for_approval(state, step, &effect);
+            }
+        }
+        // Released sends deferred again leave no effect (indices descending).
+        dropped.sort_unstable();
+        for index in dropped.into_iter().rev() {
+            step.outcome.effects.remove(index);
+        }
+    }
+
+    /// Releases the deferred sends whose instant has come, to be decided again at the
+    /// end of the step with its other sends ([`Engine::decide_sends`]): among those due,
+    /// the earliest instant first, then higher priority, then the order they were
+    /// deferred. Each is emitted keyed from the deferred effect's key.
     pub(super) fn release_due(&self, state: &mut ContactState, step: &mut Step<'_>) {
         self.expire_approvals(state, step);
         let now = step.now;
@@ -186,31 +250,26 @@ impl Engine {
                 .then(a.since.cmp(&b.since))
                 .then(a.effect.key.cmp(&b.effect.key))
         });
-        for mut waiting in due {
+        for waiting in due {
             let Some(action) = waiting.effect.kind.action() else { continue };
-            // A send deferred after its approval is not held again.
-            let approval = needs_approval(action) && waiting.effect.approval.is_none();
-            let Some((channel, purpose, campaign, _)) = send_of(action) else { continue };
-            let send = SendRequest { channel, purpose: &purpose, campaign: campaign.as_deref() };
-            let mut decision = self.decide_send(state, &step.contact, &send, approval, now, waiting.since);
-            if let (Verdict::Deferred, Some(until)) = (decision.verdict, decision.until) {
-                waiting.until = until;
-                state.deferred.push(waiting);
+            if send_of(action).is_none() {
                 continue;
             }
-            let from = waiting.effect.key;
-            decision.released = Some(from.to_string());
-            let mut effect = waiting.effect;
+            // A send deferred after its approval is not held again.
+            let approval = action.needs_approval() && waiting.effect.approval.is_none();
+            let mut effect = waiting.effect.clone();
             let mut release = crate::hash::SipHasher128::keys();
-            release.part(b"release").part(&from.0.to_le_bytes());
+            release.part(b"release").part(&waiting.effect.key.0.to_le_bytes());
             effect.key = IdempotencyKey(release.finish());
             effect.cause = step.cause.clone();
             effect.at = now;
-            effect.status = status_of(decision.verdict);
-            effect.decision = Some(decision);
-            if effect.status == Status::PendingApproval {
-                self.hold_for_approval(state, step, &effect);
-            }
+            step.sends.push(PendingSend {
+                index: step.outcome.effects.len(),
+                priority: waiting.priority,
+                since: waiting.since,
+                approval,
+                released: Some(waiting),
+            });
             step.outcome.effects.push(effect);
         }
     }
@@ -231,14 +290,14 @@ impl Engine {
     pub(super) fn apply_policy_action(&self, state: &mut ContactState, action: &ActionDef, step: &Step<'_>) {
         let source = format!("action, {}", source_of(&step.cause));
         match action {
-            ActionDef::SetConsent { channel, purpose, status } => {
+            ActionDef::SetConsent { channel, purpose, status, .. } => {
                 let purpose = purpose.as_deref().unwrap_or(MARKETING);
                 state.policy.set_consent(*channel, purpose, *status, step.now, &source);
             }
-            ActionDef::DoNotContact { channel, reason } => {
+            ActionDef::DoNotContact { channel, reason, .. } => {
                 state.policy.mark_do_not_contact(*channel, *reason, step.now, &source);
             }
-            ActionDef::ClearDoNotContact { channel } => {
+            ActionDef::ClearDoNotContact { channel, .. } => {
                 state.policy.clear_do_not_contact(*channel, step.now, &source);
             }
             _ => {}

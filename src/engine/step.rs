@@ -205,8 +205,9 @@ impl Engine {
         self.finish(state, step, scratch)
     }
 
-    /// Ends a step: the cascade, the step's instant as the state's last change, the
-    /// wake-up, and the contact if actions changed it.
+    /// Ends a step: the cascade, the journeys, the step's sends decided together, the
+    /// step's instant as the state's last change, the wake-up, and the contact if
+    /// actions changed it.
     pub(super) fn finish(
         &self,
         state: &mut ContactState,
@@ -215,6 +216,7 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         self.cascade(state, &mut step, scratch)?;
         self.run_journeys(state, &mut step, scratch)?;
+        self.decide_sends(state, &mut step);
         self.check_effects(&step)?;
         state.last = step.now;
         state.steps = state.steps.wrapping_add(1);
@@ -469,6 +471,8 @@ pub(super) struct Step<'a> {
     pub(super) segment_errors: Vec<usize>,
     /// Journey entries and removals asked for during the step.
     pub(super) journeys: super::journey::JourneyQueue,
+    /// Sends waiting for the policy's decision at the end of the step.
+    pub(super) sends: Vec<super::policy::PendingSend>,
 }
 
 impl<'a> Step<'a> {
@@ -485,6 +489,7 @@ impl<'a> Step<'a> {
             changes: Vec::new(),
             segment_errors: Vec::new(),
             journeys: Default::default(),
+            sends: Vec::new(),
         }
     }
 

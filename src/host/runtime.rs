@@ -415,27 +415,25 @@ impl<S: ContactStore, D: Delivery> Runtime<S, D> {
         Ok(outcome.next_wake)
     }
 
-    /// Approves a pending effect of a contact and delivers it. `false` when the contact
-    /// has no pending effect with this key.
+    /// Approves a pending effect of a contact at the runtime's clock, as a step
+    /// ([`Engine::approve`]): the approved effect and what it caused are delivered, and
+    /// the contact's wake-up is scheduled again. `false` when the contact has no
+    /// pending effect with this key (decided, rejected or expired).
     ///
     /// # Errors
     ///
     /// As [`RuntimeError`].
     pub fn approve(&mut self, contact: &ContactId, key: IdempotencyKey) -> Result<bool, RuntimeError> {
-        let mut approved = None;
-        // The contact's wake-up stays as it is.
+        let clock = self.clock;
+        let mut found = false;
+        // Nothing to approve: the contact's wake-up stays as it is.
         let keep = self.scheduled.get(contact).copied();
-        let _ = self.step(contact, |engine, stored, _| {
-            approved = engine.approve(&mut stored.state, key);
-            Ok(Outcome { next_wake: keep, ..Outcome::default() })
+        let _ = self.step(contact, |engine, stored, scratch| {
+            let approved = engine.approve(&mut stored.state, &stored.contact, key, clock, scratch)?;
+            found = approved.is_some();
+            Ok(approved.unwrap_or(Outcome { next_wake: keep, ..Outcome::default() }))
         })?;
-        match approved {
-            Some(effect) => {
-                self.deliver(effect);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(found)
     }
 
     /// Rejects a pending effect of a contact. `false` when there is none with this key.

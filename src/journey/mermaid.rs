@@ -130,24 +130,28 @@ fn action_words(action: &crate::def::ActionDef) -> String {
     match action {
         A::Send { template, .. } => format!("send {template}"),
         A::SetAttribute { field, .. } => format!("set {field}"),
-        A::ClearAttribute { field } => format!("clear {field}"),
-        A::AddTag { tag } => format!("tag {tag}"),
-        A::RemoveTag { tag } => format!("untag {tag}"),
-        A::AddToList { list } => format!("add to {list}"),
-        A::RemoveFromList { list } => format!("remove from {list}"),
-        A::SetLifecycleStage { stage } => format!("stage {stage}"),
+        A::ClearAttribute { field, .. } => format!("clear {field}"),
+        A::AddTag { tag, .. } => format!("tag {tag}"),
+        A::RemoveTag { tag, .. } => format!("untag {tag}"),
+        A::AddToList { list, .. } => format!("add to {list}"),
+        A::RemoveFromList { list, .. } => format!("remove from {list}"),
+        A::SetLifecycleStage { stage, .. } => format!("stage {stage}"),
         A::AdjustScore { score, points, .. } => format!("{score} {points:+}"),
         A::NotifyOwner { .. } => "notify owner".to_string(),
-        A::AssignOwner { owner } => format!("assign {owner}"),
+        A::AssignOwner { owner, .. } => format!("assign {owner}"),
         A::CrmWrite { field, .. } => format!("CRM {field}"),
-        A::EnrollJourney { journey } => format!("enrol in {journey}"),
-        A::RemoveFromJourney { journey } => format!("remove from {journey}"),
+        A::EnrollJourney { journey, .. } => format!("enrol in {journey}"),
+        A::RemoveFromJourney { journey, .. } => format!("remove from {journey}"),
         A::SetConsent { channel, status, .. } => format!("{} consent {}", channel.name(), status.name()),
-        A::DoNotContact { channel, reason } => {
-            format!("do not contact {} ({})", channel.map_or("any channel", |c| c.name()), reason.name())
+        A::DoNotContact { channel, reason, .. } => {
+            format!(
+                "do not contact {} ({})",
+                channel.as_ref().map_or("any channel", |c| c.name()),
+                reason.name()
+            )
         }
-        A::ClearDoNotContact { channel } => {
-            format!("clear do-not-contact {}", channel.map_or("any channel", |c| c.name()))
+        A::ClearDoNotContact { channel, .. } => {
+            format!("clear do-not-contact {}", channel.as_ref().map_or("any channel", |c| c.name()))
         }
     }
 }

@@ -99,6 +99,12 @@ pub enum Reason {
     },
     /// Approved, but the rule's condition no longer holds for the contact.
     ConditionFailed,
+    /// Approved, but the action could not take effect on the contact as it is now (a
+    /// lifecycle stage the engine does not know, a score the program no longer has).
+    NotApplied {
+        /// Why.
+        message: String,
+    },
     /// The contact already has this many deferred sends waiting.
     Backlog {
         /// The limit.
@@ -129,6 +135,7 @@ impl std::fmt::Display for Reason {
             Reason::Backlog { limit } => write!(f, "{limit} deferred sends already waiting"),
             Reason::ApprovalExpired { at } => write!(f, "not approved before {at}"),
             Reason::ConditionFailed => f.write_str("the rule's condition no longer holds"),
+            Reason::NotApplied { message } => write!(f, "the action could not take effect: {message}"),
         }
     }
 }
@@ -150,6 +157,7 @@ impl Reason {
             Reason::Backlog { .. } => "backlog",
             Reason::ApprovalExpired { .. } => "approval_expired",
             Reason::ConditionFailed => "condition_failed",
+            Reason::NotApplied { .. } => "not_applied",
         }
     }
 }

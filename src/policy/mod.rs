@@ -498,6 +498,26 @@ pub(crate) fn compile_policy(
         });
         channels.push((c.channel, ChannelRule { consent: c.consent.unwrap_or(ConsentModel::OptIn), window }));
     }
+    // Every channel the other sections name is built in or declared above.
+    let declared = crate::def::declared_channels(Some(def));
+    let named = [
+        def.caps.iter().map(|c| ("caps", c.channel)).collect::<Vec<_>>(),
+        def.consent_events.iter().map(|e| ("consent_events", Some(e.channel))).collect(),
+        def.dnc_events.iter().map(|e| ("dnc_events", e.channel)).collect(),
+        def.suppress.iter().map(|e| ("suppress", e.channel)).collect(),
+    ];
+    for section in named {
+        for (i, (key, channel)) in section.into_iter().enumerate() {
+            if let Some(channel) = channel {
+                crate::def::check_declared(
+                    &channel,
+                    &declared,
+                    format!("{path}/{key}/{i}/channel"),
+                    diagnostics,
+                );
+            }
+        }
+    }
     let zone = crate::trigger::zone_source(def.zone.as_deref(), schema, path, diagnostics);
     let mut holidays = BTreeSet::new();
     for (i, h) in def.holidays.iter().enumerate() {

@@ -117,8 +117,8 @@ fn consent_key(channel: Channel, purpose: &str) -> String {
 }
 
 /// The key of a do-not-contact mark.
-fn dnc_key(channel: Option<Channel>) -> &'static str {
-    channel.map_or("*", Channel::name)
+fn dnc_key(channel: &Option<Channel>) -> &str {
+    channel.as_ref().map_or("*", Channel::name)
 }
 
 impl PolicyState {
@@ -140,7 +140,7 @@ impl PolicyState {
 
     /// The do-not-contact mark on a channel (`None`: the global mark).
     pub fn do_not_contact(&self, channel: Option<Channel>) -> Option<&DncRecord> {
-        self.dnc.get(dnc_key(channel))
+        self.dnc.get(dnc_key(&channel))
     }
 
     /// The change history, oldest first (at most [`CHANGE_HISTORY`] entries).
@@ -196,17 +196,17 @@ impl PolicyState {
         at: Timestamp,
         source: &str,
     ) -> bool {
-        if self.dnc.get(dnc_key(channel)).is_some_and(|r| r.reason == reason) {
+        if self.dnc.get(dnc_key(&channel)).is_some_and(|r| r.reason == reason) {
             return false;
         }
-        self.dnc.insert(dnc_key(channel).to_string(), DncRecord { reason, at, source: source.to_string() });
+        self.dnc.insert(dnc_key(&channel).to_string(), DncRecord { reason, at, source: source.to_string() });
         self.log(at, source, PolicyChange::DoNotContact { channel, reason });
         true
     }
 
     /// Lifts a do-not-contact mark; `false` when there was none.
     pub fn clear_do_not_contact(&mut self, channel: Option<Channel>, at: Timestamp, source: &str) -> bool {
-        if self.dnc.remove(dnc_key(channel)).is_none() {
+        if self.dnc.remove(dnc_key(&channel)).is_none() {
             return false;
         }
         self.log(at, source, PolicyChange::ClearDoNotContact { channel });

@@ -541,29 +541,32 @@ impl<D: Delivery> SqliteHost<D> {
         }
     }
 
-    /// Approves an effect held for approval: it moves to the outbox's pending effects,
-    /// to be delivered after the commit. `false` when the contact holds no such effect.
+    /// Approves an effect held for approval at the host's clock, as a step
+    /// ([`Engine::approve`](nurture::engine::Engine::approve)): the held outbox row takes
+    /// the decided effect (pending for delivery when it is ready, with its edited
+    /// params), and what the approval caused is filed like any step's effects. `false`
+    /// when the contact holds no such effect.
     ///
     /// # Errors
     ///
     /// As [`Error`].
     pub fn approve(&mut self, contact: &ContactId, key: IdempotencyKey) -> Result<bool, Error> {
-        let mut approved = false;
+        let clock = self.clock;
         let keep = self.scheduled.get(contact).copied();
-        let _ = self.step(contact, |engine, stored, _| {
-            approved = engine.approve(&mut stored.state, key).is_some();
-            Ok(outcome_with_wake(keep))
+        let outcome = self.step(contact, |engine, stored, scratch| {
+            let approved = engine.approve(&mut stored.state, &stored.contact, key, clock, scratch)?;
+            Ok(approved.unwrap_or_else(|| outcome_with_wake(keep)))
         })?;
-        if approved {
-            let result = self
-                .store
-                .conn
-                .prepare_cached("UPDATE outbox SET status = 'pending', next_attempt_ms = 0 WHERE key = ?1 AND status = 'held'")
-                .and_then(|mut s| s.execute(params![key.to_string()]))
-                .map_err(Error::from);
-            self.guard(result)?;
-        }
-        Ok(approved)
+        let Some(approved) = outcome.effects.iter().find(|e| e.key == key) else {
+            return Ok(false);
+        };
+        let status = match approved.status {
+            Status::Ready => OutboxStatus::Pending,
+            _ => OutboxStatus::Held,
+        };
+        let result = self.store.resolve_held(approved, status);
+        self.guard(result)?;
+        Ok(true)
     }
 
     /// Rejects an effect held for approval, recording `reason`. `false` when the contact

@@ -550,6 +550,20 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// Replaces a held effect's row with its decided form and status (an approval).
+    pub(crate) fn resolve_held(&self, effect: &Effect, status: OutboxStatus) -> Result<(), Error> {
+        let json = serde_json::to_string(effect).map_err(|e| Error::BadContact {
+            contact: effect.contact.as_str().to_string(),
+            message: format!("effect {}: {e}", effect.key),
+        })?;
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET effect = ?2, status = ?3, next_attempt_ms = 0 WHERE key = ?1 AND status = 'held'",
+            )?
+            .execute(params![effect.key.to_string(), json, status.as_str()])?;
+        Ok(())
+    }
+
     /// A meta value.
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, Error> {
         Ok(self
