@@ -68,15 +68,19 @@ impl Engine {
             // Segments, re-evaluated on the state as it now stands.
             self.evaluate_segments(&step.contact, step.now, scratch);
             self.segment_errors(step, scratch);
-            let members = self.members(&scratch.segments);
+            // Memberships updated in place: nothing is allocated unless one changes.
             let mut segment_changes = Vec::new();
-            for (i, segment) in self.program.segments().iter().enumerate() {
-                let (was, is) = (state.segments.contains(segment.id()), members.contains(segment.id()));
-                if was != is {
+            for ((i, segment), value) in self.program.segments().iter().enumerate().zip(&scratch.segments) {
+                let is = matches!(value, Some(Value::Bool(true)));
+                if state.segments.contains(segment.id()) != is {
                     segment_changes.push((i, if is { Direction::Up } else { Direction::Down }));
+                    if is {
+                        state.segments.insert(segment.id().to_string());
+                    } else {
+                        state.segments.remove(segment.id());
+                    }
                 }
             }
-            state.segments = members;
             if changes.is_empty() && segment_changes.is_empty() {
                 return Ok(());
             }

@@ -162,6 +162,8 @@ pub struct EngineScratch {
     segments: Vec<Option<Value>>,
     segment_errors: Vec<(usize, crate::expr::EvalError)>,
     vars: Vec<Option<Value>>,
+    /// The rules an event matched, kept between events.
+    matched: Vec<crate::program::RuleIndexId>,
 }
 
 /// A compiled program, ready to run contacts through.

@@ -81,9 +81,10 @@ impl Engine {
         // Consent and do-not-contact changes the policy names for this event.
         self.policy_event(state, event, now);
         // 4. Event rules (nothing to prepare when no rule is on this event type).
-        let matched: Vec<_> = if !self.program.has_event_rules_for(event.event_type()) {
-            Vec::new()
-        } else {
+        // The matched rules, in a buffer the scratch keeps (no allocation per event).
+        let mut matched = std::mem::take(&mut scratch.matched);
+        matched.clear();
+        if self.program.has_event_rules_for(event.event_type()) {
             self.bind_values(state, now, scratch);
             self.member_values(state, &mut scratch.segments);
             let activation = Activation::new()
@@ -100,14 +101,18 @@ impl Engine {
                 let kind = EffectKind::RuleError { rule: rule.id().clone(), message: error.to_string() };
                 step.emit(&[b"error", rule.id().as_str().as_bytes()], kind);
             }
-            matches.rules.to_vec()
-        };
-        for rule in matched {
+            matched.extend_from_slice(matches.rules);
+        }
+        for &rule in &matched {
             let rule = self.program.rule(rule);
             if self.allowed(state, rule, now, contact) {
-                self.fire(state, rule, &mut step)?;
+                if let Err(e) = self.fire(state, rule, &mut step) {
+                    scratch.matched = matched;
+                    return Err(e);
+                }
             }
         }
+        scratch.matched = matched;
         // 5. Cascade, then the wake-up.
         self.finish(state, step, scratch)
     }
@@ -451,13 +456,47 @@ pub(super) enum Change {
     },
 }
 
+/// How often each key was given so far in a step. Most steps give a handful of effects:
+/// those are counted in a small inline list (no allocation); past it, in a map, so
+/// that a step's cost stays linear in its effects.
+#[derive(Default)]
+pub(super) struct KeyCounts {
+    few: smallvec::SmallVec<[(IdempotencyKey, u32); 8]>,
+    many: Option<hashbrown::HashMap<IdempotencyKey, u32>>,
+}
+
+impl KeyCounts {
+    /// Counts one more use of `key`; returns how often it was given before.
+    fn count(&mut self, key: IdempotencyKey) -> u32 {
+        if let Some(many) = &mut self.many {
+            let seen = many.entry(key).or_insert(0);
+            let before = *seen;
+            *seen = seen.saturating_add(1);
+            return before;
+        }
+        if let Some((_, seen)) = self.few.iter_mut().find(|(k, _)| *k == key) {
+            let before = *seen;
+            *seen = seen.saturating_add(1);
+            return before;
+        }
+        if self.few.len() < self.few.inline_size() {
+            self.few.push((key, 1));
+        } else {
+            let mut many: hashbrown::HashMap<IdempotencyKey, u32> = self.few.drain(..).collect();
+            many.insert(key, 1);
+            self.many = Some(many);
+        }
+        0
+    }
+}
+
 /// One step's working data.
 pub(super) struct Step<'a> {
     /// The contact's id (the state's).
     pub(super) id: ContactId,
     /// How often each key was given so far in this step (before numbering repeats):
     /// a lookup per effect, so that a step's cost stays linear in its effects.
-    pub(super) keys: hashbrown::HashMap<IdempotencyKey, u32>,
+    pub(super) keys: KeyCounts,
     /// The state's step number (part of the keys of attribute changes and timeouts).
     pub(super) number: u64,
     pub(super) cause: Cause,
@@ -479,7 +518,7 @@ impl<'a> Step<'a> {
     pub(super) fn new(state: &ContactState, cause: Cause, now: Timestamp, contact: &'a Contact) -> Step<'a> {
         Step {
             id: state.contact.clone(),
-            keys: hashbrown::HashMap::new(),
+            keys: KeyCounts::default(),
             number: state.steps,
             cause,
             now,
@@ -499,9 +538,7 @@ impl<'a> Step<'a> {
         // The same effect can happen twice in one step (a rule started again in the
         // cascade): the repeat's number goes into its key, so keys stay unique.
         let mut key = key_of(self.id.as_str(), &self.cause, self.number, parts);
-        let seen = self.keys.entry(key).or_insert(0);
-        let again = *seen;
-        *seen = seen.saturating_add(1);
+        let again = self.keys.count(key);
         if again > 0 {
             key = key_of(
                 self.id.as_str(),

@@ -18,10 +18,10 @@ impl Engine {
             return None;
         }
         let name = match event_type {
-            Some(t) => self.program.schema().event_type(*t)?.name().as_str().to_string(),
-            None => "*".to_string(),
+            Some(t) => self.program.schema().event_type(*t)?.name().as_str(),
+            None => "*",
         };
-        let last = state.last_seen.get(&name).copied().unwrap_or(state.since);
+        let last = state.last_seen.get(name).copied().unwrap_or(state.since);
         last.checked_add(*period)
     }
 
