@@ -26,8 +26,9 @@ impl Engine {
         event: &Event,
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
-        self.check(state, event.contact())?;
-        self.check(state, contact.id())?;
+        // The state was checked against the program by `handle_event`: the ids remain.
+        self.check_id(state, event.contact())?;
+        self.check_id(state, contact.id())?;
         self.check_contact(contact)?;
         if let Some(late) = state.last.duration_since(event.at()).filter(|d| *d > crate::time::Duration::ZERO)
         {
@@ -134,8 +135,8 @@ impl Engine {
         now: Timestamp,
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
-        self.check(state, before.id())?;
-        self.check(state, after.id())?;
+        self.check_id(state, before.id())?;
+        self.check_id(state, after.id())?;
         self.check_contact(before)?;
         self.check_contact(after)?;
         if now < state.last {
@@ -167,7 +168,7 @@ impl Engine {
         now: Timestamp,
         scratch: &mut EngineScratch,
     ) -> Result<Outcome, EngineError> {
-        self.check(state, contact.id())?;
+        self.check_id(state, contact.id())?;
         self.check_contact(contact)?;
         if now < state.last {
             return Err(ScoreError::OutOfOrder.into());
@@ -257,6 +258,14 @@ impl Engine {
         }
         if let Some(what) = self.misfit(state) {
             return Err(EngineError::OtherProgram { contact: state.contact.clone(), what });
+        }
+        Ok(())
+    }
+
+    /// The state is this contact's (the rest of [`Engine::check`] done already).
+    pub(super) fn check_id(&self, state: &ContactState, contact: &ContactId) -> Result<(), EngineError> {
+        if contact != &state.contact {
+            return Err(EngineError::WrongContact { event: contact.clone(), state: state.contact.clone() });
         }
         Ok(())
     }
