@@ -10,7 +10,6 @@ use super::policy::{send_of, PendingSend};
 use super::step::*;
 use super::*;
 use crate::def::ActionDef;
-use crate::expr::Activation;
 use crate::policy::{Reason, SendDecision, Verdict, MARKETING};
 
 /// What a held effect is for, in its decision: a send's purpose, `notification` for an
@@ -219,13 +218,7 @@ impl Engine {
         let Some(condition) = self.program.rule(rule).condition() else { return true };
         self.bind_values(state, now, scratch);
         self.member_values(state, &mut scratch.segments);
-        let activation = Activation::new()
-            .with_contact(contact)
-            .with_now(now)
-            .with_counters(&scratch.counts)
-            .with_scores(&scratch.scores)
-            .with_segments(&scratch.segments)
-            .with_var_slots(&scratch.vars);
+        let activation = scratch.activation(contact, now);
         condition.eval_bool(&activation) != Ok(false)
     }
 }

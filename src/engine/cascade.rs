@@ -187,13 +187,7 @@ impl Engine {
         let Some(condition) = rule.condition() else {
             return true;
         };
-        let activation = Activation::new()
-            .with_contact(&step.contact)
-            .with_now(now)
-            .with_counters(&scratch.counts)
-            .with_scores(&scratch.scores)
-            .with_segments(&scratch.segments)
-            .with_var_slots(&scratch.vars);
+        let activation = scratch.activation(&step.contact, now);
         let result = condition.eval_bool(&activation);
         match result {
             Ok(holds) => holds,

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use super::step::*;
 use super::*;
 use crate::def::ActionDef;
-use crate::expr::Activation;
 use crate::program::Rule;
 
 impl Engine {
@@ -30,13 +29,7 @@ impl Engine {
         let mut scratch = EngineScratch::default();
         self.bind_values(state, step.now, &mut scratch);
         self.member_values(state, &mut scratch.segments);
-        let mut activation = Activation::new()
-            .with_contact(&step.contact)
-            .with_now(step.now)
-            .with_counters(&scratch.counts)
-            .with_scores(&scratch.scores)
-            .with_segments(&scratch.segments)
-            .with_var_slots(&scratch.vars);
+        let mut activation = scratch.activation(&step.contact, step.now);
         if let Some(event) = step.event.filter(|_| rule.event_type().is_some()) {
             activation = activation.with_event(event);
         }

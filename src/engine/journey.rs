@@ -13,7 +13,7 @@ use super::effect::{ExitReason, Fnv};
 use super::step::*;
 use super::*;
 use crate::def::{ActionDef, Direction};
-use crate::expr::{Activation, Expression};
+use crate::expr::Expression;
 use crate::journey::{Journey, StepKind, TRAIL};
 use crate::schema::Event;
 
@@ -439,13 +439,7 @@ impl Engine {
         scratch: &EngineScratch,
         step: &Step<'_>,
     ) -> Result<bool, crate::expr::EvalError> {
-        let mut activation = Activation::new()
-            .with_contact(&step.contact)
-            .with_now(step.now)
-            .with_counters(&scratch.counts)
-            .with_scores(&scratch.scores)
-            .with_segments(&scratch.segments)
-            .with_var_slots(&scratch.vars);
+        let mut activation = scratch.activation(&step.contact, step.now);
         if let Some(event) = event {
             activation = activation.with_event(event);
         }

@@ -166,6 +166,25 @@ pub struct EngineScratch {
     matched: Vec<crate::program::RuleIndexId>,
 }
 
+impl EngineScratch {
+    /// An activation for `contact` at `now` over what `Engine::bind_values` and
+    /// `Engine::member_values` bound here: counters, scores, segments and the engine's
+    /// variables. Every condition the engine evaluates reads through one.
+    pub(super) fn activation<'a>(
+        &'a self,
+        contact: &'a Contact,
+        now: Timestamp,
+    ) -> crate::expr::Activation<'a> {
+        crate::expr::Activation::new()
+            .with_contact(contact)
+            .with_now(now)
+            .with_counters(&self.counts)
+            .with_scores(&self.scores)
+            .with_segments(&self.segments)
+            .with_var_slots(&self.vars)
+    }
+}
+
 /// A compiled program, ready to run contacts through.
 #[derive(Clone, Debug)]
 pub struct Engine {

@@ -88,6 +88,7 @@ impl Engine {
         if self.program.has_event_rules_for(event.event_type()) {
             self.bind_values(state, now, scratch);
             self.member_values(state, &mut scratch.segments);
+            // Field by field: the matcher borrows the scratch's match buffers mutably.
             let activation = Activation::new()
                 .with_contact(contact)
                 .with_event(event)
