@@ -413,23 +413,7 @@ impl<D: Delivery> SqliteHost<D> {
         let contact = outcome.contact.clone().unwrap_or(contact);
         let wake = self.engine.wake_after(&state, &contact, self.clock);
         let stored = StoredContact { contact, state };
-        let now_ms = wall_ms();
-        let result = (|| {
-            self.store.write(&id, &stored, None, None)?;
-            let mut enqueued = 0;
-            for effect in &outcome.effects {
-                let status = match effect.status {
-                    Status::Ready => OutboxStatus::Pending,
-                    _ => OutboxStatus::Held,
-                };
-                enqueued += u64::from(self.store.enqueue(effect, status, now_ms)?);
-            }
-            self.store.write_timer(&id, wake)?;
-            Ok(enqueued)
-        })();
-        let enqueued = self.guard(result)?;
-        self.stats.enqueued += enqueued;
-        self.schedule(&id, wake);
+        self.file(&id, &stored, None, &outcome.effects, wake)?;
         self.stepped()
     }
 
@@ -879,25 +863,41 @@ impl<D: Delivery> SqliteHost<D> {
         if let Some(contact) = &outcome.contact {
             stored.contact = contact.clone();
         }
+        self.file(id, &stored, Some((version, &before)), &outcome.effects, outcome.next_wake)?;
+        self.stepped()?;
+        Ok(outcome)
+    }
+
+    /// Files a step in the open transaction: the contact's state (compare-and-swap on
+    /// `expected`, the version and state it was read at; `None` for a new contact), its
+    /// effects in the outbox (ready ones pending, the others held) and its timer; then
+    /// schedules the wake-up.
+    fn file(
+        &mut self,
+        id: &ContactId,
+        stored: &StoredContact,
+        expected: Option<(u64, &ContactState)>,
+        effects: &[nurture::engine::Effect],
+        wake: Option<Timestamp>,
+    ) -> Result<(), Error> {
         let now_ms = wall_ms();
         let result = (|| {
-            self.store.write(id, &stored, Some(version), Some(&before))?;
+            self.store.write(id, stored, expected.map(|(v, _)| v), expected.map(|(_, s)| s))?;
             let mut enqueued = 0;
-            for effect in &outcome.effects {
+            for effect in effects {
                 let status = match effect.status {
                     Status::Ready => OutboxStatus::Pending,
                     _ => OutboxStatus::Held,
                 };
                 enqueued += u64::from(self.store.enqueue(effect, status, now_ms)?);
             }
-            self.store.write_timer(id, outcome.next_wake)?;
+            self.store.write_timer(id, wake)?;
             Ok(enqueued)
         })();
         let enqueued = self.guard(result)?;
         self.stats.enqueued += enqueued;
-        self.schedule(id, outcome.next_wake);
-        self.stepped()?;
-        Ok(outcome)
+        self.schedule(id, wake);
+        Ok(())
     }
 
     fn schedule(&mut self, id: &ContactId, wake: Option<Timestamp>) {
