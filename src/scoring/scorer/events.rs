@@ -34,7 +34,7 @@ impl Scorer {
             observe(m, &mut state.models[mi], value, &mut scratch.update);
         }
         let next = self.wake_after(state, Start { since: now, above: true });
-        state.check_from = next.unwrap_or(Timestamp::MAX);
+        state.set_check_from(next.unwrap_or(Timestamp::MAX));
         scratch.update.next_wake = next;
     }
 
@@ -131,13 +131,14 @@ impl Scorer {
     ) -> Result<(), ScoreError> {
         scratch.update.clear();
         let earned = event.at();
-        let now = earned.max(state.last);
+        let now = earned.max(state.last_change());
         if !self.fits(state) {
             return Err(ScoreError::ForeignState);
         }
         if !self.counters.is_empty() {
-            self.counters.observe(&mut state.counters, contact, event);
-            self.counters.values(&state.counters, now, &mut scratch.counts);
+            let counters = state.counters.get_or_insert_with(|| Box::new(self.counters.new_state()));
+            self.counters.observe(counters, contact, event);
+            self.counters.values(counters, now, &mut scratch.counts);
         }
         // `score.NAME` reads the scores as they stand before this event.
         scratch.scores.clear();
@@ -197,12 +198,12 @@ impl Scorer {
         }
         // Without a change, only decay can have moved a score, and not before the wake-up
         // computed at the last change.
-        if changed || state.check_from <= now {
+        if changed || state.check_from() <= now {
             self.observe_all(state, now, scratch);
         } else {
-            scratch.update.next_wake = (state.check_from != Timestamp::MAX).then_some(state.check_from);
+            scratch.update.next_wake = state.remembered_wake();
         }
-        state.last = now;
+        state.set_last(now);
         Ok(())
     }
 
@@ -225,7 +226,7 @@ impl Scorer {
         if !points.is_finite() {
             return Err(ScoreError::NotFinite);
         }
-        if now < state.last {
+        if now < state.last_change() {
             return Err(ScoreError::OutOfOrder);
         }
         if !self.fits(state) {
@@ -255,7 +256,7 @@ impl Scorer {
             }
         }
         self.observe_all(state, now, &mut scratch);
-        state.last = now;
+        state.set_last(now);
         Ok(scratch.update)
     }
 }
@@ -325,7 +326,7 @@ pub(super) fn award(
     };
     match group.window {
         Some(window) => {
-            state.awards.retain(|a| usize::from(a.group) != g || in_window(a.at, now, window));
+            state.retain_awards(|a| usize::from(a.group) != g || in_window(a.at, now, window));
             let current = window_sum(state, g, now, window);
             let applied = clamp(bounds, current + points) - clamp(bounds, current);
             if !applied.is_finite() {
@@ -333,8 +334,9 @@ pub(super) fn award(
             }
             if applied != 0.0 {
                 let group = u16::try_from(g).map_err(|_| ScoreError::NotFinite)?;
-                state.awards.push(Award { at: earned, points: applied, rule: index, group });
-                bound_awards(&mut state.awards, group);
+                let awards = state.awards_mut();
+                awards.push(Award { at: earned, points: applied, rule: index, group });
+                bound_awards(awards, group);
             }
             values[g] = clamp(group.bounds, current + applied);
             Ok(applied)
@@ -380,7 +382,7 @@ impl Scorer {
         if !points.is_finite() {
             return Err(ScoreError::NotFinite);
         }
-        if now < state.last {
+        if now < state.last_change() {
             return Err(ScoreError::OutOfOrder);
         }
         let Some(m) = self.models.get(model).filter(|m| m.combine.is_empty() && group < m.groups.len())
@@ -412,7 +414,7 @@ impl Scorer {
             h.push(StoredEntry { rule: ADJUSTED, delta, at: now, event: None }, self.ledger_len);
         }
         self.observe_all(state, now, &mut scratch);
-        state.last = now;
+        state.set_last(now);
         Ok(scratch.update)
     }
 
@@ -455,8 +457,14 @@ pub(super) fn remember(state: &mut ModelState, index: u32, rule: &PointRule, now
 
 /// Feeds the model's value at `now` to its thresholds and bands.
 pub(super) fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, update: &mut ScoreUpdate) {
-    for ((name, t), ts) in model.thresholds.iter().zip(state.thresholds.iter_mut()) {
-        if let Some(c) = ts.observe(t, value) {
+    for (i, (name, t)) in model.thresholds.iter().enumerate().take(state.threshold_count()) {
+        let before = state.threshold(i);
+        let mut ts = before;
+        let crossing = ts.observe(t, value);
+        if ts != before {
+            state.set_threshold(i, ts);
+        }
+        if let Some(c) = crossing {
             update.crossings.push((model.id.clone(), name.clone(), c));
         }
     }

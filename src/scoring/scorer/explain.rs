@@ -26,7 +26,7 @@ impl Scorer {
                 rules.push((c.rule, group.decay.apply(h.at_last_write(c), cell.updated_at(), now)));
             }
         }
-        for a in &s.awards {
+        for a in s.awards() {
             let window = m.groups.get(usize::from(a.group)).and_then(|g| g.window);
             if window.is_some_and(|w| in_window(a.at, now, w)) {
                 match rules.iter_mut().find(|(r, _)| *r == a.rule) {

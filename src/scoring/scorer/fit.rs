@@ -57,7 +57,7 @@ impl Scorer {
         now: Timestamp,
         select: impl Fn(&[Slot]) -> bool,
     ) -> Result<ScoreUpdate, ScoreError> {
-        if now < state.last {
+        if now < state.last_change() {
             return Err(ScoreError::OutOfOrder);
         }
         if !self.fits(state) {
@@ -100,7 +100,7 @@ impl Scorer {
                 ms.fit_holds.iter().filter_map(|&ri| model.rules.get(ri as usize)).map(|r| r.points).sum();
         }
         self.observe_all(state, now, &mut scratch);
-        state.last = now;
+        state.set_last(now);
         Ok(scratch.update)
     }
 }

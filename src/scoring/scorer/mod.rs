@@ -11,8 +11,6 @@ mod wakes;
 
 pub use explain::Explanation;
 
-use smallvec::SmallVec;
-
 use crate::counters::Counters;
 use crate::expr::Expression;
 use crate::id::{EventTypeIndex, RuleId, ScoreId};
@@ -24,7 +22,7 @@ use crate::scoring::compile::MAX_POINTS;
 use crate::scoring::decay::Decay;
 use crate::scoring::model::{ModelError, ScoreModel, Trigger};
 use crate::scoring::state::{ContactScores, History, ModelHistory, ModelState};
-use crate::scoring::threshold::{Crossing, ThresholdState};
+use crate::scoring::threshold::Crossing;
 use crate::time::Timestamp;
 use crate::value::Value;
 
@@ -272,26 +270,18 @@ impl Scorer {
 
     /// A fresh state: every score at zero as of `at`, fit rules not yet evaluated.
     pub fn new_state(&self, at: Timestamp) -> ContactScores {
-        ContactScores {
-            models: self
-                .models
+        ContactScores::from_parts(
+            self.models
                 .iter()
-                .map(|m| ModelState {
-                    groups: m.groups.iter().map(|_| ScoreCell::new(at)).collect(),
-                    fit: 0.0,
-                    fit_holds: SmallVec::new(),
-                    thresholds: m.thresholds.iter().map(|_| ThresholdState::default()).collect(),
-                    band: None,
-                    memory: Vec::new(),
-                    awards: Vec::new(),
+                .map(|m| {
+                    ModelState::new(m.groups.iter().map(|_| ScoreCell::new(at)).collect(), m.thresholds.len())
                 })
                 .collect(),
-            counters: self.counters.new_state(),
-            last: at,
+            (!self.counters.is_empty()).then(|| Box::new(self.counters.new_state())),
+            at,
             // Due at once: the first event or timeout places the scores in their bands.
-            check_from: at,
-            history: None,
-        }
+            at,
+        )
     }
 
     /// Carries a state made under other models (`old_ids`, their ids in order) over to
@@ -300,14 +290,14 @@ impl Scorer {
     /// fresh at `at`. Fit rules are not re-evaluated (call `handle_attributes`).
     pub fn adopt(&self, old_ids: &[ScoreId], mut state: ContactScores, at: Timestamp) -> ContactScores {
         let mut fresh = self.new_state(at);
-        fresh.last = state.last.max(at);
+        fresh.set_last(state.last_change().max(at));
         let mut history = state.history.take();
         for (mi, model) in self.models.iter().enumerate() {
             let Some(old) = old_ids.iter().position(|id| *id == model.id) else {
                 continue;
             };
             let fits = state.models.get(old).is_some_and(|s| {
-                s.groups.len() == model.groups.len() && s.thresholds.len() == model.thresholds.len()
+                s.groups.len() == model.groups.len() && s.threshold_count() == model.thresholds.len()
             });
             if fits {
                 fresh.models[mi] = state.models[old].clone();
@@ -318,7 +308,7 @@ impl Scorer {
             }
         }
         // Wake-ups are recomputed at the next step.
-        fresh.check_from = at;
+        fresh.set_check_from(at);
         fresh
     }
 
@@ -332,7 +322,7 @@ impl Scorer {
                 .models
                 .iter()
                 .zip(&state.models)
-                .all(|(m, s)| s.groups.len() == m.groups.len() && s.thresholds.len() == m.thresholds.len())
+                .all(|(m, s)| s.groups.len() == m.groups.len() && s.threshold_count() == m.thresholds.len())
             && state.history.as_ref().is_none_or(|h| h.models.len() == self.models.len())
     }
 
@@ -351,7 +341,7 @@ impl Scorer {
             && state.models.iter().all(|m| {
                 small(m.fit)
                     && m.groups.iter().all(|g| small(g.stored()))
-                    && small(m.awards.iter().map(|a| a.points.abs()).sum::<f64>())
+                    && small(m.awards().iter().map(|a| a.points.abs()).sum::<f64>())
             })
     }
 

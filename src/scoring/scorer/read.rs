@@ -155,7 +155,7 @@ pub(super) fn group_value(
 /// A timeframe group's awards inside its window at `now`, before its bounds.
 pub(super) fn window_sum(state: &ModelState, group: usize, now: Timestamp, window: Duration) -> f64 {
     state
-        .awards
+        .awards()
         .iter()
         .filter(|a| usize::from(a.group) == group && in_window(a.at, now, window))
         .map(|a| a.points)
