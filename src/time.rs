@@ -620,6 +620,19 @@ impl Instant12 {
     pub(crate) const fn get(self) -> Timestamp {
         Timestamp { secs: self.secs, nanos: self.nanos }
     }
+
+    /// The instant as three words (seconds, low then high, and nanoseconds), for
+    /// states that pack instants into a block of `u32`s.
+    #[inline]
+    pub(crate) const fn to_words(t: Timestamp) -> [u32; 3] {
+        [t.secs as u32, (t.secs >> 32) as u32, t.nanos]
+    }
+
+    /// The instant [`Instant12::to_words`] gave these words for.
+    #[inline]
+    pub(crate) const fn from_words(w: [u32; 3]) -> Timestamp {
+        Timestamp { secs: (w[0] as u64 | (w[1] as u64) << 32) as i64, nanos: w[2] }
+    }
 }
 
 impl From<Timestamp> for Instant12 {

@@ -105,11 +105,10 @@ impl ContactScores {
 pub(crate) struct ModelState {
     pub(crate) groups: SmallVec<[ScoreCell; 2]>,
     pub(crate) fit: f64,
-    /// The fit rules that currently hold, by position.
-    pub(crate) fit_holds: SmallVec<[u32; 2]>,
-    /// Repeat-policy memory of the rules that have a policy and have awarded points,
-    /// sorted by rule. Rules that award every time keep nothing.
-    pub(crate) memory: Vec<RuleMemory>,
+    /// The fit rules that currently hold, and the repeat-policy memory of the rules
+    /// that have a policy and have awarded points. Rules that award every time keep
+    /// nothing.
+    pub(crate) rules: RuleBlock,
     /// What few contacts have: timeframe awards, and the memory of thresholds past
     /// the first [`INLINE_THRESHOLDS`].
     cold: Option<Box<ModelCold>>,
@@ -137,8 +136,7 @@ impl PartialEq for ModelState {
     fn eq(&self, other: &ModelState) -> bool {
         self.groups == other.groups
             && self.fit == other.fit
-            && self.fit_holds == other.fit_holds
-            && self.memory == other.memory
+            && self.rules == other.rules
             && self.awards() == other.awards()
             && self.threshold_count() == other.threshold_count()
             && self.thresholds().eq(other.thresholds())
@@ -153,8 +151,7 @@ impl ModelState {
         let mut state = ModelState {
             groups,
             fit: 0.0,
-            fit_holds: SmallVec::new(),
-            memory: Vec::new(),
+            rules: RuleBlock::default(),
             cold: None,
             threshold_bits: 0,
             thresholds: 0,
@@ -230,13 +227,7 @@ impl ModelState {
     fn heap_bytes(&self) -> usize {
         let spilled = |spilled: bool, bytes: usize| if spilled { bytes } else { 0 };
         spilled(self.groups.spilled(), self.groups.capacity() * size_of::<ScoreCell>())
-            + spilled(self.fit_holds.spilled(), self.fit_holds.capacity() * 4)
-            + self.memory.capacity() * size_of::<RuleMemory>()
-            + self
-                .memory
-                .iter()
-                .map(|m| spilled(m.memory.times.spilled(), m.memory.times.capacity() * 16))
-                .sum::<usize>()
+            + self.rules.heap_bytes()
             + self.cold.as_ref().map_or(0, |c| {
                 size_of::<ModelCold>()
                     + c.awards.capacity() * size_of::<Award>()
@@ -252,6 +243,258 @@ pub(crate) struct RuleMemory {
     pub(crate) rule: u32,
     #[serde(flatten)]
     pub(crate) memory: crate::repeat::RepeatMemory,
+}
+
+/// One model's per-rule memory for one contact, packed into one block of words of
+/// exactly the size it needs (an empty block allocates nothing): the fit rules that
+/// hold, and what repeat policies remember (see [`RuleMemory`]), sorted by rule.
+///
+/// Layout: `[n, n entries of [rule, head, first], the instants, 3 words each]`; `head`
+/// holds the flags [`HOLDS`], [`MEMORY`] and [`EVER`] and, from bit [`COUNT_SHIFT`], the
+/// number of instants the rule keeps, which start at instant `first`. Entries are
+/// found by binary search; a rule's instants are rewritten in place once it keeps as
+/// many as its policy allows, so the block is reallocated only when a rule first
+/// holds or awards, or keeps one more instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RuleBlock(Box<[u32]>);
+
+/// The fit rule holds.
+const HOLDS: u32 = 1;
+/// The rule has repeat-policy memory.
+const MEMORY: u32 = 2;
+/// The rule awarded at least once.
+const EVER: u32 = 4;
+/// Where the instant count starts in an entry's `head`.
+const COUNT_SHIFT: u32 = 3;
+
+/// An entry being rebuilt: rule, flags, instants.
+type Entry = (u32, u32, Vec<Timestamp>);
+
+impl RuleBlock {
+    fn len(&self) -> usize {
+        self.0.first().map_or(0, |&n| n as usize)
+    }
+
+    /// Entry `i`'s rule, head and first instant.
+    #[inline]
+    fn entry(&self, i: usize) -> (u32, u32, u32) {
+        let o = 1 + 3 * i;
+        (self.0[o], self.0[o + 1], self.0[o + 2])
+    }
+
+    fn find(&self, rule: u32) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.entry(mid).0.cmp(&rule) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    /// Where entry `i`'s instants start in the block, and how many there are.
+    #[inline]
+    fn times_span(&self, i: usize) -> (usize, usize) {
+        let (_, head, first) = self.entry(i);
+        (1 + 3 * self.len() + 3 * first as usize, (head >> COUNT_SHIFT) as usize)
+    }
+
+    fn times_of(&self, i: usize) -> impl DoubleEndedIterator<Item = Timestamp> + Clone + '_ {
+        let (start, count) = self.times_span(i);
+        self.0[start..start + 3 * count].chunks_exact(3).map(|w| Instant12::from_words([w[0], w[1], w[2]]))
+    }
+
+    /// The fit rules that hold, in rule order.
+    pub(crate) fn holding(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len()).map(|i| self.entry(i)).filter(|e| e.1 & HOLDS != 0).map(|e| e.0)
+    }
+
+    /// Whether fit rule `rule` holds.
+    pub(crate) fn holds(&self, rule: u32) -> bool {
+        self.find(rule).is_ok_and(|i| self.entry(i).1 & HOLDS != 0)
+    }
+
+    /// Records whether fit rule `rule` holds.
+    pub(crate) fn set_holds(&mut self, rule: u32, holds: bool) {
+        match self.find(rule) {
+            Ok(i) => {
+                let head = self.entry(i).1;
+                if holds == (head & HOLDS != 0) {
+                    return;
+                }
+                if holds || head & MEMORY != 0 {
+                    self.0[1 + 3 * i + 1] = head ^ HOLDS;
+                } else {
+                    *self = self.with_entry(rule, None);
+                }
+            }
+            Err(_) if holds => *self = self.with_entry(rule, Some((HOLDS, &[]))),
+            Err(_) => {}
+        }
+    }
+
+    /// The repeat-policy memory of each rule that has one: rule, whether it ever
+    /// awarded, its kept instants (oldest first).
+    pub(crate) fn remembered(
+        &self,
+    ) -> impl Iterator<Item = (u32, bool, impl DoubleEndedIterator<Item = Timestamp> + Clone + '_)> + '_ {
+        (0..self.len())
+            .filter(|&i| self.entry(i).1 & MEMORY != 0)
+            .map(|i| (self.entry(i).0, self.entry(i).1 & EVER != 0, self.times_of(i)))
+    }
+
+    /// Whether `policy` lets rule `rule` award at `now`, given what it remembers.
+    pub(crate) fn allows(&self, rule: u32, policy: &crate::repeat::RepeatPolicy, now: Timestamp) -> bool {
+        match self.find(rule) {
+            Ok(i) if self.entry(i).1 & MEMORY != 0 => {
+                policy.allows_remembered(self.entry(i).1 & EVER != 0, self.times_of(i), now, None)
+            }
+            _ => true,
+        }
+    }
+
+    /// Records an award of rule `rule` at `now` under `policy` (as
+    /// [`RepeatPolicy::record`](crate::repeat::RepeatPolicy::record) does).
+    pub(crate) fn record(&mut self, rule: u32, policy: &crate::repeat::RepeatPolicy, now: Timestamp) {
+        let keep = policy.instants_kept();
+        if let Ok(i) = self.find(rule) {
+            let head = self.entry(i).1;
+            let (start, count) = self.times_span(i);
+            if keep == 0 || count == keep {
+                // The instants keep their number: shift out the oldest in place.
+                self.0[1 + 3 * i + 1] = head | MEMORY | EVER;
+                if keep > 0 {
+                    self.0.copy_within(start + 3..start + 3 * count, start);
+                    let last = start + 3 * (count - 1);
+                    self.0[last..last + 3].copy_from_slice(&Instant12::to_words(now));
+                }
+                return;
+            }
+        }
+        let (flags, mut times) = match self.find(rule) {
+            Ok(i) => (self.entry(i).1 & (HOLDS | MEMORY | EVER), self.times_of(i).collect()),
+            Err(_) => (0, SmallVec::<[Timestamp; 4]>::new()),
+        };
+        if keep > 0 {
+            times.push(now);
+            let excess = times.len().saturating_sub(keep);
+            times.drain(..excess);
+        }
+        *self = self.with_entry(rule, Some((flags | MEMORY | EVER, &times)));
+    }
+
+    /// This block with rule `rule`'s entry replaced by (or set to) `entry` (flags and
+    /// instants), or removed for `None`: one allocation of the exact size.
+    fn with_entry(&self, rule: u32, entry: Option<(u32, &[Timestamp])>) -> RuleBlock {
+        let n = self.len();
+        let (at, replaced) = match self.find(rule) {
+            Ok(i) => (i, true),
+            Err(i) => (i, false),
+        };
+        let old_times = if replaced { self.times_span(at).1 } else { 0 };
+        let all_times = if n == 0 { 0 } else { (self.0.len() - 1 - 3 * n) / 3 };
+        let new_n = n - usize::from(replaced) + usize::from(entry.is_some());
+        if new_n == 0 {
+            return RuleBlock::default();
+        }
+        let new_times = all_times - old_times + entry.map_or(0, |e| e.1.len());
+        let mut words = Vec::with_capacity(1 + 3 * new_n + 3 * new_times);
+        words.push(new_n as u32);
+        let mut first = 0u32;
+        let mut head = |words: &mut Vec<u32>, rule: u32, flags: u32, count: usize| {
+            words.extend([rule, flags | (count as u32) << COUNT_SHIFT, first]);
+            first += count as u32;
+        };
+        for i in 0..n {
+            if i == at {
+                if let Some((flags, t)) = entry {
+                    head(&mut words, rule, flags, t.len());
+                }
+            }
+            if i == at && replaced {
+                continue;
+            }
+            let (r, h, _) = self.entry(i);
+            head(&mut words, r, h & (HOLDS | MEMORY | EVER), (h >> COUNT_SHIFT) as usize);
+        }
+        if at == n {
+            if let Some((flags, t)) = entry {
+                head(&mut words, rule, flags, t.len());
+            }
+        }
+        for i in 0..n {
+            if i == at {
+                if let Some((_, t)) = entry {
+                    words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
+                }
+            }
+            if i == at && replaced {
+                continue;
+            }
+            let (start, count) = self.times_span(i);
+            words.extend_from_slice(&self.0[start..start + 3 * count]);
+        }
+        if at == n {
+            if let Some((_, t)) = entry {
+                words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
+            }
+        }
+        RuleBlock(words.into_boxed_slice())
+    }
+
+    /// A block of these entries (sorted by rule, each rule once).
+    fn build(entries: Vec<Entry>) -> RuleBlock {
+        if entries.is_empty() {
+            return RuleBlock::default();
+        }
+        let times: usize = entries.iter().map(|e| e.2.len()).sum();
+        let mut words = Vec::with_capacity(1 + 3 * entries.len() + 3 * times);
+        words.push(entries.len() as u32);
+        let mut first = 0u32;
+        for (rule, flags, t) in &entries {
+            words.extend([*rule, flags | (t.len() as u32) << COUNT_SHIFT, first]);
+            first += t.len() as u32;
+        }
+        for t in entries.iter().flat_map(|e| &e.2) {
+            words.extend(Instant12::to_words(*t));
+        }
+        RuleBlock(words.into_boxed_slice())
+    }
+
+    /// The block of the stored lists: the fit rules that hold and the repeat-policy
+    /// memory, each sorted by rule without repeats (as states are written).
+    fn from_lists(holding: &[u32], memory: &[RuleMemory]) -> Result<RuleBlock, String> {
+        if !holding.windows(2).all(|w| w[0] < w[1]) {
+            return Err("fit_holds: not sorted by rule without repeats".into());
+        }
+        if !memory.windows(2).all(|w| w[0].rule < w[1].rule) {
+            return Err("memory: not sorted by rule without repeats".into());
+        }
+        const MAX_TIMES: usize = (u32::MAX >> COUNT_SHIFT) as usize;
+        if memory.iter().map(|m| m.memory.times.len()).sum::<usize>() > MAX_TIMES {
+            return Err("memory: too many instants".into());
+        }
+        let mut entries: Vec<Entry> = holding.iter().map(|&r| (r, HOLDS, Vec::new())).collect();
+        for m in memory {
+            let flags = MEMORY | if m.memory.ever { EVER } else { 0 };
+            let times = m.memory.times.to_vec();
+            match entries.binary_search_by_key(&m.rule, |e| e.0) {
+                Ok(i) => {
+                    entries[i].1 |= flags;
+                    entries[i].2 = times;
+                }
+                Err(i) => entries.insert(i, (m.rule, flags, times)),
+            }
+        }
+        Ok(RuleBlock::build(entries))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.len() * size_of::<u32>()
+    }
 }
 
 /// Points a rule earned in a timeframe group, expiring one window later.
@@ -490,8 +733,15 @@ pub(crate) mod wire {
                     .collect(),
                 band: m.band,
                 awards: m.awards().to_vec(),
-                fit_holds: m.fit_holds,
-                memory: m.memory,
+                fit_holds: m.rules.holding().collect(),
+                memory: m
+                    .rules
+                    .remembered()
+                    .map(|(rule, ever, times)| RuleMemory {
+                        rule,
+                        memory: crate::repeat::RepeatMemory { ever, times: times.collect() },
+                    })
+                    .collect(),
             }
         }
     }
@@ -521,13 +771,92 @@ pub(crate) mod wire {
                 m.set_threshold(i, ThresholdState::from_bits(t.inside, t.ever_entered));
             }
             m.fit = w.fit;
-            m.fit_holds = w.fit_holds;
             m.band = w.band;
-            m.memory = w.memory;
+            m.rules = RuleBlock::from_lists(&w.fit_holds, &w.memory)?;
             if !w.awards.is_empty() {
                 *m.awards_mut() = w.awards;
             }
             Ok(m)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repeat::{Repeat, RepeatMemory, RepeatPolicy};
+    use crate::time::Duration;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn policy(rule: u32) -> RepeatPolicy {
+        let secs = |s| Duration::from_secs(s).unwrap();
+        match rule % 4 {
+            0 => RepeatPolicy::new(Repeat::Once),
+            1 => RepeatPolicy::new(Repeat::AtMost { max: 3, per: secs(10) }),
+            2 => RepeatPolicy { repeat: Repeat::EveryTime, min_interval: Some(secs(5)) },
+            _ => RepeatPolicy { repeat: Repeat::Once, min_interval: Some(secs(7)) },
+        }
+    }
+
+    proptest! {
+        /// The packed block answers exactly as the list of `RepeatMemory` it replaces,
+        /// and converts to and from the stored lists unchanged.
+        #[test]
+        fn rule_block_matches_the_repeat_memory_it_packs(
+            ops in prop::collection::vec((0u32..9, 0u8..3, 0i64..4, 0u32..3), 0..80),
+        ) {
+            let mut block = RuleBlock::default();
+            let mut holds = BTreeSet::new();
+            let mut memory: BTreeMap<u32, RepeatMemory> = BTreeMap::new();
+            let mut secs = 1_700_000_000;
+            for (rule, op, gap, nanos) in ops {
+                secs += gap;
+                let now = Timestamp::from_unix(secs, nanos).unwrap();
+                match op {
+                    0 => {
+                        block.set_holds(rule, true);
+                        holds.insert(rule);
+                    }
+                    1 => {
+                        block.set_holds(rule, false);
+                        holds.remove(&rule);
+                    }
+                    _ => {
+                        let p = policy(rule);
+                        let allowed = p.allows(memory.get(&rule), now);
+                        prop_assert_eq!(block.allows(rule, &p, now), allowed);
+                        block.record(rule, &p, now);
+                        p.record(memory.entry(rule).or_default(), now);
+                    }
+                }
+                for r in 0..9 {
+                    prop_assert_eq!(block.holds(r), holds.contains(&r));
+                    prop_assert_eq!(block.allows(r, &policy(r), now), policy(r).allows(memory.get(&r), now));
+                }
+                prop_assert_eq!(block.holding().collect::<Vec<_>>(), holds.iter().copied().collect::<Vec<_>>());
+                let listed: Vec<RuleMemory> =
+                    memory.iter().map(|(&rule, m)| RuleMemory { rule, memory: m.clone() }).collect();
+                let unpacked: Vec<RuleMemory> = block
+                    .remembered()
+                    .map(|(rule, ever, times)| RuleMemory { rule, memory: RepeatMemory { ever, times: times.collect() } })
+                    .collect();
+                prop_assert_eq!(&unpacked, &listed);
+                let holding: Vec<u32> = holds.iter().copied().collect();
+                prop_assert_eq!(RuleBlock::from_lists(&holding, &listed).unwrap(), block.clone());
+                let total: usize = listed.iter().map(|m| m.memory.times.len()).sum();
+                let n = holds.union(&memory.keys().copied().collect()).count();
+                prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (1 + 3 * n + 3 * total) });
+            }
+        }
+    }
+
+    #[test]
+    fn unsorted_or_repeated_lists_are_refused() {
+        assert!(RuleBlock::from_lists(&[3, 1], &[]).is_err());
+        assert!(RuleBlock::from_lists(&[1, 1], &[]).is_err());
+        let m = |rule| RuleMemory { rule, memory: RepeatMemory::default() };
+        assert!(RuleBlock::from_lists(&[], &[m(2), m(2)]).is_err());
+        assert!(RuleBlock::from_lists(&[2], &[m(1), m(2)]).is_ok());
     }
 }

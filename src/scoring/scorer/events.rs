@@ -5,11 +5,10 @@ use super::read::*;
 use super::*;
 use crate::expr::Activation;
 use crate::id::EventTypeIndex;
-use crate::repeat::RepeatMemory;
 use crate::schema::{Contact, Event};
 use crate::scoring::cell::{ScoreCell, ScoreError};
 use crate::scoring::model::{PointRule, ScoreModel, Trigger};
-use crate::scoring::state::{Award, ContactScores, ModelState, RuleMemory, StoredEntry};
+use crate::scoring::state::{Award, ContactScores, ModelState, StoredEntry};
 use crate::scoring::wake::Start;
 use crate::time::{Duration, Timestamp};
 use crate::value::Value;
@@ -435,9 +434,7 @@ pub(super) fn allowed(state: &ModelState, index: u32, rule: &PointRule, now: Tim
     if !rule.policy.needs_memory() {
         return true;
     }
-    let memory =
-        state.memory.binary_search_by_key(&index, |r| r.rule).ok().map(|pos| &state.memory[pos].memory);
-    rule.policy.allows(memory, now)
+    state.rules.allows(index, &rule.policy, now)
 }
 
 /// Records an award in the rule's repeat-policy memory.
@@ -445,14 +442,7 @@ pub(super) fn remember(state: &mut ModelState, index: u32, rule: &PointRule, now
     if !rule.policy.needs_memory() {
         return;
     }
-    let pos = match state.memory.binary_search_by_key(&index, |r| r.rule) {
-        Ok(p) => p,
-        Err(p) => {
-            state.memory.insert(p, RuleMemory { rule: index, memory: RepeatMemory::default() });
-            p
-        }
-    };
-    rule.policy.record(&mut state.memory[pos].memory, now);
+    state.rules.record(index, &rule.policy, now);
 }
 
 /// Feeds the model's value at `now` to its thresholds and bands.
