@@ -103,7 +103,12 @@ impl ContactScores {
 /// One model's hot state for one contact.
 #[derive(Clone, Debug)]
 pub(crate) struct ModelState {
-    pub(crate) groups: SmallVec<[ScoreCell; 2]>,
+    /// The groups' cells when there are at most [`INLINE_GROUPS`] (the rest unused);
+    /// otherwise they are all in the cold part.
+    cells: [ScoreCell; INLINE_GROUPS],
+    /// How many groups, when at most [`INLINE_GROUPS`]; `u8::MAX` when they are in the
+    /// cold part.
+    inline_groups: u8,
     pub(crate) fit: f64,
     /// The fit rules that currently hold, and the repeat-policy memory of the rules
     /// that have a policy and have awarded points. Rules that award every time keep
@@ -122,9 +127,14 @@ pub(crate) struct ModelState {
 /// Thresholds whose memory is kept inline, as bits.
 const INLINE_THRESHOLDS: usize = 16;
 
+/// Groups whose cells are kept inline.
+const INLINE_GROUPS: usize = 2;
+
 /// The rarely used part of a model's state.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct ModelCold {
+    /// The groups' cells when there are more than [`INLINE_GROUPS`].
+    groups: Vec<ScoreCell>,
     /// Timeframe groups' awards still inside their windows.
     awards: Vec<Award>,
     /// The thresholds past the first [`INLINE_THRESHOLDS`].
@@ -134,7 +144,7 @@ struct ModelCold {
 /// Equal by content (an emptied cold part equals none).
 impl PartialEq for ModelState {
     fn eq(&self, other: &ModelState) -> bool {
-        self.groups == other.groups
+        self.groups() == other.groups()
             && self.fit == other.fit
             && self.rules == other.rules
             && self.awards() == other.awards()
@@ -147,9 +157,10 @@ impl PartialEq for ModelState {
 impl ModelState {
     /// A model's state: `groups` cells, `thresholds` thresholds neither inside nor ever
     /// entered, nothing else.
-    pub(crate) fn new(groups: SmallVec<[ScoreCell; 2]>, thresholds: usize) -> ModelState {
+    pub(crate) fn new(groups: &[ScoreCell], thresholds: usize) -> ModelState {
         let mut state = ModelState {
-            groups,
+            cells: [ScoreCell::new(Timestamp::UNIX_EPOCH); INLINE_GROUPS],
+            inline_groups: 0,
             fit: 0.0,
             rules: RuleBlock::default(),
             cold: None,
@@ -158,7 +169,35 @@ impl ModelState {
             band: None,
         };
         state.set_threshold_count(thresholds);
+        match u8::try_from(groups.len()) {
+            Ok(n) if groups.len() <= INLINE_GROUPS => {
+                state.cells[..groups.len()].copy_from_slice(groups);
+                state.inline_groups = n;
+            }
+            _ => {
+                state.inline_groups = u8::MAX;
+                state.cold_mut().groups = groups.to_vec();
+            }
+        }
         state
+    }
+
+    /// The groups' cells.
+    #[inline]
+    pub(crate) fn groups(&self) -> &[ScoreCell] {
+        match self.inline_groups {
+            u8::MAX => self.cold.as_ref().map_or(&[], |c| &c.groups),
+            n => &self.cells[..usize::from(n)],
+        }
+    }
+
+    /// The groups' cells, to write.
+    #[inline]
+    pub(crate) fn groups_mut(&mut self) -> &mut [ScoreCell] {
+        match self.inline_groups {
+            u8::MAX => self.cold.as_mut().map_or(&mut [], |c| &mut c.groups),
+            n => &mut self.cells[..usize::from(n)],
+        }
     }
 
     fn set_threshold_count(&mut self, n: usize) {
@@ -225,11 +264,10 @@ impl ModelState {
     }
 
     fn heap_bytes(&self) -> usize {
-        let spilled = |spilled: bool, bytes: usize| if spilled { bytes } else { 0 };
-        spilled(self.groups.spilled(), self.groups.capacity() * size_of::<ScoreCell>())
-            + self.rules.heap_bytes()
+        self.rules.heap_bytes()
             + self.cold.as_ref().map_or(0, |c| {
                 size_of::<ModelCold>()
+                    + c.groups.capacity() * size_of::<ScoreCell>()
                     + c.awards.capacity() * size_of::<Award>()
                     + c.thresholds.capacity() * size_of::<ThresholdState>()
             })
@@ -637,7 +675,7 @@ impl ContactScores {
         before("last".into(), self.last.get())?;
         for (m, model) in self.models.iter().enumerate() {
             finite(format!("models[{m}].fit"), model.fit)?;
-            for (g, cell) in model.groups.iter().enumerate() {
+            for (g, cell) in model.groups().iter().enumerate() {
                 finite(format!("models[{m}].groups[{g}].value"), cell.stored())?;
                 before(format!("models[{m}].groups[{g}].at"), cell.updated_at())?;
             }
@@ -722,7 +760,7 @@ pub(crate) mod wire {
         fn from(m: ModelState) -> ModelStateWire {
             ModelStateWire {
                 groups: m
-                    .groups
+                    .groups()
                     .iter()
                     .map(|c| ScoreCellWire { value: c.stored(), at: c.updated_at() })
                     .collect(),
@@ -765,8 +803,8 @@ pub(crate) mod wire {
             if w.thresholds.len() > usize::from(u16::MAX) {
                 return Err(format!("{} thresholds, more than {}", w.thresholds.len(), u16::MAX));
             }
-            let groups = w.groups.iter().map(|c| ScoreCell::written(c.value, c.at)).collect();
-            let mut m = ModelState::new(groups, w.thresholds.len());
+            let groups: Vec<ScoreCell> = w.groups.iter().map(|c| ScoreCell::written(c.value, c.at)).collect();
+            let mut m = ModelState::new(&groups, w.thresholds.len());
             for (i, t) in w.thresholds.iter().enumerate() {
                 m.set_threshold(i, ThresholdState::from_bits(t.inside, t.ever_entered));
             }
@@ -849,6 +887,33 @@ mod tests {
                 prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (1 + 3 * n + 3 * total) });
             }
         }
+    }
+
+    /// Models past the inline sizes (three groups, twenty thresholds) keep everything,
+    /// through the stored shape too.
+    #[test]
+    fn large_models_spill_to_the_cold_part_and_round_trip() {
+        let t = |s: i64| Timestamp::from_unix(1_700_000_000 + s, 0).unwrap();
+        let cells =
+            [ScoreCell::written(1.0, t(1)), ScoreCell::written(2.0, t(2)), ScoreCell::written(3.0, t(3))];
+        let mut m = ModelState::new(&cells, 20);
+        assert_eq!(m.groups(), &cells);
+        m.groups_mut()[2] = ScoreCell::written(4.0, t(4));
+        for i in [0, 15, 16, 19] {
+            m.set_threshold(i, ThresholdState::from_bits(i % 2 == 0, true));
+        }
+        let states: Vec<_> = m.thresholds().collect();
+        assert_eq!(states.len(), 20);
+        assert!(
+            states[0].inside() && states[16].inside() && !states[15].inside() && states[19].ever_entered()
+        );
+        assert!(!states[1].ever_entered() && !states[17].ever_entered());
+        let state = ContactScores::from_parts(smallvec::smallvec![m], None, t(5), t(5));
+        let json = serde_json::to_string(&state).unwrap();
+        let back: ContactScores = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        assert_eq!(back.models[0].groups()[2].stored(), 4.0);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
     }
 
     #[test]

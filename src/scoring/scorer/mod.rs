@@ -274,7 +274,9 @@ impl Scorer {
             self.models
                 .iter()
                 .map(|m| {
-                    ModelState::new(m.groups.iter().map(|_| ScoreCell::new(at)).collect(), m.thresholds.len())
+                    let cells: smallvec::SmallVec<[ScoreCell; 2]> =
+                        m.groups.iter().map(|_| ScoreCell::new(at)).collect();
+                    ModelState::new(&cells, m.thresholds.len())
                 })
                 .collect(),
             (!self.counters.is_empty()).then(|| Box::new(self.counters.new_state())),
@@ -297,7 +299,7 @@ impl Scorer {
                 continue;
             };
             let fits = state.models.get(old).is_some_and(|s| {
-                s.groups.len() == model.groups.len() && s.threshold_count() == model.thresholds.len()
+                s.groups().len() == model.groups.len() && s.threshold_count() == model.thresholds.len()
             });
             if fits {
                 fresh.models[mi] = state.models[old].clone();
@@ -322,7 +324,7 @@ impl Scorer {
                 .models
                 .iter()
                 .zip(&state.models)
-                .all(|(m, s)| s.groups.len() == m.groups.len() && s.threshold_count() == m.thresholds.len())
+                .all(|(m, s)| s.groups().len() == m.groups.len() && s.threshold_count() == m.thresholds.len())
             && state.history.as_ref().is_none_or(|h| h.models.len() == self.models.len())
     }
 
@@ -340,7 +342,7 @@ impl Scorer {
             && self.fits(state)
             && state.models.iter().all(|m| {
                 small(m.fit)
-                    && m.groups.iter().all(|g| small(g.stored()))
+                    && m.groups().iter().all(|g| small(g.stored()))
                     && small(m.awards().iter().map(|a| a.points.abs()).sum::<f64>())
             })
     }

@@ -77,7 +77,7 @@ impl<'a> Trajectory<'a> {
             return None;
         }
         let mut groups = SmallVec::new();
-        for (g, cell) in model.groups.iter().zip(&state.groups) {
+        for (g, cell) in model.groups.iter().zip(state.groups()) {
             if g.window.is_some() || !matches!(g.decay, Decay::None | Decay::HalfLife { .. }) {
                 return None;
             }
