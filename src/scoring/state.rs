@@ -122,6 +122,12 @@ pub(crate) struct ModelState {
     threshold_bits: u32,
     thresholds: u16,
     pub(crate) band: Option<u16>,
+    /// The fit rules that hold within `fit_base .. fit_base + 16`, as bits, where
+    /// `fit_base` is the lowest holding fit rule (when below 2^16); the others that hold
+    /// are in `rules`. So a model whose fit rules sit together, as usual, keeps them in
+    /// 4 bytes of what would be padding.
+    fit_base: u16,
+    fit_bits: u16,
 }
 
 /// Thresholds whose memory is kept inline, as bits.
@@ -147,6 +153,8 @@ impl PartialEq for ModelState {
         self.groups() == other.groups()
             && self.fit == other.fit
             && self.rules == other.rules
+            && self.fit_bits == other.fit_bits
+            && (self.fit_bits == 0 || self.fit_base == other.fit_base)
             && self.awards() == other.awards()
             && self.threshold_count() == other.threshold_count()
             && self.thresholds().eq(other.thresholds())
@@ -167,6 +175,8 @@ impl ModelState {
             threshold_bits: 0,
             thresholds: 0,
             band: None,
+            fit_base: 0,
+            fit_bits: 0,
         };
         state.set_threshold_count(thresholds);
         match u8::try_from(groups.len()) {
@@ -244,6 +254,56 @@ impl ModelState {
     /// Every threshold's memory, in order.
     pub(crate) fn thresholds(&self) -> impl Iterator<Item = ThresholdState> + '_ {
         (0..self.threshold_count()).map(|i| self.threshold(i))
+    }
+
+    /// The fit rules that hold, in rule order.
+    pub(crate) fn holding(&self) -> impl Iterator<Item = u32> + '_ {
+        let window = (0..16u32).filter(|i| self.fit_bits >> i & 1 != 0).map(|i| u32::from(self.fit_base) + i);
+        window.chain(self.rules.holding())
+    }
+
+    /// Whether fit rule `rule` holds.
+    pub(crate) fn holds(&self, rule: u32) -> bool {
+        match rule.checked_sub(u32::from(self.fit_base)) {
+            Some(i) if i < 16 && self.fit_bits != 0 => self.fit_bits >> i & 1 != 0,
+            _ => self.rules.holds(rule),
+        }
+    }
+
+    /// Records whether fit rule `rule` holds (attribute changes only: not per event).
+    pub(crate) fn set_holds(&mut self, rule: u32, holds: bool) {
+        if self.holds(rule) == holds {
+            return;
+        }
+        let mut list: SmallVec<[u32; 8]> = self.holding().collect();
+        match list.binary_search(&rule) {
+            Ok(i) => {
+                list.remove(i);
+            }
+            Err(i) => list.insert(i, rule),
+        }
+        self.set_holding(&list);
+    }
+
+    /// Sets the fit rules that hold (sorted, without repeats), in the one layout this
+    /// set has: the window from the lowest, the rest in `rules`.
+    fn set_holding(&mut self, list: &[u32]) {
+        let old: SmallVec<[u32; 8]> = self.rules.holding().collect();
+        for r in old {
+            self.rules.set_holds(r, false);
+        }
+        self.fit_base = 0;
+        self.fit_bits = 0;
+        let base = list.first().and_then(|&b| u16::try_from(b).ok());
+        for &r in list {
+            match base.and_then(|b| r.checked_sub(u32::from(b))) {
+                Some(i) if i < 16 => {
+                    self.fit_base = base.unwrap_or(0);
+                    self.fit_bits |= 1 << i;
+                }
+                _ => self.rules.set_holds(r, true),
+            }
+        }
     }
 
     /// Timeframe groups' awards still inside their windows.
@@ -771,7 +831,7 @@ pub(crate) mod wire {
                     .collect(),
                 band: m.band,
                 awards: m.awards().to_vec(),
-                fit_holds: m.rules.holding().collect(),
+                fit_holds: m.holding().collect(),
                 memory: m
                     .rules
                     .remembered()
@@ -810,7 +870,11 @@ pub(crate) mod wire {
             }
             m.fit = w.fit;
             m.band = w.band;
-            m.rules = RuleBlock::from_lists(&w.fit_holds, &w.memory)?;
+            if !w.fit_holds.windows(2).all(|p| p[0] < p[1]) {
+                return Err("fit_holds: not sorted by rule without repeats".into());
+            }
+            m.rules = RuleBlock::from_lists(&[], &w.memory)?;
+            m.set_holding(&w.fit_holds);
             if !w.awards.is_empty() {
                 *m.awards_mut() = w.awards;
             }
@@ -885,6 +949,30 @@ mod tests {
                 let total: usize = listed.iter().map(|m| m.memory.times.len()).sum();
                 let n = holds.union(&memory.keys().copied().collect()).count();
                 prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (1 + 3 * n + 3 * total) });
+            }
+        }
+    }
+
+    proptest! {
+        /// Fit holds, in the window or the block, are the set they were given, in one
+        /// layout per set (so equal sets compare equal), through the stored shape too.
+        #[test]
+        fn fit_holds_are_kept_exactly(
+            ops in prop::collection::vec((prop_oneof![0u32..40, 65_530u32..65_560], any::<bool>()), 0..60),
+        ) {
+            let mut m = ModelState::new(&[], 0);
+            let mut set = BTreeSet::new();
+            for (rule, holds) in ops {
+                m.set_holds(rule, holds);
+                if holds { set.insert(rule); } else { set.remove(&rule); }
+                prop_assert_eq!(m.holding().collect::<Vec<_>>(), set.iter().copied().collect::<Vec<_>>());
+                for r in [0, 1, 17, 39, 65_535, 65_536, 65_559] {
+                    prop_assert_eq!(m.holds(r), set.contains(&r));
+                }
+                let mut fresh = ModelState::new(&[], 0);
+                fresh.set_holding(&set.iter().copied().collect::<Vec<_>>());
+                prop_assert_eq!(&fresh, &m);
+                prop_assert_eq!((fresh.fit_base, fresh.fit_bits, &fresh.rules), (m.fit_base, m.fit_bits, &m.rules));
             }
         }
     }

@@ -76,12 +76,12 @@ impl Scorer {
                 }
                 let ri = ri as u32;
                 let holds = condition.eval_bool(&act) == Ok(true);
-                let delta = match (holds, ms.rules.holds(ri)) {
+                let delta = match (holds, ms.holds(ri)) {
                     (true, false) => rule.points,
                     (false, true) => -rule.points,
                     _ => continue,
                 };
-                ms.rules.set_holds(ri, holds);
+                ms.set_holds(ri, holds);
                 if self.ledger_len > 0 {
                     let history = state.history.get_or_insert_with(|| self.new_history());
                     history.models[mi]
@@ -90,7 +90,7 @@ impl Scorer {
                 scratch.update.changes.push((model.id.clone(), rule.id.clone(), delta));
             }
             // Summed afresh, in rule order, so the total never drifts.
-            ms.fit = ms.rules.holding().filter_map(|ri| model.rules.get(ri as usize)).map(|r| r.points).sum();
+            ms.fit = ms.holding().filter_map(|ri| model.rules.get(ri as usize)).map(|r| r.points).sum();
         }
         self.observe_all(state, now, &mut scratch);
         state.set_last(now);
