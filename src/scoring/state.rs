@@ -32,7 +32,7 @@ pub struct LedgerEntry {
 /// Kept compact, since a host holds one per contact: instants take 12 bytes, threshold
 /// memory is bits, and what most contacts never have (counters, timeframe awards,
 /// explanations) sits behind optional pointers. Snapshots are written in the original
-/// shape (see [`wire`]), so states written before the compact layout still load.
+/// shape (the `wire` module), so states written before the compact layout still load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(into = "wire::ContactScoresWire", try_from = "wire::ContactScoresWire")]
 pub struct ContactScores {
@@ -73,7 +73,7 @@ impl ContactScores {
         self.last = Instant12::new(at);
     }
 
-    /// See [`ContactScores::check_from`](#structfield.check_from).
+    /// See the field `check_from`.
     pub(crate) fn check_from(&self) -> Timestamp {
         self.check_from.get()
     }
@@ -485,61 +485,54 @@ impl RuleBlock {
     }
 
     /// This block with rule `rule`'s entry replaced by (or set to) `entry` (flags and
-    /// instants), or removed for `None`: one allocation of the exact size.
+    /// instants), or removed for `None`: one allocation of the exact size, the other
+    /// entries and instants copied in slices.
     fn with_entry(&self, rule: u32, entry: Option<(u32, &[Timestamp])>) -> RuleBlock {
         let n = self.len();
         let (at, replaced) = match self.find(rule) {
             Ok(i) => (i, true),
             Err(i) => (i, false),
         };
-        let old_times = if replaced { self.times_span(at).1 } else { 0 };
-        let all_times = if n == 0 { 0 } else { (self.0.len() - 1 - 3 * n) / 3 };
         let new_n = n - usize::from(replaced) + usize::from(entry.is_some());
         if new_n == 0 {
             return RuleBlock::default();
         }
-        let new_times = all_times - old_times + entry.map_or(0, |e| e.1.len());
-        let mut words = Vec::with_capacity(1 + 3 * new_n + 3 * new_times);
-        words.push(new_n as u32);
-        let mut first = 0u32;
-        let mut head = |words: &mut Vec<u32>, rule: u32, flags: u32, count: usize| {
-            words.extend([rule, flags | (count as u32) << COUNT_SHIFT, first]);
-            first += count as u32;
+        if n == 0 {
+            let (flags, t) = entry.unwrap_or((0, &[]));
+            let mut words = Vec::with_capacity(4 + 3 * t.len());
+            words.extend([1, rule, flags | (t.len() as u32) << COUNT_SHIFT, 0]);
+            words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
+            return RuleBlock(words.into_boxed_slice());
+        }
+        // The edited entry's instants start where the entries before it end.
+        let times_start = 1 + 3 * n;
+        let (old_first, old_count) = if replaced {
+            (self.entry(at).2 as usize, self.times_span(at).1)
+        } else if at < n {
+            (self.entry(at).2 as usize, 0)
+        } else {
+            ((self.0.len() - times_start) / 3, 0)
         };
-        for i in 0..n {
-            if i == at {
-                if let Some((flags, t)) = entry {
-                    head(&mut words, rule, flags, t.len());
-                }
-            }
-            if i == at && replaced {
-                continue;
-            }
-            let (r, h, _) = self.entry(i);
-            head(&mut words, r, h & (HOLDS | MEMORY | EVER), (h >> COUNT_SHIFT) as usize);
+        let new_count = entry.map_or(0, |e| e.1.len());
+        let all_times = (self.0.len() - times_start) / 3;
+        let mut words = Vec::with_capacity(1 + 3 * new_n + 3 * (all_times - old_count + new_count));
+        words.push(new_n as u32);
+        words.extend_from_slice(&self.0[1..1 + 3 * at]);
+        if let Some((flags, t)) = entry {
+            words.extend([rule, flags | (t.len() as u32) << COUNT_SHIFT, old_first as u32]);
         }
-        if at == n {
-            if let Some((flags, t)) = entry {
-                head(&mut words, rule, flags, t.len());
-            }
+        let after = at + usize::from(replaced);
+        for i in after..n {
+            let (r, h, first) = self.entry(i);
+            // Later entries' instants move by the change in the edited entry's count.
+            words.extend([r, h, (first as usize + new_count - old_count) as u32]);
         }
-        for i in 0..n {
-            if i == at {
-                if let Some((_, t)) = entry {
-                    words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
-                }
-            }
-            if i == at && replaced {
-                continue;
-            }
-            let (start, count) = self.times_span(i);
-            words.extend_from_slice(&self.0[start..start + 3 * count]);
+        let edited = times_start + 3 * old_first;
+        words.extend_from_slice(&self.0[times_start..edited]);
+        if let Some((_, t)) = entry {
+            words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
         }
-        if at == n {
-            if let Some((_, t)) = entry {
-                words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
-            }
-        }
+        words.extend_from_slice(&self.0[edited + 3 * old_count..]);
         RuleBlock(words.into_boxed_slice())
     }
 
