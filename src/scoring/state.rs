@@ -33,34 +33,94 @@ pub struct LedgerEntry {
 /// memory is bits, and what most contacts never have (counters, timeframe awards,
 /// explanations) sits behind optional pointers. Snapshots are written in the original
 /// shape (the `wire` module), so states written before the compact layout still load.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(into = "wire::ContactScoresWire", try_from = "wire::ContactScoresWire")]
 pub struct ContactScores {
     pub(crate) models: SmallVec<[ModelState; 1]>,
-    /// The scorer's counters, only when it has any.
-    pub(crate) counters: Option<Box<CounterState>>,
     last: Instant12,
     /// Events at or after this instant must check thresholds and bands: the next
     /// decay-driven wake-up as of the last change (`Timestamp::MAX` for never).
     check_from: Instant12,
-    /// Explanations: allocated on the first change, absent when the scorer keeps none.
-    pub(crate) history: Option<Box<History>>,
+    /// The scorer's counters and the explanations, behind one pointer: absent until
+    /// there is one of them (most contacts of a scorer without counters and without
+    /// explanations never allocate it). Never left holding neither.
+    pub(crate) extra: ExtraSlot,
+}
+
+/// The pointer to the optional parts (a field of its own, so that a model's state and
+/// the explanations can be borrowed together).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ExtraSlot(Option<Box<Extra>>);
+
+impl ExtraSlot {
+    /// The scorer's counters (`None` when it has none).
+    pub(crate) fn counters(&self) -> Option<&CounterState> {
+        self.0.as_ref()?.counters.as_deref()
+    }
+
+    /// The counters, made by `new` if absent.
+    pub(crate) fn counters_mut(&mut self, new: impl FnOnce() -> CounterState) -> &mut CounterState {
+        self.0.get_or_insert_with(Box::default).counters.get_or_insert_with(|| Box::new(new()))
+    }
+
+    /// The explanations, if any were kept.
+    pub(crate) fn history(&self) -> Option<&History> {
+        self.0.as_ref()?.history.as_ref()
+    }
+
+    /// The explanations, made by `new` if absent.
+    pub(crate) fn history_mut(&mut self, new: impl FnOnce() -> History) -> &mut History {
+        self.0.get_or_insert_with(Box::default).history.get_or_insert_with(new)
+    }
+
+    /// Takes the explanations out.
+    pub(crate) fn take_history(&mut self) -> Option<History> {
+        let extra = self.0.as_mut()?;
+        let history = extra.history.take();
+        if extra.counters.is_none() {
+            self.0 = None;
+        }
+        history
+    }
+}
+
+/// The optional parts of a contact's scores.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Extra {
+    /// The scorer's counters, only when it has any (boxed: the explanations, which
+    /// most states have, should not carry their space).
+    counters: Option<Box<CounterState>>,
+    /// Explanations: made at the first change, never when the scorer keeps none.
+    history: Option<History>,
+}
+
+/// Equal by content.
+impl PartialEq for ContactScores {
+    fn eq(&self, other: &ContactScores) -> bool {
+        self.models == other.models
+            && self.last == other.last
+            && self.check_from == other.check_from
+            && self.extra.counters() == other.extra.counters()
+            && self.extra.history() == other.extra.history()
+    }
 }
 
 impl ContactScores {
     /// A state of these parts.
     pub(crate) fn from_parts(
         models: SmallVec<[ModelState; 1]>,
-        counters: Option<Box<CounterState>>,
+        counters: Option<CounterState>,
         last: Timestamp,
         check_from: Timestamp,
     ) -> ContactScores {
         ContactScores {
             models,
-            counters,
             last: Instant12::new(last),
             check_from: Instant12::new(check_from),
-            history: None,
+            extra: ExtraSlot(
+                counters
+                    .map(|counters| Box::new(Extra { counters: Some(Box::new(counters)), history: None })),
+            ),
         }
     }
 
@@ -93,10 +153,24 @@ impl ContactScores {
     pub fn heap_bytes(&self) -> (usize, usize) {
         let models: usize = self.models.iter().map(ModelState::heap_bytes).sum();
         let inline = if self.models.spilled() { self.models.capacity() * size_of::<ModelState>() } else { 0 };
-        let counters = self.counters.as_ref().map_or(0, |c| size_of::<CounterState>() + c.heap_bytes());
-        let hot = models + inline + counters;
-        let history = self.history.as_ref().map_or(0, |h| size_of::<History>() + h.heap_bytes());
-        (hot, history)
+        // The shared box counts as history when it holds explanations, but for the
+        // counters' own slot; otherwise it is all hot (it exists for the counters).
+        let (extra_hot, history) = match &self.extra.0 {
+            None => (0, 0),
+            Some(extra) => {
+                let counters =
+                    extra.counters.as_ref().map_or(0, |c| size_of::<CounterState>() + c.heap_bytes());
+                match &extra.history {
+                    None => (size_of::<Extra>() + counters, 0),
+                    Some(h) => {
+                        let slot =
+                            if extra.counters.is_some() { size_of::<Option<Box<CounterState>>>() } else { 0 };
+                        (slot + counters, size_of::<Extra>() - slot + h.heap_bytes())
+                    }
+                }
+            }
+        };
+        (models + inline + extra_hot, history)
     }
 }
 
@@ -737,7 +811,7 @@ impl ContactScores {
                 before(format!("models[{m}].awards[{a}].at"), award.at)?;
             }
         }
-        if let Some(history) = &self.history {
+        if let Some(history) = self.extra.history() {
             if history.models.len() != models {
                 return Err(format!("history.models: {} of them for {models} models", history.models.len()));
             }
@@ -799,12 +873,13 @@ pub(crate) mod wire {
 
     impl From<ContactScores> for ContactScoresWire {
         fn from(s: ContactScores) -> ContactScoresWire {
+            let (counters, history) = s.extra.0.map_or((None, None), |e| (e.counters, e.history));
             ContactScoresWire {
                 models: s.models.into_iter().map(ModelStateWire::from).collect(),
-                counters: s.counters.map(|c| *c).unwrap_or_default(),
+                counters: counters.map(|c| *c).unwrap_or_default(),
                 last: s.last.get(),
                 check_from: s.check_from.get(),
-                history: s.history,
+                history: history.map(Box::new),
             }
         }
     }
@@ -842,9 +917,11 @@ pub(crate) mod wire {
 
         fn try_from(w: ContactScoresWire) -> Result<ContactScores, String> {
             let models = w.models.into_iter().map(ModelState::try_from).collect::<Result<_, _>>()?;
-            let counters = (!w.counters.is_empty()).then(|| Box::new(w.counters));
+            let counters = (!w.counters.is_empty()).then_some(w.counters);
             let mut state = ContactScores::from_parts(models, counters, w.last, w.check_from);
-            state.history = w.history;
+            if let Some(history) = w.history {
+                state.extra.history_mut(|| *history);
+            }
             Ok(state)
         }
     }

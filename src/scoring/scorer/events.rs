@@ -135,7 +135,7 @@ impl Scorer {
             return Err(ScoreError::ForeignState);
         }
         if !self.counters.is_empty() {
-            let counters = state.counters.get_or_insert_with(|| Box::new(self.counters.new_state()));
+            let counters = state.extra.counters_mut(|| self.counters.new_state());
             self.counters.observe(counters, contact, event);
             self.counters.values(counters, now, &mut scratch.counts);
         }
@@ -178,7 +178,7 @@ impl Scorer {
                 let delta = award(model, ms, rule, ri, when, &mut scratch.values[groups.clone()])?;
                 remember(ms, ri, rule, now);
                 if self.ledger_len > 0 {
-                    let history = state.history.get_or_insert_with(|| self.new_history());
+                    let history = state.extra.history_mut(|| self.new_history());
                     let h = &mut history.models[mi];
                     let factor = &mut scratch.factors[at + rule.group];
                     if *factor != 1.0 {
@@ -242,7 +242,7 @@ impl Scorer {
             let delta = award(m, &mut state.models[model], &rule, ADJUSTED, Earned { now, at: now }, values)?;
             // Explained under one pseudo-rule, `adjust_score`, like any other points.
             if self.ledger_len > 0 {
-                let history = state.history.get_or_insert_with(|| self.new_history());
+                let history = state.extra.history_mut(|| self.new_history());
                 let h = &mut history.models[model];
                 let factor = scratch.factors[at];
                 if factor != 1.0 {
@@ -401,7 +401,7 @@ impl Scorer {
         let values = &mut scratch.values[at..at + m.groups.len()];
         let delta = award(m, &mut state.models[model], &rule, ADJUSTED, Earned { now, at: now }, values)?;
         if self.ledger_len > 0 {
-            let history = state.history.get_or_insert_with(|| self.new_history());
+            let history = state.extra.history_mut(|| self.new_history());
             let h = &mut history.models[model];
             let factor = scratch.factors[at + group];
             if factor != 1.0 {

@@ -15,7 +15,7 @@ impl Scorer {
         }
         let m = self.models.get(model)?;
         let s = state.models.get(model)?;
-        let history = state.history.as_ref().and_then(|h| h.models.get(model));
+        let history = state.extra.history().and_then(|h| h.models.get(model));
         let mut rules: Vec<(u32, f64)> = Vec::new();
         if let Some(h) = history {
             for c in &h.contributions {

@@ -83,7 +83,7 @@ impl Scorer {
                 };
                 ms.set_holds(ri, holds);
                 if self.ledger_len > 0 {
-                    let history = state.history.get_or_insert_with(|| self.new_history());
+                    let history = state.extra.history_mut(|| self.new_history());
                     history.models[mi]
                         .push(StoredEntry { rule: ri, delta, at: now, event: None }, self.ledger_len);
                 }

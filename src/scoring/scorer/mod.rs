@@ -279,7 +279,7 @@ impl Scorer {
                     ModelState::new(&cells, m.thresholds.len())
                 })
                 .collect(),
-            (!self.counters.is_empty()).then(|| Box::new(self.counters.new_state())),
+            (!self.counters.is_empty()).then(|| self.counters.new_state()),
             at,
             // Due at once: the first event or timeout places the scores in their bands.
             at,
@@ -293,7 +293,7 @@ impl Scorer {
     pub fn adopt(&self, old_ids: &[ScoreId], mut state: ContactScores, at: Timestamp) -> ContactScores {
         let mut fresh = self.new_state(at);
         fresh.set_last(state.last_change().max(at));
-        let mut history = state.history.take();
+        let mut history = state.extra.take_history();
         for (mi, model) in self.models.iter().enumerate() {
             let Some(old) = old_ids.iter().position(|id| *id == model.id) else {
                 continue;
@@ -304,7 +304,7 @@ impl Scorer {
             if fits {
                 fresh.models[mi] = state.models[old].clone();
                 if let Some(h) = history.as_mut().and_then(|h| h.models.get_mut(old)) {
-                    let target = fresh.history.get_or_insert_with(|| self.new_history());
+                    let target = fresh.extra.history_mut(|| self.new_history());
                     target.models[mi] = std::mem::take(h);
                 }
             }
@@ -325,7 +325,7 @@ impl Scorer {
                 .iter()
                 .zip(&state.models)
                 .all(|(m, s)| s.groups().len() == m.groups.len() && s.threshold_count() == m.thresholds.len())
-            && state.history.as_ref().is_none_or(|h| h.models.len() == self.models.len())
+            && state.extra.history().is_none_or(|h| h.models.len() == self.models.len())
     }
 
     /// Whether no step on `state` can fail after it has changed something: the state
@@ -347,8 +347,8 @@ impl Scorer {
             })
     }
 
-    fn new_history(&self) -> Box<History> {
-        Box::new(History {
+    fn new_history(&self) -> History {
+        History {
             models: self
                 .models
                 .iter()
@@ -357,6 +357,6 @@ impl Scorer {
                     ..ModelHistory::default()
                 })
                 .collect(),
-        })
+        }
     }
 }
