@@ -53,6 +53,11 @@ pub struct CounterState {
 }
 
 impl CounterState {
+    /// Whether there are no counters at all (not merely no counted events).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+
     /// Heap bytes held (requested sizes).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.hits.capacity() * size_of::<SmallVec<[Timestamp; 4]>>()

@@ -113,7 +113,7 @@ impl RepeatPolicy {
     }
 
     /// How many recent firing instants the policy must keep.
-    fn instants_kept(&self) -> usize {
+    pub(crate) fn instants_kept(&self) -> usize {
         match self.repeat {
             Repeat::AtMost { max, .. } | Repeat::PerCalendar { max, .. } => (max as usize).max(1),
             Repeat::EveryTime => 1,
@@ -124,6 +124,7 @@ impl RepeatPolicy {
     /// Whether the rule may fire at `now`, given what it remembers (`None`: never fired).
     /// A calendar cap whose zone is a contact attribute counts in UTC here: see
     /// [`RepeatPolicy::allows_for`].
+    #[cfg(test)]
     pub(crate) fn allows(&self, memory: Option<&RepeatMemory>, now: Timestamp) -> bool {
         self.allows_in(memory, now, None)
     }
@@ -142,24 +143,38 @@ impl RepeatPolicy {
         let Some(memory) = memory else {
             return true;
         };
-        if let (Some(gap), Some(last)) = (self.min_interval, memory.times.last()) {
-            if now.duration_since(*last).is_some_and(|d| d < gap) {
+        self.allows_remembered(memory.ever, memory.times.iter().copied(), now, contact)
+    }
+
+    /// [`RepeatPolicy::allows`] for a rule that fired before: `ever` and its kept
+    /// instants, oldest first (states that pack their memory read it this way).
+    pub(crate) fn allows_remembered<I>(
+        &self,
+        ever: bool,
+        times: I,
+        now: Timestamp,
+        contact: Option<&Contact>,
+    ) -> bool
+    where
+        I: DoubleEndedIterator<Item = Timestamp> + Clone,
+    {
+        if let (Some(gap), Some(last)) = (self.min_interval, times.clone().next_back()) {
+            if now.duration_since(last).is_some_and(|d| d < gap) {
                 return false;
             }
         }
         match self.repeat {
             Repeat::EveryTime => true,
-            Repeat::Once => !memory.ever,
+            Repeat::Once => !ever,
             Repeat::AtMost { max, per } => {
-                let recent = memory.times.iter().filter(|t| now.duration_since(**t).is_some_and(|d| d < per));
+                let recent = times.filter(|t| now.duration_since(*t).is_some_and(|d| d < per));
                 recent.count() < max as usize
             }
             Repeat::PerCalendar { max, period, zone } => {
                 let zone = zone.of(contact);
                 let current = period.period_of(now, zone);
                 // Instants are kept oldest first: count back while still in this period.
-                let this_period =
-                    memory.times.iter().rev().take_while(|t| period.period_of(**t, zone) == current);
+                let this_period = times.rev().take_while(|t| period.period_of(*t, zone) == current);
                 this_period.count() < max as usize
             }
         }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::scoring::decay::Decay;
-use crate::time::Timestamp;
+use crate::time::{Instant12, Timestamp};
 
 /// Bounds a score (or a group's points) may not leave.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,38 +48,51 @@ pub enum ScoreError {
 
 /// A score value and the instant it was last written; decay is applied when it is read
 /// ([`ScoreCell::value_at`]), never stored.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Packed to 20 bytes (aligned to 4): a contact's state holds one per group.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, packed(4))]
 pub(crate) struct ScoreCell {
     value: f64,
-    at: Timestamp,
+    at: Instant12,
+}
+
+/// Equal when the values have the same bits and the instants are equal.
+impl PartialEq for ScoreCell {
+    fn eq(&self, other: &ScoreCell) -> bool {
+        let (a, b) = (self.value, other.value);
+        a == b && { self.at } == { other.at }
+    }
 }
 
 impl ScoreCell {
     /// A zero score as of `at`.
     pub fn new(at: Timestamp) -> ScoreCell {
-        ScoreCell { value: 0.0, at }
+        ScoreCell { value: 0.0, at: Instant12::new(at) }
     }
 
     /// A value written at `at` (the caller has decayed and bounded it).
     pub(crate) fn written(value: f64, at: Timestamp) -> ScoreCell {
-        ScoreCell { value, at }
+        ScoreCell { value, at: Instant12::new(at) }
     }
 
     /// The value as stored, without decay.
+    #[inline]
     pub fn stored(&self) -> f64 {
         self.value
     }
 
     /// When the value was last written.
+    #[inline]
     pub fn updated_at(&self) -> Timestamp {
-        self.at
+        { self.at }.get()
     }
 
     /// The value at `now`, decayed since the last write: decay scales the value toward
     /// zero, whatever its sign (score models keep decaying balances non-negative, so a
     /// score never rises by decay).
     pub fn value_at(&self, now: Timestamp, decay: &Decay) -> f64 {
-        decay.apply(self.value, self.at, now)
+        decay.apply(self.stored(), self.updated_at(), now)
     }
 
     /// Decays to `now`, adds `points`, and clamps into `bounds`. Returns the change that
@@ -101,13 +114,12 @@ impl ScoreCell {
         if !points.is_finite() {
             return Err(ScoreError::NotFinite);
         }
-        if now < self.at {
+        if now < self.updated_at() {
             return Err(ScoreError::OutOfOrder);
         }
         let current = self.value_at(now, decay);
         let next = bounds.clamp(current + points);
-        self.value = next;
-        self.at = now;
+        *self = ScoreCell::written(next, now);
         Ok(next - current)
     }
 }

@@ -28,13 +28,23 @@ pub enum Crossing {
 
 /// Per-contact memory of a threshold: whether it is inside, and whether it ever
 /// reported an upward crossing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ThresholdState {
     inside: bool,
     ever_entered: bool,
 }
 
 impl ThresholdState {
+    /// A state from its two flags.
+    pub(crate) fn from_bits(inside: bool, ever_entered: bool) -> ThresholdState {
+        ThresholdState { inside, ever_entered }
+    }
+
+    /// Whether an upward crossing was ever reported or passed.
+    pub(crate) fn ever_entered(&self) -> bool {
+        self.ever_entered
+    }
+
     /// Whether the value is currently inside (entered and not yet left).
     pub fn inside(&self) -> bool {
         self.inside

@@ -5,11 +5,10 @@ use super::read::*;
 use super::*;
 use crate::expr::Activation;
 use crate::id::EventTypeIndex;
-use crate::repeat::RepeatMemory;
 use crate::schema::{Contact, Event};
 use crate::scoring::cell::{ScoreCell, ScoreError};
 use crate::scoring::model::{PointRule, ScoreModel, Trigger};
-use crate::scoring::state::{Award, ContactScores, ModelState, RuleMemory, StoredEntry};
+use crate::scoring::state::{Award, ContactScores, ModelState, StoredEntry};
 use crate::scoring::wake::Start;
 use crate::time::{Duration, Timestamp};
 use crate::value::Value;
@@ -34,7 +33,7 @@ impl Scorer {
             observe(m, &mut state.models[mi], value, &mut scratch.update);
         }
         let next = self.wake_after(state, Start { since: now, above: true });
-        state.check_from = next.unwrap_or(Timestamp::MAX);
+        state.set_check_from(next.unwrap_or(Timestamp::MAX));
         scratch.update.next_wake = next;
     }
 
@@ -131,13 +130,14 @@ impl Scorer {
     ) -> Result<(), ScoreError> {
         scratch.update.clear();
         let earned = event.at();
-        let now = earned.max(state.last);
+        let now = earned.max(state.last_change());
         if !self.fits(state) {
             return Err(ScoreError::ForeignState);
         }
         if !self.counters.is_empty() {
-            self.counters.observe(&mut state.counters, contact, event);
-            self.counters.values(&state.counters, now, &mut scratch.counts);
+            let counters = state.extra.counters_mut(|| self.counters.new_state());
+            self.counters.observe(counters, contact, event);
+            self.counters.values(counters, now, &mut scratch.counts);
         }
         // `score.NAME` reads the scores as they stand before this event.
         scratch.scores.clear();
@@ -178,7 +178,7 @@ impl Scorer {
                 let delta = award(model, ms, rule, ri, when, &mut scratch.values[groups.clone()])?;
                 remember(ms, ri, rule, now);
                 if self.ledger_len > 0 {
-                    let history = state.history.get_or_insert_with(|| self.new_history());
+                    let history = state.extra.history_mut(|| self.new_history());
                     let h = &mut history.models[mi];
                     let factor = &mut scratch.factors[at + rule.group];
                     if *factor != 1.0 {
@@ -197,12 +197,12 @@ impl Scorer {
         }
         // Without a change, only decay can have moved a score, and not before the wake-up
         // computed at the last change.
-        if changed || state.check_from <= now {
+        if changed || state.check_from() <= now {
             self.observe_all(state, now, scratch);
         } else {
-            scratch.update.next_wake = (state.check_from != Timestamp::MAX).then_some(state.check_from);
+            scratch.update.next_wake = state.remembered_wake();
         }
-        state.last = now;
+        state.set_last(now);
         Ok(())
     }
 
@@ -225,7 +225,7 @@ impl Scorer {
         if !points.is_finite() {
             return Err(ScoreError::NotFinite);
         }
-        if now < state.last {
+        if now < state.last_change() {
             return Err(ScoreError::OutOfOrder);
         }
         if !self.fits(state) {
@@ -242,7 +242,7 @@ impl Scorer {
             let delta = award(m, &mut state.models[model], &rule, ADJUSTED, Earned { now, at: now }, values)?;
             // Explained under one pseudo-rule, `adjust_score`, like any other points.
             if self.ledger_len > 0 {
-                let history = state.history.get_or_insert_with(|| self.new_history());
+                let history = state.extra.history_mut(|| self.new_history());
                 let h = &mut history.models[model];
                 let factor = scratch.factors[at];
                 if factor != 1.0 {
@@ -255,7 +255,7 @@ impl Scorer {
             }
         }
         self.observe_all(state, now, &mut scratch);
-        state.last = now;
+        state.set_last(now);
         Ok(scratch.update)
     }
 }
@@ -279,7 +279,7 @@ pub(super) fn settle(
         let (value, factor) = match g.window {
             Some(window) => (clamp(g.bounds, window_sum(state, gi, now, window)), 1.0),
             None => {
-                let cell = &state.groups[gi];
+                let cell = &state.groups()[gi];
                 // `apply` is the stored value times this factor, so the product below
                 // has the same bits as `ScoreCell::value_at`.
                 let factor = g.decay.apply(1.0, cell.updated_at(), now);
@@ -325,7 +325,7 @@ pub(super) fn award(
     };
     match group.window {
         Some(window) => {
-            state.awards.retain(|a| usize::from(a.group) != g || in_window(a.at, now, window));
+            state.retain_awards(|a| usize::from(a.group) != g || in_window(a.at, now, window));
             let current = window_sum(state, g, now, window);
             let applied = clamp(bounds, current + points) - clamp(bounds, current);
             if !applied.is_finite() {
@@ -333,8 +333,9 @@ pub(super) fn award(
             }
             if applied != 0.0 {
                 let group = u16::try_from(g).map_err(|_| ScoreError::NotFinite)?;
-                state.awards.push(Award { at: earned, points: applied, rule: index, group });
-                bound_awards(&mut state.awards, group);
+                let awards = state.awards_mut();
+                awards.push(Award { at: earned, points: applied, rule: index, group });
+                bound_awards(awards, group);
             }
             values[g] = clamp(group.bounds, current + applied);
             Ok(applied)
@@ -345,7 +346,7 @@ pub(super) fn award(
             if !next.is_finite() {
                 return Err(ScoreError::NotFinite);
             }
-            state.groups[g] = ScoreCell::written(next, now);
+            state.groups_mut()[g] = ScoreCell::written(next, now);
             values[g] = next;
             Ok(next - current)
         }
@@ -380,7 +381,7 @@ impl Scorer {
         if !points.is_finite() {
             return Err(ScoreError::NotFinite);
         }
-        if now < state.last {
+        if now < state.last_change() {
             return Err(ScoreError::OutOfOrder);
         }
         let Some(m) = self.models.get(model).filter(|m| m.combine.is_empty() && group < m.groups.len())
@@ -400,7 +401,7 @@ impl Scorer {
         let values = &mut scratch.values[at..at + m.groups.len()];
         let delta = award(m, &mut state.models[model], &rule, ADJUSTED, Earned { now, at: now }, values)?;
         if self.ledger_len > 0 {
-            let history = state.history.get_or_insert_with(|| self.new_history());
+            let history = state.extra.history_mut(|| self.new_history());
             let h = &mut history.models[model];
             let factor = scratch.factors[at + group];
             if factor != 1.0 {
@@ -412,7 +413,7 @@ impl Scorer {
             h.push(StoredEntry { rule: ADJUSTED, delta, at: now, event: None }, self.ledger_len);
         }
         self.observe_all(state, now, &mut scratch);
-        state.last = now;
+        state.set_last(now);
         Ok(scratch.update)
     }
 
@@ -433,9 +434,7 @@ pub(super) fn allowed(state: &ModelState, index: u32, rule: &PointRule, now: Tim
     if !rule.policy.needs_memory() {
         return true;
     }
-    let memory =
-        state.memory.binary_search_by_key(&index, |r| r.rule).ok().map(|pos| &state.memory[pos].memory);
-    rule.policy.allows(memory, now)
+    state.rules.allows(index, &rule.policy, now)
 }
 
 /// Records an award in the rule's repeat-policy memory.
@@ -443,20 +442,19 @@ pub(super) fn remember(state: &mut ModelState, index: u32, rule: &PointRule, now
     if !rule.policy.needs_memory() {
         return;
     }
-    let pos = match state.memory.binary_search_by_key(&index, |r| r.rule) {
-        Ok(p) => p,
-        Err(p) => {
-            state.memory.insert(p, RuleMemory { rule: index, memory: RepeatMemory::default() });
-            p
-        }
-    };
-    rule.policy.record(&mut state.memory[pos].memory, now);
+    state.rules.record(index, &rule.policy, now);
 }
 
 /// Feeds the model's value at `now` to its thresholds and bands.
 pub(super) fn observe(model: &ScoreModel, state: &mut ModelState, value: f64, update: &mut ScoreUpdate) {
-    for ((name, t), ts) in model.thresholds.iter().zip(state.thresholds.iter_mut()) {
-        if let Some(c) = ts.observe(t, value) {
+    for (i, (name, t)) in model.thresholds.iter().enumerate().take(state.threshold_count()) {
+        let before = state.threshold(i);
+        let mut ts = before;
+        let crossing = ts.observe(t, value);
+        if ts != before {
+            state.set_threshold(i, ts);
+        }
+        if let Some(c) = crossing {
             update.crossings.push((model.id.clone(), name.clone(), c));
         }
     }

@@ -15,18 +15,18 @@ impl Scorer {
         }
         let m = self.models.get(model)?;
         let s = state.models.get(model)?;
-        let history = state.history.as_ref().and_then(|h| h.models.get(model));
+        let history = state.extra.history().and_then(|h| h.models.get(model));
         let mut rules: Vec<(u32, f64)> = Vec::new();
         if let Some(h) = history {
             for c in &h.contributions {
                 let g = usize::from(c.group);
-                let (Some(group), Some(cell)) = (m.groups.get(g), s.groups.get(g)) else {
+                let (Some(group), Some(cell)) = (m.groups.get(g), s.groups().get(g)) else {
                     continue;
                 };
                 rules.push((c.rule, group.decay.apply(h.at_last_write(c), cell.updated_at(), now)));
             }
         }
-        for a in &s.awards {
+        for a in s.awards() {
             let window = m.groups.get(usize::from(a.group)).and_then(|g| g.window);
             if window.is_some_and(|w| in_window(a.at, now, w)) {
                 match rules.iter_mut().find(|(r, _)| *r == a.rule) {

@@ -57,7 +57,7 @@ impl Scorer {
         now: Timestamp,
         select: impl Fn(&[Slot]) -> bool,
     ) -> Result<ScoreUpdate, ScoreError> {
-        if now < state.last {
+        if now < state.last_change() {
             return Err(ScoreError::OutOfOrder);
         }
         if !self.fits(state) {
@@ -76,31 +76,24 @@ impl Scorer {
                 }
                 let ri = ri as u32;
                 let holds = condition.eval_bool(&act) == Ok(true);
-                let held = ms.fit_holds.binary_search(&ri);
-                let delta = match (holds, held) {
-                    (true, Err(pos)) => {
-                        ms.fit_holds.insert(pos, ri);
-                        rule.points
-                    }
-                    (false, Ok(pos)) => {
-                        ms.fit_holds.remove(pos);
-                        -rule.points
-                    }
+                let delta = match (holds, ms.holds(ri)) {
+                    (true, false) => rule.points,
+                    (false, true) => -rule.points,
                     _ => continue,
                 };
+                ms.set_holds(ri, holds);
                 if self.ledger_len > 0 {
-                    let history = state.history.get_or_insert_with(|| self.new_history());
+                    let history = state.extra.history_mut(|| self.new_history());
                     history.models[mi]
                         .push(StoredEntry { rule: ri, delta, at: now, event: None }, self.ledger_len);
                 }
                 scratch.update.changes.push((model.id.clone(), rule.id.clone(), delta));
             }
             // Summed afresh, in rule order, so the total never drifts.
-            ms.fit =
-                ms.fit_holds.iter().filter_map(|&ri| model.rules.get(ri as usize)).map(|r| r.points).sum();
+            ms.fit = ms.holding().filter_map(|ri| model.rules.get(ri as usize)).map(|r| r.points).sum();
         }
         self.observe_all(state, now, &mut scratch);
-        state.last = now;
+        state.set_last(now);
         Ok(scratch.update)
     }
 }

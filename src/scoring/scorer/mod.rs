@@ -11,8 +11,6 @@ mod wakes;
 
 pub use explain::Explanation;
 
-use smallvec::SmallVec;
-
 use crate::counters::Counters;
 use crate::expr::Expression;
 use crate::id::{EventTypeIndex, RuleId, ScoreId};
@@ -24,7 +22,7 @@ use crate::scoring::compile::MAX_POINTS;
 use crate::scoring::decay::Decay;
 use crate::scoring::model::{ModelError, ScoreModel, Trigger};
 use crate::scoring::state::{ContactScores, History, ModelHistory, ModelState};
-use crate::scoring::threshold::{Crossing, ThresholdState};
+use crate::scoring::threshold::Crossing;
 use crate::time::Timestamp;
 use crate::value::Value;
 
@@ -272,26 +270,20 @@ impl Scorer {
 
     /// A fresh state: every score at zero as of `at`, fit rules not yet evaluated.
     pub fn new_state(&self, at: Timestamp) -> ContactScores {
-        ContactScores {
-            models: self
-                .models
+        ContactScores::from_parts(
+            self.models
                 .iter()
-                .map(|m| ModelState {
-                    groups: m.groups.iter().map(|_| ScoreCell::new(at)).collect(),
-                    fit: 0.0,
-                    fit_holds: SmallVec::new(),
-                    thresholds: m.thresholds.iter().map(|_| ThresholdState::default()).collect(),
-                    band: None,
-                    memory: Vec::new(),
-                    awards: Vec::new(),
+                .map(|m| {
+                    let cells: smallvec::SmallVec<[ScoreCell; 2]> =
+                        m.groups.iter().map(|_| ScoreCell::new(at)).collect();
+                    ModelState::new(&cells, m.thresholds.len())
                 })
                 .collect(),
-            counters: self.counters.new_state(),
-            last: at,
+            (!self.counters.is_empty()).then(|| self.counters.new_state()),
+            at,
             // Due at once: the first event or timeout places the scores in their bands.
-            check_from: at,
-            history: None,
-        }
+            at,
+        )
     }
 
     /// Carries a state made under other models (`old_ids`, their ids in order) over to
@@ -300,25 +292,25 @@ impl Scorer {
     /// fresh at `at`. Fit rules are not re-evaluated (call `handle_attributes`).
     pub fn adopt(&self, old_ids: &[ScoreId], mut state: ContactScores, at: Timestamp) -> ContactScores {
         let mut fresh = self.new_state(at);
-        fresh.last = state.last.max(at);
-        let mut history = state.history.take();
+        fresh.set_last(state.last_change().max(at));
+        let mut history = state.extra.take_history();
         for (mi, model) in self.models.iter().enumerate() {
             let Some(old) = old_ids.iter().position(|id| *id == model.id) else {
                 continue;
             };
             let fits = state.models.get(old).is_some_and(|s| {
-                s.groups.len() == model.groups.len() && s.thresholds.len() == model.thresholds.len()
+                s.groups().len() == model.groups.len() && s.threshold_count() == model.thresholds.len()
             });
             if fits {
                 fresh.models[mi] = state.models[old].clone();
                 if let Some(h) = history.as_mut().and_then(|h| h.models.get_mut(old)) {
-                    let target = fresh.history.get_or_insert_with(|| self.new_history());
+                    let target = fresh.extra.history_mut(|| self.new_history());
                     target.models[mi] = std::mem::take(h);
                 }
             }
         }
         // Wake-ups are recomputed at the next step.
-        fresh.check_from = at;
+        fresh.set_check_from(at);
         fresh
     }
 
@@ -332,8 +324,8 @@ impl Scorer {
                 .models
                 .iter()
                 .zip(&state.models)
-                .all(|(m, s)| s.groups.len() == m.groups.len() && s.thresholds.len() == m.thresholds.len())
-            && state.history.as_ref().is_none_or(|h| h.models.len() == self.models.len())
+                .all(|(m, s)| s.groups().len() == m.groups.len() && s.threshold_count() == m.thresholds.len())
+            && state.extra.history().is_none_or(|h| h.models.len() == self.models.len())
     }
 
     /// Whether no step on `state` can fail after it has changed something: the state
@@ -350,13 +342,13 @@ impl Scorer {
             && self.fits(state)
             && state.models.iter().all(|m| {
                 small(m.fit)
-                    && m.groups.iter().all(|g| small(g.stored()))
-                    && small(m.awards.iter().map(|a| a.points.abs()).sum::<f64>())
+                    && m.groups().iter().all(|g| small(g.stored()))
+                    && small(m.awards().iter().map(|a| a.points.abs()).sum::<f64>())
             })
     }
 
-    fn new_history(&self) -> Box<History> {
-        Box::new(History {
+    fn new_history(&self) -> History {
+        History {
             models: self
                 .models
                 .iter()
@@ -365,6 +357,6 @@ impl Scorer {
                     ..ModelHistory::default()
                 })
                 .collect(),
-        })
+        }
     }
 }

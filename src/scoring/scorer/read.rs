@@ -103,7 +103,7 @@ impl Scorer {
         let kept: f64 = m
             .groups
             .iter()
-            .zip(&s.groups)
+            .zip(s.groups())
             .map(|(g, c)| if g.window.is_none() && matches!(g.decay, Decay::None) { c.stored() } else { 0.0 })
             .sum();
         clamp(m.bounds, kept + s.fit)
@@ -143,9 +143,9 @@ pub(super) fn group_value(
     match g.window {
         Some(window) => clamp(g.bounds, window_sum(state, group, now, window)),
         None => match precision {
-            Precision::Exact => state.groups[group].value_at(now, &g.decay),
+            Precision::Exact => state.groups()[group].value_at(now, &g.decay),
             Precision::Approximate => {
-                let cell = &state.groups[group];
+                let cell = &state.groups()[group];
                 cell.stored() * g.decay.factor_approx(cell.updated_at(), now)
             }
         },
@@ -155,7 +155,7 @@ pub(super) fn group_value(
 /// A timeframe group's awards inside its window at `now`, before its bounds.
 pub(super) fn window_sum(state: &ModelState, group: usize, now: Timestamp, window: Duration) -> f64 {
     state
-        .awards
+        .awards()
         .iter()
         .filter(|a| usize::from(a.group) == group && in_window(a.at, now, window))
         .map(|a| a.points)

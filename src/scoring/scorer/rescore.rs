@@ -37,7 +37,7 @@ impl Scorer {
         let mut state = self.new_state(start);
         let _ = self.handle_attributes(&mut state, contact, start)?;
         for event in history {
-            if event.at() < state.last {
+            if event.at() < state.last_change() {
                 return Err(ScoreError::OutOfOrder);
             }
             self.apply_event_at(&mut state, contact, event, scratch)?;
@@ -77,7 +77,7 @@ impl<'a> Trajectory<'a> {
             return None;
         }
         let mut groups = SmallVec::new();
-        for (g, cell) in model.groups.iter().zip(&state.groups) {
+        for (g, cell) in model.groups.iter().zip(state.groups()) {
             if g.window.is_some() || !matches!(g.decay, Decay::None | Decay::HalfLife { .. }) {
                 return None;
             }

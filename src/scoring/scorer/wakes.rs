@@ -21,7 +21,7 @@ impl Scorer {
         state: &mut ContactScores,
         now: Timestamp,
     ) -> Result<ScoreUpdate, ScoreError> {
-        if now < state.last {
+        if now < state.last_change() {
             return Err(ScoreError::OutOfOrder);
         }
         if !self.fits(state) {
@@ -29,7 +29,7 @@ impl Scorer {
         }
         let mut scratch = ScoreScratch::default();
         self.observe_all(state, now, &mut scratch);
-        state.last = now;
+        state.set_last(now);
         Ok(scratch.update)
     }
 
@@ -52,7 +52,7 @@ impl Scorer {
         let mut wake = horizon;
         for (mi, (model, ms)) in self.models.iter().zip(&state.models).enumerate() {
             // The value falls through the highest level it is above first.
-            let inside = model.thresholds.iter().zip(&ms.thresholds).filter(|(_, ts)| ts.inside());
+            let inside = model.thresholds.iter().zip(ms.thresholds()).filter(|(_, ts)| ts.inside());
             // A band is left below its `leave` level (its `from` without hysteresis).
             let band = ms.band.and_then(|b| model.bands.get(usize::from(b))).map(|b| b.leave);
             let Some(target) = inside.map(|((_, t), _)| t.exit).chain(band).reduce(f64::max) else {
@@ -122,7 +122,7 @@ impl Scorer {
 /// The first instant after `now` at which a timeframe award expires.
 pub(super) fn next_expiry(model: &ScoreModel, state: &ModelState, now: Timestamp) -> Option<Timestamp> {
     state
-        .awards
+        .awards()
         .iter()
         .filter_map(|a| model.groups.get(usize::from(a.group))?.window.and_then(|w| a.at.checked_add(w)))
         .filter(|t| *t > now)
