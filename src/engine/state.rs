@@ -213,6 +213,14 @@ impl ContactState {
         &self.journeys
     }
 
+    /// The contact fields, by name in slot order, of the program this state last ran
+    /// under (empty for a state written before states recorded them). A host that keeps
+    /// contacts by field name compares it with the schema's to tell whether a stored
+    /// contact may hold fields the program no longer declares.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
     /// When the state last changed.
     pub fn last_change(&self) -> Timestamp {
         self.last

@@ -48,6 +48,36 @@ struct Wire {
     version: u64,
 }
 
+/// Reads a stored record. Attributes are kept by field name; a record written under a
+/// program whose contact fields differ (the state records them) may hold fields this
+/// schema no longer declares, or declares with another type: those are dropped, as
+/// [`Engine::adopt_contact`](nurture::engine::Engine::adopt_contact) drops them. Under the
+/// same fields every attribute must fit, or the record is corrupt.
+fn decode_record(schema: &nurture::Schema, key: &str, bytes: &[u8]) -> Result<Record, Error> {
+    let corrupt = |message: String| Error::Corrupt { key: key.to_string(), message };
+    let mut wire: Wire = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let fields = schema.contact_fields();
+    let recorded = wire.state.fields();
+    let same_fields = recorded.is_empty()
+        || (recorded.len() == fields.len()
+            && recorded.iter().map(String::as_str).eq(fields.iter().map(|(n, _)| n)));
+    if !same_fields {
+        if let Some(attributes) =
+            wire.contact.get_mut("attributes").and_then(serde_json::Value::as_object_mut)
+        {
+            let types: std::collections::HashMap<&str, &nurture::Type> = fields.iter().collect();
+            attributes.retain(|name, value| {
+                let fits = |ty: &&nurture::Type| {
+                    nurture::Value::from_json(value, ty).is_some_and(|v| !matches!(v, nurture::Value::Null))
+                };
+                types.get(name.as_str()).is_some_and(fits)
+            });
+        }
+    }
+    let contact = schema.contact_from_json(&wire.contact).map_err(|e| corrupt(e.to_string()))?;
+    Ok(Record { contact, state: wire.state, seq: wire.seq, wake: wire.wake, version: wire.version })
+}
+
 /// The key of a contact's entry: `c.<partition>.<id>`, with every byte of the id other
 /// than ASCII letters, digits, `-` and `_` written as `=XX` (so any id makes a valid key
 /// and two ids never share one).
@@ -117,11 +147,7 @@ impl KvStore {
     }
 
     fn decode(&self, key: &str, bytes: &[u8]) -> Result<Record, Error> {
-        let corrupt = |message: String| Error::Corrupt { key: key.to_string(), message };
-        let wire: Wire = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-        let contact =
-            self.program.schema().contact_from_json(&wire.contact).map_err(|e| corrupt(e.to_string()))?;
-        Ok(Record { contact, state: wire.state, seq: wire.seq, wake: wire.wake, version: wire.version })
+        decode_record(self.program.schema(), key, bytes)
     }
 
     /// A contact's record, if stored.
@@ -371,5 +397,53 @@ impl ContactStore for BlockingKvStore {
             }
             Err(e) => Err(backend(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use nurture::engine::Engine;
+    use nurture::{Program, Timestamp, Value};
+
+    use super::*;
+
+    fn engine(contact: &str) -> Engine {
+        let doc = format!(r#"{{"version": 1, "schema": {{"contact": {contact}}}}}"#);
+        Engine::new(Arc::new(Program::from_json(&doc).unwrap()))
+    }
+
+    fn stored(engine: &Engine, contact: serde_json::Value) -> Vec<u8> {
+        let schema = engine.program().schema();
+        let contact = schema.contact_from_json(&contact).unwrap();
+        let state = engine.new_state(&contact, Timestamp::from_unix(1_767_225_600, 0).unwrap());
+        let wire = Wire {
+            contact: schema.contact_to_json(&contact).unwrap(),
+            state,
+            seq: 1,
+            wake: None,
+            version: 1,
+        };
+        serde_json::to_vec(&wire).unwrap()
+    }
+
+    #[test]
+    fn a_record_of_another_program_drops_the_fields_it_no_longer_has() {
+        let old = engine(r#"{"plan": "string", "seats": "int", "region": "string"}"#);
+        let bytes = stored(
+            &old,
+            serde_json::json!({"id": "c1", "attributes": {"plan": "pro", "seats": 5, "region": "eu"}}),
+        );
+        // `seats` removed, `region` now an int: both dropped, `plan` kept by name.
+        let new = engine(r#"{"plan": "string", "region": "int"}"#);
+        let record = decode_record(new.program().schema(), "k", &bytes).unwrap();
+        let schema = new.program().schema();
+        assert_eq!(schema.attribute(&record.contact, "plan"), Some(&Value::from("pro")));
+        assert_eq!(schema.attribute(&record.contact, "region"), None);
+        // Under the same program every attribute must fit: a tampered one is corrupt.
+        let tampered = String::from_utf8(bytes).unwrap().replace("\"seats\":5", "\"seats\":\"five\"");
+        let error = decode_record(old.program().schema(), "k", tampered.as_bytes()).unwrap_err();
+        assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
     }
 }
