@@ -222,6 +222,11 @@ impl Scorer {
         points: f64,
         now: Timestamp,
     ) -> Result<ScoreUpdate, ScoreError> {
+        if self.models.get(model).is_some_and(|m| m.combine.is_empty() && !m.groups.is_empty()) {
+            return self.adjust_group(state, model, 0, points, now);
+        }
+        // A combined model, or one without groups, has no points of its own: only the
+        // time moves on (crossings and bands that decay brought are still reported).
         if !points.is_finite() {
             return Err(ScoreError::NotFinite);
         }
@@ -233,27 +238,6 @@ impl Scorer {
         }
         let mut scratch = ScoreScratch::default();
         scratch.settled.resize(self.models.len(), false);
-        if let Some(m) = self.models.get(model).filter(|m| m.combine.is_empty() && !m.groups.is_empty()) {
-            let at = self.group_offsets[model];
-            settle(m, &state.models[model], now, &mut scratch.values, &mut scratch.factors, at);
-            scratch.settled[model] = true;
-            let rule = PointRule::on_event(ADJUSTMENT, EventTypeIndex(0), None, points);
-            let values = &mut scratch.values[at..at + m.groups.len()];
-            let delta = award(m, &mut state.models[model], &rule, ADJUSTED, Earned { now, at: now }, values)?;
-            // Explained under one pseudo-rule, `adjust_score`, like any other points.
-            if self.ledger_len > 0 {
-                let history = state.extra.history_mut(|| self.new_history());
-                let h = &mut history.models[model];
-                let factor = scratch.factors[at];
-                if factor != 1.0 {
-                    h.decay_group(0, factor);
-                }
-                if m.groups[0].window.is_none() {
-                    h.contribute(ADJUSTED, 0, delta);
-                }
-                h.push(StoredEntry { rule: ADJUSTED, delta, at: now, event: None }, self.ledger_len);
-            }
-        }
         self.observe_all(state, now, &mut scratch);
         state.set_last(now);
         Ok(scratch.update)
