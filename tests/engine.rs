@@ -89,9 +89,14 @@ fn effects_come_in_the_documented_order_and_change_the_state() {
     let third = engine.handle_event(&mut state, &c, &event(&engine, 3, "c1", 1, 30), &mut scratch).unwrap();
     assert_eq!(kinds(&third), ["action"]);
     assert_eq!(state.lists().collect::<Vec<_>>(), ["hot-leads"]);
-    // Decay alone crosses down at the wake-up.
-    let wake = third.next_wake.expect("a wake-up");
-    let timeout = engine.handle_timeout(&mut state, &c, wake, &mut scratch).unwrap();
+    // Decay alone crosses down at a wake-up. The one the third event reports may be kept
+    // from before its points (a lower bound): then it finds nothing and gives the exact one.
+    let mut wake = third.next_wake.expect("a wake-up");
+    let mut timeout = engine.handle_timeout(&mut state, &c, wake, &mut scratch).unwrap();
+    if timeout.effects.is_empty() {
+        wake = timeout.next_wake.expect("still above the exit");
+        timeout = engine.handle_timeout(&mut state, &c, wake, &mut scratch).unwrap();
+    }
     assert_eq!(kinds(&timeout), ["threshold_crossed"]);
 }
 

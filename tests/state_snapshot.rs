@@ -6,7 +6,9 @@
 //! scores, repeat-policy memory, the explanation ledger, counters, segments, activity
 //! times and the duplicate window all in use. The test loads it, checks it against the
 //! same contact replayed by this release, and feeds both the second half of the events:
-//! every effect (with its idempotency key), score, band, segment and wake-up must agree.
+//! every effect (with its idempotency key), score, band and segment must agree. Wake-ups
+//! may not: where one state remembers the exact wake-up and the other a lower bound kept
+//! by a later event, the second has a timeout that finds nothing (and no effect).
 //! Set `NURTURE_WRITE_FIXTURE=1` to write the fixture again (only ever from a release
 //! whose layout it is meant to capture).
 
@@ -37,7 +39,8 @@ fn scenario(program: &Program) -> (Contact, Vec<Event>) {
     (busiest, mine)
 }
 
-/// Feeds events, handling the wake-ups due before each one first, as a host does.
+/// Feeds events, handling the wake-ups due before each one first, as a host does; the
+/// outcomes of events, and those of timeouts that had effects.
 fn feed(
     engine: &nurture::engine::Engine,
     state: &mut ContactState,
@@ -51,7 +54,9 @@ fn feed(
         while let Some(w) = wake.filter(|w| *w <= event.at()) {
             let outcome = engine.handle_timeout(state, contact, w, &mut scratch).expect("timeout");
             *wake = outcome.next_wake;
-            out.push(outcome);
+            if !outcome.effects.is_empty() {
+                out.push(outcome);
+            }
         }
         let outcome = engine.handle_event(state, contact, event, &mut scratch).expect("event");
         *wake = outcome.next_wake.or(*wake);
@@ -128,7 +133,6 @@ fn a_state_written_by_the_previous_release_loads_and_carries_on() {
     };
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(unkeyed(&x.effects), unkeyed(&y.effects));
-        assert_eq!(x.next_wake, y.next_wake);
         assert_eq!(x.duplicate, y.duplicate);
     }
     assert!(a.iter().map(|o| o.effects.len()).sum::<usize>() > 0, "the second half has effects");

@@ -24,7 +24,8 @@
 //!    policy allow. Their actions can change state again; after [`MAX_CASCADE`] rounds
 //!    a `CascadeLimit` effect ends the step.
 //! 6. **Wake-up.** `next_wake` is the earliest instant at which time alone can change
-//!    something: decay crossing a threshold, a band or a level a segment compares with,
+//!    something (or, for the scores after a step that only raised them, the earlier
+//!    wake-up remembered from before it, which may find nothing to do): decay crossing a threshold, a band or a level a segment compares with,
 //!    a counted event leaving its window (when there are segments), an inactivity
 //!    deadline, a date or schedule occurrence, or the instant a segment's comparison
 //!    with `now` changes value.

@@ -32,8 +32,18 @@ impl Scorer {
             scratch.model_values.push(value);
             observe(m, &mut state.models[mi], value, &mut scratch.update);
         }
-        let next = self.wake_after(state, Start { since: now, above: true });
-        state.set_check_from(next.unwrap_or(Timestamp::MAX));
+        // A wake-up remembered from an earlier change stays while no score can fall
+        // below its level before it (a change that only raised scores, far from their
+        // levels): the exact one is computed at that wake-up, or when a change brings
+        // a score near a level.
+        let remembered = state.check_from();
+        let next = if self.no_exit_before(state, now, remembered) {
+            state.remembered_wake()
+        } else {
+            let next = self.wake_after(state, Start { since: now, above: true });
+            state.set_check_from(next.unwrap_or(Timestamp::MAX));
+            next
+        };
         scratch.update.next_wake = next;
     }
 

@@ -95,8 +95,12 @@ pub struct ScoreUpdate {
     pub crossings: Vec<(ScoreId, String, Crossing)>,
     /// Band changes: (score, band before, band after); `None` is below every band.
     pub band_changes: Vec<(ScoreId, Option<String>, Option<String>)>,
-    /// The next instant at which decay alone can move a score across a threshold or a
-    /// band boundary; the host should call [`Scorer::handle_timeout`] then.
+    /// When to call [`Scorer::handle_timeout`]: no later than the first instant at which
+    /// decay alone moves a score across a threshold or a band boundary (or a timeframe
+    /// award expires). It is [`Scorer::next_wake`] exactly after a timeout, a crossing
+    /// or a change that lowered a score; a change that only raised scores may keep the
+    /// earlier wake-up remembered from before it, which can then find nothing to do
+    /// (and the timeout gives the exact one). `None`: decay alone changes nothing.
     pub next_wake: Option<Timestamp>,
 }
 

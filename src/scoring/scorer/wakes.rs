@@ -51,11 +51,7 @@ impl Scorer {
         let horizon = self.models.iter().zip(&state.models).filter_map(|(m, s)| next_expiry(m, s, now)).min();
         let mut wake = horizon;
         for (mi, (model, ms)) in self.models.iter().zip(&state.models).enumerate() {
-            // The value falls through the highest level it is above first.
-            let inside = model.thresholds.iter().zip(ms.thresholds()).filter(|(_, ts)| ts.inside());
-            // A band is left below its `leave` level (its `from` without hysteresis).
-            let band = ms.band.and_then(|b| model.bands.get(usize::from(b))).map(|b| b.leave);
-            let Some(target) = inside.map(|((_, t), _)| t.exit).chain(band).reduce(f64::max) else {
+            let Some(target) = exit_level(model, ms) else {
                 continue;
             };
             // A value never falls below where decay leaves it in the end.
@@ -89,6 +85,38 @@ impl Scorer {
         wake
     }
 
+    /// Whether decay alone moves no score below a level it is inside before `wake`, a
+    /// wake-up remembered from an earlier change: then it is still a safe lower bound
+    /// for the next crossing after the change at `now`, and the change need not pay for
+    /// computing the exact one. Scores only fall between events (decaying balances stay
+    /// non-negative, combined weights are non-negative, timeframe awards only expire),
+    /// so one exact value a second before `wake` answers for every instant before it;
+    /// it is the value [`Scorer::handle_timeout`] would compare there, so no crossing is
+    /// found a second later than the exact wake-up would have found it.
+    pub(super) fn no_exit_before(&self, state: &ContactScores, now: Timestamp, wake: Timestamp) -> bool {
+        if wake <= now {
+            return false;
+        }
+        // No wake-up remembered: only a score that never falls to its level keeps it so.
+        let probe = match wake {
+            Timestamp::MAX => None,
+            w => match w.checked_sub(Duration::from_secs(1).unwrap_or(Duration::ZERO)) {
+                Some(p) if p > now => Some(p),
+                // Within a second of `now`: the exact search starts a second later.
+                _ => return true,
+            },
+        };
+        self.models.iter().zip(&state.models).enumerate().all(|(mi, (model, ms))| {
+            let Some(target) = exit_level(model, ms) else {
+                return true;
+            };
+            match probe {
+                Some(at) => self.value_with(state, mi, at, Precision::Exact) >= target,
+                None => target <= self.limit_of(state, mi),
+            }
+        })
+    }
+
     /// The first whole second after `now` at which decay alone takes a score below
     /// `level` (`None`: it is below already, or never will be before an event).
     pub fn next_below(
@@ -117,6 +145,15 @@ impl Scorer {
         )
         .or(horizon)
     }
+}
+
+/// The level below which a model's value next changes something as it falls: the
+/// highest exit of a threshold it is inside, or its band's `leave` level (its `from`
+/// without hysteresis), whichever is higher; `None` when it is inside nothing.
+fn exit_level(model: &ScoreModel, state: &ModelState) -> Option<f64> {
+    let inside = model.thresholds.iter().zip(state.thresholds()).filter(|(_, ts)| ts.inside());
+    let band = state.band.and_then(|b| model.bands.get(usize::from(b))).map(|b| b.leave);
+    inside.map(|((_, t), _)| t.exit).chain(band).reduce(f64::max)
 }
 
 /// The first instant after `now` at which a timeframe award expires.
