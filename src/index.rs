@@ -11,10 +11,15 @@
 //! `in`, int equality) files rules the same way, under A's table, looked up in the
 //! contact's attributes. Each rule is filed under one test: the property or attribute
 //! that the most rules of its event type test.
+//!
+//! A rule with no such equality but a `startsWith` test of a string property or
+//! attribute (`event.url.startsWith('/pricing')`) is filed under its prefix in a prefix
+//! table: the prefixes of the event's value that the table holds are found by a few
+//! binary searches over the sorted prefixes, not one test per rule.
 
 use hashbrown::HashMap;
 
-use crate::expr::compile::Pred;
+use crate::expr::compile::{Pred, StrTest};
 use crate::expr::ir::{BinOp, Scope};
 use crate::schema::{Event, Slot};
 use crate::value::Value;
@@ -41,6 +46,46 @@ struct TypeRules {
     /// Rules with no usable discriminator: always candidates.
     always: Vec<u32>,
     tables: Vec<Table>,
+    prefixes: Vec<PrefixTable>,
+}
+
+/// Rules filed under the prefix their `startsWith` test requires of one string.
+#[derive(Clone, Debug)]
+struct PrefixTable {
+    contact: bool,
+    slot: Slot,
+    /// Sorted by their bytes, each prefix once.
+    entries: Vec<(Box<str>, Vec<u32>)>,
+}
+
+impl PrefixTable {
+    /// Adds the rules filed under the prefixes of `value` to `out`; how many prefixes
+    /// matched. Only prefixes of `value` can be at or below it in byte order, and if the
+    /// greatest entry at or below it is not one, no longer prefix is either (it would sit
+    /// between them): so each step either finds a prefix or shortens the search to the
+    /// common part, and stops after a few binary searches.
+    fn hits(&self, value: &str, out: &mut Vec<u32>) -> usize {
+        let mut rest = value.as_bytes();
+        let mut found = 0;
+        loop {
+            let i = self.entries.partition_point(|(p, _)| p.as_bytes() <= rest);
+            let Some((prefix, rules)) = i.checked_sub(1).and_then(|i| self.entries.get(i)) else {
+                return found;
+            };
+            let prefix = prefix.as_bytes();
+            if rest.starts_with(prefix) {
+                out.extend_from_slice(rules);
+                found += 1;
+                match prefix.len().checked_sub(1) {
+                    Some(shorter) => rest = &rest[..shorter],
+                    None => return found,
+                }
+            } else {
+                let common = prefix.iter().zip(rest).take_while(|(a, b)| a == b).count();
+                rest = &rest[..common];
+            }
+        }
+    }
 }
 
 /// Where a table's value comes from: the event's properties or the contact's
@@ -60,6 +105,25 @@ struct Table {
 enum Literal {
     Str(Box<str>),
     Int(i64),
+}
+
+/// The prefix a conjunct of a condition requires of a string (`startsWith`), by key.
+fn prefix_discriminators(pred: &Pred) -> Vec<(Key, Box<str>)> {
+    let conjuncts: &[Pred] = match pred {
+        Pred::And(items) => items,
+        other => std::slice::from_ref(other),
+    };
+    conjuncts
+        .iter()
+        .filter_map(|c| match c {
+            Pred::Str(f, StrTest::StartsWith(prefix)) => match f.scope {
+                Scope::Event => Some(((false, f.slot), prefix.clone())),
+                Scope::Contact => Some(((true, f.slot), prefix.clone())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// The equality discriminators of a condition: (key, literals) per conjunct.
@@ -102,16 +166,26 @@ impl RuleIndex {
         // Per type: each rule's discriminators, then how many rules each slot serves.
         let mut per_rule: Vec<Vec<(Key, Vec<Literal>)>> = Vec::with_capacity(entries.len());
         let mut slot_counts: Vec<HashMap<Key, usize>> = vec![HashMap::new(); types];
+        let mut per_rule_prefixes: Vec<Vec<(Key, Box<str>)>> = Vec::with_capacity(entries.len());
+        let mut prefix_counts: Vec<HashMap<Key, usize>> = vec![HashMap::new(); types];
         for entry in entries {
             let d = entry.condition.map(discriminators).unwrap_or_default();
+            let p = entry.condition.map(prefix_discriminators).unwrap_or_default();
             if let Some(counts) = slot_counts.get_mut(entry.event_type.get()) {
                 for (slot, _) in &d {
                     *counts.entry(*slot).or_default() += 1;
                 }
             }
+            if let Some(counts) = prefix_counts.get_mut(entry.event_type.get()) {
+                for (slot, _) in &p {
+                    *counts.entry(*slot).or_default() += 1;
+                }
+            }
             per_rule.push(d);
+            per_rule_prefixes.push(p);
         }
-        for (i, (entry, discs)) in entries.iter().zip(per_rule).enumerate() {
+        for (i, ((entry, discs), prefixes)) in entries.iter().zip(per_rule).zip(per_rule_prefixes).enumerate()
+        {
             let t = entry.event_type.get();
             if !entry.enabled || t >= types {
                 continue;
@@ -125,8 +199,38 @@ impl RuleIndex {
                 .filter(|(slot, _)| counts.get(slot).copied().unwrap_or(0) >= MIN_RULES_PER_TABLE)
                 .max_by_key(|(slot, _)| (counts.get(slot).copied().unwrap_or(0), std::cmp::Reverse(*slot)));
             let type_rules = &mut by_type[t];
+            // Without an equality, a prefix the most rules of the type test on one key.
+            let prefix = || {
+                let counts = &prefix_counts[t];
+                prefixes
+                    .into_iter()
+                    .filter(|(slot, _)| counts.get(slot).copied().unwrap_or(0) >= MIN_RULES_PER_TABLE)
+                    .max_by_key(|(slot, _)| {
+                        (counts.get(slot).copied().unwrap_or(0), std::cmp::Reverse(*slot))
+                    })
+            };
             match best {
-                None => type_rules.always.push(i),
+                None => match prefix() {
+                    None => type_rules.always.push(i),
+                    Some(((contact, slot), prefix)) => {
+                        let pos = match type_rules
+                            .prefixes
+                            .iter()
+                            .position(|tb| (tb.contact, tb.slot) == (contact, slot))
+                        {
+                            Some(p) => p,
+                            None => {
+                                type_rules.prefixes.push(PrefixTable { contact, slot, entries: Vec::new() });
+                                type_rules.prefixes.len() - 1
+                            }
+                        };
+                        let table = &mut type_rules.prefixes[pos];
+                        match table.entries.binary_search_by(|(p, _)| p.as_bytes().cmp(prefix.as_bytes())) {
+                            Ok(at) => table.entries[at].1.push(i),
+                            Err(at) => table.entries.insert(at, (prefix, vec![i])),
+                        }
+                    }
+                },
                 Some(((contact, slot), literals)) => {
                     let pos = match type_rules
                         .tables
@@ -161,7 +265,9 @@ impl RuleIndex {
     /// candidates, and callers can skip preparing an evaluation).
     #[inline]
     pub(crate) fn has_rules_for(&self, t: crate::id::EventTypeIndex) -> bool {
-        self.by_type.get(t.get()).is_some_and(|r| !r.always.is_empty() || !r.tables.is_empty())
+        self.by_type
+            .get(t.get())
+            .is_some_and(|r| !r.always.is_empty() || !r.tables.is_empty() || !r.prefixes.is_empty())
     }
 
     /// Fills `out` with the candidate rules for `event` and the contact whose
@@ -201,9 +307,52 @@ impl RuleIndex {
                 sources += 1;
             }
         }
+        for table in &t.prefixes {
+            let record = match (table.contact, contact) {
+                (false, _) => props,
+                (true, Some(attributes)) => attributes,
+                (true, None) => {
+                    out.extend(table.entries.iter().flat_map(|(_, rules)| rules.iter().copied()));
+                    sources += 2;
+                    continue;
+                }
+            };
+            if let Some(Some(Value::String(s))) = record.get(usize::from(table.slot)) {
+                sources += table.hits(s, out);
+            }
+        }
         if sources > 1 {
             out.sort_unstable();
             out.dedup();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The binary searches find exactly the prefixes a scan of every entry finds,
+        /// nested ones and multi-byte characters included.
+        #[test]
+        fn prefix_hits_equal_a_scan(
+            prefixes in prop::collection::btree_set("[ab/é]{0,4}", 0..12),
+            value in "[ab/é]{0,6}",
+        ) {
+            let entries: Vec<(Box<str>, Vec<u32>)> =
+                prefixes.iter().enumerate().map(|(i, p)| (Box::from(p.as_str()), vec![i as u32])).collect();
+            let mut sorted = entries.clone();
+            sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            let table = PrefixTable { contact: false, slot: 0, entries: sorted };
+            let mut out = Vec::new();
+            let found = table.hits(&value, &mut out);
+            out.sort_unstable();
+            let scan: Vec<u32> =
+                entries.iter().filter(|(p, _)| value.starts_with(&**p)).flat_map(|(_, r)| r.clone()).collect();
+            prop_assert_eq!(found, scan.len());
+            prop_assert_eq!(out, scan);
         }
     }
 }

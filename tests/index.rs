@@ -8,8 +8,9 @@ const TYPES: usize = 8;
 const URLS: usize = 300;
 
 /// 10,000 rules over 8 event types: equality discriminators on `url` and `code`, `in`
-/// lists, rules with no discriminator, and discriminators hidden inside `||` (which must
-/// not be indexed).
+/// lists, prefixes (`startsWith`, nested: `/p1` is a prefix of `/p12`, and on a contact
+/// attribute), rules with no discriminator, and discriminators hidden inside `||`
+/// (which must not be indexed).
 fn rule_set() -> String {
     let mut rules = Vec::new();
     let mut state = 7u64;
@@ -19,7 +20,7 @@ fn rule_set() -> String {
     };
     for i in 0..10_000 {
         let on = format!("t{}", next(TYPES as u64));
-        let when = match next(7) {
+        let when = match next(9) {
             0 => format!("event.url == '/p{}'", next(URLS as u64)),
             1 => format!("event.url == '/p{}' && contact.size >= {}", next(URLS as u64), next(100)),
             2 => format!(
@@ -30,6 +31,12 @@ fn rule_set() -> String {
             3 => format!("event.code == {} && event.url.startsWith('/p{}')", next(20), next(10)),
             4 => format!("event.url == '/p{}' || contact.size < {}", next(URLS as u64), next(5)),
             5 => format!("contact.size > {}", next(100)),
+            6 => format!("event.url.startsWith('/p{}') && event.code != {}", next(40), next(20)),
+            7 => format!(
+                "contact.country.startsWith('{}') && contact.size < {}",
+                ["U", "US", "F", ""][next(4) as usize],
+                next(100)
+            ),
             _ => format!("'/p{}' == event.url && event.code != {}", next(URLS as u64), next(20)),
         };
         let enabled = next(50) != 0;
