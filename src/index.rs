@@ -56,35 +56,55 @@ struct PrefixTable {
     slot: Slot,
     /// Sorted by their bytes, each prefix once.
     entries: Vec<(Box<str>, Vec<u32>)>,
+    /// Per entry: the longest other entry that is a prefix of it (`NONE`: none).
+    parents: Vec<u32>,
 }
 
+/// No parent entry.
+const NONE: u32 = u32::MAX;
+
 impl PrefixTable {
+    /// Links each entry to the longest other entry that is a prefix of it. In byte order
+    /// an entry's prefixes come before it, so a stack of the current chain finds them.
+    fn link(&mut self) {
+        let mut chain: Vec<u32> = Vec::new();
+        self.parents = Vec::with_capacity(self.entries.len());
+        for (i, (entry, _)) in self.entries.iter().enumerate() {
+            while let Some(&top) = chain.last() {
+                if entry.as_bytes().starts_with(self.entries[top as usize].0.as_bytes()) {
+                    break;
+                }
+                chain.pop();
+            }
+            self.parents.push(chain.last().copied().unwrap_or(NONE));
+            chain.push(i as u32);
+        }
+    }
+
     /// Adds the rules filed under the prefixes of `value` to `out`; how many prefixes
-    /// matched. Only prefixes of `value` can be at or below it in byte order, and if the
-    /// greatest entry at or below it is not one, no longer prefix is either (it would sit
-    /// between them): so each step either finds a prefix or shortens the search to the
-    /// common part, and stops after a few binary searches.
+    /// matched. Every prefix of `value` sorts at or below it, so at or below `e`, the
+    /// greatest entry that does; and none is longer than the part `e` shares with
+    /// `value` (it would sort between them). So the prefixes of `value` are the entries
+    /// on `e`'s chain of prefixes no longer than that part: one binary search, then a
+    /// walk up the chain.
     fn hits(&self, value: &str, out: &mut Vec<u32>) -> usize {
-        let mut rest = value.as_bytes();
+        let value = value.as_bytes();
+        let i = self.entries.partition_point(|(p, _)| p.as_bytes() <= value);
+        let Some(last) = i.checked_sub(1) else {
+            return 0;
+        };
+        let greatest = self.entries[last].0.as_bytes();
+        let shared = greatest.iter().zip(value).take_while(|(a, b)| a == b).count();
+        let mut at = last as u32;
         let mut found = 0;
-        loop {
-            let i = self.entries.partition_point(|(p, _)| p.as_bytes() <= rest);
-            let Some((prefix, rules)) = i.checked_sub(1).and_then(|i| self.entries.get(i)) else {
-                return found;
-            };
-            let prefix = prefix.as_bytes();
-            if rest.starts_with(prefix) {
+        while let Some((prefix, rules)) = self.entries.get(at as usize) {
+            if prefix.len() <= shared {
                 out.extend_from_slice(rules);
                 found += 1;
-                match prefix.len().checked_sub(1) {
-                    Some(shorter) => rest = &rest[..shorter],
-                    None => return found,
-                }
-            } else {
-                let common = prefix.iter().zip(rest).take_while(|(a, b)| a == b).count();
-                rest = &rest[..common];
             }
+            at = self.parents[at as usize];
         }
+        found
     }
 }
 
@@ -220,7 +240,12 @@ impl RuleIndex {
                         {
                             Some(p) => p,
                             None => {
-                                type_rules.prefixes.push(PrefixTable { contact, slot, entries: Vec::new() });
+                                type_rules.prefixes.push(PrefixTable {
+                                    contact,
+                                    slot,
+                                    entries: Vec::new(),
+                                    parents: Vec::new(),
+                                });
                                 type_rules.prefixes.len() - 1
                             }
                         };
@@ -257,6 +282,9 @@ impl RuleIndex {
                     }
                 }
             }
+        }
+        for table in by_type.iter_mut().flat_map(|t| t.prefixes.iter_mut()) {
+            table.link();
         }
         RuleIndex { by_type }
     }
@@ -345,7 +373,8 @@ mod tests {
                 prefixes.iter().enumerate().map(|(i, p)| (Box::from(p.as_str()), vec![i as u32])).collect();
             let mut sorted = entries.clone();
             sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            let table = PrefixTable { contact: false, slot: 0, entries: sorted };
+            let mut table = PrefixTable { contact: false, slot: 0, entries: sorted, parents: Vec::new() };
+            table.link();
             let mut out = Vec::new();
             let found = table.hits(&value, &mut out);
             out.sort_unstable();
