@@ -204,8 +204,8 @@ pub struct Engine {
     listening: Vec<usize>,
     /// How many recent event ids a contact remembers to recognise duplicates.
     dedup_window: usize,
-    /// The schema's contact field names, in slot order (recorded in states).
-    fields: Vec<String>,
+    /// The schema's contact field names, in slot order (recorded in states, shared).
+    fields: Arc<[String]>,
     /// The score models' ids, in order (recorded in states).
     model_ids: Vec<crate::id::ScoreId>,
     /// Whether no step can emit more effects than `Limits::max_effects_per_step`
@@ -509,6 +509,13 @@ impl Engine {
     }
 
     /// What keeps a state from fitting this program, if anything.
+    /// Whether the state recorded this program's contact fields: the same shared list
+    /// (states this engine made or adopted), or an equal one (a state loaded from a
+    /// snapshot).
+    fn same_fields(&self, state: &ContactState) -> bool {
+        Arc::ptr_eq(&state.fields, &self.fields) || state.fields == self.fields
+    }
+
     fn misfit(&self, state: &ContactState) -> Option<String> {
         if state.format != STATE_FORMAT {
             return Some(format!("state format {}", state.format));
@@ -525,7 +532,7 @@ impl Engine {
         if state.counter_count != counters {
             return Some(format!("{} counters, the program's {counters}", state.counter_count));
         }
-        if !state.fields.is_empty() && state.fields != self.fields {
+        if !state.fields.is_empty() && !self.same_fields(state) {
             return Some(format!(
                 "contact fields [{}], the program's [{}]",
                 state.fields.join(", "),
@@ -572,7 +579,7 @@ impl Engine {
         let schema = self.program.schema();
         let fields = schema.contact_fields();
         // A format-1 state did not record its fields: taken to match this program's.
-        if state.fields.is_empty() || state.fields == self.fields {
+        if state.fields.is_empty() || self.same_fields(state) {
             return contact.clone();
         }
         let mut moved = schema.contact(contact.id().clone()).build();

@@ -82,8 +82,10 @@ pub struct ContactState {
     /// under: a contact built under another program is re-mapped by name
     /// ([`Engine::adopt_contact`](crate::engine::Engine::adopt_contact)). Empty for
     /// format-1 states, which are taken to match the program they are loaded under.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) fields: Vec<String>,
+    /// Shared with the engine that made the state, so that checking it against the
+    /// program each step is one pointer comparison.
+    #[serde(skip_serializing_if = "no_fields")]
+    pub(crate) fields: std::sync::Arc<[String]>,
     pub(crate) pending: Vec<Effect>,
     pub(crate) last: Timestamp,
     /// When the state was created: inactivity counts from here until a first event.
@@ -285,6 +287,10 @@ fn fingerprint_v1(id: &EventId) -> u64 {
     crate::engine::effect::Fnv::new().bytes(id.as_str().as_bytes()).finish()
 }
 
+fn no_fields(fields: &std::sync::Arc<[String]>) -> bool {
+    fields.is_empty()
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -387,7 +393,7 @@ impl TryFrom<StateWire> for ContactState {
             seen,
             seen_fnv64,
             steps: wire.steps,
-            fields: wire.fields,
+            fields: wire.fields.into(),
             pending: wire.pending,
             last: wire.last,
             since: wire.since,

@@ -227,8 +227,9 @@ impl Engine {
         self.check_effects(&step)?;
         state.last = step.now;
         state.steps = state.steps.wrapping_add(1);
-        if state.fields.is_empty() && !self.fields.is_empty() {
-            // A format-1 state records the fields of the program it ran under now.
+        if !Arc::ptr_eq(&state.fields, &self.fields) {
+            // A format-1 state records the fields of the program it ran under now; a
+            // loaded one (equal fields, checked) shares the engine's list from now on.
             state.fields.clone_from(&self.fields);
         }
         let mut outcome = step.outcome;
