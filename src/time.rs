@@ -606,9 +606,6 @@ pub(crate) struct Instant12 {
 }
 
 impl Instant12 {
-    /// [`Timestamp::MAX`], which states use for "never".
-    pub(crate) const MAX: Instant12 = Instant12::new(Timestamp::MAX);
-
     /// The compact form of `t`.
     #[inline]
     pub(crate) const fn new(t: Timestamp) -> Instant12 {
@@ -644,6 +641,64 @@ impl From<Timestamp> for Instant12 {
 impl fmt::Debug for Instant12 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+/// A [`Timestamp`] in 8 bytes: nanoseconds since the Unix epoch, for per-contact state
+/// that is kept for millions of contacts. Exact to the nanosecond wherever it applies:
+/// an `i64` of nanoseconds covers 1677-09-21 to 2262-04-11, [`Timestamp::MAX`] (which
+/// states use for "never") has its own value, and any other instant is [`Instant8::FAR`],
+/// a sentinel telling the state to keep the instant elsewhere (its cold part).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Instant8(i64);
+
+impl Instant8 {
+    /// [`Timestamp::MAX`].
+    pub(crate) const NEVER: Instant8 = Instant8(i64::MAX);
+    /// An instant this form cannot hold: the caller keeps it elsewhere.
+    pub(crate) const FAR: Instant8 = Instant8(i64::MIN);
+
+    /// The compact form of `t`, or [`Instant8::FAR`] outside the span it covers.
+    #[inline]
+    pub(crate) const fn new(t: Timestamp) -> Instant8 {
+        if t.secs == Timestamp::MAX.secs && t.nanos == Timestamp::MAX.nanos {
+            return Instant8::NEVER;
+        }
+        let ns = t.secs as i128 * NANOS_PER_SEC + t.nanos as i128;
+        // The two sentinels are not instants.
+        if ns > i64::MIN as i128 && ns < i64::MAX as i128 { Instant8(ns as i64) } else { Instant8::FAR }
+    }
+
+    /// The instant, `None` for [`Instant8::FAR`].
+    #[inline]
+    pub(crate) const fn get(self) -> Option<Timestamp> {
+        match self.0 {
+            i64::MIN => None,
+            i64::MAX => Some(Timestamp::MAX),
+            ns => Some(Timestamp { secs: ns.div_euclid(1_000_000_000), nanos: ns.rem_euclid(1_000_000_000) as u32 }),
+        }
+    }
+
+    /// The raw nanoseconds (with the sentinels), for states that pack instants into
+    /// words.
+    #[inline]
+    pub(crate) const fn to_bits(self) -> i64 {
+        self.0
+    }
+
+    /// The instant of these raw nanoseconds (any `i64` is a valid form).
+    #[inline]
+    pub(crate) const fn from_bits(bits: i64) -> Instant8 {
+        Instant8(bits)
+    }
+}
+
+impl fmt::Debug for Instant8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.get() {
+            Some(t) => fmt::Debug::fmt(&t, f),
+            None => f.write_str("far"),
+        }
     }
 }
 
@@ -1082,6 +1137,46 @@ mod tests {
 
     fn dur(s: &str) -> Duration {
         Duration::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    proptest::proptest! {
+        /// An 8-byte instant gives back exactly the instant it was made of, and is
+        /// `FAR` only outside the span an `i64` of nanoseconds covers.
+        #[test]
+        fn instant8_is_exact_or_far(
+            secs in proptest::prop_oneof![
+                Timestamp::MIN.secs..=Timestamp::MAX.secs,
+                -9_223_372_037i64..=-9_223_372_036,
+                9_223_372_035i64..=9_223_372_037,
+            ],
+            nanos in proptest::prop_oneof![0u32..1_000_000_000, 0u32..2, 999_999_998u32..1_000_000_000],
+        ) {
+            let t = Timestamp::from_unix(secs, nanos).unwrap();
+            let ns = i128::from(secs) * NANOS_PER_SEC + i128::from(nanos);
+            let inside = ns > i128::from(i64::MIN) && ns < i128::from(i64::MAX);
+            let i = Instant8::new(t);
+            proptest::prop_assert_eq!(i.get(), (inside || t == Timestamp::MAX).then_some(t));
+            proptest::prop_assert_eq!(Instant8::from_bits(i.to_bits()), i);
+        }
+    }
+
+    #[test]
+    fn instant8_edges() {
+        assert_eq!(Instant8::new(Timestamp::MAX), Instant8::NEVER);
+        assert_eq!(Instant8::NEVER.get(), Some(Timestamp::MAX));
+        assert_eq!(Instant8::new(Timestamp::MIN), Instant8::FAR);
+        assert_eq!(Instant8::FAR.get(), None);
+        let last = Timestamp::from_unix(9_223_372_036, 854_775_806).unwrap();
+        assert_eq!(Instant8::new(last).get(), Some(last));
+        let past = Timestamp::from_unix(9_223_372_036, 854_775_807).unwrap();
+        assert_eq!(Instant8::new(past), Instant8::FAR);
+        let first = Timestamp::from_unix(-9_223_372_037, 145_224_193).unwrap();
+        assert_eq!(Instant8::new(first).get(), Some(first));
+        let before = Timestamp::from_unix(-9_223_372_037, 145_224_192).unwrap();
+        assert_eq!(Instant8::new(before), Instant8::FAR);
+        let t = Timestamp::from_unix(-1, 999_999_999).unwrap();
+        assert_eq!(Instant8::new(t).to_bits(), -1);
+        assert_eq!(Instant8::new(t).get(), Some(t));
     }
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
