@@ -668,14 +668,16 @@ pub(crate) struct RuleMemory {
 /// exactly the size it needs (an empty block allocates nothing): the fit rules that
 /// hold, and what repeat policies remember (see [`RuleMemory`]), sorted by rule.
 ///
-/// Layout: `[n, n entries of [rule, head, first], the instants]`; `head` holds the
-/// flags [`HOLDS`], [`MEMORY`] and [`EVER`] and, from bit [`COUNT_SHIFT`], the number
-/// of instants the rule keeps, which start at instant `first`. An instant takes two
-/// words (an [`Instant8`], low word first) unless some instant of the block has no
-/// 8-byte form: then the block is *wide* ([`WIDE`] set in `n`), and every instant takes
-/// three (an [`Instant12`]). Entries are found by binary search; a rule's instants are
-/// rewritten in place once it keeps as many as its policy allows, so the block is
-/// reallocated only when a rule first holds or awards, or keeps one more instant.
+/// Layout: `[n, n entries, the instants]`. An entry is `[rule, head | first << 16]`,
+/// where `head` holds the flags [`HOLDS`], [`MEMORY`] and [`EVER`] and, from bit
+/// [`COUNT_SHIFT`], the number of instants the rule keeps, which start at instant
+/// `first`; an instant is an [`Instant8`] in two words, low word first. A block that
+/// cannot be written so (an instant outside 1677 to 2262, a rule keeping 2^13 instants
+/// or more, 2^16 instants in all) is *wide* ([`WIDE`] set in `n`): entries are
+/// `[rule, head, first]` and instants [`Instant12`]s, three words each. Entries are
+/// found by binary search; a rule's instants are rewritten in place once it keeps as
+/// many as its policy allows, so the block is reallocated only when a rule first holds
+/// or awards, or keeps one more instant.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleBlock(Box<[u32]>);
 
@@ -687,8 +689,12 @@ const MEMORY: u32 = 2;
 const EVER: u32 = 4;
 /// Where the instant count starts in an entry's `head`.
 const COUNT_SHIFT: u32 = 3;
-/// In the first word: instants take three words.
+/// In the first word: entries and instants take three words.
 const WIDE: u32 = 1 << 31;
+/// Instants a rule keeps in a narrow block, at most.
+const NARROW_COUNT: usize = (1 << (16 - COUNT_SHIFT)) - 1;
+/// Instants a narrow block keeps, at most.
+const NARROW_TIMES: usize = u16::MAX as usize;
 
 /// An entry being rebuilt: rule, flags, instants.
 type Entry = (u32, u32, Vec<Timestamp>);
@@ -711,7 +717,7 @@ impl RuleBlock {
         self.0.first().map_or(0, |&n| (n & !WIDE) as usize)
     }
 
-    /// Words per instant.
+    /// Words per entry and per instant.
     #[inline]
     fn stride(&self) -> usize {
         if self.0.first().is_some_and(|&n| n & WIDE != 0) { 3 } else { 2 }
@@ -720,8 +726,38 @@ impl RuleBlock {
     /// Entry `i`'s rule, head and first instant.
     #[inline]
     fn entry(&self, i: usize) -> (u32, u32, u32) {
-        let o = 1 + 3 * i;
-        (self.0[o], self.0[o + 1], self.0[o + 2])
+        if self.stride() == 2 {
+            let o = 1 + 2 * i;
+            (self.0[o], self.0[o + 1] & 0xFFFF, self.0[o + 1] >> 16)
+        } else {
+            let o = 1 + 3 * i;
+            (self.0[o], self.0[o + 1], self.0[o + 2])
+        }
+    }
+
+    /// The word of entry `i` that holds its flags (in the low bits).
+    #[inline]
+    fn head_word(&mut self, i: usize) -> &mut u32 {
+        let o = 1 + self.stride() * i + 1;
+        &mut self.0[o]
+    }
+
+    /// Appends an entry in the layout of stride `s`.
+    #[inline]
+    fn push_entry(words: &mut Vec<u32>, s: usize, rule: u32, head: u32, first: usize) {
+        if s == 2 {
+            words.extend([rule, head | (first as u32) << 16]);
+        } else {
+            words.extend([rule, head, first as u32]);
+        }
+    }
+
+    /// Whether entries of these instants, `times` instants in all, fit a narrow block.
+    fn narrow<'a>(times: usize, entries: impl IntoIterator<Item = &'a [Timestamp]>) -> bool {
+        times <= NARROW_TIMES
+            && entries.into_iter().all(|t| {
+                t.len() <= NARROW_COUNT && t.iter().all(|&t| Instant8::new(t) != Instant8::FAR)
+            })
     }
 
     fn find(&self, rule: u32) -> Result<usize, usize> {
@@ -741,7 +777,8 @@ impl RuleBlock {
     #[inline]
     fn times_span(&self, i: usize) -> (usize, usize) {
         let (_, head, first) = self.entry(i);
-        (1 + 3 * self.len() + self.stride() * first as usize, (head >> COUNT_SHIFT) as usize)
+        let s = self.stride();
+        (1 + s * self.len() + s * first as usize, (head >> COUNT_SHIFT) as usize)
     }
 
     fn times_of(&self, i: usize) -> impl DoubleEndedIterator<Item = Timestamp> + Clone + '_ {
@@ -792,7 +829,7 @@ impl RuleBlock {
                     return;
                 }
                 if holds || head & MEMORY != 0 {
-                    self.0[1 + 3 * i + 1] = head ^ HOLDS;
+                    *self.head_word(i) ^= HOLDS;
                 } else {
                     *self = self.with_entry(rule, None);
                 }
@@ -828,11 +865,10 @@ impl RuleBlock {
         let keep = policy.instants_kept();
         let fits = self.stride() == 3 || Instant8::new(now) != Instant8::FAR;
         if let Ok(i) = self.find(rule) {
-            let head = self.entry(i).1;
             let (start, count) = self.times_span(i);
             if keep == 0 || count == keep && fits {
                 // The instants keep their number: shift out the oldest in place.
-                self.0[1 + 3 * i + 1] = head | MEMORY | EVER;
+                *self.head_word(i) |= MEMORY | EVER;
                 if keep > 0 {
                     let s = self.stride();
                     self.0.copy_within(start + s..start + s * count, start);
@@ -860,17 +896,6 @@ impl RuleBlock {
     fn with_entry(&self, rule: u32, entry: Option<(u32, &[Timestamp])>) -> RuleBlock {
         let n = self.len();
         let s = self.stride();
-        if s == 2 && entry.is_some_and(|e| e.1.iter().any(|&t| Instant8::new(t) == Instant8::FAR)) {
-            // The block becomes wide: rebuilt from its entries (rare: only for instants
-            // outside 1677 to 2262).
-            let mut entries = self.entries();
-            let (flags, t) = entry.unwrap_or((0, &[]));
-            match entries.binary_search_by_key(&rule, |e| e.0) {
-                Ok(i) => entries[i] = (rule, flags, t.to_vec()),
-                Err(i) => entries.insert(i, (rule, flags, t.to_vec())),
-            }
-            return RuleBlock::build(entries);
-        }
         let (at, replaced) = match self.find(rule) {
             Ok(i) => (i, true),
             Err(i) => (i, false),
@@ -879,49 +904,61 @@ impl RuleBlock {
         if new_n == 0 {
             return RuleBlock::default();
         }
-        let wide = self.0.first().map_or(0, |&w| w & WIDE);
-        if n == 0 {
-            let (flags, t) = entry.unwrap_or((0, &[]));
-            let mut words = vec![0; 4 + s * t.len()];
-            words[..4].copy_from_slice(&[1, rule, flags | (t.len() as u32) << COUNT_SHIFT, 0]);
-            for (w, t) in words[4..].chunks_exact_mut(s).zip(t) {
-                RuleBlock::put_instant(w, *t);
-            }
-            return RuleBlock(words.into_boxed_slice());
-        }
         // The edited entry's instants start where the entries before it end.
-        let times_start = 1 + 3 * n;
+        let times_start = 1 + s * n;
+        let all_times = self.0.len().saturating_sub(times_start) / s;
         let (old_first, old_count) = if replaced {
             (self.entry(at).2 as usize, self.times_span(at).1)
         } else if at < n {
             (self.entry(at).2 as usize, 0)
         } else {
-            ((self.0.len() - times_start) / s, 0)
+            (all_times, 0)
         };
         let new_count = entry.map_or(0, |e| e.1.len());
-        let all_times = (self.0.len() - times_start) / s;
-        let mut words = Vec::with_capacity(1 + 3 * new_n + s * (all_times - old_count + new_count));
+        let new_times = all_times - old_count + new_count;
+        if s == 2 && !RuleBlock::narrow(new_times, entry.map(|e| e.1)) {
+            // The block becomes wide: rebuilt from its entries (rare: see the type).
+            let mut entries = self.entries();
+            let (flags, t) = entry.unwrap_or((0, &[]));
+            match entries.binary_search_by_key(&rule, |e| e.0) {
+                Ok(i) => entries[i] = (rule, flags, t.to_vec()),
+                Err(i) => entries.insert(i, (rule, flags, t.to_vec())),
+            }
+            return RuleBlock::build(entries);
+        }
+        let wide = if s == 3 { WIDE } else { 0 };
+        let mut words = Vec::with_capacity(1 + s * new_n + s * new_times);
         words.push(new_n as u32 | wide);
-        words.extend_from_slice(&self.0[1..1 + 3 * at]);
+        if n > 0 {
+            words.extend_from_slice(&self.0[1..1 + s * at]);
+        }
         if let Some((flags, t)) = entry {
-            words.extend([rule, flags | (t.len() as u32) << COUNT_SHIFT, old_first as u32]);
+            RuleBlock::push_entry(&mut words, s, rule, flags | (t.len() as u32) << COUNT_SHIFT, old_first);
         }
         let after = at + usize::from(replaced);
         for i in after..n {
             let (r, h, first) = self.entry(i);
             // Later entries' instants move by the change in the edited entry's count.
-            words.extend([r, h, (first as usize + new_count - old_count) as u32]);
+            RuleBlock::push_entry(&mut words, s, r, h, first as usize + new_count - old_count);
         }
-        let edited = times_start + s * old_first;
-        words.extend_from_slice(&self.0[times_start..edited]);
-        if let Some((_, t)) = entry {
+        if n > 0 {
+            let edited = times_start + s * old_first;
+            words.extend_from_slice(&self.0[times_start..edited]);
+            if let Some((_, t)) = entry {
+                let from = words.len();
+                words.resize(from + s * t.len(), 0);
+                for (w, t) in words[from..].chunks_exact_mut(s).zip(t) {
+                    RuleBlock::put_instant(w, *t);
+                }
+            }
+            words.extend_from_slice(&self.0[edited + s * old_count..]);
+        } else if let Some((_, t)) = entry {
             let from = words.len();
             words.resize(from + s * t.len(), 0);
             for (w, t) in words[from..].chunks_exact_mut(s).zip(t) {
                 RuleBlock::put_instant(w, *t);
             }
         }
-        words.extend_from_slice(&self.0[edited + s * old_count..]);
         RuleBlock(words.into_boxed_slice())
     }
 
@@ -935,21 +972,21 @@ impl RuleBlock {
             .collect()
     }
 
-    /// A block of these entries (sorted by rule, each rule once), wide only when an
-    /// instant has no 8-byte form.
+    /// A block of these entries (sorted by rule, each rule once), wide only when it
+    /// cannot be narrow.
     fn build(entries: Vec<Entry>) -> RuleBlock {
         if entries.is_empty() {
             return RuleBlock::default();
         }
-        let wide = entries.iter().flat_map(|e| &e.2).any(|&t| Instant8::new(t) == Instant8::FAR);
-        let s = if wide { 3 } else { 2 };
         let times: usize = entries.iter().map(|e| e.2.len()).sum();
-        let mut words = Vec::with_capacity(1 + 3 * entries.len() + s * times);
+        let wide = !RuleBlock::narrow(times, entries.iter().map(|e| &e.2[..]));
+        let s = if wide { 3 } else { 2 };
+        let mut words = Vec::with_capacity(1 + s * entries.len() + s * times);
         words.push(entries.len() as u32 | if wide { WIDE } else { 0 });
-        let mut first = 0u32;
+        let mut first = 0;
         for (rule, flags, t) in &entries {
-            words.extend([*rule, flags | (t.len() as u32) << COUNT_SHIFT, first]);
-            first += t.len() as u32;
+            RuleBlock::push_entry(&mut words, s, *rule, flags | (t.len() as u32) << COUNT_SHIFT, first);
+            first += t.len();
         }
         let from = words.len();
         words.resize(from + s * times, 0);
@@ -1358,7 +1395,7 @@ mod tests {
                 let total: usize = listed.iter().map(|m| m.memory.times.len()).sum();
                 let n = holds.union(&memory.keys().copied().collect()).count();
                 let stride = block.stride();
-                prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (1 + 3 * n + stride * total) });
+                prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (1 + stride * n + stride * total) });
                 if start == 1_700_000_000 {
                     prop_assert_eq!(stride, 2);
                 }
@@ -1415,6 +1452,28 @@ mod tests {
         assert_eq!(back, state);
         assert_eq!(back.models[0].group(2).stored(), 4.0);
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    /// A rule keeping more instants than a narrow entry counts turns the block wide,
+    /// and it still answers as the list it packs.
+    #[test]
+    fn long_memories_make_a_wide_block() {
+        let p = RepeatPolicy::new(Repeat::AtMost { max: 9_000, per: Duration::from_days(365).unwrap() });
+        let mut block = RuleBlock::default();
+        let mut memory = RepeatMemory::default();
+        block.set_holds(1, true);
+        for i in 0..(NARROW_COUNT as i64 + 3) {
+            let now = Timestamp::from_unix(1_700_000_000 + i, 0).unwrap();
+            block.record(7, &p, now);
+            p.record(&mut memory, now);
+        }
+        assert_eq!(block.stride(), 3);
+        assert!(block.holds(1));
+        let (rule, ever, times) = block.remembered().next().unwrap();
+        assert_eq!((rule, ever), (7, true));
+        assert!(times.eq(memory.times.iter().copied()));
+        let back = RuleBlock::from_lists(&[1], &[RuleMemory { rule: 7, memory }]).unwrap();
+        assert_eq!(back, block);
     }
 
     #[test]
