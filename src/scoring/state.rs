@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 use crate::counters::CounterState;
 use crate::id::{EventId, RuleId};
 use crate::scoring::cell::ScoreCell;
+use crate::scoring::thin::ThinWords;
 use crate::scoring::threshold::ThresholdState;
 use crate::time::{Instant12, Instant8, Timestamp};
 
@@ -665,7 +666,7 @@ pub(crate) struct RuleMemory {
 }
 
 /// One model's per-rule memory for one contact, packed into one block of words of
-/// exactly the size it needs (an empty block allocates nothing): the fit rules that
+/// exactly the size it needs behind a thin pointer (an empty block allocates nothing): the fit rules that
 /// hold, and what repeat policies remember (see [`RuleMemory`]), sorted by rule.
 ///
 /// Layout: `[n, n entries, the instants]`. An entry is `[rule, head | first << 16]`,
@@ -679,7 +680,7 @@ pub(crate) struct RuleMemory {
 /// many as its policy allows, so the block is reallocated only when a rule first holds
 /// or awards, or keeps one more instant.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct RuleBlock(Box<[u32]>);
+pub(crate) struct RuleBlock(ThinWords);
 
 /// The fit rule holds.
 const HOLDS: u32 = 1;
@@ -695,6 +696,9 @@ const WIDE: u32 = 1 << 31;
 const NARROW_COUNT: usize = (1 << (16 - COUNT_SHIFT)) - 1;
 /// Instants a narrow block keeps, at most.
 const NARROW_TIMES: usize = u16::MAX as usize;
+
+/// A block being built (on the stack, as most are small).
+type Words = SmallVec<[u32; 32]>;
 
 /// An entry being rebuilt: rule, flags, instants.
 type Entry = (u32, u32, Vec<Timestamp>);
@@ -744,7 +748,7 @@ impl RuleBlock {
 
     /// Appends an entry in the layout of stride `s`.
     #[inline]
-    fn push_entry(words: &mut Vec<u32>, s: usize, rule: u32, head: u32, first: usize) {
+    fn push_entry(words: &mut Words, s: usize, rule: u32, head: u32, first: usize) {
         if s == 2 {
             words.extend([rule, head | (first as u32) << 16]);
         } else {
@@ -927,7 +931,7 @@ impl RuleBlock {
             return RuleBlock::build(entries);
         }
         let wide = if s == 3 { WIDE } else { 0 };
-        let mut words = Vec::with_capacity(1 + s * new_n + s * new_times);
+        let mut words: Words = SmallVec::with_capacity(1 + s * new_n + s * new_times);
         words.push(new_n as u32 | wide);
         if n > 0 {
             words.extend_from_slice(&self.0[1..1 + s * at]);
@@ -959,7 +963,7 @@ impl RuleBlock {
                 RuleBlock::put_instant(w, *t);
             }
         }
-        RuleBlock(words.into_boxed_slice())
+        RuleBlock(ThinWords::from_slice(&words))
     }
 
     /// The entries, unpacked.
@@ -981,7 +985,7 @@ impl RuleBlock {
         let times: usize = entries.iter().map(|e| e.2.len()).sum();
         let wide = !RuleBlock::narrow(times, entries.iter().map(|e| &e.2[..]));
         let s = if wide { 3 } else { 2 };
-        let mut words = Vec::with_capacity(1 + s * entries.len() + s * times);
+        let mut words: Words = SmallVec::with_capacity(1 + s * entries.len() + s * times);
         words.push(entries.len() as u32 | if wide { WIDE } else { 0 });
         let mut first = 0;
         for (rule, flags, t) in &entries {
@@ -993,7 +997,7 @@ impl RuleBlock {
         for (w, t) in words[from..].chunks_exact_mut(s).zip(entries.iter().flat_map(|e| &e.2)) {
             RuleBlock::put_instant(w, *t);
         }
-        RuleBlock(words.into_boxed_slice())
+        RuleBlock(ThinWords::from_slice(&words))
     }
 
     /// The block of the stored lists: the fit rules that hold and the repeat-policy
@@ -1028,7 +1032,8 @@ impl RuleBlock {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.0.len() * size_of::<u32>()
+        // The words and the length word in front of them.
+        if self.0.is_empty() { 0 } else { (self.0.len() + 1) * size_of::<u32>() }
     }
 }
 
@@ -1395,7 +1400,7 @@ mod tests {
                 let total: usize = listed.iter().map(|m| m.memory.times.len()).sum();
                 let n = holds.union(&memory.keys().copied().collect()).count();
                 let stride = block.stride();
-                prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (1 + stride * n + stride * total) });
+                prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (2 + stride * n + stride * total) });
                 if start == 1_700_000_000 {
                     prop_assert_eq!(stride, 2);
                 }
