@@ -715,28 +715,82 @@ impl PartialEq for RuleBlock {
     }
 }
 
+/// A block's words with its layout read once (the hot paths take one view per call).
+#[derive(Clone, Copy)]
+struct View<'a> {
+    words: &'a [u32],
+    /// Entries.
+    n: usize,
+    /// Words per entry and per instant.
+    s: usize,
+}
+
+impl<'a> View<'a> {
+    /// Entry `i`'s rule, head and first instant.
+    #[inline]
+    fn entry(self, i: usize) -> (u32, u32, u32) {
+        if self.s == 2 {
+            let o = 1 + 2 * i;
+            (self.words[o], self.words[o + 1] & 0xFFFF, self.words[o + 1] >> 16)
+        } else {
+            let o = 1 + 3 * i;
+            (self.words[o], self.words[o + 1], self.words[o + 2])
+        }
+    }
+
+    #[inline]
+    fn find(self, rule: u32) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.words[1 + self.s * mid].cmp(&rule) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    /// Where entry `i`'s instants start in the block, and how many there are.
+    #[inline]
+    fn times_span(self, i: usize) -> (usize, usize) {
+        let (_, head, first) = self.entry(i);
+        (1 + self.s * self.n + self.s * first as usize, (head >> COUNT_SHIFT) as usize)
+    }
+
+    #[inline]
+    fn times_of(self, i: usize) -> impl DoubleEndedIterator<Item = Timestamp> + Clone + 'a {
+        let (start, count) = self.times_span(i);
+        self.words[start..start + self.s * count].chunks_exact(self.s).map(RuleBlock::instant)
+    }
+}
+
 impl RuleBlock {
     #[inline]
+    fn view(&self) -> View<'_> {
+        let words = &self.0[..];
+        match words.first() {
+            None => View { words, n: 0, s: 2 },
+            Some(&h) => View { words, n: (h & !WIDE) as usize, s: if h & WIDE != 0 { 3 } else { 2 } },
+        }
+    }
+
+    #[inline]
     fn len(&self) -> usize {
-        self.0.first().map_or(0, |&n| (n & !WIDE) as usize)
+        self.view().n
     }
 
     /// Words per entry and per instant.
     #[inline]
     fn stride(&self) -> usize {
-        if self.0.first().is_some_and(|&n| n & WIDE != 0) { 3 } else { 2 }
+        self.view().s
     }
 
     /// Entry `i`'s rule, head and first instant.
     #[inline]
     fn entry(&self, i: usize) -> (u32, u32, u32) {
-        if self.stride() == 2 {
-            let o = 1 + 2 * i;
-            (self.0[o], self.0[o + 1] & 0xFFFF, self.0[o + 1] >> 16)
-        } else {
-            let o = 1 + 3 * i;
-            (self.0[o], self.0[o + 1], self.0[o + 2])
-        }
+        self.view().entry(i)
     }
 
     /// The word of entry `i` that holds its flags (in the low bits).
@@ -744,6 +798,17 @@ impl RuleBlock {
     fn head_word(&mut self, i: usize) -> &mut u32 {
         let o = 1 + self.stride() * i + 1;
         &mut self.0[o]
+    }
+
+    /// Writes an entry in the layout of stride `s` at `w[k..]`; returns where it ends.
+    #[inline]
+    fn put_entry(w: &mut [u32], k: usize, s: usize, rule: u32, head: u32, first: usize) -> usize {
+        if s == 2 {
+            w[k..k + 2].copy_from_slice(&[rule, head | (first as u32) << 16]);
+        } else {
+            w[k..k + 3].copy_from_slice(&[rule, head, first as u32]);
+        }
+        k + s
     }
 
     /// Appends an entry in the layout of stride `s`.
@@ -764,31 +829,13 @@ impl RuleBlock {
             })
     }
 
-    fn find(&self, rule: u32) -> Result<usize, usize> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.entry(mid).0.cmp(&rule) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(mid),
-            }
-        }
-        Err(lo)
-    }
-
-    /// Where entry `i`'s instants start in the block, and how many there are.
     #[inline]
-    fn times_span(&self, i: usize) -> (usize, usize) {
-        let (_, head, first) = self.entry(i);
-        let s = self.stride();
-        (1 + s * self.len() + s * first as usize, (head >> COUNT_SHIFT) as usize)
+    fn find(&self, rule: u32) -> Result<usize, usize> {
+        self.view().find(rule)
     }
 
     fn times_of(&self, i: usize) -> impl DoubleEndedIterator<Item = Timestamp> + Clone + '_ {
-        let (start, count) = self.times_span(i);
-        let stride = self.stride();
-        self.0[start..start + stride * count].chunks_exact(stride).map(RuleBlock::instant)
+        self.view().times_of(i)
     }
 
     /// The instant of these words (two or three).
@@ -855,11 +902,13 @@ impl RuleBlock {
 
     /// Whether `policy` lets rule `rule` award at `now`, given what it remembers.
     pub(crate) fn allows(&self, rule: u32, policy: &crate::repeat::RepeatPolicy, now: Timestamp) -> bool {
-        match self.find(rule) {
-            Ok(i) if self.entry(i).1 & MEMORY != 0 => {
-                policy.allows_remembered(self.entry(i).1 & EVER != 0, self.times_of(i), now, None)
+        let v = self.view();
+        match v.find(rule) {
+            Ok(i) => {
+                let head = v.entry(i).1;
+                head & MEMORY == 0 || policy.allows_remembered(head & EVER != 0, v.times_of(i), now, None)
             }
-            _ => true,
+            Err(_) => true,
         }
     }
 
@@ -867,14 +916,15 @@ impl RuleBlock {
     /// [`RepeatPolicy::record`](crate::repeat::RepeatPolicy::record) does).
     pub(crate) fn record(&mut self, rule: u32, policy: &crate::repeat::RepeatPolicy, now: Timestamp) {
         let keep = policy.instants_kept();
-        let fits = self.stride() == 3 || Instant8::new(now) != Instant8::FAR;
-        if let Ok(i) = self.find(rule) {
-            let (start, count) = self.times_span(i);
+        let v = self.view();
+        let (s, found) = (v.s, v.find(rule));
+        let fits = s == 3 || Instant8::new(now) != Instant8::FAR;
+        if let Ok(i) = found {
+            let (start, count) = v.times_span(i);
             if keep == 0 || count == keep && fits {
                 // The instants keep their number: shift out the oldest in place.
                 *self.head_word(i) |= MEMORY | EVER;
                 if keep > 0 {
-                    let s = self.stride();
                     self.0.copy_within(start + s..start + s * count, start);
                     let last = start + s * (count - 1);
                     RuleBlock::put_instant(&mut self.0[last..last + s], now);
@@ -882,7 +932,7 @@ impl RuleBlock {
                 return;
             }
         }
-        let (flags, mut times) = match self.find(rule) {
+        let (flags, mut times) = match found {
             Ok(i) => (self.entry(i).1 & (HOLDS | MEMORY | EVER), self.times_of(i).collect()),
             Err(_) => (0, SmallVec::<[Timestamp; 4]>::new()),
         };
@@ -898,9 +948,9 @@ impl RuleBlock {
     /// instants), or removed for `None`: one allocation of the exact size, the other
     /// entries and instants copied in slices.
     fn with_entry(&self, rule: u32, entry: Option<(u32, &[Timestamp])>) -> RuleBlock {
-        let n = self.len();
-        let s = self.stride();
-        let (at, replaced) = match self.find(rule) {
+        let v = self.view();
+        let (n, s) = (v.n, v.s);
+        let (at, replaced) = match v.find(rule) {
             Ok(i) => (i, true),
             Err(i) => (i, false),
         };
@@ -910,11 +960,11 @@ impl RuleBlock {
         }
         // The edited entry's instants start where the entries before it end.
         let times_start = 1 + s * n;
-        let all_times = self.0.len().saturating_sub(times_start) / s;
+        let all_times = v.words.len().saturating_sub(times_start) / s;
         let (old_first, old_count) = if replaced {
-            (self.entry(at).2 as usize, self.times_span(at).1)
+            (v.entry(at).2 as usize, v.times_span(at).1)
         } else if at < n {
-            (self.entry(at).2 as usize, 0)
+            (v.entry(at).2 as usize, 0)
         } else {
             (all_times, 0)
         };
@@ -930,40 +980,41 @@ impl RuleBlock {
             }
             return RuleBlock::build(entries);
         }
-        let wide = if s == 3 { WIDE } else { 0 };
-        let mut words: Words = SmallVec::with_capacity(1 + s * new_n + s * new_times);
-        words.push(new_n as u32 | wide);
+        // Written in place into one allocation of the exact size.
+        let mut out = ThinWords::zeroed(1 + s * new_n + s * new_times);
+        let w = out.as_mut_slice();
+        w[0] = new_n as u32 | if s == 3 { WIDE } else { 0 };
+        let mut k = 1;
+        let copy = |w: &mut [u32], k: &mut usize, from: &[u32]| {
+            w[*k..*k + from.len()].copy_from_slice(from);
+            *k += from.len();
+        };
         if n > 0 {
-            words.extend_from_slice(&self.0[1..1 + s * at]);
+            copy(w, &mut k, &v.words[1..1 + s * at]);
         }
         if let Some((flags, t)) = entry {
-            RuleBlock::push_entry(&mut words, s, rule, flags | (t.len() as u32) << COUNT_SHIFT, old_first);
+            k = RuleBlock::put_entry(w, k, s, rule, flags | (t.len() as u32) << COUNT_SHIFT, old_first);
         }
-        let after = at + usize::from(replaced);
-        for i in after..n {
-            let (r, h, first) = self.entry(i);
+        for i in at + usize::from(replaced)..n {
+            let (r, h, first) = v.entry(i);
             // Later entries' instants move by the change in the edited entry's count.
-            RuleBlock::push_entry(&mut words, s, r, h, first as usize + new_count - old_count);
+            k = RuleBlock::put_entry(w, k, s, r, h, first as usize + new_count - old_count);
+        }
+        let edited = times_start + s * old_first;
+        if n > 0 {
+            copy(w, &mut k, &v.words[times_start..edited]);
+        }
+        if let Some((_, t)) = entry {
+            for t in t {
+                RuleBlock::put_instant(&mut w[k..k + s], *t);
+                k += s;
+            }
         }
         if n > 0 {
-            let edited = times_start + s * old_first;
-            words.extend_from_slice(&self.0[times_start..edited]);
-            if let Some((_, t)) = entry {
-                let from = words.len();
-                words.resize(from + s * t.len(), 0);
-                for (w, t) in words[from..].chunks_exact_mut(s).zip(t) {
-                    RuleBlock::put_instant(w, *t);
-                }
-            }
-            words.extend_from_slice(&self.0[edited + s * old_count..]);
-        } else if let Some((_, t)) = entry {
-            let from = words.len();
-            words.resize(from + s * t.len(), 0);
-            for (w, t) in words[from..].chunks_exact_mut(s).zip(t) {
-                RuleBlock::put_instant(w, *t);
-            }
+            copy(w, &mut k, &v.words[edited + s * old_count..]);
         }
-        RuleBlock(ThinWords::from_slice(&words))
+        debug_assert_eq!(k, w.len());
+        RuleBlock(out)
     }
 
     /// The entries, unpacked.

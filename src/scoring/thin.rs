@@ -3,11 +3,12 @@
 //! the per-model rule block, held once per contact and model.
 //!
 //! The only `unsafe` of the scoring state is here. What makes it sound: the pointer is
-//! either absent (an empty block) or comes from `alloc` with [`layout`] of the length
+//! either absent (an empty block) or comes from `alloc` (or `alloc_zeroed`) with
+//! [`layout`] of the length
 //! written in its first word, which is never exposed (the slices start after it), so
 //! no safe method can change it; `Drop` frees with the same layout.
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
 
 /// The words, owned; empty without allocating.
@@ -52,6 +53,29 @@ impl ThinWords {
             ptr.as_ptr().write(len);
             ptr.as_ptr().add(1).copy_from_nonoverlapping(words.as_ptr(), words.len());
         }
+        ThinWords(Some(ptr))
+    }
+
+    /// A block of `len` zero words, to fill in place.
+    ///
+    /// # Panics
+    ///
+    /// For more than `u32::MAX` words, as [`ThinWords::from_slice`].
+    pub(crate) fn zeroed(len: usize) -> ThinWords {
+        if len == 0 {
+            return ThinWords(None);
+        }
+        let Ok(len32) = u32::try_from(len) else {
+            panic!("a block of {len} words");
+        };
+        let layout = layout(len);
+        // SAFETY: the layout has a nonzero size (at least the length word).
+        let Some(ptr) = NonNull::new(unsafe { alloc_zeroed(layout) }.cast::<u32>()) else {
+            handle_alloc_error(layout)
+        };
+        // SAFETY: the allocation holds `len + 1` words, aligned for `u32`; zeroed memory
+        // is initialized `u32`s.
+        unsafe { ptr.as_ptr().write(len32) };
         ThinWords(Some(ptr))
     }
 
@@ -146,8 +170,13 @@ mod tests {
             let mut clones = Vec::new();
             for (op, words, at) in ops {
                 match op {
-                    0 => {
+                    0 if at % 2 == 0 => {
                         thin = ThinWords::from_slice(&words);
+                        model = words;
+                    }
+                    0 => {
+                        thin = ThinWords::zeroed(words.len());
+                        thin.copy_from_slice(&words);
                         model = words;
                     }
                     1 if !model.is_empty() => {
