@@ -147,11 +147,9 @@ impl ContactScores {
             models: Models::from_iter(models),
             last: Instant8::NEVER,
             check_from: Instant8::NEVER,
-            extra: ExtraSlot(
-                counters.map(|counters| {
-                    Box::new(Extra { counters: Some(Box::new(counters)), history: None, far: None })
-                }),
-            ),
+            extra: ExtraSlot(counters.map(|counters| {
+                Box::new(Extra { counters: Some(Box::new(counters)), history: None, far: None })
+            })),
         };
         state.set_last(last);
         state.set_check_from(check_from);
@@ -214,8 +212,9 @@ impl ContactScores {
                 match &extra.history {
                     None => (size_of::<Extra>() + counters + far, 0),
                     Some(h) => {
-                        let slot = if extra.counters.is_some() { size_of::<Option<Box<CounterState>>>() } else { 0 }
-                            + if far > 0 { size_of::<Option<Box<FarInstants>>>() } else { 0 };
+                        let slot =
+                            if extra.counters.is_some() { size_of::<Option<Box<CounterState>>>() } else { 0 }
+                                + if far > 0 { size_of::<Option<Box<FarInstants>>>() } else { 0 };
                         (slot + counters + far, size_of::<Extra>() - slot + h.heap_bytes())
                     }
                 }
@@ -235,7 +234,11 @@ impl Models {
     /// How many models.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        if self.0.present { 1 + self.0.more().len() } else { 0 }
+        if self.0.present {
+            1 + self.0.more().len()
+        } else {
+            0
+        }
     }
 
     /// Model `i`'s state.
@@ -824,9 +827,9 @@ impl RuleBlock {
     /// Whether entries of these instants, `times` instants in all, fit a narrow block.
     fn narrow<'a>(times: usize, entries: impl IntoIterator<Item = &'a [Timestamp]>) -> bool {
         times <= NARROW_TIMES
-            && entries.into_iter().all(|t| {
-                t.len() <= NARROW_COUNT && t.iter().all(|&t| Instant8::new(t) != Instant8::FAR)
-            })
+            && entries
+                .into_iter()
+                .all(|t| t.len() <= NARROW_COUNT && t.iter().all(|&t| Instant8::new(t) != Instant8::FAR))
     }
 
     #[inline]
@@ -1084,7 +1087,11 @@ impl RuleBlock {
 
     fn heap_bytes(&self) -> usize {
         // The words and the length word in front of them.
-        if self.0.is_empty() { 0 } else { (self.0.len() + 1) * size_of::<u32>() }
+        if self.0.is_empty() {
+            0
+        } else {
+            (self.0.len() + 1) * size_of::<u32>()
+        }
     }
 }
 
@@ -1314,10 +1321,7 @@ pub(crate) mod wire {
     impl From<ModelState> for ModelStateWire {
         fn from(m: ModelState) -> ModelStateWire {
             ModelStateWire {
-                groups: m
-                    .groups()
-                    .map(|c| ScoreCellWire { value: c.stored(), at: c.updated_at() })
-                    .collect(),
+                groups: m.groups().map(|c| ScoreCellWire { value: c.stored(), at: c.updated_at() }).collect(),
                 fit: m.fit,
                 thresholds: m
                     .thresholds()

@@ -8,10 +8,11 @@
 //! written in its first word, which is never exposed (the slices start after it), so
 //! no safe method can change it; `Drop` frees with the same layout.
 
-use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, handle_alloc_error};
+use std::alloc::{alloc, alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 
 /// The words, owned; empty without allocating.
+#[derive(Default)]
 pub(crate) struct ThinWords(Option<NonNull<u32>>);
 
 // SAFETY: `ThinWords` owns its allocation exactly as a `Box<[u32]>` does (no sharing,
@@ -122,12 +123,6 @@ impl Drop for ThinWords {
 impl Clone for ThinWords {
     fn clone(&self) -> ThinWords {
         ThinWords::from_slice(self.as_slice())
-    }
-}
-
-impl Default for ThinWords {
-    fn default() -> ThinWords {
-        ThinWords(None)
     }
 }
 

@@ -271,13 +271,11 @@ impl Scorer {
     /// A fresh state: every score at zero as of `at`, fit rules not yet evaluated.
     pub fn new_state(&self, at: Timestamp) -> ContactScores {
         ContactScores::from_parts(
-            self.models
-                .iter()
-                .map(|m| {
-                    let cells: smallvec::SmallVec<[ScoreCell; 2]> =
-                        m.groups.iter().map(|_| ScoreCell::new(at)).collect();
-                    ModelState::new(&cells, m.thresholds.len())
-                }),
+            self.models.iter().map(|m| {
+                let cells: smallvec::SmallVec<[ScoreCell; 2]> =
+                    m.groups.iter().map(|_| ScoreCell::new(at)).collect();
+                ModelState::new(&cells, m.thresholds.len())
+            }),
             (!self.counters.is_empty()).then(|| self.counters.new_state()),
             at,
             // Due at once: the first event or timeout places the scores in their bands.
