@@ -1536,6 +1536,71 @@ mod tests {
         assert_eq!(back, block);
     }
 
+    /// Instants outside the 8-byte span are kept exactly: a contact's `last` and
+    /// `check_from` in the cold copy, a model's groups in its cold part, through the
+    /// stored shape too.
+    #[test]
+    fn far_instants_are_kept_exactly() {
+        let early = Timestamp::from_unix(-(1 << 33) - 5, 7).unwrap();
+        let late = Timestamp::from_unix((1 << 33) + 5, 999_999_999).unwrap();
+        let now = Timestamp::from_unix(1_700_000_000, 1).unwrap();
+        let mut m = ModelState::new(&[ScoreCell::written(1.0, now), ScoreCell::written(2.0, now)], 1);
+        assert_eq!(m.inline_groups, 2);
+        m.set_group(1, ScoreCell::written(3.0, early));
+        assert_eq!(m.inline_groups, u8::MAX);
+        assert_eq!(m.group(0), ScoreCell::written(1.0, now));
+        assert_eq!(m.group(1), ScoreCell::written(3.0, early));
+        m.set_group(0, ScoreCell::written(4.0, now));
+        assert_eq!(m.group(0), ScoreCell::written(4.0, now));
+        let mut state = ContactScores::from_parts([m], None, late, Timestamp::MAX);
+        assert_eq!(state.last_change(), late);
+        assert_eq!(state.remembered_wake(), None);
+        state.set_check_from(early);
+        assert_eq!((state.check_from(), state.remembered_wake()), (early, Some(early)));
+        state.set_check_from(now);
+        assert_eq!((state.check_from(), state.last_change()), (now, late));
+        let json = serde_json::to_string(&state).unwrap();
+        let back: ContactScores = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        assert_eq!(back.models[0].group(1), ScoreCell::written(3.0, early));
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        // Taking the explanations out keeps the box that holds the cold copy.
+        state.extra.history_mut(History::default);
+        assert!(state.extra.take_history().is_some());
+        assert_eq!(state.last_change(), late);
+    }
+
+    /// The models past the first live in its cold part, and replacing the first keeps
+    /// them.
+    #[test]
+    fn models_past_the_first_live_in_its_cold_part() {
+        let t = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+        let model = |fit| {
+            let mut m = ModelState::new(&[ScoreCell::new(t)], 0);
+            m.fit = fit;
+            m
+        };
+        let fits = |models: &Models| models.iter().map(|m| m.fit).collect::<Vec<_>>();
+        let mut models: Models = [0.0, 1.0, 2.0].into_iter().map(model).collect();
+        assert_eq!((models.len(), fits(&models)), (3, vec![0.0, 1.0, 2.0]));
+        models.set(0, model(9.0));
+        models.set(2, model(7.0));
+        models[1].fit = 5.0;
+        assert_eq!(fits(&models), [9.0, 5.0, 7.0]);
+        assert!(models.get(3).is_none());
+        let none: Models = std::iter::empty().collect();
+        assert_eq!((none.len(), none.get(0).is_none(), none.iter().count()), (0, true, 0));
+        assert_eq!(models.into_vec().iter().map(|m| m.fit).collect::<Vec<_>>(), [9.0, 5.0, 7.0]);
+    }
+
+    /// The layout the benchmark's byte figures rest on.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_hot_state_is_96_bytes_inline() {
+        assert_eq!(size_of::<ModelState>(), 72);
+        assert_eq!(size_of::<ContactScores>(), 96);
+    }
+
     #[test]
     fn unsorted_or_repeated_lists_are_refused() {
         assert!(RuleBlock::from_lists(&[3, 1], &[]).is_err());
