@@ -606,9 +606,6 @@ pub(crate) struct Instant12 {
 }
 
 impl Instant12 {
-    /// [`Timestamp::MAX`], which states use for "never".
-    pub(crate) const MAX: Instant12 = Instant12::new(Timestamp::MAX);
-
     /// The compact form of `t`.
     #[inline]
     pub(crate) const fn new(t: Timestamp) -> Instant12 {
@@ -644,6 +641,76 @@ impl From<Timestamp> for Instant12 {
 impl fmt::Debug for Instant12 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+/// A [`Timestamp`] in 8 bytes, for per-contact state that is kept for millions of
+/// contacts: the seconds since the Unix epoch in the high 34 bits and the nanoseconds in
+/// the low 30, so it orders as the instant does and converts with a shift and a mask.
+/// Exact to the nanosecond wherever it applies: it covers the seconds strictly between
+/// -2^33 and 2^33 (1697-10-17 to 2242-03-16), [`Timestamp::MAX`] (which states use for
+/// "never") has its own value, and any other instant is [`Instant8::FAR`], a sentinel
+/// telling the state to keep the instant elsewhere (its cold part).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Instant8(i64);
+
+/// Bits of an [`Instant8`] that hold the nanoseconds.
+const INSTANT8_NANO_BITS: u32 = 30;
+/// The seconds an [`Instant8`] holds are strictly within this magnitude.
+const INSTANT8_SECS: i64 = 1 << 33;
+
+impl Instant8 {
+    /// [`Timestamp::MAX`] (its nanoseconds field, 2^30 - 1, is no instant's).
+    pub(crate) const NEVER: Instant8 = Instant8(i64::MAX);
+    /// An instant this form cannot hold: the caller keeps it elsewhere. (Its seconds,
+    /// -2^33, are outside the span.)
+    pub(crate) const FAR: Instant8 = Instant8(i64::MIN);
+
+    /// The compact form of `t`, or [`Instant8::FAR`] outside the span it covers.
+    #[inline]
+    pub(crate) const fn new(t: Timestamp) -> Instant8 {
+        if t.secs > -INSTANT8_SECS && t.secs < INSTANT8_SECS {
+            Instant8(t.secs << INSTANT8_NANO_BITS | t.nanos as i64)
+        } else if t.secs == Timestamp::MAX.secs && t.nanos == Timestamp::MAX.nanos {
+            Instant8::NEVER
+        } else {
+            Instant8::FAR
+        }
+    }
+
+    /// The instant, `None` for [`Instant8::FAR`].
+    #[inline]
+    pub(crate) const fn get(self) -> Option<Timestamp> {
+        match self.0 {
+            i64::MIN => None,
+            i64::MAX => Some(Timestamp::MAX),
+            v => Some(Timestamp {
+                secs: v >> INSTANT8_NANO_BITS,
+                nanos: (v & ((1 << INSTANT8_NANO_BITS) - 1)) as u32,
+            }),
+        }
+    }
+
+    /// The raw bits (with the sentinels), for states that pack instants into words.
+    #[inline]
+    pub(crate) const fn to_bits(self) -> i64 {
+        self.0
+    }
+
+    /// The instant of these raw bits (any `i64` reads as some instant, `FAR` or
+    /// [`Timestamp::MAX`]; only bits from [`Instant8::to_bits`] are meaningful).
+    #[inline]
+    pub(crate) const fn from_bits(bits: i64) -> Instant8 {
+        Instant8(bits)
+    }
+}
+
+impl fmt::Debug for Instant8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.get() {
+            Some(t) => fmt::Debug::fmt(&t, f),
+            None => f.write_str("far"),
+        }
     }
 }
 
@@ -1082,6 +1149,51 @@ mod tests {
 
     fn dur(s: &str) -> Duration {
         Duration::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    proptest::proptest! {
+        /// An 8-byte instant gives back exactly the instant it was made of, is `FAR`
+        /// only outside its span, and orders as the instants do.
+        #[test]
+        fn instant8_is_exact_or_far(
+            secs in proptest::prop_oneof![
+                Timestamp::MIN.secs..=Timestamp::MAX.secs,
+                -(1i64 << 33) - 2..=-(1i64 << 33) + 2,
+                (1i64 << 33) - 2..=(1i64 << 33) + 2,
+                -3i64..3,
+            ],
+            nanos in proptest::prop_oneof![0u32..1_000_000_000, 0u32..2, 999_999_998u32..1_000_000_000],
+            other in Timestamp::MIN.secs..=Timestamp::MAX.secs,
+        ) {
+            let t = Timestamp::from_unix(secs, nanos).unwrap();
+            let inside = secs.abs() < 1 << 33;
+            let i = Instant8::new(t);
+            proptest::prop_assert_eq!(i.get(), (inside || t == Timestamp::MAX).then_some(t));
+            proptest::prop_assert_eq!(Instant8::from_bits(i.to_bits()), i);
+            let u = Timestamp::from_unix(other, nanos / 2).unwrap();
+            let j = Instant8::new(u);
+            if i != Instant8::FAR && j != Instant8::FAR {
+                proptest::prop_assert_eq!(i.to_bits().cmp(&j.to_bits()), t.cmp(&u));
+            }
+        }
+    }
+
+    #[test]
+    fn instant8_edges() {
+        assert_eq!(Instant8::new(Timestamp::MAX), Instant8::NEVER);
+        assert_eq!(Instant8::NEVER.get(), Some(Timestamp::MAX));
+        assert_eq!(Instant8::new(Timestamp::MIN), Instant8::FAR);
+        assert_eq!(Instant8::FAR.get(), None);
+        let last = Timestamp::from_unix((1 << 33) - 1, 999_999_999).unwrap();
+        assert_eq!(Instant8::new(last).get(), Some(last));
+        assert_eq!(last.to_string(), "2242-03-16T12:56:31.999999999Z");
+        assert_eq!(Instant8::new(Timestamp::from_unix(1 << 33, 0).unwrap()), Instant8::FAR);
+        let first = Timestamp::from_unix(1 - (1 << 33), 0).unwrap();
+        assert_eq!(Instant8::new(first).get(), Some(first));
+        assert_eq!(first.to_string(), "1697-10-17T11:03:29Z");
+        assert_eq!(Instant8::new(Timestamp::from_unix(-(1 << 33), 999_999_999).unwrap()), Instant8::FAR);
+        let t = Timestamp::from_unix(-1, 999_999_999).unwrap();
+        assert_eq!(Instant8::new(t).get(), Some(t));
     }
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))

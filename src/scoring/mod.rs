@@ -15,6 +15,7 @@ pub mod decay;
 pub mod model;
 pub mod scorer;
 mod state;
+mod thin;
 pub(crate) mod threshold;
 mod wake;
 

@@ -11,8 +11,9 @@ use smallvec::SmallVec;
 use crate::counters::CounterState;
 use crate::id::{EventId, RuleId};
 use crate::scoring::cell::ScoreCell;
+use crate::scoring::thin::ThinWords;
 use crate::scoring::threshold::ThresholdState;
-use crate::time::{Instant12, Timestamp};
+use crate::time::{Instant12, Instant8, Timestamp};
 
 /// A change to one score caused by one rule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,21 +30,25 @@ pub struct LedgerEntry {
 
 /// A contact's scores under a [`Scorer`](crate::scoring::Scorer).
 ///
-/// Kept compact, since a host holds one per contact: instants take 12 bytes, threshold
-/// memory is bits, and what most contacts never have (counters, timeframe awards,
-/// explanations) sits behind optional pointers. Snapshots are written in the original
-/// shape (the `wire` module), so states written before the compact layout still load.
+/// Kept compact, since a host holds one per contact: instants take 8 bytes (with a
+/// cold copy for the rare instant outside 1697 to 2242), threshold memory is bits, the
+/// first model is inline, and what most contacts never have (counters, timeframe
+/// awards, explanations) sits behind optional pointers. Snapshots are written in the
+/// original shape (the `wire` module), so states written before the compact layout
+/// still load.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(into = "wire::ContactScoresWire", try_from = "wire::ContactScoresWire")]
 pub struct ContactScores {
-    pub(crate) models: SmallVec<[ModelState; 1]>,
-    last: Instant12,
+    pub(crate) models: Models,
+    /// `Instant8::FAR`: the instant is in the optional part.
+    last: Instant8,
     /// Events at or after this instant must check thresholds and bands: the next
     /// decay-driven wake-up as of the last change (`Timestamp::MAX` for never).
-    check_from: Instant12,
+    /// `Instant8::FAR`: the instant is in the optional part.
+    check_from: Instant8,
     /// The scorer's counters and the explanations, behind one pointer: absent until
     /// there is one of them (most contacts of a scorer without counters and without
-    /// explanations never allocate it). Never left holding neither.
+    /// explanations never allocate it). Never left holding none of its parts.
     pub(crate) extra: ExtraSlot,
 }
 
@@ -77,10 +82,19 @@ impl ExtraSlot {
     pub(crate) fn take_history(&mut self) -> Option<History> {
         let extra = self.0.as_mut()?;
         let history = extra.history.take();
-        if extra.counters.is_none() {
+        if extra.counters.is_none() && extra.far.is_none() {
             self.0 = None;
         }
         history
+    }
+
+    /// The instants kept here because their 8-byte form is `FAR`.
+    fn far(&self) -> FarInstants {
+        self.0.as_ref().and_then(|e| e.far.as_deref()).copied().unwrap_or_default()
+    }
+
+    fn far_mut(&mut self) -> &mut FarInstants {
+        self.0.get_or_insert_with(Box::default).far.get_or_insert_with(Box::default)
     }
 }
 
@@ -92,14 +106,30 @@ struct Extra {
     counters: Option<Box<CounterState>>,
     /// Explanations: made at the first change, never when the scorer keeps none.
     history: Option<History>,
+    /// The contact's instants outside the span of an [`Instant8`] (only read where the
+    /// inline form is `FAR`).
+    far: Option<Box<FarInstants>>,
+}
+
+/// The exact `last` and `check_from` of a state whose inline form says `FAR`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FarInstants {
+    last: Timestamp,
+    check_from: Timestamp,
+}
+
+impl Default for FarInstants {
+    fn default() -> FarInstants {
+        FarInstants { last: Timestamp::UNIX_EPOCH, check_from: Timestamp::UNIX_EPOCH }
+    }
 }
 
 /// Equal by content.
 impl PartialEq for ContactScores {
     fn eq(&self, other: &ContactScores) -> bool {
         self.models == other.models
-            && self.last == other.last
-            && self.check_from == other.check_from
+            && self.last_change() == other.last_change()
+            && self.check_from() == other.check_from()
             && self.extra.counters() == other.extra.counters()
             && self.extra.history() == other.extra.history()
     }
@@ -108,88 +138,248 @@ impl PartialEq for ContactScores {
 impl ContactScores {
     /// A state of these parts.
     pub(crate) fn from_parts(
-        models: SmallVec<[ModelState; 1]>,
+        models: impl IntoIterator<Item = ModelState>,
         counters: Option<CounterState>,
         last: Timestamp,
         check_from: Timestamp,
     ) -> ContactScores {
-        ContactScores {
-            models,
-            last: Instant12::new(last),
-            check_from: Instant12::new(check_from),
-            extra: ExtraSlot(
-                counters
-                    .map(|counters| Box::new(Extra { counters: Some(Box::new(counters)), history: None })),
-            ),
-        }
+        let mut state = ContactScores {
+            models: Models::from_iter(models),
+            last: Instant8::NEVER,
+            check_from: Instant8::NEVER,
+            extra: ExtraSlot(counters.map(|counters| {
+                Box::new(Extra { counters: Some(Box::new(counters)), history: None, far: None })
+            })),
+        };
+        state.set_last(last);
+        state.set_check_from(check_from);
+        state
     }
 
     /// When the state last changed (or was last checked): events must not be older.
+    #[inline]
     pub fn last_change(&self) -> Timestamp {
-        self.last.get()
+        match self.last.get() {
+            Some(t) => t,
+            None => self.extra.far().last,
+        }
     }
 
+    #[inline]
     pub(crate) fn set_last(&mut self, at: Timestamp) {
-        self.last = Instant12::new(at);
+        self.last = Instant8::new(at);
+        if self.last == Instant8::FAR {
+            self.extra.far_mut().last = at;
+        }
     }
 
     /// See the field `check_from`.
+    #[inline]
     pub(crate) fn check_from(&self) -> Timestamp {
-        self.check_from.get()
+        match self.check_from.get() {
+            Some(t) => t,
+            None => self.extra.far().check_from,
+        }
     }
 
+    #[inline]
     pub(crate) fn set_check_from(&mut self, at: Timestamp) {
-        self.check_from = Instant12::new(at);
+        self.check_from = Instant8::new(at);
+        if self.check_from == Instant8::FAR {
+            self.extra.far_mut().check_from = at;
+        }
     }
 
     /// The wake-up remembered at the last change (`None`: never), which may be due
     /// already (a fresh or adopted state is due at once).
     pub(crate) fn remembered_wake(&self) -> Option<Timestamp> {
-        (self.check_from != Instant12::MAX).then_some(self.check_from.get())
+        (self.check_from != Instant8::NEVER).then(|| self.check_from())
     }
 
     /// Heap bytes this state holds, split into the hot part and the explanation
     /// history (requested sizes, without the allocator's own overhead).
     pub fn heap_bytes(&self) -> (usize, usize) {
-        let models: usize = self.models.iter().map(ModelState::heap_bytes).sum();
-        let inline = if self.models.spilled() { self.models.capacity() * size_of::<ModelState>() } else { 0 };
+        let models = self.models.0.heap_bytes();
         // The shared box counts as history when it holds explanations, but for the
-        // counters' own slot; otherwise it is all hot (it exists for the counters).
+        // counters' and the far instants' slots; otherwise it is all hot (it exists for
+        // those).
         let (extra_hot, history) = match &self.extra.0 {
             None => (0, 0),
             Some(extra) => {
                 let counters =
                     extra.counters.as_ref().map_or(0, |c| size_of::<CounterState>() + c.heap_bytes());
+                let far = extra.far.as_ref().map_or(0, |_| size_of::<FarInstants>());
                 match &extra.history {
-                    None => (size_of::<Extra>() + counters, 0),
+                    None => (size_of::<Extra>() + counters + far, 0),
                     Some(h) => {
                         let slot =
-                            if extra.counters.is_some() { size_of::<Option<Box<CounterState>>>() } else { 0 };
-                        (slot + counters, size_of::<Extra>() - slot + h.heap_bytes())
+                            if extra.counters.is_some() { size_of::<Option<Box<CounterState>>>() } else { 0 }
+                                + if far > 0 { size_of::<Option<Box<FarInstants>>>() } else { 0 };
+                        (slot + counters + far, size_of::<Extra>() - slot + h.heap_bytes())
                     }
                 }
             }
         };
-        (models + inline + extra_hot, history)
+        (models + extra_hot, history)
     }
+}
+
+/// The models' states of one contact: the first inline, the others (which most
+/// programs do not have) in the first one's cold part, so a one-model state pays
+/// neither a length nor a pointer.
+#[derive(Clone, Debug)]
+pub(crate) struct Models(ModelState);
+
+impl Models {
+    /// How many models.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        if self.0.present {
+            1 + self.0.more().len()
+        } else {
+            0
+        }
+    }
+
+    /// Model `i`'s state.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<&ModelState> {
+        match i {
+            0 if self.0.present => Some(&self.0),
+            0 => None,
+            _ => self.0.more().get(i - 1),
+        }
+    }
+
+    /// Model `i`'s state, to change (not to replace: see [`Models::set`]).
+    #[inline]
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut ModelState> {
+        match i {
+            0 if self.0.present => Some(&mut self.0),
+            0 => None,
+            _ => self.0.cold.as_mut()?.more.get_mut(i - 1),
+        }
+    }
+
+    /// Replaces model `i`'s state (a no-op out of range).
+    pub(crate) fn set(&mut self, i: usize, mut state: ModelState) {
+        if let Some(cold) = &mut state.cold {
+            cold.more = Vec::new();
+        }
+        if i == 0 && self.0.present {
+            let more = self.0.cold.as_mut().map(|c| std::mem::take(&mut c.more)).unwrap_or_default();
+            self.0 = state;
+            if !more.is_empty() {
+                self.0.cold_mut().more = more;
+            }
+        } else if let Some(slot) = self.get_mut(i) {
+            *slot = state;
+        }
+    }
+
+    /// The states in model order.
+    pub(crate) fn iter(&self) -> ModelsIter<'_> {
+        self.0.present.then_some(&self.0).into_iter().chain(self.0.more())
+    }
+
+    /// The states, taken out, in model order.
+    pub(crate) fn into_vec(mut self) -> Vec<ModelState> {
+        if !self.0.present {
+            return Vec::new();
+        }
+        let more = self.0.cold.as_mut().map(|c| std::mem::take(&mut c.more)).unwrap_or_default();
+        let mut all = Vec::with_capacity(1 + more.len());
+        all.push(self.0);
+        all.extend(more);
+        all
+    }
+}
+
+impl FromIterator<ModelState> for Models {
+    fn from_iter<I: IntoIterator<Item = ModelState>>(iter: I) -> Models {
+        let mut iter = iter.into_iter();
+        let Some(mut first) = iter.next() else {
+            let mut none = ModelState::new(&[], 0);
+            none.present = false;
+            return Models(none);
+        };
+        first.present = true;
+        let more: Vec<ModelState> = iter.collect();
+        if let Some(cold) = &mut first.cold {
+            cold.more = Vec::new();
+        }
+        if !more.is_empty() {
+            first.cold_mut().more = more;
+        }
+        Models(first)
+    }
+}
+
+/// An iterator over [`Models`].
+pub(crate) type ModelsIter<'a> =
+    std::iter::Chain<std::option::IntoIter<&'a ModelState>, std::slice::Iter<'a, ModelState>>;
+
+impl<'a> IntoIterator for &'a Models {
+    type Item = &'a ModelState;
+    type IntoIter = ModelsIter<'a>;
+
+    fn into_iter(self) -> ModelsIter<'a> {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<usize> for Models {
+    type Output = ModelState;
+
+    #[inline]
+    fn index(&self, i: usize) -> &ModelState {
+        match self.get(i) {
+            Some(m) => m,
+            None => panic!("model {i} of a state with {} models", self.len()),
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Models {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut ModelState {
+        let len = self.len();
+        match self.get_mut(i) {
+            Some(m) => m,
+            None => panic!("model {i} of a state with {len} models"),
+        }
+    }
+}
+
+/// Equal by content.
+impl PartialEq for Models {
+    fn eq(&self, other: &Models) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+/// A group's value and the instant of its last write, inline in 16 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Cell8 {
+    value: f64,
+    /// Never `Instant8::FAR`: such a cell moves the model's groups to the cold part.
+    at: Instant8,
 }
 
 /// One model's hot state for one contact.
 #[derive(Clone, Debug)]
 pub(crate) struct ModelState {
-    /// The groups' cells when there are at most [`INLINE_GROUPS`] (the rest unused);
-    /// otherwise they are all in the cold part.
-    cells: [ScoreCell; INLINE_GROUPS],
-    /// How many groups, when at most [`INLINE_GROUPS`]; `u8::MAX` when they are in the
-    /// cold part.
-    inline_groups: u8,
+    /// The groups' cells when there are at most [`INLINE_GROUPS`] and every instant
+    /// has an 8-byte form (the rest unused); otherwise they are all in the cold part.
+    cells: [Cell8; INLINE_GROUPS],
     pub(crate) fit: f64,
     /// The fit rules that currently hold, and the repeat-policy memory of the rules
     /// that have a policy and have awarded points. Rules that award every time keep
     /// nothing.
     pub(crate) rules: RuleBlock,
-    /// What few contacts have: timeframe awards, and the memory of thresholds past
-    /// the first [`INLINE_THRESHOLDS`].
+    /// What few contacts have: timeframe awards, the memory of thresholds past the
+    /// first [`INLINE_THRESHOLDS`], groups that are not inline, and (in a contact's
+    /// first model) the other models.
     cold: Option<Box<ModelCold>>,
     /// Two bits per threshold (inside, ever entered), for the first
     /// [`INLINE_THRESHOLDS`].
@@ -202,6 +392,10 @@ pub(crate) struct ModelState {
     /// 4 bytes of what would be padding.
     fit_base: u16,
     fit_bits: u16,
+    /// How many groups, when inline; `u8::MAX` when they are in the cold part.
+    inline_groups: u8,
+    /// False only for the placeholder of a state without models (see [`Models`]).
+    present: bool,
 }
 
 /// Thresholds whose memory is kept inline, as bits.
@@ -213,18 +407,21 @@ const INLINE_GROUPS: usize = 2;
 /// The rarely used part of a model's state.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct ModelCold {
-    /// The groups' cells when there are more than [`INLINE_GROUPS`].
+    /// The groups' cells when they are not inline.
     groups: Vec<ScoreCell>,
     /// Timeframe groups' awards still inside their windows.
     awards: Vec<Award>,
     /// The thresholds past the first [`INLINE_THRESHOLDS`].
     thresholds: Vec<ThresholdState>,
+    /// In a contact's first model: the other models' states.
+    more: Vec<ModelState>,
 }
 
-/// Equal by content (an emptied cold part equals none).
+/// Equal by content (an emptied cold part equals none; other models are not part of
+/// a model's content).
 impl PartialEq for ModelState {
     fn eq(&self, other: &ModelState) -> bool {
-        self.groups() == other.groups()
+        self.groups().eq(other.groups())
             && self.fit == other.fit
             && self.rules == other.rules
             && self.fit_bits == other.fit_bits
@@ -241,8 +438,7 @@ impl ModelState {
     /// entered, nothing else.
     pub(crate) fn new(groups: &[ScoreCell], thresholds: usize) -> ModelState {
         let mut state = ModelState {
-            cells: [ScoreCell::new(Timestamp::UNIX_EPOCH); INLINE_GROUPS],
-            inline_groups: 0,
+            cells: [Cell8 { value: 0.0, at: Instant8::new(Timestamp::UNIX_EPOCH) }; INLINE_GROUPS],
             fit: 0.0,
             rules: RuleBlock::default(),
             cold: None,
@@ -251,11 +447,17 @@ impl ModelState {
             band: None,
             fit_base: 0,
             fit_bits: 0,
+            inline_groups: 0,
+            present: true,
         };
         state.set_threshold_count(thresholds);
+        let inline = groups.len() <= INLINE_GROUPS
+            && groups.iter().all(|c| Instant8::new(c.updated_at()) != Instant8::FAR);
         match u8::try_from(groups.len()) {
-            Ok(n) if groups.len() <= INLINE_GROUPS => {
-                state.cells[..groups.len()].copy_from_slice(groups);
+            Ok(n) if inline => {
+                for (slot, c) in state.cells.iter_mut().zip(groups) {
+                    *slot = Cell8 { value: c.stored(), at: Instant8::new(c.updated_at()) };
+                }
                 state.inline_groups = n;
             }
             _ => {
@@ -266,22 +468,70 @@ impl ModelState {
         state
     }
 
-    /// The groups' cells.
+    /// How many groups.
     #[inline]
-    pub(crate) fn groups(&self) -> &[ScoreCell] {
+    pub(crate) fn group_count(&self) -> usize {
         match self.inline_groups {
-            u8::MAX => self.cold.as_ref().map_or(&[], |c| &c.groups),
-            n => &self.cells[..usize::from(n)],
+            u8::MAX => self.cold.as_ref().map_or(0, |c| c.groups.len()),
+            n => usize::from(n),
         }
     }
 
-    /// The groups' cells, to write.
+    /// Group `g`'s cell, `None` out of range.
     #[inline]
-    pub(crate) fn groups_mut(&mut self) -> &mut [ScoreCell] {
+    pub(crate) fn get_group(&self, g: usize) -> Option<ScoreCell> {
         match self.inline_groups {
-            u8::MAX => self.cold.as_mut().map_or(&mut [], |c| &mut c.groups),
-            n => &mut self.cells[..usize::from(n)],
+            u8::MAX => self.cold.as_ref()?.groups.get(g).copied(),
+            n => {
+                let c = self.cells[..usize::from(n)].get(g)?;
+                // Inline instants are never `FAR`.
+                Some(ScoreCell::written(c.value, c.at.get().unwrap_or(Timestamp::MAX)))
+            }
         }
+    }
+
+    /// Group `g`'s cell.
+    ///
+    /// # Panics
+    ///
+    /// Out of range, as indexing does (callers check the state fits its model).
+    #[inline]
+    pub(crate) fn group(&self, g: usize) -> ScoreCell {
+        match self.get_group(g) {
+            Some(c) => c,
+            None => panic!("group {g} of a model state with {} groups", self.group_count()),
+        }
+    }
+
+    /// The groups' cells, in order.
+    pub(crate) fn groups(&self) -> impl ExactSizeIterator<Item = ScoreCell> + Clone + '_ {
+        (0..self.group_count()).map(|g| self.group(g))
+    }
+
+    /// Writes group `g`'s cell (a no-op out of range; callers check the state fits).
+    #[inline]
+    pub(crate) fn set_group(&mut self, g: usize, cell: ScoreCell) {
+        if self.inline_groups != u8::MAX {
+            let at = Instant8::new(cell.updated_at());
+            if at != Instant8::FAR {
+                if let Some(slot) = self.cells[..usize::from(self.inline_groups)].get_mut(g) {
+                    *slot = Cell8 { value: cell.stored(), at };
+                }
+                return;
+            }
+            // An instant outside the 8-byte span: the groups move to the cold part.
+            let groups: SmallVec<[ScoreCell; INLINE_GROUPS]> = self.groups().collect();
+            self.cold_mut().groups = groups.to_vec();
+            self.inline_groups = u8::MAX;
+        }
+        if let Some(slot) = self.cold.as_mut().and_then(|c| c.groups.get_mut(g)) {
+            *slot = cell;
+        }
+    }
+
+    /// In a contact's first model: the other models.
+    fn more(&self) -> &[ModelState] {
+        self.cold.as_ref().map_or(&[], |c| &c.more)
     }
 
     fn set_threshold_count(&mut self, n: usize) {
@@ -295,7 +545,6 @@ impl ModelState {
     fn cold_mut(&mut self) -> &mut ModelCold {
         self.cold.get_or_insert_with(Box::default)
     }
-
     /// How many thresholds the state remembers.
     pub(crate) fn threshold_count(&self) -> usize {
         usize::from(self.thresholds)
@@ -404,6 +653,8 @@ impl ModelState {
                     + c.groups.capacity() * size_of::<ScoreCell>()
                     + c.awards.capacity() * size_of::<Award>()
                     + c.thresholds.capacity() * size_of::<ThresholdState>()
+                    + c.more.capacity() * size_of::<ModelState>()
+                    + c.more.iter().map(ModelState::heap_bytes).sum::<usize>()
             })
     }
 }
@@ -418,17 +669,21 @@ pub(crate) struct RuleMemory {
 }
 
 /// One model's per-rule memory for one contact, packed into one block of words of
-/// exactly the size it needs (an empty block allocates nothing): the fit rules that
+/// exactly the size it needs behind a thin pointer (an empty block allocates nothing): the fit rules that
 /// hold, and what repeat policies remember (see [`RuleMemory`]), sorted by rule.
 ///
-/// Layout: `[n, n entries of [rule, head, first], the instants, 3 words each]`; `head`
-/// holds the flags [`HOLDS`], [`MEMORY`] and [`EVER`] and, from bit [`COUNT_SHIFT`], the
-/// number of instants the rule keeps, which start at instant `first`. Entries are
+/// Layout: `[n, n entries, the instants]`. An entry is `[rule, head | first << 16]`,
+/// where `head` holds the flags [`HOLDS`], [`MEMORY`] and [`EVER`] and, from bit
+/// [`COUNT_SHIFT`], the number of instants the rule keeps, which start at instant
+/// `first`; an instant is an [`Instant8`] in two words, low word first. A block that
+/// cannot be written so (an instant outside 1697 to 2242, a rule keeping 2^13 instants
+/// or more, 2^16 instants in all) is *wide* ([`WIDE`] set in `n`): entries are
+/// `[rule, head, first]` and instants [`Instant12`]s, three words each. Entries are
 /// found by binary search; a rule's instants are rewritten in place once it keeps as
-/// many as its policy allows, so the block is reallocated only when a rule first
-/// holds or awards, or keeps one more instant.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RuleBlock(Box<[u32]>);
+/// many as its policy allows, so the block is reallocated only when a rule first holds
+/// or awards, or keeps one more instant.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RuleBlock(ThinWords);
 
 /// The fit rule holds.
 const HOLDS: u32 = 1;
@@ -438,27 +693,60 @@ const MEMORY: u32 = 2;
 const EVER: u32 = 4;
 /// Where the instant count starts in an entry's `head`.
 const COUNT_SHIFT: u32 = 3;
+/// In the first word: entries and instants take three words.
+const WIDE: u32 = 1 << 31;
+/// Instants a rule keeps in a narrow block, at most.
+const NARROW_COUNT: usize = (1 << (16 - COUNT_SHIFT)) - 1;
+/// Instants a narrow block keeps, at most.
+const NARROW_TIMES: usize = u16::MAX as usize;
+
+/// A block being built (on the stack, as most are small).
+type Words = SmallVec<[u32; 32]>;
 
 /// An entry being rebuilt: rule, flags, instants.
 type Entry = (u32, u32, Vec<Timestamp>);
 
-impl RuleBlock {
-    fn len(&self) -> usize {
-        self.0.first().map_or(0, |&n| n as usize)
+/// Equal by content (a wide block can equal a narrow one).
+impl PartialEq for RuleBlock {
+    fn eq(&self, other: &RuleBlock) -> bool {
+        let flags = HOLDS | MEMORY | EVER;
+        self.len() == other.len()
+            && (0..self.len()).all(|i| {
+                let (a, b) = (self.entry(i), other.entry(i));
+                a.0 == b.0 && a.1 & flags == b.1 & flags && self.times_of(i).eq(other.times_of(i))
+            })
     }
+}
 
+/// A block's words with its layout read once (the hot paths take one view per call).
+#[derive(Clone, Copy)]
+struct View<'a> {
+    words: &'a [u32],
+    /// Entries.
+    n: usize,
+    /// Words per entry and per instant.
+    s: usize,
+}
+
+impl<'a> View<'a> {
     /// Entry `i`'s rule, head and first instant.
     #[inline]
-    fn entry(&self, i: usize) -> (u32, u32, u32) {
-        let o = 1 + 3 * i;
-        (self.0[o], self.0[o + 1], self.0[o + 2])
+    fn entry(self, i: usize) -> (u32, u32, u32) {
+        if self.s == 2 {
+            let o = 1 + 2 * i;
+            (self.words[o], self.words[o + 1] & 0xFFFF, self.words[o + 1] >> 16)
+        } else {
+            let o = 1 + 3 * i;
+            (self.words[o], self.words[o + 1], self.words[o + 2])
+        }
     }
 
-    fn find(&self, rule: u32) -> Result<usize, usize> {
-        let (mut lo, mut hi) = (0, self.len());
+    #[inline]
+    fn find(self, rule: u32) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.entry(mid).0.cmp(&rule) {
+            match self.words[1 + self.s * mid].cmp(&rule) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(mid),
@@ -469,14 +757,111 @@ impl RuleBlock {
 
     /// Where entry `i`'s instants start in the block, and how many there are.
     #[inline]
-    fn times_span(&self, i: usize) -> (usize, usize) {
+    fn times_span(self, i: usize) -> (usize, usize) {
         let (_, head, first) = self.entry(i);
-        (1 + 3 * self.len() + 3 * first as usize, (head >> COUNT_SHIFT) as usize)
+        (1 + self.s * self.n + self.s * first as usize, (head >> COUNT_SHIFT) as usize)
+    }
+
+    #[inline]
+    fn times_of(self, i: usize) -> impl DoubleEndedIterator<Item = Timestamp> + Clone + 'a {
+        let (start, count) = self.times_span(i);
+        self.words[start..start + self.s * count].chunks_exact(self.s).map(RuleBlock::instant)
+    }
+}
+
+impl RuleBlock {
+    #[inline]
+    fn view(&self) -> View<'_> {
+        let words = &self.0[..];
+        match words.first() {
+            None => View { words, n: 0, s: 2 },
+            Some(&h) => View { words, n: (h & !WIDE) as usize, s: if h & WIDE != 0 { 3 } else { 2 } },
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.view().n
+    }
+
+    /// Words per entry and per instant.
+    #[inline]
+    fn stride(&self) -> usize {
+        self.view().s
+    }
+
+    /// Entry `i`'s rule, head and first instant.
+    #[inline]
+    fn entry(&self, i: usize) -> (u32, u32, u32) {
+        self.view().entry(i)
+    }
+
+    /// The word of entry `i` that holds its flags (in the low bits).
+    #[inline]
+    fn head_word(&mut self, i: usize) -> &mut u32 {
+        let o = 1 + self.stride() * i + 1;
+        &mut self.0[o]
+    }
+
+    /// Writes an entry in the layout of stride `s` at `w[k..]`; returns where it ends.
+    #[inline]
+    fn put_entry(w: &mut [u32], k: usize, s: usize, rule: u32, head: u32, first: usize) -> usize {
+        if s == 2 {
+            w[k..k + 2].copy_from_slice(&[rule, head | (first as u32) << 16]);
+        } else {
+            w[k..k + 3].copy_from_slice(&[rule, head, first as u32]);
+        }
+        k + s
+    }
+
+    /// Appends an entry in the layout of stride `s`.
+    #[inline]
+    fn push_entry(words: &mut Words, s: usize, rule: u32, head: u32, first: usize) {
+        if s == 2 {
+            words.extend([rule, head | (first as u32) << 16]);
+        } else {
+            words.extend([rule, head, first as u32]);
+        }
+    }
+
+    /// Whether entries of these instants, `times` instants in all, fit a narrow block.
+    fn narrow<'a>(times: usize, entries: impl IntoIterator<Item = &'a [Timestamp]>) -> bool {
+        times <= NARROW_TIMES
+            && entries
+                .into_iter()
+                .all(|t| t.len() <= NARROW_COUNT && t.iter().all(|&t| Instant8::new(t) != Instant8::FAR))
+    }
+
+    #[inline]
+    fn find(&self, rule: u32) -> Result<usize, usize> {
+        self.view().find(rule)
     }
 
     fn times_of(&self, i: usize) -> impl DoubleEndedIterator<Item = Timestamp> + Clone + '_ {
-        let (start, count) = self.times_span(i);
-        self.0[start..start + 3 * count].chunks_exact(3).map(|w| Instant12::from_words([w[0], w[1], w[2]]))
+        self.view().times_of(i)
+    }
+
+    /// The instant of these words (two or three).
+    #[inline]
+    fn instant(w: &[u32]) -> Timestamp {
+        match *w {
+            [lo, hi] => Instant8::from_bits((u64::from(lo) | u64::from(hi) << 32) as i64)
+                .get()
+                .unwrap_or(Timestamp::MAX),
+            [a, b, c] => Instant12::from_words([a, b, c]),
+            _ => Timestamp::MAX,
+        }
+    }
+
+    /// Writes `t` into these words (two, when `t` has an 8-byte form, or three).
+    #[inline]
+    fn put_instant(w: &mut [u32], t: Timestamp) {
+        if let [lo, hi] = w {
+            let bits = Instant8::new(t).to_bits() as u64;
+            (*lo, *hi) = (bits as u32, (bits >> 32) as u32);
+        } else {
+            w.copy_from_slice(&Instant12::to_words(t));
+        }
     }
 
     /// The fit rules that hold, in rule order.
@@ -498,7 +883,7 @@ impl RuleBlock {
                     return;
                 }
                 if holds || head & MEMORY != 0 {
-                    self.0[1 + 3 * i + 1] = head ^ HOLDS;
+                    *self.head_word(i) ^= HOLDS;
                 } else {
                     *self = self.with_entry(rule, None);
                 }
@@ -520,11 +905,13 @@ impl RuleBlock {
 
     /// Whether `policy` lets rule `rule` award at `now`, given what it remembers.
     pub(crate) fn allows(&self, rule: u32, policy: &crate::repeat::RepeatPolicy, now: Timestamp) -> bool {
-        match self.find(rule) {
-            Ok(i) if self.entry(i).1 & MEMORY != 0 => {
-                policy.allows_remembered(self.entry(i).1 & EVER != 0, self.times_of(i), now, None)
+        let v = self.view();
+        match v.find(rule) {
+            Ok(i) => {
+                let head = v.entry(i).1;
+                head & MEMORY == 0 || policy.allows_remembered(head & EVER != 0, v.times_of(i), now, None)
             }
-            _ => true,
+            Err(_) => true,
         }
     }
 
@@ -532,21 +919,23 @@ impl RuleBlock {
     /// [`RepeatPolicy::record`](crate::repeat::RepeatPolicy::record) does).
     pub(crate) fn record(&mut self, rule: u32, policy: &crate::repeat::RepeatPolicy, now: Timestamp) {
         let keep = policy.instants_kept();
-        if let Ok(i) = self.find(rule) {
-            let head = self.entry(i).1;
-            let (start, count) = self.times_span(i);
-            if keep == 0 || count == keep {
+        let v = self.view();
+        let (s, found) = (v.s, v.find(rule));
+        let fits = s == 3 || Instant8::new(now) != Instant8::FAR;
+        if let Ok(i) = found {
+            let (start, count) = v.times_span(i);
+            if keep == 0 || count == keep && fits {
                 // The instants keep their number: shift out the oldest in place.
-                self.0[1 + 3 * i + 1] = head | MEMORY | EVER;
+                *self.head_word(i) |= MEMORY | EVER;
                 if keep > 0 {
-                    self.0.copy_within(start + 3..start + 3 * count, start);
-                    let last = start + 3 * (count - 1);
-                    self.0[last..last + 3].copy_from_slice(&Instant12::to_words(now));
+                    self.0.copy_within(start + s..start + s * count, start);
+                    let last = start + s * (count - 1);
+                    RuleBlock::put_instant(&mut self.0[last..last + s], now);
                 }
                 return;
             }
         }
-        let (flags, mut times) = match self.find(rule) {
+        let (flags, mut times) = match found {
             Ok(i) => (self.entry(i).1 & (HOLDS | MEMORY | EVER), self.times_of(i).collect()),
             Err(_) => (0, SmallVec::<[Timestamp; 4]>::new()),
         };
@@ -562,8 +951,9 @@ impl RuleBlock {
     /// instants), or removed for `None`: one allocation of the exact size, the other
     /// entries and instants copied in slices.
     fn with_entry(&self, rule: u32, entry: Option<(u32, &[Timestamp])>) -> RuleBlock {
-        let n = self.len();
-        let (at, replaced) = match self.find(rule) {
+        let v = self.view();
+        let (n, s) = (v.n, v.s);
+        let (at, replaced) = match v.find(rule) {
             Ok(i) => (i, true),
             Err(i) => (i, false),
         };
@@ -571,62 +961,97 @@ impl RuleBlock {
         if new_n == 0 {
             return RuleBlock::default();
         }
-        if n == 0 {
-            let (flags, t) = entry.unwrap_or((0, &[]));
-            let mut words = Vec::with_capacity(4 + 3 * t.len());
-            words.extend([1, rule, flags | (t.len() as u32) << COUNT_SHIFT, 0]);
-            words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
-            return RuleBlock(words.into_boxed_slice());
-        }
         // The edited entry's instants start where the entries before it end.
-        let times_start = 1 + 3 * n;
+        let times_start = 1 + s * n;
+        let all_times = v.words.len().saturating_sub(times_start) / s;
         let (old_first, old_count) = if replaced {
-            (self.entry(at).2 as usize, self.times_span(at).1)
+            (v.entry(at).2 as usize, v.times_span(at).1)
         } else if at < n {
-            (self.entry(at).2 as usize, 0)
+            (v.entry(at).2 as usize, 0)
         } else {
-            ((self.0.len() - times_start) / 3, 0)
+            (all_times, 0)
         };
         let new_count = entry.map_or(0, |e| e.1.len());
-        let all_times = (self.0.len() - times_start) / 3;
-        let mut words = Vec::with_capacity(1 + 3 * new_n + 3 * (all_times - old_count + new_count));
-        words.push(new_n as u32);
-        words.extend_from_slice(&self.0[1..1 + 3 * at]);
+        let new_times = all_times - old_count + new_count;
+        if s == 2 && !RuleBlock::narrow(new_times, entry.map(|e| e.1)) {
+            // The block becomes wide: rebuilt from its entries (rare: see the type).
+            let mut entries = self.entries();
+            let (flags, t) = entry.unwrap_or((0, &[]));
+            match entries.binary_search_by_key(&rule, |e| e.0) {
+                Ok(i) => entries[i] = (rule, flags, t.to_vec()),
+                Err(i) => entries.insert(i, (rule, flags, t.to_vec())),
+            }
+            return RuleBlock::build(entries);
+        }
+        // Written in place into one allocation of the exact size.
+        let mut out = ThinWords::zeroed(1 + s * new_n + s * new_times);
+        let w = out.as_mut_slice();
+        w[0] = new_n as u32 | if s == 3 { WIDE } else { 0 };
+        let mut k = 1;
+        let copy = |w: &mut [u32], k: &mut usize, from: &[u32]| {
+            w[*k..*k + from.len()].copy_from_slice(from);
+            *k += from.len();
+        };
+        if n > 0 {
+            copy(w, &mut k, &v.words[1..1 + s * at]);
+        }
         if let Some((flags, t)) = entry {
-            words.extend([rule, flags | (t.len() as u32) << COUNT_SHIFT, old_first as u32]);
+            k = RuleBlock::put_entry(w, k, s, rule, flags | (t.len() as u32) << COUNT_SHIFT, old_first);
         }
-        let after = at + usize::from(replaced);
-        for i in after..n {
-            let (r, h, first) = self.entry(i);
+        for i in at + usize::from(replaced)..n {
+            let (r, h, first) = v.entry(i);
             // Later entries' instants move by the change in the edited entry's count.
-            words.extend([r, h, (first as usize + new_count - old_count) as u32]);
+            k = RuleBlock::put_entry(w, k, s, r, h, first as usize + new_count - old_count);
         }
-        let edited = times_start + 3 * old_first;
-        words.extend_from_slice(&self.0[times_start..edited]);
+        let edited = times_start + s * old_first;
+        if n > 0 {
+            copy(w, &mut k, &v.words[times_start..edited]);
+        }
         if let Some((_, t)) = entry {
-            words.extend(t.iter().flat_map(|t| Instant12::to_words(*t)));
+            for t in t {
+                RuleBlock::put_instant(&mut w[k..k + s], *t);
+                k += s;
+            }
         }
-        words.extend_from_slice(&self.0[edited + 3 * old_count..]);
-        RuleBlock(words.into_boxed_slice())
+        if n > 0 {
+            copy(w, &mut k, &v.words[edited + s * old_count..]);
+        }
+        debug_assert_eq!(k, w.len());
+        RuleBlock(out)
     }
 
-    /// A block of these entries (sorted by rule, each rule once).
+    /// The entries, unpacked.
+    fn entries(&self) -> Vec<Entry> {
+        (0..self.len())
+            .map(|i| {
+                let (rule, head, _) = self.entry(i);
+                (rule, head & (HOLDS | MEMORY | EVER), self.times_of(i).collect())
+            })
+            .collect()
+    }
+
+    /// A block of these entries (sorted by rule, each rule once), wide only when it
+    /// cannot be narrow.
     fn build(entries: Vec<Entry>) -> RuleBlock {
         if entries.is_empty() {
             return RuleBlock::default();
         }
         let times: usize = entries.iter().map(|e| e.2.len()).sum();
-        let mut words = Vec::with_capacity(1 + 3 * entries.len() + 3 * times);
-        words.push(entries.len() as u32);
-        let mut first = 0u32;
+        let wide = !RuleBlock::narrow(times, entries.iter().map(|e| &e.2[..]));
+        let s = if wide { 3 } else { 2 };
+        let mut words: Words = SmallVec::with_capacity(1 + s * entries.len() + s * times);
+        words.push(entries.len() as u32 | if wide { WIDE } else { 0 });
+        let mut first = 0;
         for (rule, flags, t) in &entries {
-            words.extend([*rule, flags | (t.len() as u32) << COUNT_SHIFT, first]);
-            first += t.len() as u32;
+            RuleBlock::push_entry(&mut words, s, *rule, flags | (t.len() as u32) << COUNT_SHIFT, first);
+            first += t.len();
         }
-        for t in entries.iter().flat_map(|e| &e.2) {
-            words.extend(Instant12::to_words(*t));
+        let from = words.len();
+        words.resize(from + s * times, 0);
+        for (w, t) in words[from..].chunks_exact_mut(s).zip(entries.iter().flat_map(|e| &e.2)) {
+            RuleBlock::put_instant(w, *t);
         }
-        RuleBlock(words.into_boxed_slice())
+        RuleBlock(ThinWords::from_slice(&words))
     }
 
     /// The block of the stored lists: the fit rules that hold and the repeat-policy
@@ -641,6 +1066,9 @@ impl RuleBlock {
         const MAX_TIMES: usize = (u32::MAX >> COUNT_SHIFT) as usize;
         if memory.iter().map(|m| m.memory.times.len()).sum::<usize>() > MAX_TIMES {
             return Err("memory: too many instants".into());
+        }
+        if holding.len().saturating_add(memory.len()) >= WIDE as usize {
+            return Err("memory: too many rules".into());
         }
         let mut entries: Vec<Entry> = holding.iter().map(|&r| (r, HOLDS, Vec::new())).collect();
         for m in memory {
@@ -658,7 +1086,12 @@ impl RuleBlock {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.0.len() * size_of::<u32>()
+        // The words and the length word in front of them.
+        if self.0.is_empty() {
+            0
+        } else {
+            (self.0.len() + 1) * size_of::<u32>()
+        }
     }
 }
 
@@ -799,10 +1232,10 @@ impl ContactScores {
                 Err(format!("{path}: {t} is after the last change {last}"))
             }
         };
-        before("last".into(), self.last.get())?;
+        before("last".into(), self.last_change())?;
         for (m, model) in self.models.iter().enumerate() {
             finite(format!("models[{m}].fit"), model.fit)?;
-            for (g, cell) in model.groups().iter().enumerate() {
+            for (g, cell) in model.groups().enumerate() {
                 finite(format!("models[{m}].groups[{g}].value"), cell.stored())?;
                 before(format!("models[{m}].groups[{g}].at"), cell.updated_at())?;
             }
@@ -873,12 +1306,13 @@ pub(crate) mod wire {
 
     impl From<ContactScores> for ContactScoresWire {
         fn from(s: ContactScores) -> ContactScoresWire {
+            let (last, check_from) = (s.last_change(), s.check_from());
             let (counters, history) = s.extra.0.map_or((None, None), |e| (e.counters, e.history));
             ContactScoresWire {
-                models: s.models.into_iter().map(ModelStateWire::from).collect(),
+                models: s.models.into_vec().into_iter().map(ModelStateWire::from).collect(),
                 counters: counters.map(|c| *c).unwrap_or_default(),
-                last: s.last.get(),
-                check_from: s.check_from.get(),
+                last,
+                check_from,
                 history: history.map(Box::new),
             }
         }
@@ -887,11 +1321,7 @@ pub(crate) mod wire {
     impl From<ModelState> for ModelStateWire {
         fn from(m: ModelState) -> ModelStateWire {
             ModelStateWire {
-                groups: m
-                    .groups()
-                    .iter()
-                    .map(|c| ScoreCellWire { value: c.stored(), at: c.updated_at() })
-                    .collect(),
+                groups: m.groups().map(|c| ScoreCellWire { value: c.stored(), at: c.updated_at() }).collect(),
                 fit: m.fit,
                 thresholds: m
                     .thresholds()
@@ -916,7 +1346,8 @@ pub(crate) mod wire {
         type Error = String;
 
         fn try_from(w: ContactScoresWire) -> Result<ContactScores, String> {
-            let models = w.models.into_iter().map(ModelState::try_from).collect::<Result<_, _>>()?;
+            let models: Vec<ModelState> =
+                w.models.into_iter().map(ModelState::try_from).collect::<Result<_, _>>()?;
             let counters = (!w.counters.is_empty()).then_some(w.counters);
             let mut state = ContactScores::from_parts(models, counters, w.last, w.check_from);
             if let Some(history) = w.history {
@@ -974,14 +1405,19 @@ mod tests {
     proptest! {
         /// The packed block answers exactly as the list of `RepeatMemory` it replaces,
         /// and converts to and from the stored lists unchanged.
+        ///
+        /// Either in today's instants, or starting just before the end of the span of
+        /// 8-byte instants (2242) or before its start (1697), so that blocks turn wide
+        /// midway.
         #[test]
         fn rule_block_matches_the_repeat_memory_it_packs(
             ops in prop::collection::vec((0u32..9, 0u8..3, 0i64..4, 0u32..3), 0..80),
+            start in prop_oneof![Just(1_700_000_000i64), Just((1i64 << 33) - 40), Just(-(1i64 << 33) - 40)],
         ) {
             let mut block = RuleBlock::default();
             let mut holds = BTreeSet::new();
             let mut memory: BTreeMap<u32, RepeatMemory> = BTreeMap::new();
-            let mut secs = 1_700_000_000;
+            let mut secs = start;
             for (rule, op, gap, nanos) in ops {
                 secs += gap;
                 let now = Timestamp::from_unix(secs, nanos).unwrap();
@@ -1018,7 +1454,11 @@ mod tests {
                 prop_assert_eq!(RuleBlock::from_lists(&holding, &listed).unwrap(), block.clone());
                 let total: usize = listed.iter().map(|m| m.memory.times.len()).sum();
                 let n = holds.union(&memory.keys().copied().collect()).count();
-                prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (1 + 3 * n + 3 * total) });
+                let stride = block.stride();
+                prop_assert_eq!(block.heap_bytes(), if n == 0 { 0 } else { 4 * (2 + stride * n + stride * total) });
+                if start == 1_700_000_000 {
+                    prop_assert_eq!(stride, 2);
+                }
             }
         }
     }
@@ -1055,8 +1495,8 @@ mod tests {
         let cells =
             [ScoreCell::written(1.0, t(1)), ScoreCell::written(2.0, t(2)), ScoreCell::written(3.0, t(3))];
         let mut m = ModelState::new(&cells, 20);
-        assert_eq!(m.groups(), &cells);
-        m.groups_mut()[2] = ScoreCell::written(4.0, t(4));
+        assert!(m.groups().eq(cells));
+        m.set_group(2, ScoreCell::written(4.0, t(4)));
         for i in [0, 15, 16, 19] {
             m.set_threshold(i, ThresholdState::from_bits(i % 2 == 0, true));
         }
@@ -1066,12 +1506,99 @@ mod tests {
             states[0].inside() && states[16].inside() && !states[15].inside() && states[19].ever_entered()
         );
         assert!(!states[1].ever_entered() && !states[17].ever_entered());
-        let state = ContactScores::from_parts(smallvec::smallvec![m], None, t(5), t(5));
+        let state = ContactScores::from_parts([m], None, t(5), t(5));
         let json = serde_json::to_string(&state).unwrap();
         let back: ContactScores = serde_json::from_str(&json).unwrap();
         assert_eq!(back, state);
-        assert_eq!(back.models[0].groups()[2].stored(), 4.0);
+        assert_eq!(back.models[0].group(2).stored(), 4.0);
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    /// A rule keeping more instants than a narrow entry counts turns the block wide,
+    /// and it still answers as the list it packs.
+    #[test]
+    fn long_memories_make_a_wide_block() {
+        let p = RepeatPolicy::new(Repeat::AtMost { max: 9_000, per: Duration::from_days(365).unwrap() });
+        let mut block = RuleBlock::default();
+        let mut memory = RepeatMemory::default();
+        block.set_holds(1, true);
+        for i in 0..(NARROW_COUNT as i64 + 3) {
+            let now = Timestamp::from_unix(1_700_000_000 + i, 0).unwrap();
+            block.record(7, &p, now);
+            p.record(&mut memory, now);
+        }
+        assert_eq!(block.stride(), 3);
+        assert!(block.holds(1));
+        let (rule, ever, times) = block.remembered().next().unwrap();
+        assert_eq!((rule, ever), (7, true));
+        assert!(times.eq(memory.times.iter().copied()));
+        let back = RuleBlock::from_lists(&[1], &[RuleMemory { rule: 7, memory }]).unwrap();
+        assert_eq!(back, block);
+    }
+
+    /// Instants outside the 8-byte span are kept exactly: a contact's `last` and
+    /// `check_from` in the cold copy, a model's groups in its cold part, through the
+    /// stored shape too.
+    #[test]
+    fn far_instants_are_kept_exactly() {
+        let early = Timestamp::from_unix(-(1 << 33) - 5, 7).unwrap();
+        let late = Timestamp::from_unix((1 << 33) + 5, 999_999_999).unwrap();
+        let now = Timestamp::from_unix(1_700_000_000, 1).unwrap();
+        let mut m = ModelState::new(&[ScoreCell::written(1.0, now), ScoreCell::written(2.0, now)], 1);
+        assert_eq!(m.inline_groups, 2);
+        m.set_group(1, ScoreCell::written(3.0, early));
+        assert_eq!(m.inline_groups, u8::MAX);
+        assert_eq!(m.group(0), ScoreCell::written(1.0, now));
+        assert_eq!(m.group(1), ScoreCell::written(3.0, early));
+        m.set_group(0, ScoreCell::written(4.0, now));
+        assert_eq!(m.group(0), ScoreCell::written(4.0, now));
+        let mut state = ContactScores::from_parts([m], None, late, Timestamp::MAX);
+        assert_eq!(state.last_change(), late);
+        assert_eq!(state.remembered_wake(), None);
+        state.set_check_from(early);
+        assert_eq!((state.check_from(), state.remembered_wake()), (early, Some(early)));
+        state.set_check_from(now);
+        assert_eq!((state.check_from(), state.last_change()), (now, late));
+        let json = serde_json::to_string(&state).unwrap();
+        let back: ContactScores = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        assert_eq!(back.models[0].group(1), ScoreCell::written(3.0, early));
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        // Taking the explanations out keeps the box that holds the cold copy.
+        state.extra.history_mut(History::default);
+        assert!(state.extra.take_history().is_some());
+        assert_eq!(state.last_change(), late);
+    }
+
+    /// The models past the first live in its cold part, and replacing the first keeps
+    /// them.
+    #[test]
+    fn models_past_the_first_live_in_its_cold_part() {
+        let t = Timestamp::from_unix(1_700_000_000, 0).unwrap();
+        let model = |fit| {
+            let mut m = ModelState::new(&[ScoreCell::new(t)], 0);
+            m.fit = fit;
+            m
+        };
+        let fits = |models: &Models| models.iter().map(|m| m.fit).collect::<Vec<_>>();
+        let mut models: Models = [0.0, 1.0, 2.0].into_iter().map(model).collect();
+        assert_eq!((models.len(), fits(&models)), (3, vec![0.0, 1.0, 2.0]));
+        models.set(0, model(9.0));
+        models.set(2, model(7.0));
+        models[1].fit = 5.0;
+        assert_eq!(fits(&models), [9.0, 5.0, 7.0]);
+        assert!(models.get(3).is_none());
+        let none: Models = std::iter::empty().collect();
+        assert_eq!((none.len(), none.get(0).is_none(), none.iter().count()), (0, true, 0));
+        assert_eq!(models.into_vec().iter().map(|m| m.fit).collect::<Vec<_>>(), [9.0, 5.0, 7.0]);
+    }
+
+    /// The layout the benchmark's byte figures rest on.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_hot_state_is_96_bytes_inline() {
+        assert_eq!(size_of::<ModelState>(), 72);
+        assert_eq!(size_of::<ContactScores>(), 96);
     }
 
     #[test]

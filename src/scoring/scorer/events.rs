@@ -273,7 +273,7 @@ pub(super) fn settle(
         let (value, factor) = match g.window {
             Some(window) => (clamp(g.bounds, window_sum(state, gi, now, window)), 1.0),
             None => {
-                let cell = &state.groups()[gi];
+                let cell = state.group(gi);
                 // `apply` is the stored value times this factor, so the product below
                 // has the same bits as `ScoreCell::value_at`.
                 let factor = g.decay.apply(1.0, cell.updated_at(), now);
@@ -340,7 +340,7 @@ pub(super) fn award(
             if !next.is_finite() {
                 return Err(ScoreError::NotFinite);
             }
-            state.groups_mut()[g] = ScoreCell::written(next, now);
+            state.set_group(g, ScoreCell::written(next, now));
             values[g] = next;
             Ok(next - current)
         }

@@ -20,7 +20,7 @@ impl Scorer {
         if let Some(h) = history {
             for c in &h.contributions {
                 let g = usize::from(c.group);
-                let (Some(group), Some(cell)) = (m.groups.get(g), s.groups().get(g)) else {
+                let (Some(group), Some(cell)) = (m.groups.get(g), s.get_group(g)) else {
                     continue;
                 };
                 rules.push((c.rule, group.decay.apply(h.at_last_write(c), cell.updated_at(), now)));

@@ -275,14 +275,11 @@ impl Scorer {
     /// A fresh state: every score at zero as of `at`, fit rules not yet evaluated.
     pub fn new_state(&self, at: Timestamp) -> ContactScores {
         ContactScores::from_parts(
-            self.models
-                .iter()
-                .map(|m| {
-                    let cells: smallvec::SmallVec<[ScoreCell; 2]> =
-                        m.groups.iter().map(|_| ScoreCell::new(at)).collect();
-                    ModelState::new(&cells, m.thresholds.len())
-                })
-                .collect(),
+            self.models.iter().map(|m| {
+                let cells: smallvec::SmallVec<[ScoreCell; 2]> =
+                    m.groups.iter().map(|_| ScoreCell::new(at)).collect();
+                ModelState::new(&cells, m.thresholds.len())
+            }),
             (!self.counters.is_empty()).then(|| self.counters.new_state()),
             at,
             // Due at once: the first event or timeout places the scores in their bands.
@@ -303,10 +300,10 @@ impl Scorer {
                 continue;
             };
             let fits = state.models.get(old).is_some_and(|s| {
-                s.groups().len() == model.groups.len() && s.threshold_count() == model.thresholds.len()
+                s.group_count() == model.groups.len() && s.threshold_count() == model.thresholds.len()
             });
             if fits {
-                fresh.models[mi] = state.models[old].clone();
+                fresh.models.set(mi, state.models[old].clone());
                 if let Some(h) = history.as_mut().and_then(|h| h.models.get_mut(old)) {
                     let target = fresh.extra.history_mut(|| self.new_history());
                     target.models[mi] = std::mem::take(h);
@@ -328,7 +325,7 @@ impl Scorer {
                 .models
                 .iter()
                 .zip(&state.models)
-                .all(|(m, s)| s.groups().len() == m.groups.len() && s.threshold_count() == m.thresholds.len())
+                .all(|(m, s)| s.group_count() == m.groups.len() && s.threshold_count() == m.thresholds.len())
             && state.extra.history().is_none_or(|h| h.models.len() == self.models.len())
     }
 
@@ -346,7 +343,7 @@ impl Scorer {
             && self.fits(state)
             && state.models.iter().all(|m| {
                 small(m.fit)
-                    && m.groups().iter().all(|g| small(g.stored()))
+                    && m.groups().all(|g| small(g.stored()))
                     && small(m.awards().iter().map(|a| a.points.abs()).sum::<f64>())
             })
     }

@@ -143,9 +143,9 @@ pub(super) fn group_value(
     match g.window {
         Some(window) => clamp(g.bounds, window_sum(state, group, now, window)),
         None => match precision {
-            Precision::Exact => state.groups()[group].value_at(now, &g.decay),
+            Precision::Exact => state.group(group).value_at(now, &g.decay),
             Precision::Approximate => {
-                let cell = &state.groups()[group];
+                let cell = state.group(group);
                 cell.stored() * g.decay.factor_approx(cell.updated_at(), now)
             }
         },
