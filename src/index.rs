@@ -64,12 +64,9 @@ enum Literal {
 
 /// The equality discriminators of a condition: (key, literals) per conjunct.
 fn discriminators(pred: &Pred) -> Vec<(Key, Vec<Literal>)> {
-    let conjuncts: &[Pred] = match pred {
-        Pred::And(items) => items,
-        other => std::slice::from_ref(other),
-    };
-    conjuncts
-        .iter()
+    // In written order, tuned or not, so that a tuned condition is filed as before.
+    pred.written_conjuncts()
+        .into_iter()
         .filter_map(|c| {
             let key = |scope: Scope, slot: Slot| match scope {
                 Scope::Event => Some((false, slot)),
