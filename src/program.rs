@@ -623,12 +623,14 @@ impl Program {
                 }
             }
         }
-        for (condition, tally) in self.conditions.iter_mut().zip(&tallies) {
+        for ((condition, tally), rule) in self.conditions.iter_mut().zip(&tallies).zip(&mut self.rules) {
             if tally.runs() == 0 {
                 continue;
             }
             tuning.conditions += 1;
             if let Some(tuned) = condition.tuned(tally) {
+                // The rule's own expression (`Rule::condition`) evaluates the same way.
+                rule.condition = rule.condition.as_ref().map(|e| e.with_pred(tuned.clone()));
                 *condition = tuned;
                 tuning.reordered += 1;
             }
