@@ -596,7 +596,8 @@ impl Program {
     /// // The URL test decides three events in four, the time on page none: it goes first.
     /// let tuning = program.tune(events.iter().map(|e| (&contact, e)));
     /// assert_eq!((tuning.events, tuning.reordered), (4, 1));
-    /// let matches = program.match_event(&contact, &events[2], at, &mut MatchScratch::default());
+    /// let mut scratch = MatchScratch::default();
+    /// let matches = program.match_event(&contact, &events[2], at, &mut scratch);
     /// assert_eq!(matches.rules.len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -288,7 +288,9 @@ impl Pred {
         match self {
             Pred::And(items) => quick_group(items, false, act),
             Pred::Or(items) => quick_group(items, true, act),
-            Pred::Ordered(group) => quick_group(&group.items, group.decisive, act),
+            // Constant `decisive` arguments, so each loop is specialised as `And`'s and `Or`'s are.
+            Pred::Ordered(group) if group.decisive => quick_group(&group.items, true, act),
+            Pred::Ordered(group) => quick_group(&group.items, false, act),
             Pred::Not(inner) => match inner.quick(act) {
                 Tri::True => Tri::False,
                 Tri::False => Tri::True,

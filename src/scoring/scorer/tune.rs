@@ -57,7 +57,8 @@ impl Scorer {
     ///
     /// // Scoring is unchanged, only cheaper.
     /// let mut state = scorer.new_state(at);
-    /// let update = scorer.handle_event(&mut state, &contact, &events[0], &mut ScoreScratch::default())?;
+    /// let mut scratch = ScoreScratch::default();
+    /// let update = scorer.handle_event(&mut state, &contact, &events[0], &mut scratch)?;
     /// assert_eq!(update.changes.len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
