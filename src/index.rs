@@ -163,10 +163,8 @@ impl RuleIndex {
 
     /// Fills `out` with the candidate rules for `event` and the contact whose
     /// attributes (by slot) are `contact`, in declaration order. Without the contact
-    /// (`None`), rules filed under a contact attribute are all candidates. Always
-    /// inlined: the scorer's event step is its hot caller, and the tuning calls alone
-    /// made the compiler stop inlining it there (+56 instructions per event).
-    #[inline(always)]
+    /// (`None`), rules filed under a contact attribute are all candidates.
+    #[inline]
     pub(crate) fn candidates(&self, event: &Event, contact: Option<&[Option<Value>]>, out: &mut Vec<u32>) {
         out.clear();
         let Some(t) = self.by_type.get(event.event_type().get()) else {
