@@ -33,7 +33,9 @@
 //! runs for development: `--contacts N --events N --scale-contacts N --scale-events N
 //! --scale-seconds S --rescore-contacts N --quickstart-contacts N --no-scaling` (the
 //! quickstart program's state is measured over a 90-day funnel of
-//! `--quickstart-contacts` contacts, default 2,000). `--time-cap S` (default 60)
+//! `--quickstart-contacts` contacts, default 2,000). The scorer and the engine's
+//! program are tuned first (`Scorer::tune`, `Program::tune`) on a separately generated
+//! sample of 1% of the stream's size; `--no-tune` skips that. `--time-cap S` (default 60)
 //! bounds the unbatched pass over the main stream: when the scorer is too slow to finish
 //! 5,000,000 events in that time, both paths are measured on the same prefix (and the
 //! output says so), to keep the whole run within about five minutes on two cores.
@@ -1004,6 +1006,8 @@ struct Args {
     scaling: bool,
     rescore_contacts: usize,
     quickstart_contacts: usize,
+    /// Whether the scorer and the engine's program are tuned on a sample first.
+    tune: bool,
 }
 
 fn args() -> Args {
@@ -1018,6 +1022,7 @@ fn args() -> Args {
         scaling: true,
         rescore_contacts: 100_000,
         quickstart_contacts: 2_000,
+        tune: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -1033,6 +1038,7 @@ fn args() -> Args {
             "--rescore-contacts" => a.rescore_contacts = num() as usize,
             "--quickstart-contacts" => a.quickstart_contacts = num() as usize,
             "--no-scaling" => a.scaling = false,
+            "--no-tune" => a.tune = false,
             other => panic!("unknown argument `{other}`"),
         }
     }
@@ -1059,12 +1065,27 @@ fn main() {
     let (model, n_rules, rules_json, native) = main_model(&schema, &pools, &mut rng, true);
     let strings = NStrings::new(&pools);
     let document = engine_document(&schema, &rules_json);
-    let scorer = Scorer::new(vec![model], n_types).expect("valid model");
+    let mut scorer = Scorer::new(vec![model], n_types).expect("valid model");
+    let mut program = Program::from_json(&document).unwrap_or_else(|e| panic!("{}", e.render()));
     let m0 = live();
     let contacts = workload::contacts(&schema, args.contacts, &mut rng);
     let m1 = live();
     let stream = generate_events(&schema, &pools, &contacts, args.events, &mut rng);
     let m2 = live();
+    // Tuning (`Scorer::tune`, `Program::tune`) on a separately generated sample of 1% of
+    // the stream's size (at least 1,000 events), from its own seed: traffic like the
+    // stream's, not the timed events themselves.
+    let tuning = args.tune.then(|| {
+        let sample = generate_events(
+            &schema,
+            &pools,
+            &contacts,
+            (args.events / 100).max(1_000),
+            &mut Rng::new(0x7A11_2026),
+        );
+        let pairs = || sample.events.iter().zip(&sample.contact_of).map(|(e, &c)| (&contacts[c as usize], e));
+        (sample.events.len(), scorer.tune(pairs()), program.tune(pairs()))
+    });
     let end = stream.events.last().map_or(start, Event::at);
     let touched = {
         let mut seen = vec![false; contacts.len()];
@@ -1079,6 +1100,14 @@ fn main() {
         (count[0], top(100), top(10_000))
     };
     println!("workload (prepared before timing, {:.1} s):", t.elapsed().as_secs_f64());
+    match tuning {
+        Some((n, s, p)) => println!(
+            "  tuned on a separate sample of {n} events: scorer {} of {} conditions reordered, engine program {} of {} \
+             (--no-tune to skip)",
+            s.reordered, s.conditions, p.reordered, p.conditions
+        ),
+        None => println!("  not tuned (--no-tune)"),
+    }
     println!(
         "  model: {n_rules} rules ({} engagement over {n_types} event types, 6 fit), 2 groups \
          (half-life 30 d cap 80, half-life 14 d cap 60), total cap 100, thresholds mql 60/50 and \
@@ -1240,7 +1269,6 @@ fn main() {
     );
 
     // --- The full engine -----------------------------------------------------------
-    let program = Program::from_json(&document).unwrap_or_else(|e| panic!("{}", e.render()));
     let engine = Engine::new(Arc::new(program));
     let before_states = live();
     let mut engine_states: Vec<ContactState> = contacts.iter().map(|c| engine.new_state(c, start)).collect();

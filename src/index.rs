@@ -129,12 +129,8 @@ enum Literal {
 
 /// The prefix a conjunct of a condition requires of a string (`startsWith`), by key.
 fn prefix_discriminators(pred: &Pred) -> Vec<(Key, Box<str>)> {
-    let conjuncts: &[Pred] = match pred {
-        Pred::And(items) => items,
-        other => std::slice::from_ref(other),
-    };
-    conjuncts
-        .iter()
+    pred.written_conjuncts()
+        .into_iter()
         .filter_map(|c| match c {
             Pred::Str(f, StrTest::StartsWith(prefix)) => match f.scope {
                 Scope::Event => Some(((false, f.slot), prefix.clone())),
@@ -148,12 +144,9 @@ fn prefix_discriminators(pred: &Pred) -> Vec<(Key, Box<str>)> {
 
 /// The equality discriminators of a condition: (key, literals) per conjunct.
 fn discriminators(pred: &Pred) -> Vec<(Key, Vec<Literal>)> {
-    let conjuncts: &[Pred] = match pred {
-        Pred::And(items) => items,
-        other => std::slice::from_ref(other),
-    };
-    conjuncts
-        .iter()
+    // In written order, tuned or not, so that a tuned condition is filed as before.
+    pred.written_conjuncts()
+        .into_iter()
         .filter_map(|c| {
             let key = |scope: Scope, slot: Slot| match scope {
                 Scope::Event => Some((false, slot)),

@@ -113,6 +113,12 @@ pub(crate) enum Pred {
     Const(bool),
     And(Box<[Pred]>),
     Or(Box<[Pred]>),
+    /// An `&&` or `||` whose operands [`Pred::tuned`] reordered by measured
+    /// selectivity; it keeps the written order for error reports.
+    /// Inline, not boxed: evaluation reads its operands' pointer from the predicate
+    /// itself, as for `And` / `Or`, with no extra load (the variant fits in the size
+    /// the fused leaves already give `Pred`).
+    Ordered(Ordered),
     Not(Box<Pred>),
     Has(Scope, Slot),
     BoolField(FieldRef),
@@ -123,6 +129,20 @@ pub(crate) enum Pred {
     Str(FieldRef, StrTest),
     /// Anything else, on the general evaluator.
     General(Box<Node>, General),
+}
+
+/// A reordered `&&` / `||`. CEL's `&&` and `||` are commutative here, errors included
+/// (an error is absorbed by a decisive operand on either side), so the order changes
+/// only the cost; [`Pred::explain`] walks `written` so that the error reported is the
+/// one the first failing operand as written raises, as before tuning.
+#[derive(Clone, Debug)]
+pub(crate) struct Ordered {
+    /// `true` for `||`, `false` for `&&`: the value that decides the group.
+    decisive: bool,
+    /// The operands in evaluation order.
+    items: Box<[Pred]>,
+    /// `items[written[k]]` is the `k`-th operand as written.
+    written: Box<[u32]>,
 }
 
 /// What the general evaluator needs to run a node: its comprehension-variable count and
@@ -271,6 +291,9 @@ impl Pred {
         match self {
             Pred::And(items) => quick_group(items, false, act),
             Pred::Or(items) => quick_group(items, true, act),
+            // Constant `decisive` arguments, so each loop is specialised as `And`'s and `Or`'s are.
+            Pred::Ordered(group) if group.decisive => quick_group(&group.items, true, act),
+            Pred::Ordered(group) => quick_group(&group.items, false, act),
             Pred::Not(inner) => match inner.quick(act) {
                 Tri::True => Tri::False,
                 Tri::False => Tri::True,
@@ -342,18 +365,13 @@ impl Pred {
     #[inline(never)]
     fn explain(&self, act: &Activation<'_>) -> Result<bool, EvalError> {
         match self {
-            Pred::And(items) | Pred::Or(items) => {
-                let decisive = matches!(self, Pred::Or(_));
-                let mut first = None;
-                for item in items.iter() {
-                    match item.test(act) {
-                        Ok(b) if b == decisive => return Ok(decisive),
-                        Ok(_) => {}
-                        Err(e) => first = first.or(Some(e)),
-                    }
-                }
-                first.map_or(Ok(!decisive), Err)
-            }
+            Pred::And(items) => explain_group(items.iter(), false, act),
+            Pred::Or(items) => explain_group(items.iter(), true, act),
+            Pred::Ordered(group) => explain_group(
+                group.written.iter().filter_map(|&i| group.items.get(i as usize)),
+                group.decisive,
+                act,
+            ),
             Pred::Not(inner) => inner.test(act).map(|b| !b),
             Pred::StrEq(f, k, eq) => match f.get(act)? {
                 Value::String(s) => Ok(k.matches(s.as_bytes()) == *eq),
@@ -377,6 +395,24 @@ impl Pred {
             Pred::General(node, settings) => general(node, *settings, act),
         }
     }
+}
+
+/// The full outcome of a group whose quick outcome was an error, its operands given in
+/// written order: the first error as written is the one reported.
+fn explain_group<'p>(
+    items: impl Iterator<Item = &'p Pred>,
+    decisive: bool,
+    act: &Activation<'_>,
+) -> Result<bool, EvalError> {
+    let mut first = None;
+    for item in items {
+        match item.test(act) {
+            Ok(b) if b == decisive => return Ok(decisive),
+            Ok(_) => {}
+            Err(e) => first = first.or(Some(e)),
+        }
+    }
+    first.map_or(Ok(!decisive), Err)
 }
 
 /// `&&` (`decisive` false) or `||` (`decisive` true) over operands: the decisive value
@@ -499,5 +535,447 @@ fn general_cmp(op: BinOp, a: &Value, b: &Value) -> Result<bool, EvalError> {
         BinOp::Eq => Ok(a.cel_eq(b)),
         BinOp::Ne => Ok(!a.cel_eq(b)),
         other => compare(other, a, b),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tuning: operand order by measured selectivity.
+
+/// One node's counts over a sample (see [`Tally`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NodeTally {
+    /// Evaluations.
+    runs: u64,
+    /// Outcomes `true` and `false` (the other runs ended in an error).
+    trues: u64,
+    falses: u64,
+    /// The summed cost estimate of those runs, in [`Pred::leaf_cost`] units.
+    cost: u64,
+}
+
+/// What a condition did on a sample: per node, in pre-order, how often it was true and
+/// false and what it cost. Counts, not clock readings, so that the same condition and
+/// sample give the same order on every machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    nodes: Vec<NodeTally>,
+}
+
+impl Tally {
+    /// How many times the condition was observed.
+    pub(crate) fn runs(&self) -> u64 {
+        self.nodes.first().map_or(0, |n| n.runs)
+    }
+}
+
+/// Cost units per step of the general evaluator, which dispatches on value kinds and
+/// may build values, against about 2 for a fused comparison.
+const GENERAL_STEP_COST: u64 = 10;
+
+impl Pred {
+    /// Evaluates every node of the condition on `act` (every operand, not only those a
+    /// short-circuit would reach, so that each is counted) and adds the outcomes and
+    /// costs to `tally`.
+    pub(crate) fn observe(&self, act: &Activation<'_>, tally: &mut Tally) {
+        if tally.nodes.is_empty() {
+            tally.nodes.resize(self.node_count(), NodeTally::default());
+        }
+        self.measure(act, &mut tally.nodes, &mut 0);
+    }
+
+    /// The condition with the operands of every `&&` / `||` ordered by their rank in
+    /// `tally`, ascending: cost / (share of runs that decide the group), that is
+    /// cost / (1 - pass rate) for `&&` and cost / pass rate for `||`. An operand that
+    /// never decided goes last; ties keep the written order. The result gives exactly
+    /// the same values and errors. `None` when no operand moves, or when the tally is
+    /// empty or not this condition's.
+    pub(crate) fn tuned(&self, tally: &Tally) -> Option<Pred> {
+        if tally.runs() == 0 || tally.nodes.len() != self.node_count() {
+            return None;
+        }
+        let mut moved = false;
+        let tuned = self.reorder(&tally.nodes, &mut 0, &mut moved);
+        moved.then_some(tuned)
+    }
+
+    /// The operands of a top-level `&&` in written order (the condition itself when it
+    /// is not one), tuned or not.
+    pub(crate) fn written_conjuncts(&self) -> Vec<&Pred> {
+        match self {
+            Pred::And(items) => items.iter().collect(),
+            Pred::Ordered(group) if !group.decisive => {
+                group.written.iter().filter_map(|&i| group.items.get(i as usize)).collect()
+            }
+            other => vec![other],
+        }
+    }
+
+    /// Whether this is a reordered group (for tests).
+    #[cfg(test)]
+    fn is_ordered(&self) -> bool {
+        matches!(self, Pred::Ordered(_))
+    }
+
+    fn node_count(&self) -> usize {
+        1 + match self {
+            Pred::And(items) | Pred::Or(items) => items.iter().map(Pred::node_count).sum(),
+            Pred::Ordered(group) => group.items.iter().map(Pred::node_count).sum(),
+            Pred::Not(inner) => inner.node_count(),
+            _ => 0,
+        }
+    }
+
+    /// The outcome `quick` gives and its cost in the current order, counting every node
+    /// (node `*at` is this one, its descendants follow in pre-order).
+    fn measure(&self, act: &Activation<'_>, nodes: &mut [NodeTally], at: &mut usize) -> (Tri, u64) {
+        let me = *at;
+        *at += 1;
+        let (outcome, cost) = match self {
+            Pred::And(items) => measure_group(items, false, act, nodes, at),
+            Pred::Or(items) => measure_group(items, true, act, nodes, at),
+            Pred::Ordered(group) => measure_group(&group.items, group.decisive, act, nodes, at),
+            Pred::Not(inner) => {
+                let (outcome, cost) = inner.measure(act, nodes, at);
+                let outcome = match outcome {
+                    Tri::True => Tri::False,
+                    Tri::False => Tri::True,
+                    Tri::Error => Tri::Error,
+                };
+                (outcome, cost.saturating_add(1))
+            }
+            leaf => (leaf.quick_leaf(act), leaf.leaf_cost(act)),
+        };
+        if let Some(node) = nodes.get_mut(me) {
+            node.runs = node.runs.saturating_add(1);
+            match outcome {
+                Tri::True => node.trues = node.trues.saturating_add(1),
+                Tri::False => node.falses = node.falses.saturating_add(1),
+                Tri::Error => {}
+            }
+            node.cost = node.cost.saturating_add(cost);
+        }
+        (outcome, cost)
+    }
+
+    /// An estimate of what evaluating a leaf on `act` costs, in units of about one
+    /// fused comparison: what the leaf reads and compares, not a clock reading.
+    fn leaf_cost(&self, act: &Activation<'_>) -> u64 {
+        let text = |f: &FieldRef| match f.value(act) {
+            Some(Value::String(s)) => s.len() as u64,
+            _ => 0,
+        };
+        match self {
+            Pred::Const(_) | Pred::Has(..) => 1,
+            Pred::BoolField(_) | Pred::IntCmp(..) | Pred::DoubleCmp(..) => 2,
+            Pred::StrEq(..) => 3,
+            Pred::StrIn(f, set) => {
+                let compared = match f.value(act) {
+                    Some(Value::String(s)) => {
+                        set.iter().position(|k| k.matches(s.as_bytes())).map_or(set.len(), |p| p + 1)
+                    }
+                    _ => 0,
+                };
+                2 + compared as u64
+            }
+            Pred::Str(f, test) => match test {
+                StrTest::StartsWith(k) | StrTest::EndsWith(k) => 3 + k.len() as u64 / 8,
+                StrTest::Contains(_) => 3 + text(f) / 4,
+                StrTest::Matches(_) => 40 + text(f),
+            },
+            Pred::General(node, settings) => {
+                let mut evaluator = Evaluator::new(act, settings.locals, settings.budget);
+                let _ = evaluator.eval(node);
+                let steps = settings.budget.saturating_sub(evaluator.budget);
+                4 + steps.saturating_mul(GENERAL_STEP_COST)
+            }
+            Pred::And(_) | Pred::Or(_) | Pred::Ordered(_) | Pred::Not(_) => 1,
+        }
+    }
+
+    /// [`Pred::tuned`] from node `*at` on; sets `moved` when an operand moves.
+    fn reorder(&self, nodes: &[NodeTally], at: &mut usize, moved: &mut bool) -> Pred {
+        *at += 1;
+        let (items, decisive, written): (&[Pred], bool, Option<&[u32]>) = match self {
+            Pred::And(items) => (items, false, None),
+            Pred::Or(items) => (items, true, None),
+            Pred::Ordered(group) => (&group.items, group.decisive, Some(&group.written)),
+            Pred::Not(inner) => return Pred::Not(Box::new(inner.reorder(nodes, at, moved))),
+            leaf => return leaf.clone(),
+        };
+        // Each operand's written position, its tuned form and its counts.
+        let mut position: Vec<u32> = (0..items.len() as u32).collect();
+        if let Some(written) = written {
+            for (k, &i) in written.iter().enumerate() {
+                if let Some(p) = position.get_mut(i as usize) {
+                    *p = k as u32;
+                }
+            }
+        }
+        let mut operands: Vec<(u32, Pred, NodeTally)> = items
+            .iter()
+            .zip(position)
+            .map(|(item, pos)| {
+                let tally = nodes.get(*at).copied().unwrap_or_default();
+                (pos, item.reorder(nodes, at, moved), tally)
+            })
+            .collect();
+        let before: Vec<u32> = operands.iter().map(|(pos, _, _)| *pos).collect();
+        let decided = |t: &NodeTally| if decisive { t.trues } else { t.falses };
+        // Ascending cost / decided, compared exactly by cross-multiplication; an
+        // operand that never decided ranks last; ties by written position.
+        operands.sort_by(|(pa, _, a), (pb, _, b)| {
+            let rank = match (decided(a), decided(b)) {
+                (0, 0) => Ordering::Equal,
+                (0, _) => Ordering::Greater,
+                (_, 0) => Ordering::Less,
+                (da, db) => (u128::from(a.cost) * u128::from(db)).cmp(&(u128::from(b.cost) * u128::from(da))),
+            };
+            rank.then(pa.cmp(pb))
+        });
+        if operands.iter().map(|(pos, _, _)| *pos).ne(before) {
+            *moved = true;
+        }
+        let mut written = vec![0u32; operands.len()];
+        for (i, (pos, _, _)) in operands.iter().enumerate() {
+            if let Some(w) = written.get_mut(*pos as usize) {
+                *w = i as u32;
+            }
+        }
+        let identity = written.iter().enumerate().all(|(k, &i)| k == i as usize);
+        let items: Box<[Pred]> = operands.into_iter().map(|(_, item, _)| item).collect();
+        match (identity, decisive) {
+            (true, false) => Pred::And(items),
+            (true, true) => Pred::Or(items),
+            (false, _) => Pred::Ordered(Ordered { decisive, items, written: written.into() }),
+        }
+    }
+}
+
+/// [`Pred::measure`] for a group: every operand is measured; the cost is that of the
+/// operands `quick` evaluates, in the current order, until one decides.
+fn measure_group(
+    items: &[Pred],
+    decisive: bool,
+    act: &Activation<'_>,
+    nodes: &mut [NodeTally],
+    at: &mut usize,
+) -> (Tri, u64) {
+    let mut failed = false;
+    let mut decided = None;
+    let mut cost = 1u64;
+    for item in items {
+        let (outcome, c) = item.measure(act, nodes, at);
+        if decided.is_none() {
+            cost = cost.saturating_add(c);
+        }
+        match outcome {
+            Tri::Error => failed = true,
+            outcome if (outcome == Tri::True) == decisive => {
+                decided.get_or_insert(outcome);
+            }
+            _ => {}
+        }
+    }
+    let outcome = decided.unwrap_or(if failed { Tri::Error } else { Tri::from(!decisive) });
+    (outcome, cost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{Env, Variables};
+    use crate::value::Type;
+    use proptest::prelude::*;
+
+    fn env() -> Env {
+        Env::new()
+            .with_variable("a", Type::Int)
+            .and_then(|e| e.with_variable("b", Type::Int))
+            .and_then(|e| e.with_variable("s", Type::String))
+            .and_then(|e| e.with_variable("d", Type::Dyn))
+            .expect("distinct names")
+    }
+
+    fn pred(source: &str) -> Pred {
+        let expr = env().compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+        expr.pred().cloned().expect("a bool condition")
+    }
+
+    /// Bindings: `None` leaves the variable unbound (reading it is an error).
+    fn vars(a: Option<i64>, b: Option<i64>, s: Option<&str>, d: Option<Value>) -> Variables {
+        let mut values = Vec::new();
+        values.extend(a.map(|v| ("a", Value::Int(v))));
+        values.extend(b.map(|v| ("b", Value::Int(v))));
+        values.extend(s.map(|v| ("s", Value::from(v))));
+        values.extend(d.map(|v| ("d", v)));
+        env().bind(values).expect("well-typed")
+    }
+
+    fn tally(p: &Pred, sample: &[Variables]) -> Tally {
+        let mut tally = Tally::default();
+        for v in sample {
+            p.observe(&Activation::new().with_variables(v), &mut tally);
+        }
+        tally
+    }
+
+    /// The variable each operand reads (`a` 0, `b` 1, `s` 2, `d` 3), in evaluation order.
+    fn operands(p: &Pred) -> Vec<usize> {
+        let items = match p {
+            Pred::And(items) | Pred::Or(items) => items,
+            Pred::Ordered(group) => &group.items,
+            _ => return Vec::new(),
+        };
+        items
+            .iter()
+            .map(|i| match i {
+                Pred::StrEq(f, ..) | Pred::IntCmp(f, ..) | Pred::Str(f, _) => usize::from(f.slot),
+                _ => usize::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reordered_group_does_not_make_predicates_larger() {
+        let leaf = std::mem::size_of::<FieldRef>() + std::mem::size_of::<Literal>();
+        assert!(std::mem::size_of::<Ordered>() <= leaf, "{} > {leaf}", std::mem::size_of::<Ordered>());
+    }
+
+    #[test]
+    fn the_most_selective_later_operand_moves_first() {
+        let p = pred("a >= 0 && b == 7 && s == 'x'");
+        // `a >= 0` always holds, `b == 7` fails half the time, `s == 'x'` nine times in ten.
+        let sample: Vec<Variables> = (0..20)
+            .map(|i| {
+                vars(
+                    Some(1),
+                    Some(if i % 2 == 0 { 7 } else { 8 }),
+                    Some(if i == 0 { "x" } else { "y" }),
+                    None,
+                )
+            })
+            .collect();
+        let tuned = p.tuned(&tally(&p, &sample)).expect("reordered");
+        assert!(tuned.is_ordered());
+        assert_eq!(operands(&tuned), [2, 1, 0]);
+        // The written order is kept for errors and for the index.
+        let written: Vec<String> = tuned.written_conjuncts().iter().map(|c| format!("{c:?}")).collect();
+        let original: Vec<String> = p.written_conjuncts().iter().map(|c| format!("{c:?}")).collect();
+        assert_eq!(written, original);
+    }
+
+    #[test]
+    fn or_puts_the_operand_most_often_true_first() {
+        let p = pred("a == 1 || b == 2");
+        let sample: Vec<Variables> =
+            (0..10).map(|i| vars(Some(0), Some(if i < 8 { 2 } else { 0 }), None, None)).collect();
+        let tuned = p.tuned(&tally(&p, &sample)).expect("reordered");
+        assert_eq!(operands(&tuned), [1, 0]);
+    }
+
+    #[test]
+    fn no_sample_no_change_and_ties_keep_the_written_order() {
+        let p = pred("a > 1 && b > 1");
+        assert!(p.tuned(&Tally::default()).is_none());
+        // Both always hold (never decide): equal ranks, written order, nothing moves.
+        let sample = vec![vars(Some(5), Some(5), None, None); 4];
+        assert!(p.tuned(&tally(&p, &sample)).is_none());
+        // A tally of another condition is refused.
+        let other = pred("a > 1 && b > 1 && s == 'x'");
+        assert!(p.tuned(&tally(&other, &[vars(Some(0), None, None, None)])).is_none());
+    }
+
+    #[test]
+    fn errors_are_reported_as_written_after_reordering() {
+        // Both operands fail when `a` and `b` are unbound; as written, `a`'s error wins.
+        let p = pred("a > 1 && b > 1");
+        let sample: Vec<Variables> = (0..10).map(|_| vars(Some(5), Some(0), None, None)).collect();
+        let tuned = p.tuned(&tally(&p, &sample)).expect("`b > 1` decides: it moves first");
+        let unbound = vars(None, None, None, None);
+        let act = Activation::new().with_variables(&unbound);
+        let before = p.test(&act);
+        assert!(before.as_ref().is_err_and(|e| e.to_string().contains('a')), "{before:?}");
+        assert_eq!(tuned.test(&act), before);
+    }
+
+    #[test]
+    fn cost_breaks_even_selectivity() {
+        // Both fail every time; the pattern costs more than the int test.
+        let p = pred("s.matches('^zz+q') && a == 3");
+        let sample: Vec<Variables> =
+            (0..5).map(|_| vars(Some(0), None, Some("a long string"), None)).collect();
+        let tuned = p.tuned(&tally(&p, &sample)).expect("reordered");
+        assert_eq!(operands(&tuned), [0, 2]);
+    }
+
+    const ATOMS: &[&str] = &[
+        "a > 2",
+        "a == 1",
+        "b < 3",
+        "b != 0",
+        "s == 'x'",
+        "s.startsWith('x')",
+        "s.endsWith('y')",
+        "s in ['x', 'yy', 'xy']",
+        "s.contains('y')",
+        "s.matches('^x+y?$')",
+        "10 / a > 2",
+        "a + b > 3",
+        "d > 2",
+        "d == 'x'",
+        "d",
+        "true",
+        "false",
+    ];
+
+    fn expression() -> impl Strategy<Value = String> {
+        let leaf = (0..ATOMS.len()).prop_map(|i| ATOMS[i].to_string());
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..5).prop_map(|v| format!("({})", v.join(" && "))),
+                prop::collection::vec(inner.clone(), 2..5).prop_map(|v| format!("({})", v.join(" || "))),
+                inner.prop_map(|e| format!("!({e})")),
+            ]
+        })
+    }
+
+    fn binding() -> impl Strategy<Value = Variables> {
+        let int = prop::option::weighted(0.85, -1i64..5);
+        let text =
+            prop::option::weighted(0.85, prop::sample::select(vec!["x", "y", "xy", "xxy", "yy", "", "q"]));
+        let dynamic = prop::option::weighted(
+            0.8,
+            prop_oneof![
+                (-2i64..5).prop_map(Value::Int),
+                prop::sample::select(vec!["x", "y"]).prop_map(Value::from),
+                any::<bool>().prop_map(Value::Bool),
+                Just(Value::Double(2.5)),
+            ],
+        );
+        (int.clone(), int, text, dynamic).prop_map(|(a, b, s, d)| vars(a, b, s, d))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// A condition tuned on any sample (and tuned again on another) gives exactly
+        /// the untuned outcome, errors included, on any bindings.
+        #[test]
+        fn tuning_never_changes_an_outcome(
+            source in expression(),
+            first in prop::collection::vec(binding(), 0..12),
+            second in prop::collection::vec(binding(), 0..12),
+            checks in prop::collection::vec(binding(), 1..24),
+        ) {
+            let p = pred(&source);
+            let once = p.tuned(&tally(&p, &first)).unwrap_or_else(|| p.clone());
+            let twice = once.tuned(&tally(&once, &second)).unwrap_or_else(|| once.clone());
+            for v in &checks {
+                let act = Activation::new().with_variables(v);
+                let expected = p.test(&act);
+                prop_assert_eq!(&once.test(&act), &expected, "{} once", source);
+                prop_assert_eq!(&twice.test(&act), &expected, "{} twice", source);
+            }
+        }
     }
 }

@@ -103,6 +103,22 @@ impl Env {
     }
 }
 
+/// What tuning a compiled scorer or program on a sample of events measured and changed
+/// (see [`Scorer::tune`](crate::scoring::Scorer::tune) and
+/// [`Program::tune`](crate::Program::tune)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tuning {
+    /// Sample events replayed.
+    pub events: usize,
+    /// Conditions evaluated on them (the candidates the rule index left).
+    pub evaluations: u64,
+    /// Distinct conditions evaluated at least once.
+    pub conditions: usize,
+    /// Of those, the conditions whose `&&` / `||` operands were reordered.
+    pub reordered: usize,
+}
+
 /// A compiled expression: immutable, `Send + Sync`, cheap to share.
 #[derive(Clone, Debug)]
 pub struct Expression {
@@ -232,6 +248,11 @@ impl Expression {
 
     pub(crate) fn pred(&self) -> Option<&Pred> {
         self.pred.as_ref()
+    }
+
+    /// The same expression evaluated through `pred` (a tuned form of its own).
+    pub(crate) fn with_pred(&self, pred: Pred) -> Expression {
+        Expression { pred: Some(pred), ..self.clone() }
     }
 }
 

@@ -457,6 +457,15 @@ fn nurture_doc(rules: &[RuleSpec]) -> String {
     .to_string()
 }
 
+/// Mixed into a scenario's seed for the separately generated inputs nurture is tuned on.
+const TUNING_SEED: u64 = 0x7A11_2026;
+
+/// Tunes `program` (`Program::tune`) on `inputs`, generated apart from the timed ones.
+fn tune(program: &mut nurture::Program, inputs: Vec<Input>) -> nurture::expr::Tuning {
+    let sample = nurture_prepare(program, &inputs);
+    program.tune(sample.iter().map(|(c, e)| (c, e)))
+}
+
 fn nurture_compile(rules: &[RuleSpec]) -> nurture::Program {
     nurture::Program::from_json(&nurture_doc(rules)).unwrap_or_else(|e| {
         eprintln!("nurture rejected the generated rule set:\n{}", e.render());
@@ -804,10 +813,15 @@ fn main() {
     println!("  zen:                {}", gen::emit(&r4[0].cond, 0, Syntax::Zen));
     println!("  evalexpr:           {}", gen::emit(&r4[0].cond, 0, Syntax::Evalexpr));
 
-    // nurture: the rule's compiled condition (Expression::eval_bool), no index.
+    // nurture: the rule's compiled condition (Expression::eval_bool), no index; for
+    // information, the same tuned (`Program::tune`) on separately generated inputs.
     let p4 = nurture_compile(&r4);
+    let mut p4_tuned = p4.clone();
+    let tuning4 = tune(&mut p4_tuned, gen::rule4_inputs(&mut gen::Rng::new(gen::RULE4_SEED ^ TUNING_SEED), 64));
+    println!("  nurture (tuned) on 64 other inputs: {} of {} conditions reordered", tuning4.reordered, tuning4.conditions);
     let n4 = nurture_prepare(&p4, &r4_inputs);
     let cond4 = p4.rules()[0].condition().expect("rule4 has a condition");
+    let cond4_tuned = p4_tuned.rules()[0].condition().expect("rule4 has a condition");
     let acts4: Vec<nurture::expr::Activation<'_>> = n4
         .iter()
         .map(|(c, e)| nurture::expr::Activation::new().with_contact(c).with_event(e).with_now(now))
@@ -823,6 +837,7 @@ fn main() {
         }
     }
     check_nurture_rules("rule4", &p4, &r4, &r4_inputs, &n4, now);
+    check_nurture_rules("rule4 (tuned)", &p4_tuned, &r4, &r4_inputs, &n4, now);
     // native: the hand-written function, checked against the reference too.
     let nat4: Vec<(NContact, NEvent)> = r4_inputs.iter().map(to_native).collect();
     for (i, input) in r4_inputs.iter().enumerate() {
@@ -848,6 +863,7 @@ fn main() {
         bench("nurture (match_event)", n4.len(), |i| {
             p4.match_event(&n4[i].0, &n4[i].1, now, &mut scratch).rules.len()
         }),
+        bench("nurture (tuned)", n4.len(), |i| usize::from(cond4_tuned.eval_bool(&acts4[i]).unwrap_or(false))),
     ];
     println!("  check: all engines agree with the reference on all {} inputs; timing...", r4_inputs.len());
     let mut rule4_stats = measure_all(&timing, &mut benches);
@@ -865,8 +881,12 @@ fn main() {
     let r200 = gen::rules200(&mut rng);
     let inputs = gen::rules200_inputs(&mut rng, 256);
     let p200 = nurture_compile(&r200);
+    let mut p200_tuned = p200.clone();
+    let tuning200 =
+        tune(&mut p200_tuned, gen::rules200_inputs(&mut gen::Rng::new(gen::RULES200_SEED ^ TUNING_SEED), 256));
     let n200 = nurture_prepare(&p200, &inputs);
     let (expected, evaluated) = check_nurture_rules("rules200", &p200, &r200, &inputs, &n200, now);
+    check_nurture_rules("rules200 (tuned)", &p200_tuned, &r200, &inputs, &n200, now);
     let per_type_avg: f64 =
         inputs.iter().map(|i| r200.iter().filter(|r| r.ty == i.event.ty).count()).sum::<usize>() as f64
             / inputs.len() as f64;
@@ -884,11 +904,16 @@ fn main() {
         evaluated as f64 / inputs.len() as f64,
         expected as f64 / inputs.len() as f64
     );
+    println!(
+        "  nurture (tuned), Program::tune on 256 other inputs: {} of {} conditions reordered",
+        tuning200.reordered, tuning200.conditions
+    );
     for r in r200.iter().take(3) {
         println!("  e.g. {} on {}: {}", r.id, EVENT_TYPES[r.ty].0, gen::emit(&r.cond, r.ty, Syntax::Cel));
     }
 
     let mut scratch = nurture::MatchScratch::default();
+    let mut scratch_tuned = nurture::MatchScratch::default();
     let mut benches = vec![
         bench("nurture", n200.len(), |i| {
             p200.match_event(&n200[i].0, &n200[i].1, now, &mut scratch).rules.len()
@@ -899,6 +924,9 @@ fn main() {
         peer_bench("zen", Zen { vm: zen_expression::vm::VM::new() }, "rules200", &r200, &inputs, expected),
         peer_bench("evalexpr", Evalexpr, "rules200", &r200, &inputs, expected),
         peer_bench("native (run-time closures)", NativeDyn, "rules200", &r200, &inputs, expected),
+        bench("nurture (tuned)", n200.len(), |i| {
+            p200_tuned.match_event(&n200[i].0, &n200[i].1, now, &mut scratch_tuned).rules.len()
+        }),
     ];
     println!("  check: all engines agree with the reference on every rule x input of its type ({} inputs); timing...", inputs.len());
     let mut rules200_stats = measure_all(&timing, &mut benches);

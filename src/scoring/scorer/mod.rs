@@ -7,6 +7,7 @@ mod explain;
 mod fit;
 mod read;
 mod rescore;
+mod tune;
 mod wakes;
 
 pub use explain::Explanation;
