@@ -127,6 +127,37 @@ enum Literal {
     Int(i64),
 }
 
+/// Counts, per key, the rules with a discriminator on it.
+fn count_keys<T>(counts: &mut HashMap<Key, usize>, discriminators: &[(Key, T)]) {
+    for (key, _) in discriminators {
+        *counts.entry(*key).or_default() += 1;
+    }
+}
+
+/// The discriminator on the key the most rules of the type test (ties: the lowest key).
+/// The most widely shared key gives the fewest, fullest tables; a key fewer than
+/// [`MIN_RULES_PER_TABLE`] rules test is not worth a table: testing those rules
+/// directly is cheaper.
+fn busiest<T>(discriminators: Vec<(Key, T)>, counts: &HashMap<Key, usize>) -> Option<(Key, T)> {
+    let count = |key: &Key| counts.get(key).copied().unwrap_or(0);
+    discriminators
+        .into_iter()
+        .filter(|(key, _)| count(key) >= MIN_RULES_PER_TABLE)
+        .max_by_key(|(key, _)| (count(key), std::cmp::Reverse(*key)))
+}
+
+/// The table among `tables` that `is_it` picks, made by `make` when there is none yet.
+fn table_for<T>(tables: &mut Vec<T>, is_it: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> &mut T {
+    let at = match tables.iter().position(is_it) {
+        Some(at) => at,
+        None => {
+            tables.push(make());
+            tables.len() - 1
+        }
+    };
+    &mut tables[at]
+}
+
 /// The prefix a conjunct of a condition requires of a string (`startsWith`), by key.
 fn prefix_discriminators(pred: &Pred) -> Vec<(Key, Box<str>)> {
     pred.written_conjuncts()
@@ -185,14 +216,10 @@ impl RuleIndex {
             let d = entry.condition.map(discriminators).unwrap_or_default();
             let p = entry.condition.map(prefix_discriminators).unwrap_or_default();
             if let Some(counts) = slot_counts.get_mut(entry.event_type.get()) {
-                for (slot, _) in &d {
-                    *counts.entry(*slot).or_default() += 1;
-                }
+                count_keys(counts, &d);
             }
             if let Some(counts) = prefix_counts.get_mut(entry.event_type.get()) {
-                for (slot, _) in &p {
-                    *counts.entry(*slot).or_default() += 1;
-                }
+                count_keys(counts, &p);
             }
             per_rule.push(d);
             per_rule_prefixes.push(p);
@@ -204,45 +231,18 @@ impl RuleIndex {
                 continue;
             }
             let i = i as u32;
-            let counts = &slot_counts[t];
-            // The most widely shared slot gives the fewest, fullest tables. A slot few
-            // rules test is not worth a hash: testing those rules directly is cheaper.
-            let best = discs
-                .into_iter()
-                .filter(|(slot, _)| counts.get(slot).copied().unwrap_or(0) >= MIN_RULES_PER_TABLE)
-                .max_by_key(|(slot, _)| (counts.get(slot).copied().unwrap_or(0), std::cmp::Reverse(*slot)));
+            let best = busiest(discs, &slot_counts[t]);
             let type_rules = &mut by_type[t];
-            // Without an equality, a prefix the most rules of the type test on one key.
-            let prefix = || {
-                let counts = &prefix_counts[t];
-                prefixes
-                    .into_iter()
-                    .filter(|(slot, _)| counts.get(slot).copied().unwrap_or(0) >= MIN_RULES_PER_TABLE)
-                    .max_by_key(|(slot, _)| {
-                        (counts.get(slot).copied().unwrap_or(0), std::cmp::Reverse(*slot))
-                    })
-            };
             match best {
-                None => match prefix() {
+                // Without an equality, a prefix the most rules of the type test on one key.
+                None => match busiest(prefixes, &prefix_counts[t]) {
                     None => type_rules.always.push(i),
                     Some(((contact, slot), prefix)) => {
-                        let pos = match type_rules
-                            .prefixes
-                            .iter()
-                            .position(|tb| (tb.contact, tb.slot) == (contact, slot))
-                        {
-                            Some(p) => p,
-                            None => {
-                                type_rules.prefixes.push(PrefixTable {
-                                    contact,
-                                    slot,
-                                    entries: Vec::new(),
-                                    parents: Vec::new(),
-                                });
-                                type_rules.prefixes.len() - 1
-                            }
-                        };
-                        let table = &mut type_rules.prefixes[pos];
+                        let table = table_for(
+                            &mut type_rules.prefixes,
+                            |tb| (tb.contact, tb.slot) == (contact, slot),
+                            || PrefixTable { contact, slot, entries: Vec::new(), parents: Vec::new() },
+                        );
                         match table.entries.binary_search_by(|(p, _)| p.as_bytes().cmp(prefix.as_bytes())) {
                             Ok(at) => table.entries[at].1.push(i),
                             Err(at) => table.entries.insert(at, (prefix, vec![i])),
@@ -250,23 +250,11 @@ impl RuleIndex {
                     }
                 },
                 Some(((contact, slot), literals)) => {
-                    let pos = match type_rules
-                        .tables
-                        .iter()
-                        .position(|tb| (tb.contact, tb.slot) == (contact, slot))
-                    {
-                        Some(p) => p,
-                        None => {
-                            type_rules.tables.push(Table {
-                                contact,
-                                slot,
-                                strings: HashMap::new(),
-                                ints: HashMap::new(),
-                            });
-                            type_rules.tables.len() - 1
-                        }
-                    };
-                    let table = &mut type_rules.tables[pos];
+                    let table = table_for(
+                        &mut type_rules.tables,
+                        |tb| (tb.contact, tb.slot) == (contact, slot),
+                        || Table { contact, slot, strings: HashMap::new(), ints: HashMap::new() },
+                    );
                     for lit in literals {
                         match lit {
                             Literal::Str(s) => table.strings.entry(s).or_default().push(i),

@@ -14,6 +14,19 @@ use crate::time::{Duration, Timestamp};
 use crate::value::Value;
 
 impl Scorer {
+    /// The values `score.NAME` reads at `now`, in schema order (none when no rule reads
+    /// a score).
+    pub(super) fn bind_scores(&self, state: &ContactScores, now: Timestamp, out: &mut Vec<Option<Value>>) {
+        out.clear();
+        if self.reads_scores {
+            out.extend(
+                self.score_models
+                    .iter()
+                    .map(|model| model.map(|m| Value::Double(self.value_of(state, m, now)))),
+            );
+        }
+    }
+
     /// Feeds every model's value at `now` to its thresholds and bands, using the group
     /// values an event already settled; then computes and remembers the wake-up.
     pub(super) fn observe_all(&self, state: &mut ContactScores, now: Timestamp, scratch: &mut ScoreScratch) {
@@ -150,12 +163,7 @@ impl Scorer {
             self.counters.values(counters, now, &mut scratch.counts);
         }
         // `score.NAME` reads the scores as they stand before this event.
-        scratch.scores.clear();
-        if self.reads_scores {
-            for model in &self.score_models {
-                scratch.scores.push(model.map(|m| Value::Double(self.value_of(state, m, now))));
-            }
-        }
+        self.bind_scores(state, now, &mut scratch.scores);
         scratch.settled.clear();
         scratch.settled.resize(self.models.len(), false);
         let act = Activation::new()

@@ -123,12 +123,7 @@ impl Scorer {
             self.counters.observe(&mut counters, contact, event);
             self.counters.values(&counters, now, &mut scratch.counts);
         }
-        scratch.scores.clear();
-        if self.reads_scores {
-            for model in &self.score_models {
-                scratch.scores.push(model.map(|m| Value::Double(self.value_of(state, m, now))));
-            }
-        }
+        self.bind_scores(state, now, &mut scratch.scores);
         let act = Activation::new()
             .with_contact(contact)
             .with_event(event)
